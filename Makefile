@@ -1,0 +1,24 @@
+# LoopTool: `make demo` and `make test` are all a fresh machine needs.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: install demo test test-unit test-slow bench clean
+
+install:  ## create .venv and install everything (no-op when up to date)
+	bash scripts/install.sh $(VENV)
+
+demo: install  ## run the main job on the embedded default model
+	$(VENV)/bin/looptool demo -w runs/demo
+
+test: install  ## the whole suite: unit + integration (real vLLM on the CPU)
+	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
+
+test-unit: install  ## the fast subset (no model, under a minute)
+	$(PY) -m pytest -q -ra -m "not slow" $(PYTEST_ARGS)
+
+bench: install  ## serving benchmarks; results go to docs/BENCHMARKS.md by hand
+	$(PY) benchmarks/bench_serving.py
+
+clean:
+	rm -rf runs/demo .pytest_cache

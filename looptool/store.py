@@ -1,0 +1,499 @@
+"""The workspace database: the one place in LoopTool that speaks SQL.
+
+Why it looks like this:
+
+* One SQLite file per workspace (`looptool.db`) holds everything -- tools, dialogues, samples,
+  probes, verdicts, rounds and the event log -- so a workspace is a directory you can copy, and
+  LangGraph's checkpointer can share the same file.
+* WAL mode with a busy timeout lets the TUI read while a worker writes, and lets two processes
+  write without "database is locked" errors. Every write runs in a `BEGIN IMMEDIATE` transaction,
+  so a process killed mid-batch leaves nothing half-written.
+* Every row is keyed by a stable id derived from content (see `schema.stable_id`), and every write
+  is an upsert: re-running a stage overwrites its rows with the latest values instead of adding
+  duplicates, and keeps the original `created_at`.
+* Opening a current database only reads it, so a command that fails writes nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, get_args
+
+from sqlite_utils import Database
+
+from .schema import (
+    Dialogue,
+    DialogueStatus,
+    Label,
+    Message,
+    Probe,
+    Round,
+    Sample,
+    ToolCall,
+    ToolSpec,
+    Verdict,
+    VerdictKind,
+    canonical_json,
+    stable_id,
+)
+
+SCHEMA_VERSION = 1
+# MIGRATIONS[n] upgrades a database from version n to n + 1; all run in one transaction.
+MIGRATIONS: dict[int, Callable[[Database], None]] = {}
+
+TABLES = ("tools", "dialogues", "messages", "samples", "probes", "verdicts", "rounds", "events")
+
+# The current schema. Column names and keys are the data model of the design; `messages` also
+# keeps `tool_call_id` and `name` so that a Message round-trips exactly.
+SCHEMA_SQL = [
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)",
+    """CREATE TABLE tools (id TEXT PRIMARY KEY, name TEXT NOT NULL, domain TEXT NOT NULL DEFAULT '',
+        spec_json TEXT NOT NULL, source TEXT NOT NULL DEFAULT '', tree_path TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL)""",
+    "CREATE INDEX idx_tools_name ON tools (name)",
+    "CREATE INDEX idx_tools_domain ON tools (domain)",
+    """CREATE TABLE dialogues (id TEXT PRIMARY KEY, plan_json TEXT NOT NULL, status TEXT NOT NULL,
+        error TEXT, tool_ids_json TEXT NOT NULL, thread_id TEXT, created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL)""",
+    "CREATE INDEX idx_dialogues_status ON dialogues (status)",
+    """CREATE TABLE messages (dialogue_id TEXT NOT NULL REFERENCES dialogues (id) ON DELETE CASCADE,
+        idx INTEGER NOT NULL, role TEXT NOT NULL, agent TEXT, content TEXT,
+        tool_calls_json TEXT NOT NULL, tool_call_id TEXT, name TEXT, model TEXT,
+        latency_ms REAL, prompt_tokens INTEGER, completion_tokens INTEGER,
+        created_at TEXT NOT NULL, PRIMARY KEY (dialogue_id, idx))""",
+    """CREATE TABLE samples (id TEXT PRIMARY KEY, dialogue_id TEXT, parent_id TEXT,
+        origin TEXT NOT NULL, round_added INTEGER NOT NULL, messages_json TEXT NOT NULL,
+        tools_json TEXT NOT NULL, label_json TEXT NOT NULL, label_version INTEGER NOT NULL,
+        active INTEGER NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL)""",
+    "CREATE INDEX idx_samples_origin ON samples (origin)",
+    "CREATE INDEX idx_samples_round_added ON samples (round_added)",
+    "CREATE INDEX idx_samples_active ON samples (active)",
+    "CREATE INDEX idx_samples_parent_id ON samples (parent_id)",
+    "CREATE INDEX idx_samples_dialogue_id ON samples (dialogue_id)",
+    """CREATE TABLE probes (sample_id TEXT NOT NULL REFERENCES samples (id) ON DELETE CASCADE,
+        round INTEGER NOT NULL, prediction_json TEXT, raw TEXT NOT NULL, correct INTEGER NOT NULL,
+        ppl REAL, category TEXT, PRIMARY KEY (sample_id, round))""",
+    "CREATE INDEX idx_probes_round_category ON probes (round, category)",
+    """CREATE TABLE verdicts (sample_id TEXT NOT NULL REFERENCES samples (id) ON DELETE CASCADE,
+        round INTEGER NOT NULL, verdict TEXT NOT NULL, corrected_label_json TEXT,
+        rationale TEXT NOT NULL, judge_model TEXT NOT NULL, human_override TEXT,
+        created_at TEXT NOT NULL, PRIMARY KEY (sample_id, round))""",
+    "CREATE INDEX idx_verdicts_round_verdict ON verdicts (round, verdict)",
+    """CREATE TABLE rounds (n INTEGER PRIMARY KEY, status TEXT NOT NULL, stage TEXT,
+        started_at TEXT, finished_at TEXT, adapter_path TEXT, data_ids_json TEXT NOT NULL,
+        metrics_json TEXT NOT NULL)""",
+    """CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, ts TEXT NOT NULL,
+        level TEXT NOT NULL, stage TEXT NOT NULL, message TEXT NOT NULL)""",
+    "CREATE INDEX idx_events_ts ON events (ts)",
+]
+
+
+class StoreError(Exception):
+    """The database is missing, foreign, from a newer LoopTool, or a row is not there."""
+
+
+def utc_now() -> str:
+    """Current time as a UTC ISO-8601 string."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _dump(model: Any) -> str:
+    return canonical_json(model.model_dump(mode="json"))
+
+
+def _dumps(models: Sequence[Any]) -> str:
+    return canonical_json([m.model_dump(mode="json") for m in models])
+
+
+class Store:
+    """A LoopTool workspace database. Use `Store.create(path)` once, then `Store(path)`."""
+
+    def __init__(self, path: str | Path, *, create: bool = False) -> None:
+        self.path = Path(path)
+        if not create and not self.path.is_file():
+            raise StoreError(f"no LoopTool database at {self.path}; run 'looptool init' first")
+        if create:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(self.path), timeout=10, check_same_thread=False)
+        self.db = Database(conn, execute_plugins=False)
+        self._lock = threading.RLock()
+        try:
+            for pragma in ("busy_timeout=10000", "foreign_keys=ON", "synchronous=NORMAL"):
+                conn.execute(f"PRAGMA {pragma}")
+            if create and not self._has_meta():
+                self._create_schema()
+            self._check_version()
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise StoreError(f"{self.path} is not a usable LoopTool database: {exc}") from None
+        except BaseException:
+            conn.close()
+            raise
+
+    @classmethod
+    def open(cls, path: str | Path) -> Store:
+        """Open an existing workspace database."""
+        return cls(path)
+
+    @classmethod
+    def create(cls, path: str | Path) -> Store:
+        """Create the database file and schema (a no-op on an existing current database)."""
+        return cls(path, create=True)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- schema ----------------------------------------------------------------------------------
+
+    def _has_meta(self) -> bool:
+        return "meta" in self.db.table_names()
+
+    def _create_schema(self) -> None:
+        # WAL is a property of the file, so it is set once here; later opens leave it alone.
+        self.db.conn.execute("PRAGMA journal_mode=WAL")
+        with self.transaction():
+            for statement in SCHEMA_SQL:
+                self.db.execute(statement)
+            self.db.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
+            )
+
+    def _check_version(self) -> None:
+        if not self._has_meta():
+            raise StoreError(f"{self.path} is not a LoopTool database (no meta table)")
+        if self.db.conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            self.db.conn.execute("PRAGMA journal_mode=WAL")
+        if self.schema_version() == SCHEMA_VERSION:
+            return  # the common case: read only, write nothing
+        with self.transaction():  # re-read under the write lock: another process may migrate too
+            version = self.schema_version()
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path} was written by a newer LoopTool (schema version {version}; "
+                    f"this LoopTool knows up to {SCHEMA_VERSION}): upgrade LoopTool"
+                )
+            for n in range(version, SCHEMA_VERSION):
+                if n not in MIGRATIONS:
+                    raise StoreError(f"no migration from schema version {n} to {n + 1}")
+                MIGRATIONS[n](self.db)
+            self.db.execute(
+                "UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION)]
+            )
+
+    def schema_version(self) -> int:
+        """The schema version recorded in the file."""
+        row = self._one("SELECT value FROM meta WHERE key = 'schema_version'")
+        if row is None:
+            raise StoreError(f"{self.path} has no schema_version")
+        return int(row["value"])
+
+    # -- plumbing --------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Store]:
+        """All writes inside commit together or not at all. Nested blocks use savepoints.
+
+        `BEGIN IMMEDIATE` takes the write lock up front, so a concurrent writer waits for the busy
+        timeout instead of failing on a lock upgrade.
+        """
+        with self._lock:
+            conn = self.db.conn
+            if conn.in_transaction:
+                conn.execute("SAVEPOINT looptool_nested")
+                try:
+                    yield self
+                except BaseException:
+                    conn.execute("ROLLBACK TO SAVEPOINT looptool_nested")
+                    conn.execute("RELEASE SAVEPOINT looptool_nested")
+                    raise
+                conn.execute("RELEASE SAVEPOINT looptool_nested")
+                return
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.commit()
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        with self._lock:
+            return list(self.db.query(sql, list(params)))
+
+    def _one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
+        rows = self._rows(sql, params)
+        return rows[0] if rows else None
+
+    def _upsert(self, table: str, row: dict[str, Any], pk: tuple[str, ...]) -> None:
+        """INSERT, or UPDATE every column except the key and `created_at` on conflict."""
+        cols = list(row)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in cols if c not in pk and c != "created_at")
+        sql = (
+            f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)}) "
+            f"ON CONFLICT ({', '.join(pk)}) DO UPDATE SET {updates}"
+        )
+        with self.transaction():
+            self.db.execute(sql, [row[c] for c in cols])
+
+    def _update(self, sql: str, params: Sequence[Any], what: str) -> None:
+        with self.transaction():
+            if self.db.execute(sql, list(params)).rowcount == 0:
+                raise KeyError(what)
+
+    def _count_by(self, sql: str, params: Sequence[Any] = ()) -> dict[Any, int]:
+        return {r["k"]: r["c"] for r in self._rows(sql, params)}
+
+    # -- tools -----------------------------------------------------------------------------------
+
+    def upsert_tool(self, spec: ToolSpec, *, domain: str = "", source: str = "", tree_path: str = "") -> str:
+        """Store a tool; its id is derived from the spec, so the same spec gets the same id."""
+        tool_id = stable_id("t", spec.model_dump())
+        row = {"id": tool_id, "name": spec.name, "domain": domain,
+               "spec_json": _dump(spec), "source": source,
+               "tree_path": tree_path, "created_at": utc_now()}
+        self._upsert("tools", row, ("id",))
+        return tool_id
+
+    def upsert_tools(self, specs: Sequence[ToolSpec], *, domain: str = "", source: str = "",
+                     tree_path: str = "") -> list[str]:
+        """Store several tools in one transaction; returns their ids."""
+        with self.transaction():
+            return [self.upsert_tool(s, domain=domain, source=source, tree_path=tree_path) for s in specs]
+
+    def get_tool(self, tool_id: str) -> ToolSpec:
+        row = self._one("SELECT spec_json FROM tools WHERE id = ?", [tool_id])
+        if row is None:
+            raise KeyError(tool_id)
+        return ToolSpec.model_validate_json(row["spec_json"])
+
+    def list_tools(self, domain: str | None = None) -> list[tuple[str, ToolSpec]]:
+        """(id, spec) pairs, optionally of one domain, ordered by name."""
+        where, params = ("WHERE domain = ?", [domain]) if domain is not None else ("", [])
+        rows = self._rows(f"SELECT id, spec_json FROM tools {where} ORDER BY name, id", params)
+        return [(r["id"], ToolSpec.model_validate_json(r["spec_json"])) for r in rows]
+
+    # -- dialogues and messages ------------------------------------------------------------------
+
+    def upsert_dialogue(self, d: Dialogue) -> None:
+        """Store a dialogue's header; messages it carries are upserted at indexes 0..n-1."""
+        now = utc_now()
+        row = {"id": d.id, "plan_json": canonical_json(d.plan), "status": d.status, "error": d.error,
+               "tool_ids_json": canonical_json(d.tool_ids), "thread_id": d.thread_id,
+               "created_at": now, "updated_at": now}
+        with self.transaction():
+            self._upsert("dialogues", row, ("id",))
+            if d.messages:
+                self.add_messages(d.id, d.messages, 0)
+
+    def set_dialogue_status(self, dialogue_id: str, status: DialogueStatus, error: str | None = None) -> None:
+        if status not in get_args(DialogueStatus):
+            raise ValueError(f"unknown dialogue status {status!r}")
+        self._update("UPDATE dialogues SET status = ?, error = ?, updated_at = ? WHERE id = ?",
+                     [status, error, utc_now(), dialogue_id], dialogue_id)
+
+    def get_dialogue(self, dialogue_id: str) -> Dialogue:
+        """The dialogue with its messages loaded."""
+        r = self._one("SELECT * FROM dialogues WHERE id = ?", [dialogue_id])
+        if r is None:
+            raise KeyError(dialogue_id)
+        return Dialogue(id=r["id"], plan=json.loads(r["plan_json"]), status=r["status"],
+                        error=r["error"], tool_ids=json.loads(r["tool_ids_json"]),
+                        thread_id=r["thread_id"], messages=self.messages(dialogue_id))
+
+    def add_messages(self, dialogue_id: str, messages: Sequence[Message], start_idx: int, *,
+                     model: str | None = None, latency_ms: float | None = None,
+                     prompt_tokens: int | None = None, completion_tokens: int | None = None) -> None:
+        """Upsert messages at indexes start_idx, start_idx+1, ... with optional call metadata."""
+        with self.transaction():
+            for i, m in enumerate(messages, start=start_idx):
+                row = {"dialogue_id": dialogue_id, "idx": i, "role": m.role, "agent": m.agent,
+                       "content": m.content, "tool_calls_json": _dumps(m.tool_calls),
+                       "tool_call_id": m.tool_call_id, "name": m.name, "model": model,
+                       "latency_ms": latency_ms, "prompt_tokens": prompt_tokens,
+                       "completion_tokens": completion_tokens, "created_at": utc_now()}
+                self._upsert("messages", row, ("dialogue_id", "idx"))
+
+    def messages(self, dialogue_id: str) -> list[Message]:
+        rows = self._rows("SELECT * FROM messages WHERE dialogue_id = ? ORDER BY idx", [dialogue_id])
+        return [
+            Message(role=r["role"], content=r["content"], agent=r["agent"], name=r["name"],
+                    tool_call_id=r["tool_call_id"],
+                    tool_calls=[ToolCall.model_validate(c) for c in json.loads(r["tool_calls_json"])])
+            for r in rows
+        ]
+
+    # -- samples ---------------------------------------------------------------------------------
+
+    def upsert_sample(self, s: Sample) -> None:
+        now = utc_now()
+        row = {"id": s.id, "dialogue_id": s.dialogue_id, "parent_id": s.parent_id, "origin": s.origin,
+               "round_added": s.round_added, "messages_json": _dumps(s.messages),
+               "tools_json": _dumps(s.tools), "label_json": _dump(s.label),
+               "label_version": s.label_version, "active": int(s.active), "created_at": now,
+               "updated_at": now}
+        self._upsert("samples", row, ("id",))
+
+    def upsert_samples(self, samples: Sequence[Sample]) -> None:
+        """Store several samples in one transaction: all or none."""
+        with self.transaction():
+            for s in samples:
+                self.upsert_sample(s)
+
+    @staticmethod
+    def _sample(r: dict[str, Any]) -> Sample:
+        return Sample(id=r["id"], dialogue_id=r["dialogue_id"], parent_id=r["parent_id"],
+                      origin=r["origin"], round_added=r["round_added"],
+                      messages=json.loads(r["messages_json"]), tools=json.loads(r["tools_json"]),
+                      label=json.loads(r["label_json"]), label_version=r["label_version"],
+                      active=bool(r["active"]))
+
+    def get_sample(self, sample_id: str) -> Sample:
+        r = self._one("SELECT * FROM samples WHERE id = ?", [sample_id])
+        if r is None:
+            raise KeyError(sample_id)
+        return self._sample(r)
+
+    def iter_samples(self, *, origin: str | None = None, round_added: int | None = None,
+                     active: bool | None = None, page: int = 500) -> Iterator[Sample]:
+        """Samples ordered by id, filtered by whichever arguments are given, read page by page."""
+        filters = {"origin": origin, "round_added": round_added,
+                   "active": None if active is None else int(active)}
+        conds = [f"{k} = ?" for k, v in filters.items() if v is not None]
+        params = [v for v in filters.values() if v is not None]
+        last = ""
+        while True:
+            rows = self._rows(f"SELECT * FROM samples WHERE {' AND '.join(conds + ['id > ?'])} "
+                              f"ORDER BY id LIMIT {int(page)}", params + [last])
+            yield from (self._sample(r) for r in rows)
+            if len(rows) < page:
+                return
+            last = rows[-1]["id"]
+
+    def set_sample_label(self, sample_id: str, label: Label) -> None:
+        """Replace a sample's label and bump its label_version by one."""
+        self._update("UPDATE samples SET label_json = ?, label_version = label_version + 1, "
+                     "updated_at = ? WHERE id = ?",
+                     [_dump(label), utc_now(), sample_id], sample_id)
+
+    def set_sample_active(self, sample_id: str, active: bool) -> None:
+        self._update("UPDATE samples SET active = ?, updated_at = ? WHERE id = ?",
+                     [int(active), utc_now(), sample_id], sample_id)
+
+    # -- probes and verdicts ---------------------------------------------------------------------
+
+    def upsert_probe(self, p: Probe) -> None:
+        pred = None if p.prediction is None else _dumps(p.prediction)
+        row = {"sample_id": p.sample_id, "round": p.round, "prediction_json": pred, "raw": p.raw,
+               "correct": int(p.correct), "ppl": p.ppl, "category": p.category}
+        self._upsert("probes", row, ("sample_id", "round"))
+
+    def probes(self, round: int, category: str | None = None) -> list[Probe]:
+        where, params = "round = ?", [round]
+        if category is not None:
+            where, params = where + " AND category = ?", params + [category]
+        rows = self._rows(f"SELECT * FROM probes WHERE {where} ORDER BY sample_id", params)
+        return [
+            Probe(sample_id=r["sample_id"], round=r["round"], raw=r["raw"], correct=bool(r["correct"]),
+                  ppl=r["ppl"], category=r["category"],
+                  prediction=None if r["prediction_json"] is None else json.loads(r["prediction_json"]))
+            for r in rows
+        ]
+
+    def upsert_verdict(self, v: Verdict) -> None:
+        label = None if v.corrected_label is None else _dump(v.corrected_label)
+        row = {"sample_id": v.sample_id, "round": v.round, "verdict": v.verdict,
+               "corrected_label_json": label, "rationale": v.rationale, "judge_model": v.judge_model,
+               "human_override": v.human_override, "created_at": utc_now()}
+        self._upsert("verdicts", row, ("sample_id", "round"))
+
+    def verdicts(self, round: int) -> list[Verdict]:
+        rows = self._rows("SELECT * FROM verdicts WHERE round = ? ORDER BY sample_id", [round])
+        return [
+            Verdict(sample_id=r["sample_id"], round=r["round"], verdict=r["verdict"],
+                    rationale=r["rationale"], judge_model=r["judge_model"],
+                    human_override=r["human_override"],
+                    corrected_label=None if r["corrected_label_json"] is None
+                    else json.loads(r["corrected_label_json"]))
+            for r in rows
+        ]
+
+    def set_human_override(self, sample_id: str, round: int, verdict_kind: VerdictKind | None) -> None:
+        """Record (or, with None, clear) a human's verdict that overrides the judge's."""
+        if verdict_kind is not None and verdict_kind not in get_args(VerdictKind):
+            raise ValueError(f"unknown verdict {verdict_kind!r}")
+        self._update("UPDATE verdicts SET human_override = ? WHERE sample_id = ? AND round = ?",
+                     [verdict_kind, sample_id, round], f"{sample_id}@{round}")
+
+    # -- rounds and events -----------------------------------------------------------------------
+
+    def upsert_round(self, r: Round) -> None:
+        row = {"n": r.n, "status": r.status, "stage": r.stage, "started_at": r.started_at,
+               "finished_at": r.finished_at, "adapter_path": r.adapter_path,
+               "data_ids_json": canonical_json(r.data_ids), "metrics_json": canonical_json(r.metrics)}
+        self._upsert("rounds", row, ("n",))
+
+    @staticmethod
+    def _round(r: dict[str, Any]) -> Round:
+        return Round(n=r["n"], status=r["status"], stage=r["stage"], started_at=r["started_at"],
+                     finished_at=r["finished_at"], adapter_path=r["adapter_path"],
+                     data_ids=json.loads(r["data_ids_json"]), metrics=json.loads(r["metrics_json"]))
+
+    def get_round(self, n: int) -> Round | None:
+        r = self._one("SELECT * FROM rounds WHERE n = ?", [n])
+        return None if r is None else self._round(r)
+
+    def rounds(self) -> list[Round]:
+        return [self._round(r) for r in self._rows("SELECT * FROM rounds ORDER BY n")]
+
+    def log_event(self, level: str, stage: str, message: str) -> int:
+        """Append to the event log; returns the event id."""
+        with self.transaction():
+            cur = self.db.execute("INSERT INTO events (ts, level, stage, message) VALUES (?, ?, ?, ?)",
+                                  [utc_now(), level, stage, message])
+            return int(cur.lastrowid)
+
+    def events(self, limit: int = 100, since_id: int = 0) -> list[dict[str, Any]]:
+        """The newest `limit` events with id > since_id, oldest first (for tailing a log)."""
+        rows = self._rows("SELECT id, ts, level, stage, message FROM events WHERE id > ? "
+                          "ORDER BY id DESC LIMIT ?", [since_id, limit])
+        return rows[::-1]
+
+    # -- read models for the TUI -----------------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        """Row count of every LoopTool table."""
+        return {t: self._one(f"SELECT count(*) AS c FROM {t}")["c"] for t in TABLES}  # type: ignore[index]
+
+    def sample_counts_by_origin(self, active_only: bool = True) -> dict[str, int]:
+        where = "WHERE active = 1" if active_only else ""
+        return self._count_by(f"SELECT origin AS k, count(*) AS c FROM samples {where} GROUP BY origin")
+
+    def sample_counts_by_round(self, active_only: bool = True) -> dict[int, int]:
+        where = "WHERE active = 1" if active_only else ""
+        return self._count_by(f"SELECT round_added AS k, count(*) AS c FROM samples {where} "
+                              "GROUP BY round_added ORDER BY round_added")
+
+    def dialogue_counts_by_status(self) -> dict[str, int]:
+        return self._count_by("SELECT status AS k, count(*) AS c FROM dialogues GROUP BY status")
+
+    def probe_counts_by_category(self, round: int) -> dict[str, int]:
+        """Probes of a round per category; uncategorised probes count under 'none'."""
+        return self._count_by("SELECT coalesce(category, 'none') AS k, count(*) AS c FROM probes "
+                              "WHERE round = ? GROUP BY k", [round])
+
+    def verdict_counts(self, round: int) -> dict[str, int]:
+        """Verdicts of a round per effective kind (a human override wins over the judge)."""
+        return self._count_by("SELECT coalesce(human_override, verdict) AS k, count(*) AS c "
+                              "FROM verdicts WHERE round = ? GROUP BY k", [round])

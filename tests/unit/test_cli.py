@@ -1,0 +1,88 @@
+"""CLI behaviour that needs no model: init, and the one-line errors that write nothing."""
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from looptool.cli import app
+from looptool.store import Store
+
+
+def event_count(ws: Path) -> int:
+    with Store.open(ws / "looptool.db") as store:
+        return store.counts()["events"]
+
+
+def db_bytes(ws: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in sorted(ws.glob("looptool.db*")))
+
+
+def test_init_creates_a_valid_workspace(workspace, runner):
+    assert (workspace / "looptool.toml").is_file() and (workspace / "looptool.db").is_file()
+    assert event_count(workspace) == 1
+    again = runner.invoke(app, ["init", str(workspace)])
+    assert again.exit_code == 0 and "already a LoopTool workspace" in again.output
+    assert event_count(workspace) == 1
+
+
+def test_help_everywhere(runner):
+    for args in ([], ["serve"], ["init", "--help"], ["serve", "start", "--help"], ["doctor", "--help"], ["demo", "--help"]):
+        result = runner.invoke(app, [*args, "--help"] if args and args[-1] != "--help" else args or ["--help"])
+        assert result.exit_code == 0, (args, result.output)
+        assert "Usage" in result.output
+
+
+def assert_one_line_error(result, fragment: str) -> None:
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("error: ") and fragment in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("command", [["serve", "start"], ["serve", "status"], ["demo"]])
+def test_malformed_config_is_one_line_and_writes_nothing(workspace, runner, command):
+    (workspace / "looptool.toml").write_text("[policy]\nkind = 'managed'\nport = 'eighty'\n")
+    before = db_bytes(workspace)
+    result = runner.invoke(app, [*command, "-w", str(workspace)])
+    assert_one_line_error(result, "policy.port: Input should be a valid integer")
+    assert db_bytes(workspace) == before
+
+
+def test_unreachable_base_url_is_one_line_and_writes_nothing(workspace, runner):
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    (workspace / "looptool.toml").write_text(
+        f"[judge]\nkind = 'endpoint'\nbase_url = 'http://127.0.0.1:{port}/v1'\nmodel = 'judge'\n"
+        "[serving]\nmax_retries = 0\n"
+    )
+    before = db_bytes(workspace)
+    result = runner.invoke(app, ["serve", "start", "-w", str(workspace), "--role", "judge"])
+    assert_one_line_error(result, f"endpoint http://127.0.0.1:{port}/v1 is not usable: cannot reach")
+    assert db_bytes(workspace) == before
+    status = runner.invoke(app, ["serve", "status", "-w", str(workspace)])
+    assert status.exit_code == 1 and "UNREACHABLE" in status.output
+
+
+def test_port_in_use_is_one_line_and_writes_nothing(workspace, runner):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        (workspace / "looptool.toml").write_text(f"[policy]\nport = {port}\n")
+        before = db_bytes(workspace)
+        result = runner.invoke(app, ["serve", "start", "-w", str(workspace), "--role", "policy"])
+    assert_one_line_error(result, f"port {port} on 127.0.0.1 is already in use by another program")
+    assert db_bytes(workspace) == before
+    assert list(workspace.glob("servers/*.json")) == []  # no server state left behind
+
+
+def test_missing_workspace_says_init(tmp_path, runner):
+    result = runner.invoke(app, ["serve", "start", "-w", str(tmp_path / "nowhere")])
+    assert_one_line_error(result, "run 'looptool init")
+
+
+def test_serve_stop_with_nothing_running(workspace, runner):
+    result = runner.invoke(app, ["serve", "stop", "-w", str(workspace)])
+    assert result.exit_code == 0 and "no server was running" in result.output

@@ -1,0 +1,142 @@
+"""Control flow of the model client against a scripted OpenAI-compatible server (no model).
+
+The real server is exercised in tests/integration; here we check retries, error messages and
+output validation, which a real model cannot be made to fail on demand.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from pydantic import BaseModel
+
+from looptool.config import ServingConfig
+from looptool.serving.client import (
+    Endpoint,
+    ModelOutputError,
+    TokenLogprob,
+    check_endpoint,
+    load_lora,
+    perplexity,
+    prompt_logprobs,
+    structured_call,
+)
+from looptool.serving.server import ServerInfo, ServerManager, ServingError
+
+
+class Scripted:
+    """Answers POSTs with queued (status, body) pairs; records requests."""
+
+    def __init__(self):
+        self.replies: list[tuple[int, dict]] = []
+        self.requests: list[tuple[str, dict]] = []
+
+
+@pytest.fixture
+def fake():
+    script = Scripted()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def _reply(self, status, body):
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self):
+            self._reply(200, {"data": [{"id": "m"}, {"id": "adapter"}]})
+
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            script.requests.append((self.path, body))
+            status, reply = script.replies.pop(0) if script.replies else (200, {})
+            self._reply(status, reply)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    script.endpoint = Endpoint(f"http://127.0.0.1:{server.server_port}/v1", "m", max_retries=3)
+    yield script
+    server.shutdown()
+
+
+def chat_reply(content: str) -> dict:
+    return {
+        "id": "x", "object": "chat.completion", "created": 0, "model": "m",
+        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+    }  # fmt: skip
+
+
+class City(BaseModel):
+    city: str
+    population: int
+
+
+def test_structured_call_validates_and_sends_the_schema(fake):
+    fake.replies.append((200, chat_reply('{"city": "Paris", "population": 2100000}')))
+    answer = structured_call(fake.endpoint, [("user", "a city")], City)
+    assert answer == City(city="Paris", population=2100000)
+    path, body = fake.requests[0]
+    assert path == "/v1/chat/completions"
+    assert body["response_format"]["type"] == "json_schema"
+    assert body["response_format"]["json_schema"]["schema"]["required"] == ["city", "population"]
+
+
+@pytest.mark.parametrize("content", ["not json", '{"city": "Paris"}', '{"city": 1, "population": "many"}'])
+def test_structured_call_rejects_bad_output(fake, content):
+    fake.replies.append((200, chat_reply(content)))
+    with pytest.raises(ModelOutputError, match="does not match City"):
+        structured_call(fake.endpoint, [("user", "a city")], City)
+
+
+def test_5xx_is_retried_then_succeeds(fake):
+    entries = [None, {"5": {"logprob": -1.0, "rank": 1, "decoded_token": "a"}}, {"6": {"logprob": -3.0, "rank": 4, "decoded_token": "b"}}]
+    fake.replies += [(503, {"error": "busy"}), (502, {"error": "busy"}), (200, {"choices": [{"prompt_logprobs": entries}]})]
+    out = prompt_logprobs(fake.endpoint, "ab")
+    assert out == [TokenLogprob("", None), TokenLogprob("a", -1.0), TokenLogprob("b", -3.0)]
+    assert len(fake.requests) == 3
+    assert perplexity(out) == pytest.approx(2.718281828 ** 2)
+
+
+def test_4xx_fails_at_once_with_the_reason(fake):
+    fake.replies.append((404, {"error": "no such adapter path"}))
+    with pytest.raises(ServingError, match="loading LoRA adapter a failed: HTTP 404 .*no such adapter path"):
+        load_lora(fake.endpoint, "a", "/nowhere")
+    assert len(fake.requests) == 1
+
+
+def test_retries_are_bounded(fake):
+    fake.replies += [(500, {})] * 10
+    with pytest.raises(ServingError, match="HTTP 500"):
+        prompt_logprobs(fake.endpoint, "ab")
+    assert len(fake.requests) == 4  # 1 try + 3 retries
+
+
+def test_check_endpoint_lists_models(fake):
+    assert check_endpoint(fake.endpoint) == ["m", "adapter"]
+
+
+def test_crashed_server_is_reported_with_its_log_tail(tmp_path):
+    log = tmp_path / "server.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "print('loading'); print('CUDA out of memory'); raise SystemExit(3)"],
+            stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    info = ServerInfo("m", "m", "/m", "127.0.0.1", 9, proc.pid, str(log), 0.0)
+    manager = ServerManager(tmp_path, ServingConfig(startup_timeout_s=30))
+    with pytest.raises(ServingError) as caught:
+        manager._wait_healthy(info, proc)
+    assert "exited (code 3) before it was ready" in str(caught.value)
+    assert "CUDA out of memory" in str(caught.value)

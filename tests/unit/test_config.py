@@ -1,0 +1,95 @@
+from pathlib import Path
+
+import pytest
+
+from looptool.config import (
+    EMBEDDED_MODEL,
+    ConfigError,
+    EndpointModel,
+    ManagedModel,
+    WorkspaceConfig,
+    dump_config,
+    load_config,
+    save_config,
+)
+
+
+def write(ws: Path, text: str) -> None:
+    ws.mkdir(parents=True, exist_ok=True)
+    (ws / "looptool.toml").write_text(text)
+
+
+def test_defaults_are_the_embedded_model_everywhere():
+    config = WorkspaceConfig()
+    for role in ("policy", "generator", "judge", "planner", "user", "tool", "expander"):
+        spec = config.role(role)
+        assert isinstance(spec, ManagedModel) and spec.model == EMBEDDED_MODEL
+
+
+def test_round_trip_through_toml(tmp_path):
+    config = WorkspaceConfig(
+        name="x",
+        judge=EndpointModel(base_url="http://judge:8000/v1/", model="Qwen3-32B", api_key_env="JUDGE_KEY"),
+        planner=ManagedModel(port=8123),
+    )
+    save_config(tmp_path, config)
+    loaded = load_config(tmp_path)
+    assert loaded == config
+    assert loaded.judge.base_url == "http://judge:8000/v1"  # trailing slash dropped
+    assert "api_key_env" in dump_config(config) and "secret" not in dump_config(config)
+
+
+def test_agent_roles_fall_back_to_generator():
+    gen = EndpointModel(base_url="http://g/v1", model="gen")
+    config = WorkspaceConfig(generator=gen, tool=ManagedModel())
+    assert config.role("planner") == gen and config.role("expander") == gen
+    assert isinstance(config.role("tool"), ManagedModel)
+    with pytest.raises(ConfigError, match="unknown role 'critic'"):
+        config.role("critic")
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("name = [", "invalid TOML"),
+        ("[policy]\nkind = 'managed'\nport = 70000\n", "policy.port: Input should be less than or equal to 65535 (got 70000)"),
+        ("[policy]\nkind = 'cloud'\n", "policy"),
+        ("[judge]\nkind = 'endpoint'\nmodel = 'm'\nbase_url = 'ftp://x'\n", "judge.base_url"),
+        ("[judge]\nkind = 'endpoint'\nbase_url = 'http://x/v1'\n", "judge.model: Field required"),
+        ("[serving]\nstartup_timeout_s = -1\n", "serving.startup_timeout_s"),
+        ("[serving]\ntypo = 1\n", "serving.typo: Extra inputs are not permitted"),
+        ("[policy]\nmodel = '/no/such/dir'\n", "policy.model"),
+        ("[policy]\nmax_lora_rank = 12\n", "policy.max_lora_rank"),
+    ],
+)
+def test_invalid_config_names_path_and_value(tmp_path, text, fragment):
+    write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path)
+    message = str(info.value)
+    assert fragment in message
+    assert "\n" not in message
+    assert message.startswith(str(tmp_path / "looptool.toml"))
+
+
+def test_missing_config_says_how_to_fix(tmp_path):
+    with pytest.raises(ConfigError, match="run 'looptool init"):
+        load_config(tmp_path)
+
+
+def test_two_models_on_one_port_rejected(tmp_path):
+    other = tmp_path / "ckpt"
+    other.mkdir()
+    write(tmp_path, f"[policy]\nport = 8100\n[judge]\nport = 8100\nmodel = '{other}'\n")
+    with pytest.raises(ConfigError, match="port 8100 is given to two different models"):
+        load_config(tmp_path)
+
+
+def test_api_key_is_read_from_the_environment_only(monkeypatch):
+    spec = EndpointModel(base_url="http://x/v1", model="m", api_key_env="LT_TEST_KEY")
+    monkeypatch.delenv("LT_TEST_KEY", raising=False)
+    with pytest.raises(ConfigError, match="LT_TEST_KEY"):
+        spec.api_key()
+    monkeypatch.setenv("LT_TEST_KEY", "sk-123")
+    assert spec.api_key() == "sk-123"
+    assert "sk-123" not in spec.model_dump_json()

@@ -1,0 +1,406 @@
+"""Tests for looptool.store: schema, round trips, idempotent upserts, transactions, concurrency."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import threading
+
+import pytest
+
+from looptool import store as store_mod
+from looptool.schema import (
+    Dialogue,
+    Label,
+    Message,
+    Probe,
+    Round,
+    Sample,
+    ToolCall,
+    ToolSpec,
+    Verdict,
+)
+from looptool.store import SCHEMA_VERSION, TABLES, Store, StoreError
+
+WEATHER = ToolSpec(
+    name="get_weather",
+    description="Current weather for a city.",
+    parameters={"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+)
+TIME = ToolSpec(name="get_time", description="Current time.")
+
+
+def make_sample(text: str = "weather in Paris?", **kw) -> Sample:
+    return Sample(
+        messages=[Message(role="system", content="be helpful"), Message(role="user", content=text)],
+        tools=[WEATHER],
+        label=Label(calls=[ToolCall(name="get_weather", arguments={"city": "Paris"})]),
+        **kw,
+    )
+
+
+@pytest.fixture
+def db_path(tmp_path):
+    return tmp_path / "ws" / "looptool.db"
+
+
+@pytest.fixture
+def st(db_path):
+    with Store.create(db_path) as s:
+        yield s
+
+
+def raw(db_path) -> sqlite3.Connection:
+    return sqlite3.connect(str(db_path))
+
+
+def sha(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# -- open / create ---------------------------------------------------------------------------------
+
+
+def test_missing_file_raises(tmp_path):
+    path = tmp_path / "nope.db"
+    with pytest.raises(StoreError, match="no LoopTool database at .*run 'looptool init' first"):
+        Store(path)
+    with pytest.raises(StoreError):
+        Store.open(path)
+    assert not path.exists()
+
+
+def test_create_then_open(db_path):
+    Store.create(db_path).close()
+    assert db_path.is_file()
+    with Store.open(db_path) as s:
+        assert s.schema_version() == SCHEMA_VERSION
+        assert s.db.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert s.db.conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+        assert s.db.conn.execute("PRAGMA busy_timeout").fetchone()[0] == 10000
+        assert s.db.conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    Store.create(db_path).close()  # creating again is harmless
+
+
+def test_foreign_file_raises(tmp_path):
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(StoreError):
+        Store(junk)
+    other = tmp_path / "other.db"
+    con = sqlite3.connect(other)
+    con.execute("CREATE TABLE x (a)")
+    con.commit()
+    con.close()
+    with pytest.raises(StoreError, match="not a LoopTool database"):
+        Store(other)
+
+
+def test_open_does_not_modify_file(db_path):
+    with Store.create(db_path) as s:
+        s.upsert_tool(WEATHER)
+    before = (sha(db_path), db_path.stat().st_mtime_ns)
+    with Store(db_path) as s:
+        s.counts()
+        s.list_tools()
+    assert (sha(db_path), db_path.stat().st_mtime_ns) == before
+
+
+def test_every_table_and_index_exists(st):
+    names = set(st.db.table_names())
+    assert set(TABLES) | {"meta"} <= names
+    assert not any(n.startswith("checkpoint") for n in names)
+    indexes = {
+        t: {tuple(i.columns) for i in st.db[t].indexes if not i.name.startswith("sqlite_autoindex")}
+        for t in TABLES
+    }
+    assert indexes["tools"] == {("name",), ("domain",)}
+    assert indexes["dialogues"] == {("status",)}
+    assert indexes["samples"] == {
+        ("origin",), ("round_added",), ("active",), ("parent_id",), ("dialogue_id",)
+    }
+    assert indexes["probes"] == {("round", "category")}
+    assert indexes["verdicts"] == {("round", "verdict")}
+    assert indexes["events"] == {("ts",)}
+    assert st.db["messages"].pks == ["dialogue_id", "idx"]
+    assert st.db["probes"].pks == ["sample_id", "round"]
+    assert st.db["verdicts"].pks == ["sample_id", "round"]
+    assert st.db["rounds"].pks == ["n"]
+    assert st.db["samples"].columns_dict["round_added"] is int
+
+
+def test_newer_schema_raises(db_path):
+    Store.create(db_path).close()
+    con = raw(db_path)
+    con.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", [str(SCHEMA_VERSION + 1)])
+    con.commit()
+    con.close()
+    with pytest.raises(StoreError, match="newer LoopTool"):
+        Store(db_path)
+
+
+def test_migration_hook(db_path, monkeypatch):
+    Store.create(db_path).close()
+    calls = []
+
+    def to_v2(db):
+        calls.append(2)
+        db.execute("ALTER TABLE rounds ADD COLUMN notes TEXT")
+
+    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    monkeypatch.setattr(store_mod, "MIGRATIONS", {SCHEMA_VERSION: to_v2})
+    with Store(db_path) as s:
+        assert s.schema_version() == SCHEMA_VERSION + 1
+        assert "notes" in s.db["rounds"].columns_dict
+    with Store(db_path):
+        pass
+    assert calls == [2]  # applied once
+
+
+def test_failing_migration_rolls_back(db_path, monkeypatch):
+    Store.create(db_path).close()
+
+    def broken(db):
+        db.execute("ALTER TABLE rounds ADD COLUMN notes TEXT")
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    monkeypatch.setattr(store_mod, "MIGRATIONS", {SCHEMA_VERSION: broken})
+    with pytest.raises(RuntimeError):
+        Store(db_path)
+    monkeypatch.setattr(store_mod, "MIGRATIONS", {})
+    with pytest.raises(StoreError, match="no migration"):
+        Store(db_path)
+    con = raw(db_path)
+    assert con.execute("SELECT value FROM meta").fetchone()[0] == str(SCHEMA_VERSION)
+    assert "notes" not in [r[1] for r in con.execute("PRAGMA table_info(rounds)")]
+    con.close()
+
+
+# -- round trips and idempotency -------------------------------------------------------------------
+
+
+def test_tools(st):
+    tid = st.upsert_tool(WEATHER, domain="weather", source="seed", tree_path="weather/now")
+    assert tid == st.upsert_tool(WEATHER.model_copy(deep=True), domain="geo")  # same spec, same id
+    assert st.get_tool(tid) == WEATHER
+    assert st.counts()["tools"] == 1
+    row = st.db["tools"].get(tid)
+    assert row["domain"] == "geo" and row["name"] == "get_weather"
+    ids = st.upsert_tools([WEATHER, TIME], domain="geo")
+    assert ids[0] == tid and len(set(ids)) == 2
+    assert [t.name for _, t in st.list_tools()] == ["get_time", "get_weather"]
+    assert st.list_tools(domain="nothing") == []
+    assert len(st.list_tools(domain="geo")) == 2
+    with pytest.raises(KeyError):
+        st.get_tool("t_missing")
+
+
+def test_dialogue_and_messages(st):
+    msgs = [
+        Message(role="user", content="weather?", agent="user"),
+        Message(role="assistant", tool_calls=[ToolCall(name="get_weather", arguments={"city": "Oslo"})]),
+        Message(role="tool", content='{"t": 3}', tool_call_id="c1", name="get_weather", agent="tool"),
+    ]
+    d = Dialogue(id="d1", plan={"goal": "x"}, tool_ids=["t_1"], messages=msgs[:1], thread_id="th")
+    st.upsert_dialogue(d)
+    st.add_messages("d1", msgs[1:], 1, model="m", latency_ms=12.5, prompt_tokens=3, completion_tokens=4)
+    got = st.get_dialogue("d1")
+    assert got == d.model_copy(update={"messages": msgs})
+    assert st.messages("d1") == msgs
+    row = st.db["messages"].get(("d1", 2))
+    assert (row["model"], row["latency_ms"], row["prompt_tokens"]) == ("m", 12.5, 3)
+
+    created = st.db["dialogues"].get("d1")["created_at"]
+    st.upsert_dialogue(d.model_copy(update={"messages": [], "status": "running"}))
+    st.add_messages("d1", [Message(role="user", content="edited")], 0)
+    assert st.counts()["dialogues"] == 1 and st.counts()["messages"] == 3
+    assert st.messages("d1")[0].content == "edited"
+    assert st.db["dialogues"].get("d1")["created_at"] == created
+
+    st.set_dialogue_status("d1", "failed", error="timeout")
+    got = st.get_dialogue("d1")
+    assert (got.status, got.error) == ("failed", "timeout")
+    with pytest.raises(KeyError):
+        st.set_dialogue_status("nope", "done")
+    with pytest.raises(ValueError):
+        st.set_dialogue_status("d1", "bogus")  # type: ignore[arg-type]
+    with pytest.raises(KeyError):
+        st.get_dialogue("nope")
+
+
+def test_sample_round_trip_and_idempotent_upsert(st):
+    s = make_sample(dialogue_id="d9", round_added=2)
+    st.upsert_sample(s)
+    assert st.get_sample(s.id) == s
+    created = st.db["samples"].get(s.id)["created_at"]
+    newer = s.model_copy(update={"label": Label(text="no call"), "active": False, "label_version": 3})
+    st.upsert_sample(newer)
+    assert st.counts()["samples"] == 1
+    assert st.get_sample(s.id) == newer
+    assert st.db["samples"].get(s.id)["created_at"] == created
+
+
+def test_label_bump_and_active(st):
+    s = make_sample()
+    st.upsert_sample(s)
+    st.set_sample_label(s.id, Label(text="ask for the city"))
+    st.set_sample_label(s.id, Label(calls=[ToolCall(name="get_time")]))
+    got = st.get_sample(s.id)
+    assert got.label_version == 3 and got.label.calls[0].name == "get_time"
+    st.set_sample_active(s.id, False)
+    assert st.get_sample(s.id).active is False
+    with pytest.raises(KeyError):
+        st.set_sample_label("s_missing", Label(text="x"))
+
+
+def test_iter_samples_filters_and_pages(st):
+    seeds = [make_sample(f"q{i}", round_added=i % 2) for i in range(7)]
+    child = make_sample("q0", parent_id=seeds[0].id, origin="corrected", round_added=1, active=False)
+    st.upsert_samples(seeds + [child])
+    assert len(list(st.iter_samples(page=2))) == 8
+    assert [s.id for s in st.iter_samples(page=3)] == sorted(s.id for s in seeds + [child])
+    assert {s.id for s in st.iter_samples(origin="corrected")} == {child.id}
+    assert len(list(st.iter_samples(round_added=1, active=True))) == 3
+    assert len(list(st.iter_samples(active=False))) == 1
+    assert list(st.iter_samples(origin="expanded")) == []
+
+
+def test_batch_upsert_rolls_back(db_path, st):
+    good = make_sample("good")
+    bad = make_sample("bad")
+    bad.label.calls[0].arguments["x"] = object()  # cannot be serialised
+    with pytest.raises((TypeError, ValueError)):  # json or pydantic serialisation error
+        st.upsert_samples([good, bad])
+    with pytest.raises((TypeError, ValueError)):  # json or pydantic serialisation error
+        st.upsert_tools([WEATHER, ToolSpec.model_construct(name="bad", parameters={"x": object()})])
+    with pytest.raises(RuntimeError), st.transaction():
+        st.upsert_sample(good)
+        st.log_event("info", "x", "y")
+        raise RuntimeError("killed")
+    assert st.counts()["samples"] == 0 and st.counts()["tools"] == 0 and st.counts()["events"] == 0
+    con = raw(db_path)
+    assert con.execute("SELECT count(*) FROM samples").fetchone()[0] == 0
+    con.close()
+    st.upsert_samples([good])  # the connection is still usable
+    assert st.counts()["samples"] == 1
+
+
+def test_nested_transaction_savepoint(st):
+    with st.transaction():
+        st.log_event("info", "a", "kept")
+        with pytest.raises(RuntimeError), st.transaction():
+            st.log_event("info", "b", "dropped")
+            raise RuntimeError
+    assert [e["message"] for e in st.events()] == ["kept"]
+
+
+def test_probes(st):
+    a, b = make_sample("a"), make_sample("b")
+    st.upsert_samples([a, b])
+    pa = Probe(sample_id=a.id, round=1, prediction=[ToolCall(name="get_time")], raw="<x>", correct=False,
+               ppl=3.5, category="failed")
+    pb = Probe(sample_id=b.id, round=1, prediction=None, raw="", correct=True, category="mastered")
+    st.upsert_probe(pa)
+    st.upsert_probe(pb)
+    st.upsert_probe(pb.model_copy(update={"category": "boundary", "ppl": 1.0}))
+    assert st.counts()["probes"] == 2
+    assert st.probes(1) == sorted([pa, pb.model_copy(update={"category": "boundary", "ppl": 1.0})],
+                                  key=lambda p: p.sample_id)
+    assert st.probes(1, category="failed") == [pa]
+    assert st.probes(2) == []
+    assert st.probe_counts_by_category(1) == {"failed": 1, "boundary": 1}
+    with pytest.raises(sqlite3.IntegrityError):  # probes reference samples
+        st.upsert_probe(Probe(sample_id="s_ghost", round=1, correct=True))
+
+
+def test_verdicts(st):
+    a, b = make_sample("a"), make_sample("b")
+    st.upsert_samples([a, b])
+    va = Verdict(sample_id=a.id, round=1, verdict="LABEL_WRONG", corrected_label=Label(text="none"),
+                 rationale="r", judge_model="j")
+    vb = Verdict(sample_id=b.id, round=1, verdict="PRED_WRONG")
+    st.upsert_verdict(va)
+    created = st.db["verdicts"].get((a.id, 1))["created_at"]
+    st.upsert_verdict(va.model_copy(update={"rationale": "r2"}))
+    st.upsert_verdict(vb)
+    got = {v.sample_id: v for v in st.verdicts(1)}
+    assert got[a.id] == va.model_copy(update={"rationale": "r2"}) and got[b.id] == vb
+    assert st.db["verdicts"].get((a.id, 1))["created_at"] == created
+    assert st.verdict_counts(1) == {"LABEL_WRONG": 1, "PRED_WRONG": 1}
+    st.set_human_override(b.id, 1, "LABEL_WRONG")
+    assert st.verdict_counts(1) == {"LABEL_WRONG": 2}
+    assert {v.sample_id: v for v in st.verdicts(1)}[b.id].human_override == "LABEL_WRONG"
+    st.set_human_override(b.id, 1, None)
+    assert st.verdict_counts(1) == {"LABEL_WRONG": 1, "PRED_WRONG": 1}
+    with pytest.raises(KeyError):
+        st.set_human_override(b.id, 7, "BOTH_OK")
+
+
+def test_rounds(st):
+    assert st.get_round(0) is None and st.rounds() == []
+    r1 = Round(n=1, status="running", stage="train", started_at="2024-01-01T00:00:00+00:00",
+               data_ids=["s_1"], metrics={"loss": 0.5})
+    st.upsert_round(Round(n=0, status="done"))
+    st.upsert_round(r1)
+    r1b = r1.model_copy(update={"status": "done", "adapter_path": "adapters/1", "metrics": {"acc": 1}})
+    st.upsert_round(r1b)
+    assert st.get_round(1) == r1b
+    assert [r.n for r in st.rounds()] == [0, 1]
+    assert st.counts()["rounds"] == 2
+
+
+def test_events(st):
+    ids = [st.log_event("info", "train", f"m{i}") for i in range(5)]
+    evs = st.events()
+    assert [e["id"] for e in evs] == ids
+    assert set(evs[0]) == {"id", "ts", "level", "stage", "message"}
+    assert evs[0]["ts"].endswith("+00:00")
+    assert [e["message"] for e in st.events(limit=2)] == ["m3", "m4"]
+    assert [e["message"] for e in st.events(since_id=ids[2])] == ["m3", "m4"]
+
+
+def test_counts_queries(st):
+    assert st.counts() == {t: 0 for t in TABLES}
+    st.upsert_samples([
+        make_sample("a"), make_sample("b", round_added=1),
+        make_sample("c", origin="expanded", round_added=1),
+        make_sample("d", origin="corrected", round_added=2, active=False),
+    ])
+    assert st.sample_counts_by_origin() == {"seed": 2, "expanded": 1}
+    assert st.sample_counts_by_origin(active_only=False) == {"seed": 2, "expanded": 1, "corrected": 1}
+    assert st.sample_counts_by_round() == {0: 1, 1: 2}
+    assert st.sample_counts_by_round(active_only=False) == {0: 1, 1: 2, 2: 1}
+    for i, status in enumerate(["done", "done", "failed"]):
+        st.upsert_dialogue(Dialogue(id=f"d{i}", status=status))
+    assert st.dialogue_counts_by_status() == {"done": 2, "failed": 1}
+    assert st.counts()["samples"] == 4 and st.counts()["dialogues"] == 3
+
+
+# -- concurrency -----------------------------------------------------------------------------------
+
+
+def test_two_stores_write_concurrently(db_path):
+    Store.create(db_path).close()
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(2)
+
+    def work(tag: str) -> None:
+        try:
+            with Store(db_path) as s:
+                barrier.wait()
+                for i in range(40):
+                    s.upsert_samples([make_sample(f"{tag}{i}"), make_sample(f"{tag}{i}x")])
+                    s.log_event("info", tag, str(i))
+                    s.counts()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in "ab"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert not errors, errors
+    with Store(db_path) as s:
+        assert s.counts()["samples"] == 160 and s.counts()["events"] == 80
