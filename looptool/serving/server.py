@@ -74,7 +74,10 @@ def server_name(model: str) -> str:
 
 
 def port_is_free(host: str, port: int) -> bool:
+    """True when a server could listen on the port now. SO_REUSEADDR as servers set it, so that
+    connections lingering in TIME_WAIT do not count as a program using the port."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:
