@@ -39,7 +39,7 @@ class _Section(BaseModel):
 class ManagedModel(_Section):
     """A model served by a local vLLM server that LoopTool starts and stops itself."""
 
-    kind: Literal["managed"] = "managed"
+    kind: Literal["managed"] = Field(default="managed", description="LoopTool runs the server (may be left out).")
     model: str = Field(
         default=EMBEDDED_MODEL,
         description=f"'{EMBEDDED_MODEL}' (the embedded default) or a local Hugging Face checkpoint directory.",
@@ -76,7 +76,7 @@ class ManagedModel(_Section):
 class EndpointModel(_Section):
     """A model behind any OpenAI-compatible endpoint that is already running."""
 
-    kind: Literal["endpoint"] = "endpoint"
+    kind: Literal["endpoint"] = Field(default="endpoint", description="A server you run; required for this kind.")
     base_url: str = Field(description="OpenAI-compatible base URL, e.g. http://gpu-box:8000/v1.")
     model: str = Field(description="Model name the endpoint serves.")
     api_key_env: str | None = Field(
@@ -141,15 +141,23 @@ class WorkspaceConfig(_Section):
     expander: RoleModel | None = Field(default=None, description="Overrides generator for the expander agent.")
 
     @model_validator(mode="after")
-    def _ports_distinct(self) -> WorkspaceConfig:
-        # Two roles on one fixed port must be the same server, i.e. the same model.
-        seen: dict[int, str] = {}
+    def _one_server_per_model(self) -> WorkspaceConfig:
+        # Roles naming the same managed model share one server, so they must agree on how it
+        # runs; and one fixed port cannot serve two models.
+        by_model: dict[str, tuple[str, ManagedModel]] = {}
+        by_port: dict[int, str] = {}
         for role in ALL_ROLES:
             spec = getattr(self, role)
-            if isinstance(spec, ManagedModel) and spec.port:
-                if spec.port in seen and seen[spec.port] != spec.model:
-                    raise ValueError(f"port {spec.port} is given to two different models")
-                seen[spec.port] = spec.model
+            if not isinstance(spec, ManagedModel):
+                continue
+            first = by_model.setdefault(spec.model, (role, spec))
+            if first[1] != spec:
+                raise ValueError(
+                    f"{first[0]} and {role} use model {spec.model!r} with different server settings; "
+                    "roles sharing a model share one server, so give them the same settings"
+                )
+            if spec.port and by_port.setdefault(spec.port, spec.model) != spec.model:
+                raise ValueError(f"port {spec.port} is given to two different models")
         return self
 
     def role(self, name: str) -> ManagedModel | EndpointModel:
@@ -203,7 +211,8 @@ def save_config(workspace: str | Path, config: WorkspaceConfig) -> Path:
 
 
 HEADER = """\
-# LoopTool workspace configuration. Every field is documented in docs/CONFIG.md. Roles: policy (trained), generator (writes data), judge (verifies).
+# LoopTool workspace configuration; every field is documented in docs/CONFIG.md.
+# Roles: policy (trained), generator (writes data), judge (verifies labels).
 # Each role is either
 #   kind = "managed"   -> LoopTool starts a local vLLM server for `model`
 #                         ("smollm2-135m-instruct" = the embedded default, or a checkpoint dir)
@@ -211,3 +220,66 @@ HEADER = """\
 # The agent roles planner/user/tool/expander use generator unless given a section of their own.
 
 """
+
+
+def config_reference() -> str:
+    """Markdown reference of every field, generated from the models (docs/CONFIG.md)."""
+
+    def table(model: type[BaseModel], section: str) -> list[str]:
+        rows = [f"### `{section}`", "", model.__doc__.strip(), "", "| field | default | meaning |", "|---|---|---|"]
+        for name, field in model.model_fields.items():
+            if name == "kind":
+                default = f'`"{field.default}"`'
+            elif field.is_required():
+                default = "required"
+            else:
+                value = field.get_default(call_default_factory=True)
+                default = f"`{json_value(value)}`"
+            rows.append(f"| `{name}` | {default} | {field.description or ''} |")
+        return [*rows, ""]
+
+    def json_value(value: Any) -> str:
+        import json
+
+        return json.dumps(value) if not isinstance(value, BaseModel) else "{...}"
+
+    lines = [
+        "# `looptool.toml` reference",
+        "",
+        "Generated from `looptool/config.py` (`config_reference()`); a test keeps the two in step.",
+        "",
+        WorkspaceConfig.__doc__.strip(),
+        "",
+        "| key | meaning |",
+        "|---|---|",
+        *(f"| `{n}` | {f.description or ''} |" for n, f in WorkspaceConfig.model_fields.items() if n not in ("serving",)),
+        "| `[serving]` | How managed vLLM servers are run (below). |",
+        "",
+        "Each role section (`[policy]`, `[generator]`, `[judge]`, and optionally `[planner]`, `[user]`,",
+        "`[tool]`, `[expander]`) is one of the two kinds below; `kind` may be left out for `managed`.",
+        "",
+        *table(ManagedModel, '[<role>] kind = "managed"'),
+        *table(EndpointModel, '[<role>] kind = "endpoint"'),
+        *table(ServingConfig, "[serving]"),
+        "Example: train a local Qwen3-8B checkpoint, generate and judge with a remote Qwen3-32B.",
+        "",
+        "```toml",
+        'name = "qwen-loop"',
+        "",
+        "[policy]",
+        'model = "/models/Qwen3-8B"',
+        "",
+        "[generator]",
+        'kind = "endpoint"',
+        'base_url = "http://gpu-box:8000/v1"',
+        'model = "Qwen/Qwen3-32B"',
+        'api_key_env = "GPU_BOX_KEY"',
+        "",
+        "[judge]",
+        'kind = "endpoint"',
+        'base_url = "http://gpu-box:8000/v1"',
+        'model = "Qwen/Qwen3-32B"',
+        "```",
+        "",
+    ]
+    return "\n".join(lines)

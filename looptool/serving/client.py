@@ -68,7 +68,10 @@ def _retryable(exc: Exception) -> bool:
     return isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code >= 500
 
 
-def with_retries(fn: Callable[[], T], *, retries: int, base_delay: float = 0.5, what: str = "request") -> T:
+RETRY_BASE_DELAY_S = 0.5
+
+
+def with_retries(fn: Callable[[], T], *, retries: int, what: str = "request") -> T:
     """Call `fn`, retrying connection errors and 5xx with jittered exponential back-off."""
     for attempt in range(retries + 1):
         try:
@@ -76,7 +79,7 @@ def with_retries(fn: Callable[[], T], *, retries: int, base_delay: float = 0.5, 
         except (httpx.TransportError, httpx.HTTPStatusError) as exc:
             if not _retryable(exc) or attempt == retries:
                 raise ServingError(f"{what} failed: {_describe(exc)}") from None
-            time.sleep(base_delay * 2**attempt * (1 + random.random() / 2))
+            time.sleep(RETRY_BASE_DELAY_S * 2**attempt * (1 + random.random() / 2))
     raise AssertionError("unreachable")
 
 

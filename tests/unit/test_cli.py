@@ -70,7 +70,9 @@ def test_port_in_use_is_one_line_and_writes_nothing(workspace, runner):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        (workspace / "looptool.toml").write_text(f"[policy]\nport = {port}\n")
+        checkpoint = workspace / "checkpoint"  # never loaded: the port is checked first
+        checkpoint.mkdir()
+        (workspace / "looptool.toml").write_text(f"[policy]\nmodel = '{checkpoint}'\nport = {port}\n")
         before = db_bytes(workspace)
         result = runner.invoke(app, ["serve", "start", "-w", str(workspace), "--role", "policy"])
     assert_one_line_error(result, f"port {port} on 127.0.0.1 is already in use by another program")

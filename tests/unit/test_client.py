@@ -38,7 +38,8 @@ class Scripted:
 
 
 @pytest.fixture
-def fake():
+def fake(monkeypatch):
+    monkeypatch.setattr("looptool.serving.client.RETRY_BASE_DELAY_S", 0.01)
     script = Scripted()
 
     class Handler(BaseHTTPRequestHandler):

@@ -30,7 +30,7 @@ def test_round_trip_through_toml(tmp_path):
     config = WorkspaceConfig(
         name="x",
         judge=EndpointModel(base_url="http://judge:8000/v1/", model="Qwen3-32B", api_key_env="JUDGE_KEY"),
-        planner=ManagedModel(port=8123),
+        planner=ManagedModel(model=str(tmp_path), port=8123),
     )
     save_config(tmp_path, config)
     loaded = load_config(tmp_path)
@@ -80,8 +80,14 @@ def test_missing_config_says_how_to_fix(tmp_path):
 def test_two_models_on_one_port_rejected(tmp_path):
     other = tmp_path / "ckpt"
     other.mkdir()
-    write(tmp_path, f"[policy]\nport = 8100\n[judge]\nport = 8100\nmodel = '{other}'\n")
+    write(tmp_path, f"[policy]\nport = 8100\n[generator]\nport = 8100\n[judge]\nport = 8100\nmodel = '{other}'\n")
     with pytest.raises(ConfigError, match="port 8100 is given to two different models"):
+        load_config(tmp_path)
+
+
+def test_roles_sharing_a_model_must_share_server_settings(tmp_path):
+    write(tmp_path, "[policy]\nmax_model_len = 4096\n")
+    with pytest.raises(ConfigError, match="policy and generator use model 'smollm2-135m-instruct' with different server"):
         load_config(tmp_path)
 
 
@@ -93,3 +99,16 @@ def test_api_key_is_read_from_the_environment_only(monkeypatch):
     monkeypatch.setenv("LT_TEST_KEY", "sk-123")
     assert spec.api_key() == "sk-123"
     assert "sk-123" not in spec.model_dump_json()
+
+
+def test_config_reference_doc_is_current():
+    from looptool.config import config_reference
+
+    doc = Path(__file__).resolve().parents[2] / "docs" / "CONFIG.md"
+    assert doc.read_text() == config_reference(), "regenerate docs/CONFIG.md from config_reference()"
+
+
+def test_init_writes_a_config_that_loads_and_documents_itself(workspace):
+    text = (workspace / "looptool.toml").read_text()
+    assert text.startswith("# LoopTool workspace configuration")
+    assert load_config(workspace).policy.model == EMBEDDED_MODEL
