@@ -247,6 +247,7 @@ def demo(
     from pydantic import BaseModel
 
     from looptool.serving.client import perplexity, prompt_logprobs, resolve_endpoint, structured_call
+    from looptool.serving.embedded import is_materialised
     from looptool.serving.server import ServerManager
 
     class WeatherCall(BaseModel):
@@ -257,13 +258,15 @@ def demo(
     if not (workspace / CONFIG_FILE).exists():
         init(workspace, None)
     config, db_path = _open_workspace(workspace)
+    cache = "model cache reused" if is_materialised() else "model cache built"
     endpoint = resolve_endpoint(config, "policy", workspace)
     question = [("user", "What's the weather in Paris in celsius? Answer as JSON with city and unit.")]
     answer = structured_call(endpoint, question, WeatherCall, temperature=0, max_tokens=64)
     ppl = perplexity(prompt_logprobs(endpoint, "The weather in Paris is mild today."))
     summary = (
-        f"demo: served {endpoint.model} at {endpoint.base_url}; structured answer {answer.model_dump_json()}; "
-        f"prompt perplexity {ppl:.1f}; {time.monotonic() - started:.0f}s"
+        f"demo: served {endpoint.model} at {endpoint.base_url} ({cache}); "
+        f"JSON-schema answer {answer.model_dump_json()}; prompt perplexity {ppl:.1f}; "
+        f"{time.monotonic() - started:.0f}s"
     )
     with Store.open(db_path) as store:
         store.log_event("info", "demo", summary)

@@ -140,6 +140,11 @@ def chat_model(endpoint: Endpoint, *, model: str | None = None, **kwargs: Any):
     )
 
 
+def role_chat_model(config: WorkspaceConfig, role: str, workspace: str | Path, **kwargs: Any):
+    """A ChatOpenAI bound to a role of the workspace (its managed server is started if needed)."""
+    return chat_model(resolve_endpoint(config, role, workspace), **kwargs)
+
+
 def structured_call(endpoint: Endpoint, messages: list, schema: type[M], *, model: str | None = None, **kwargs: Any) -> M:
     """Ask for an answer constrained to `schema`'s JSON Schema and return it validated.
 

