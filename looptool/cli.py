@@ -150,8 +150,11 @@ def serve_stop(workspace: Workspace = Path(".")) -> None:
 
     config = load_config(workspace)
     stopped = ServerManager(workspace, config.serving).stop_all()
-    for info in stopped:
-        typer.echo(f"stopped {info.model} (pid {info.pid}, port {info.port})")
+    for info, was_running in stopped:
+        if was_running:
+            typer.echo(f"stopped {info.model} (pid {info.pid}, port {info.port})")
+        else:
+            typer.echo(f"forgot {info.model}: its server (pid {info.pid}) had already exited")
     if not stopped:
         typer.echo("no server was running")
 

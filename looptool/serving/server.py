@@ -26,8 +26,12 @@ from pathlib import Path
 
 import httpx
 import psutil
+from filelock import FileLock
 
 from looptool.config import EMBEDDED_MODEL, ManagedModel, ServingConfig
+
+
+VLLM_MODULE = "vllm.entrypoints.openai.api_server"
 
 
 class ServingError(Exception):
@@ -99,9 +103,13 @@ def _healthy(info: ServerInfo, timeout: float = 2.0) -> bool:
 
 
 def _alive(pid: int) -> bool:
+    """Is this pid a running vLLM server? The command line is checked too, so that a pid reused
+    by another program after a reboot is never taken for our server (nor killed)."""
     try:
         proc = psutil.Process(pid)
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+        if not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return VLLM_MODULE in " ".join(proc.cmdline())
     except psutil.Error:
         return False
 
@@ -166,6 +174,12 @@ class ServerManager:
 
     def start(self, spec: ManagedModel, *, log=print) -> ServerInfo:
         """Start a server for `spec` (or reuse the live one) and wait until it is healthy."""
+        # Two `serve start`s at once must not both launch a server for the same model.
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(self._state_path(server_name(spec.model))) + ".lock"):
+            return self._start_locked(spec, log)
+
+    def _start_locked(self, spec: ManagedModel, log) -> ServerInfo:
         existing = self.find(spec)
         if existing is not None:
             if spec.port and existing.port != spec.port:
@@ -190,7 +204,7 @@ class ServerManager:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"vllm-{name}.log"
         cmd = [
-            sys.executable, "-m", "vllm.entrypoints.openai.api_server",
+            sys.executable, "-m", VLLM_MODULE,
             "--model", str(model_path),
             "--served-model-name", spec.model,
             "--host", host,
@@ -253,40 +267,35 @@ class ServerManager:
         )
 
     def stop(self, info: ServerInfo, timeout: float = 30.0) -> bool:
-        """Stop a server and every process it forked. True if something was running."""
+        """Stop a server and every process it forked; forget it. True if it was running."""
         was_alive = _alive(info.pid)
-        procs: list[psutil.Process] = []
-        try:
-            root = psutil.Process(info.pid)
-            procs = [root, *root.children(recursive=True)]
-        except psutil.Error:
-            pass
-        try:
-            os.killpg(info.pid, signal.SIGTERM)
-        except (ProcessLookupError, PermissionError):
-            pass
-        for proc in procs:
+        if was_alive:
+            procs: list[psutil.Process] = []
             try:
-                proc.terminate()
-            except psutil.Error:
+                root = psutil.Process(info.pid)
+                procs = [root, *root.children(recursive=True)]
+                os.killpg(info.pid, signal.SIGTERM)  # the server leads its own process group
+            except (psutil.Error, ProcessLookupError, PermissionError):
                 pass
-        _, alive = psutil.wait_procs(procs, timeout=timeout)
-        for proc in alive:
-            try:
-                proc.kill()
-            except psutil.Error:
-                pass
-        psutil.wait_procs(alive, timeout=5)
+            for proc in procs:
+                try:
+                    proc.terminate()
+                except psutil.Error:
+                    pass
+            _, alive = psutil.wait_procs(procs, timeout=timeout)
+            for proc in alive:
+                try:
+                    proc.kill()
+                except psutil.Error:
+                    pass
+            psutil.wait_procs(alive, timeout=5)
         try:  # reap our own child so it does not linger as a zombie
             os.waitpid(info.pid, os.WNOHANG)
-        except ChildProcessError:
+        except (ChildProcessError, OSError):
             pass
         self._state_path(info.name).unlink(missing_ok=True)
         return was_alive
 
-    def stop_all(self) -> list[ServerInfo]:
-        stopped = []
-        for info in self.known():
-            self.stop(info)
-            stopped.append(info)
-        return stopped
+    def stop_all(self) -> list[tuple[ServerInfo, bool]]:
+        """Stop every known server: (info, whether it was running)."""
+        return [(info, self.stop(info)) for info in self.known()]

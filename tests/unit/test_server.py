@@ -1,0 +1,50 @@
+"""Server lifecycle without a model: crash reports, stale state files, port checks."""
+
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from looptool.config import ServingConfig
+from looptool.serving.server import ServerInfo, ServerManager, ServingError, port_is_free
+
+
+def test_crashed_server_is_reported_with_its_log_tail(tmp_path):
+    log = tmp_path / "server.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "print('loading'); print('CUDA out of memory'); raise SystemExit(3)"],
+            stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    info = ServerInfo("m", "m", "/m", "127.0.0.1", 9, proc.pid, str(log), 0.0)
+    manager = ServerManager(tmp_path, ServingConfig(startup_timeout_s=30))
+    with pytest.raises(ServingError) as caught:
+        manager._wait_healthy(info, proc)
+    assert "exited (code 3) before it was ready" in str(caught.value)
+    assert "CUDA out of memory" in str(caught.value)
+
+
+def test_a_stale_state_file_never_kills_an_unrelated_process(tmp_path):
+    # The pid in a leftover state file now belongs to some other program (here: a sleeper).
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        manager = ServerManager(tmp_path, ServingConfig())
+        stale = ServerInfo("m", "m", "/m", "127.0.0.1", 9, other.pid, str(tmp_path / "log"), 0.0)
+        manager._write_state(stale)
+        assert manager.state(stale) == "dead"
+        assert manager.stop_all() == [(stale, False)]
+        assert other.poll() is None  # still running
+        assert manager.known() == []
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_port_is_free_sees_a_listener():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        assert not port_is_free("127.0.0.1", port)
+    assert port_is_free("127.0.0.1", port)
