@@ -74,10 +74,10 @@ def _open_workspace(workspace: Path) -> tuple[WorkspaceConfig, Path]:
     return config, db_path
 
 
-def _managed_roles(config: WorkspaceConfig, roles: list[str] | None) -> dict[str, list[str]]:
+def _managed_roles(config: WorkspaceConfig, roles: list[str]) -> dict[str, list[str]]:
     """Group the managed roles by model: one server per distinct model."""
     by_model: dict[str, list[str]] = {}
-    for role in roles or ALL_ROLES:
+    for role in roles:
         spec = config.role(role)
         if isinstance(spec, ManagedModel):
             by_model.setdefault(spec.model, []).append(role)

@@ -9,6 +9,7 @@ retried with exponential back-off; anything else fails at once with a one-line m
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import openai
 from pydantic import BaseModel, ValidationError
 
 from looptool.config import EndpointModel, ManagedModel, WorkspaceConfig
@@ -39,10 +41,6 @@ class Endpoint:
     api_key: str = "EMPTY"
     timeout_s: float = 300.0
     max_retries: int = 4
-
-    @property
-    def root_url(self) -> str:
-        return self.base_url.removesuffix("/v1")
 
 
 def resolve_endpoint(config: WorkspaceConfig, role: str, workspace: str | Path, *, start: bool = True, log=print) -> Endpoint:
@@ -95,7 +93,7 @@ def _describe(exc: Exception) -> str:
 def _post(endpoint: Endpoint, path: str, payload: dict[str, Any], *, what: str) -> httpx.Response:
     def call() -> httpx.Response:
         response = httpx.post(
-            endpoint.root_url + path,
+            endpoint.base_url + path,
             json=payload,
             headers={"Authorization": f"Bearer {endpoint.api_key}"},
             timeout=endpoint.timeout_s,
@@ -158,7 +156,7 @@ def structured_call(endpoint: Endpoint, messages: list, schema: type[M], *, mode
     llm = chat_model(endpoint, model=model, **kwargs).bind(response_format=response_format)
     try:
         message = llm.invoke(messages)
-    except Exception as exc:  # openai's own error types (connection, status); keep one line
+    except openai.OpenAIError as exc:  # connection and status errors, after the client's retries
         raise ServingError(f"structured call to {endpoint.base_url} failed: {str(exc).splitlines()[0]}") from None
     content = message.content if isinstance(message.content, str) else str(message.content)
     try:
@@ -183,7 +181,7 @@ class TokenLogprob:
 def prompt_logprobs(endpoint: Endpoint, prompt: str, *, model: str | None = None) -> list[TokenLogprob]:
     """Log-probability of every prompt token under the model (vLLM's `prompt_logprobs`)."""
     payload = {"model": model or endpoint.model, "prompt": prompt, "max_tokens": 1, "prompt_logprobs": 0, "temperature": 0}
-    data = _post(endpoint, "/v1/completions", payload, what="prompt log-probs").json()
+    data = _post(endpoint, "/completions", payload, what="prompt log-probs").json()
     try:
         entries = data["choices"][0]["prompt_logprobs"]
     except (KeyError, IndexError, TypeError):
@@ -193,16 +191,16 @@ def prompt_logprobs(endpoint: Endpoint, prompt: str, *, model: str | None = None
         if entry is None:
             out.append(TokenLogprob("", None))
             continue
-        # With prompt_logprobs=0 vLLM returns just the actual token's entry.
-        (info,) = entry.values() if len(entry) == 1 else [max(entry.values(), key=lambda v: v.get("rank", 0) == 0)]
+        # prompt_logprobs=0 asks for no alternatives: each entry holds just the actual token.
+        if len(entry) != 1:
+            raise ModelOutputError(f"expected one log-prob per prompt token, got {len(entry)}")
+        (info,) = entry.values()
         out.append(TokenLogprob(info.get("decoded_token", ""), float(info["logprob"])))
     return out
 
 
 def perplexity(logprobs: list[TokenLogprob]) -> float:
     """exp(-mean log-prob) over tokens that have one."""
-    import math
-
     values = [t.logprob for t in logprobs if t.logprob is not None]
     if not values:
         raise ValueError("no token log-probs to compute a perplexity from")
@@ -215,8 +213,8 @@ def perplexity(logprobs: list[TokenLogprob]) -> float:
 def load_lora(endpoint: Endpoint, name: str, path: str | Path) -> None:
     """Hot-load a PEFT adapter into a vLLM server; afterwards `model=name` answers through it."""
     payload = {"lora_name": name, "lora_path": str(Path(path).resolve())}
-    _post(endpoint, "/v1/load_lora_adapter", payload, what=f"loading LoRA adapter {name}")
+    _post(endpoint, "/load_lora_adapter", payload, what=f"loading LoRA adapter {name}")
 
 
 def unload_lora(endpoint: Endpoint, name: str) -> None:
-    _post(endpoint, "/v1/unload_lora_adapter", {"lora_name": name}, what=f"unloading LoRA adapter {name}")
+    _post(endpoint, "/unload_lora_adapter", {"lora_name": name}, what=f"unloading LoRA adapter {name}")
