@@ -40,6 +40,8 @@ app = typer.Typer(
 )
 serve_app = typer.Typer(help="Start, stop and inspect the local vLLM servers of a workspace.", no_args_is_help=True)
 app.add_typer(serve_app, name="serve")
+tools_app = typer.Typer(help="Synthesise, import and inspect the tools (API specs) of a workspace.", no_args_is_help=True)
+app.add_typer(tools_app, name="tools")
 
 Workspace = Annotated[
     Path,
@@ -54,12 +56,13 @@ def _user_errors(fn):
     from looptool.serving.client import ModelOutputError
     from looptool.serving.embedded import EmbeddedModelError
     from looptool.serving.server import ServingError
+    from looptool.tools_sim.importers import ToolImportError
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (ConfigError, StoreError, ServingError, ModelOutputError, EmbeddedModelError) as exc:
+        except (ConfigError, StoreError, ServingError, ModelOutputError, EmbeddedModelError, ToolImportError) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
 
@@ -186,6 +189,177 @@ def serve_status(workspace: Workspace = Path(".")) -> None:
             typer.echo(f"{r:<10} managed  {spec.model} at {info.base_url} (pid {info.pid}): {manager.state(info)}")
     if unhealthy:
         raise typer.Exit(1)
+
+
+# -- tools --------------------------------------------------------------------------------------
+
+
+@tools_app.command("synth")
+@_user_errors
+def tools_synth(
+    workspace: Workspace = Path("."),
+    n: Annotated[int, typer.Option("--n", min=1, help="Synthesise until the workspace holds N synthesised tools.")] = 60,
+    domain: Annotated[
+        list[str] | None, typer.Option("--domain", "-d", help="Only these domains (repeatable). Default: all 24.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the intent order and the parameter structures.")] = 0,
+    concurrency: Annotated[int, typer.Option(min=1, max=256, help="Requests in flight at once.")] = 16,
+    expand: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Model-written intents to add per sub-domain. Default: 0 with the embedded generator "
+            "(a 135M model writes word salad here), 3 with any other.",
+        ),
+    ] = None,
+) -> None:
+    """Synthesise API specs: semantic-tree intents x constraint-tree structures, named by the generator.
+
+    Resumable: tools already made are kept and their intents are not tried again.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from looptool.config import EMBEDDED_MODEL
+    from looptool.serving.client import resolve_endpoint
+    from looptool.tools_sim.semantic import curated_domains
+    from looptool.tools_sim.synth import SOURCE, synthesise
+
+    config, db_path = _open_workspace(workspace)
+    unknown = sorted(set(domain or []) - set(curated_domains()))
+    if unknown:
+        raise ConfigError(f"unknown domain(s) {', '.join(unknown)}; known: {', '.join(curated_domains())}")
+    generator = config.role("generator")
+    if expand is None:
+        expand = 0 if generator.model == EMBEDDED_MODEL else 3
+    endpoint = resolve_endpoint(config, "generator", workspace)
+    started = time.monotonic()
+    with Store.open(db_path) as store:
+        have = sum(1 for r in store.tool_records() if r["source"] == SOURCE)
+        columns = (
+            TextColumn("synthesising tools"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+        )  # fmt: skip
+        with Progress(*columns, transient=False) as progress:
+            task = progress.add_task("synth", total=n, completed=min(have, n), detail="")
+
+            def show(report) -> None:
+                progress.update(
+                    task,
+                    completed=min(n, have + report.stored),
+                    detail=f"attempts {report.attempts}, rejected {report.rejected_total}",
+                )
+
+            report = synthesise(
+                store, endpoint, n, domains=domain, seed=seed, concurrency=concurrency, expand=expand, on_progress=show
+            )
+        elapsed = time.monotonic() - started
+        total = have + report.stored
+        summary = (
+            f"tools synth: {report.stored} new, {total} synthesised in the workspace; {report.attempts} attempts, "
+            f"{report.rejected_total} rejected, {report.skipped} intents already done; {elapsed:.0f}s"
+        )
+        store.log_event("info", "tools", summary)
+    typer.echo(summary)
+    for reason, count in report.rejected.most_common(8):
+        typer.echo(f"  rejected {count:>4}  {reason}")
+    if total < n:
+        typer.echo(
+            f"error: stopped at {total} of {n}: the intents ran out; add --expand, more domains, or another --seed",
+            err=True,
+        )
+        raise typer.Exit(1)
+
+
+@tools_app.command("import")
+@_user_errors
+def tools_import(
+    file: Annotated[Path, typer.Argument(help="OpenAI tools JSON, MCP tools/list result, BFCL function docs, or a list of specs.")],
+    workspace: Workspace = Path("."),
+    domain: Annotated[str | None, typer.Option(help="Domain to file the tools under (default: the file name).")] = None,
+) -> None:
+    """Import tool definitions from a file; a bad file is rejected whole, nothing is stored."""
+    from looptool.schema import stable_id
+    from looptool.tools_sim.importers import load_tools_file
+
+    _, db_path = _open_workspace(workspace)
+    imported = load_tools_file(file)
+    ids = [stable_id("t", spec.model_dump()) for spec in imported.specs]
+    with Store.open(db_path) as store:
+        before = {r["id"] for r in store.tool_records()}
+        stored = store.upsert_tools(imported.specs, domain=domain or file.stem, source=f"import:{imported.format}")
+        assert stored == ids, "store and importer disagree on tool ids"
+        new = len(set(ids) - before)
+        summary = (
+            f"tools import: read {len(ids)} {imported.format} tool definitions from {file}: {len(set(ids))} distinct, "
+            f"{new} new, {len(set(ids)) - new} already present"
+        )
+        store.log_event("info", "tools", summary)
+    typer.echo(summary)
+
+
+@tools_app.command("list")
+@_user_errors
+def tools_list(
+    workspace: Workspace = Path("."),
+    domain: Annotated[str | None, typer.Option(help="Only this domain.")] = None,
+) -> None:
+    """One line per tool: name, domain, parameter count, source."""
+    _, db_path = _open_workspace(workspace)
+    with Store.open(db_path) as store:
+        records = store.tool_records(domain)
+    for r in records:
+        n_params = len(r["spec"].parameters.get("properties", {}))
+        typer.echo(f"{r['name']:<40} {r['domain']:<20} {n_params:>2} params  {r['source']}")
+    typer.echo(f"{len(records)} tools")
+
+
+@tools_app.command("show")
+@_user_errors
+def tools_show(
+    name: Annotated[str, typer.Argument(help="Tool name (every tool with that name is shown).")],
+    workspace: Workspace = Path("."),
+) -> None:
+    """Print a tool's full spec (OpenAI function JSON, plus its output schema) and where it came from."""
+    import json
+
+    _, db_path = _open_workspace(workspace)
+    with Store.open(db_path) as store:
+        records = [r for r in store.tool_records() if r["name"] == name]
+    if not records:
+        raise ConfigError(f"no tool named {name!r} in {workspace}; see 'looptool tools list'")
+    for r in records:
+        typer.echo(f"# {r['id']}  domain={r['domain']}  source={r['source']}  {r['tree_path']}")
+        typer.echo(json.dumps(r["spec"].model_dump(exclude_none=True), indent=2, ensure_ascii=False))
+
+
+@tools_app.command("stats")
+@_user_errors
+def tools_stats(
+    workspace: Workspace = Path("."),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the statistics as JSON.")] = False,
+) -> None:
+    """Counts by domain, parameter-type histogram, required/optional ratio, nesting depth, enum share."""
+    import json
+
+    from looptool.tools_sim.stats import tool_stats
+
+    _, db_path = _open_workspace(workspace)
+    with Store.open(db_path) as store:
+        stats = tool_stats([(r["domain"], r["spec"]) for r in store.tool_records()]).as_dict()
+    if as_json:
+        typer.echo(json.dumps(stats, indent=2))
+        return
+    typer.echo(f"tools: {stats['tools']} in {len(stats['domains'])} domains; parameters: {stats['parameters']}")
+    typer.echo("by domain:       " + ", ".join(f"{k} {v}" for k, v in stats["domains"].items()))
+    typer.echo("parameter types: " + ", ".join(f"{k} {v}" for k, v in stats["parameter_types"].items()))
+    typer.echo(
+        f"required/optional: {stats['required']}/{stats['optional']} (required share {stats['required_share']})"
+    )
+    typer.echo(
+        f"enum share {stats['enum_share']}, format share {stats['format_share']}, default share {stats['default_share']}"
+    )
+    typer.echo("nesting depth (tools): " + ", ".join(f"{k}: {v}" for k, v in stats["nesting_depth"].items()))
+    typer.echo("parameters per tool:   " + ", ".join(f"{k}: {v}" for k, v in stats["params_per_tool"].items()))
 
 
 # -- doctor -------------------------------------------------------------------------------------

@@ -47,6 +47,7 @@ class ToolSpec(_Model):
     name: str
     description: str = ""
     parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+    returns: dict[str, Any] | None = None  # JSON Schema of the result, when known (not sent to models)
 
     @field_validator("name")
     @classmethod
@@ -75,6 +76,16 @@ class ToolSpec(_Model):
             raise ValueError(f"parameters is not a valid JSON Schema: {exc.message}") from None
         return params
 
+    @field_validator("returns")
+    @classmethod
+    def _check_returns(cls, returns: dict[str, Any] | None) -> dict[str, Any] | None:
+        if returns is not None:
+            try:
+                jsonschema.validators.validator_for(returns).check_schema(returns)
+            except jsonschema.SchemaError as exc:
+                raise ValueError(f"returns is not a valid JSON Schema: {exc.message}") from None
+        return returns
+
     @classmethod
     def from_openai(cls, data: dict[str, Any]) -> ToolSpec:
         """Accept `{"type": "function", "function": {...}}` or the bare function object."""
@@ -83,15 +94,8 @@ class ToolSpec(_Model):
         return cls.model_validate({k: v for k, v in data.items() if k in ("name", "description", "parameters")})
 
     def to_openai(self) -> dict[str, Any]:
-        return {"type": "function", "function": self.model_dump()}
+        return {"type": "function", "function": self.model_dump(exclude={"returns"})}
 
-    def validate_arguments(self, arguments: dict[str, Any]) -> list[str]:
-        """Return the schema violations of `arguments` (empty when they are valid)."""
-        validator = jsonschema.validators.validator_for(self.parameters)(self.parameters)
-        return [
-            f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}"
-            for e in validator.iter_errors(arguments)
-        ]
 
 
 class ToolCall(_Model):

@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from looptool.cli import app
+from tests.fakes import FakeOpenAI
 
 
 @pytest.fixture
@@ -22,3 +23,11 @@ def workspace(tmp_path: Path, runner: CliRunner) -> Path:
     result = runner.invoke(app, ["init", str(ws)])
     assert result.exit_code == 0, result.output
     return ws
+
+
+@pytest.fixture
+def fake_openai():
+    """A scripted OpenAI-compatible server on loopback (see tests/fakes.py)."""
+    server = FakeOpenAI()
+    yield server
+    server.close()

