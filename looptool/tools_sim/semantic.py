@@ -13,7 +13,6 @@ import json
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-
 from typing import Annotated
 
 from pydantic import BaseModel, Field, StringConstraints, create_model

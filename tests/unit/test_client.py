@@ -10,7 +10,6 @@ import pytest
 from pydantic import BaseModel
 
 from looptool.serving.client import (
-    Endpoint,
     ModelOutputError,
     TokenLogprob,
     check_endpoint,

@@ -2,7 +2,6 @@
 
 import random
 
-from looptool.schema import ToolSpec
 from looptool.tools_sim.constraints import MAX_PARAMS, Fill, object_schema, sample_structure
 from looptool.tools_sim.stats import tool_stats
 from looptool.tools_sim.synth import build_spec, fill_schema, plan_intents, unique_sibling_names

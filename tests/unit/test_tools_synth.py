@@ -115,3 +115,31 @@ def test_result_does_not_depend_on_completion_order(fake_openai, tmp_path):
             return sorted((r["name"], r["tree_path"]) for r in s.tool_records())
 
     assert run(1, tmp_path / "a.db") == run(8, tmp_path / "b.db")
+
+
+def test_expansion_adds_model_written_intents_and_drops_copied_examples(fake_openai, store):
+    functions = SchemaAnswerer()
+
+    def answer(path, body):
+        name = body["response_format"]["json_schema"]["name"]
+        if name == "Capabilities":  # as many as the schema asks for, with a copied prompt example
+            schema = body["response_format"]["json_schema"]["schema"]
+            n_caps = schema["properties"]["capabilities"]["minItems"]
+            n_intents = schema["$defs"]["Capability"]["properties"]["intents"]["minItems"]
+            texts = ["send a forecast to a friend", "cancel a booked flight"] + [f"share the forecast {letters(k)} now" for k in range(9)]
+            caps = [{"capability": "forecast sharing", "intents": texts[:n_intents]} for _ in range(n_caps)]
+            return 200, chat_reply(json.dumps({"capabilities": caps}))
+        return functions(path, body)
+
+    fake_openai.responder = answer
+    from looptool.tools_sim.semantic import expand_subdomain
+
+    intents = expand_subdomain(fake_openai.endpoint, "weather", "forecasts", n_caps=2, n_intents=2)
+    # the prompt's example and the repeat are dropped
+    assert [i.intent for i in intents] == ["send a forecast to a friend"]
+    assert intents[0].path == "weather/forecasts/forecast sharing/send a forecast to a friend"
+    report = synthesise(store, fake_openai.endpoint, 100, domains=["weather"], expand=2, concurrency=4)
+    # 7 curated intents + the expanded one, which each of the 3 sub-domains returned: the
+    # other two are near-identical intents.
+    assert report.stored == 8 and report.exhausted and report.rejected == {"near-identical intent": 2}
+    assert any(r["tree_path"].endswith("send a forecast to a friend") for r in store.tool_records())
