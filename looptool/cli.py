@@ -9,7 +9,6 @@ anything is written to the workspace database.
 from __future__ import annotations
 
 import functools
-import os
 import platform
 import shutil
 import sys
@@ -221,13 +220,14 @@ def tools_synth(
 
     from looptool.config import EMBEDDED_MODEL
     from looptool.serving.client import resolve_endpoint
-    from looptool.tools_sim.semantic import curated_domains
+    from looptool.tools_sim.semantic import curated_intents
     from looptool.tools_sim.synth import SOURCE, synthesise
 
     config, db_path = _open_workspace(workspace)
-    unknown = sorted(set(domain or []) - set(curated_domains()))
-    if unknown:
-        raise ConfigError(f"unknown domain(s) {', '.join(unknown)}; known: {', '.join(curated_domains())}")
+    try:
+        curated_intents(domain)  # checks the domain names before any server starts
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     generator = config.role("generator")
     if expand is None:
         expand = 0 if generator.model == EMBEDDED_MODEL else 3
@@ -457,10 +457,5 @@ def demo(
     typer.echo(summary + ("" if keep_server else "; server stopped"))
 
 
-def main() -> None:  # pragma: no cover - console entry
-    app()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+if __name__ == "__main__":  # pragma: no cover - `python -m looptool.cli`
     app()

@@ -278,12 +278,6 @@ class Store:
             raise KeyError(tool_id)
         return ToolSpec.model_validate_json(row["spec_json"])
 
-    def list_tools(self, domain: str | None = None) -> list[tuple[str, ToolSpec]]:
-        """(id, spec) pairs, optionally of one domain, ordered by name."""
-        where, params = ("WHERE domain = ?", [domain]) if domain is not None else ("", [])
-        rows = self._rows(f"SELECT id, spec_json FROM tools {where} ORDER BY name, id", params)
-        return [(r["id"], ToolSpec.model_validate_json(r["spec_json"])) for r in rows]
-
     def tool_records(self, domain: str | None = None) -> list[dict[str, Any]]:
         """Every tool with its bookkeeping: id, name, domain, source, tree_path, spec (ToolSpec)."""
         where, params = ("WHERE domain = ?", [domain]) if domain is not None else ("", [])
@@ -293,9 +287,6 @@ class Store:
         for row in rows:
             row["spec"] = ToolSpec.model_validate_json(row.pop("spec_json"))
         return rows
-
-    def tool_counts_by_domain(self) -> dict[str, int]:
-        return self._count_by("SELECT domain AS k, COUNT(*) AS c FROM tools GROUP BY domain ORDER BY domain")
 
     # -- dialogues and messages ------------------------------------------------------------------
 

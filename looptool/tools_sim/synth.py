@@ -22,7 +22,7 @@ from looptool.schema import ToolSpec
 from looptool.serving.client import Endpoint, ModelOutputError, structured_json
 from looptool.store import Store
 from looptool.tools_sim.constraints import Fill, Structure, describe, object_schema, sample_structure
-from looptool.tools_sim.semantic import Intent, curated_intents, expand_subdomain
+from looptool.tools_sim.semantic import Intent, curated_domains, curated_intents, expand_subdomain
 from looptool.tools_sim.validate import spec_problems
 
 SOURCE = "synth"
@@ -266,8 +266,6 @@ def _reason_key(reason: str) -> str:
 
 
 def _expanded_intents(endpoint: Endpoint, domains: list[str] | None, per_subdomain: int, seed: int, concurrency: int) -> list[Intent]:
-    from looptool.tools_sim.semantic import curated_domains
-
     jobs = [(d, s) for d, subs in curated_domains().items() if not domains or d in domains for s in subs]
     n_caps = max(1, min(3, per_subdomain))
     n_intents = max(1, -(-per_subdomain // n_caps))

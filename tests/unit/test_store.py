@@ -102,7 +102,7 @@ def test_open_does_not_modify_file(db_path):
     before = (sha(db_path), db_path.stat().st_mtime_ns)
     with Store(db_path) as s:
         s.counts()
-        s.list_tools()
+        s.tool_records()
     assert (sha(db_path), db_path.stat().st_mtime_ns) == before
 
 
@@ -189,9 +189,11 @@ def test_tools(st):
     assert row["domain"] == "geo" and row["name"] == "get_weather"
     ids = st.upsert_tools([WEATHER, TIME], domain="geo")
     assert ids[0] == tid and len(set(ids)) == 2
-    assert [t.name for _, t in st.list_tools()] == ["get_time", "get_weather"]
-    assert st.list_tools(domain="nothing") == []
-    assert len(st.list_tools(domain="geo")) == 2
+    records = st.tool_records()
+    assert [r["name"] for r in records] == ["get_time", "get_weather"]
+    assert [r["spec"] for r in records] == [TIME, WEATHER] and records[1]["id"] == tid
+    assert st.tool_records(domain="nothing") == []
+    assert len(st.tool_records(domain="geo")) == 2
     with pytest.raises(KeyError):
         st.get_tool("t_missing")
 
