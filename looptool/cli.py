@@ -41,6 +41,8 @@ serve_app = typer.Typer(help="Start, stop and inspect the local vLLM servers of 
 app.add_typer(serve_app, name="serve")
 tools_app = typer.Typer(help="Synthesise, import and inspect the tools (API specs) of a workspace.", no_args_is_help=True)
 app.add_typer(tools_app, name="tools")
+dialogues_app = typer.Typer(help="Inspect the seed dialogues of a workspace and their agent traces.", no_args_is_help=True)
+app.add_typer(dialogues_app, name="dialogues")
 
 Workspace = Annotated[
     Path,
@@ -55,13 +57,16 @@ def _user_errors(fn):
     from looptool.serving.client import ModelOutputError
     from looptool.serving.embedded import EmbeddedModelError
     from looptool.serving.server import ServingError
+    from looptool.seed.scenarios import NoToolsError
     from looptool.tools_sim.importers import ToolImportError
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (ConfigError, StoreError, ServingError, ModelOutputError, EmbeddedModelError, ToolImportError) as exc:
+        except (
+            ConfigError, StoreError, ServingError, ModelOutputError, EmbeddedModelError, ToolImportError, NoToolsError
+        ) as exc:  # fmt: skip
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
 
@@ -360,6 +365,112 @@ def tools_stats(
     )
     typer.echo("nesting depth (tools): " + ", ".join(f"{k}: {v}" for k, v in stats["nesting_depth"].items()))
     typer.echo("parameters per tool:   " + ", ".join(f"{k}: {v}" for k, v in stats["params_per_tool"].items()))
+
+
+# -- seed ---------------------------------------------------------------------------------------
+
+
+@app.command("seed")
+@_user_errors
+def seed_command(
+    workspace: Workspace = Path("."),
+    n: Annotated[int, typer.Option("--n", min=1, help="Dialogues to make (verified or dropped) in this workspace.")] = 40,
+    concurrency: Annotated[int, typer.Option(min=1, max=512, help="Dialogues in flight at once.")] = 16,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the scenarios, tools and personas of the dialogues.")] = 0,
+) -> None:
+    """Simulate seed dialogues (planner, user, assistant, tool agents), verify them, and store
+    their samples. The scenario mix and the rest are set in the \\[seed] section of looptool.toml.
+
+    Resumable: kill it at any point and run it again; finished dialogues are kept, unfinished
+    ones continue from their last checkpoint, none is made twice.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from looptool.seed.runner import run_seed
+
+    config, db_path = _open_workspace(workspace)
+    columns = (
+        TextColumn("seed dialogues"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+    )  # fmt: skip
+    with Progress(*columns, transient=False) as progress:
+        task = progress.add_task("seed", total=n, detail="")
+
+        def show(report) -> None:
+            progress.update(
+                task,
+                completed=report.finished,
+                detail=f"verified {report.done}, dropped {report.dropped}, in flight {report.in_flight}, "
+                f"{report.per_minute():.1f} verified/min",
+            )
+
+        report = run_seed(workspace, config, n=n, concurrency=concurrency, seed=seed, on_progress=show,
+                          log=lambda line: progress.console.print(line))  # fmt: skip
+    elapsed = __import__("time").monotonic() - report.started
+    with Store.open(db_path) as store:
+        by_status = store.dialogue_counts_by_status()
+        by_scenario = store.dialogue_counts_by_scenario("done")
+        by_split = store.sample_counts_by_split()
+        reasons = store.dialogue_errors()
+        summary = (
+            f"seed: {by_status.get('done', 0)} verified, {by_status.get('dropped', 0)} dropped "
+            f"(this run: {report.done} verified, {report.dropped} dropped, {report.already} already finished; "
+            f"{elapsed:.0f}s); samples: {sum(by_split.values())} (train {by_split.get('train', 0)}, "
+            f"heldout {by_split.get('heldout', 0)})"
+        )
+        store.log_event("info", "seed", summary)
+    typer.echo(summary)
+    typer.echo("verified by scenario: " + (", ".join(f"{k} {v}" for k, v in sorted(by_scenario.items())) or "none"))
+    counted: dict[str, int] = {}
+    for error, count in reasons.items():
+        for reason in error.split("; "):
+            counted[reason] = counted.get(reason, 0) + count
+    for reason, count in sorted(counted.items(), key=lambda kv: -kv[1])[:8]:
+        typer.echo(f"  dropped {count:>4}  {reason[:150]}")
+
+
+@dialogues_app.command("list")
+@_user_errors
+def dialogues_list(
+    workspace: Workspace = Path("."),
+    status: Annotated[
+        str | None, typer.Option(help="Only dialogues with this status: pending, running, done, dropped.")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Show at most this many.")] = None,
+) -> None:
+    """One line per dialogue: id, status, scenario, split, messages, samples, and why it was dropped."""
+    from looptool.seed.show import dialogue_list
+
+    _, db_path = _open_workspace(workspace)
+    if status is not None and status not in ("pending", "running", "done", "dropped", "failed"):
+        raise ConfigError(f"--status: unknown status {status!r}; use pending, running, done or dropped")
+    with Store.open(db_path) as store:
+        rows = store.dialogue_rows(status, limit)
+        counts = store.dialogue_counts_by_status()
+    for line in dialogue_list(rows):
+        typer.echo(line)
+    typer.echo(f"{len(rows)} shown; " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+
+
+@dialogues_app.command("show")
+@_user_errors
+def dialogues_show(
+    dialogue: Annotated[str, typer.Argument(help="Dialogue id, or a unique prefix of it.")],
+    workspace: Workspace = Path("."),
+    trace: Annotated[bool, typer.Option("--trace", help="Also print every agent call: raw output, errors, usage.")] = False,
+) -> None:
+    """Print a dialogue as a transcript: its plan, each turn with agent, model and latency, its samples."""
+    from looptool.seed.show import render_dialogue
+
+    _, db_path = _open_workspace(workspace)
+    with Store.open(db_path) as store:
+        ids = [r["id"] for r in store.dialogue_rows() if r["id"].startswith(dialogue)]
+        if len(ids) != 1:
+            found = "no dialogue" if not ids else f"{len(ids)} dialogues"
+            raise ConfigError(f"{found} with id {dialogue!r} in {workspace}; see 'looptool dialogues list'")
+        lines = render_dialogue(store, ids[0], trace=trace)
+    for line in lines:
+        typer.echo(line)
 
 
 # -- doctor -------------------------------------------------------------------------------------

@@ -4,9 +4,10 @@ A workspace is a directory holding `looptool.toml` and `looptool.db`. The config
 plays each role and how to reach it. Every field is documented here, validated here, and nowhere
 else; a bad value fails with its dotted path and the value that was given.
 
-Roles: `policy` (the model being trained), `generator` (writes tools, plans, user turns, tool
-results and expansions) and `judge` (verifies labels). The finer agent roles `planner`, `user`,
-`tool` and `expander` use `generator` unless given their own section.
+Roles: `policy` (the model being trained), `generator` (writes tools, plans, user turns, assistant
+labels, tool results and expansions) and `judge` (verifies labels). The finer agent roles
+`planner`, `user`, `assistant`, `tool` and `expander` use `generator` unless given their own
+section. `[seed]` sets how seed dialogues are made.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ CONFIG_FILE = "looptool.toml"
 DB_FILE = "looptool.db"
 EMBEDDED_MODEL = "smollm2-135m-instruct"
 PRIMARY_ROLES = ("policy", "generator", "judge")
-AGENT_ROLES = ("planner", "user", "tool", "expander")
+AGENT_ROLES = ("planner", "user", "assistant", "tool", "expander")
+SCENARIOS = ("single", "parallel", "multiple", "sequential", "missing_argument", "irrelevant")
 ALL_ROLES = PRIMARY_ROLES + AGENT_ROLES
 LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 
@@ -127,16 +129,73 @@ class ServingConfig(_Section):
     max_retries: int = Field(default=4, ge=0, description="Retries on connection errors and 5xx, with back-off.")
 
 
+class SeedConfig(_Section):
+    """How seed dialogues are simulated and turned into samples (`looptool seed`)."""
+
+    scenario_mix: dict[str, float] = Field(
+        default_factory=lambda: {s: 1.0 for s in SCENARIOS},
+        description="Relative weight of each scenario type: " + ", ".join(SCENARIOS) + ". Missing types get 0.",
+    )
+    chit_chat_rate: float = Field(
+        default=0.3, ge=0, le=1, description="Share of dialogues with a chit-chat exchange (no call) before or after the task."
+    )
+    min_tools: int = Field(default=2, ge=1, le=10, description="Fewest tools a dialogue offers (a 'single' dialogue offers one).")
+    max_tools: int = Field(default=4, ge=1, le=10, description="Most tools a dialogue offers ('multiple' offers at least 3).")
+    max_messages: int = Field(default=16, ge=4, description="Turn budget: a dialogue stops after this many messages.")
+    max_attempts: int = Field(
+        default=3, ge=1, description="Tries per agent turn on invalid output; a dialogue is dropped when they run out."
+    )
+    guidance: Literal["auto", "none", "hint", "grammar"] = Field(
+        default="auto",
+        description="What the assistant learns from the plan: 'none' (only the conversation), 'hint' (the plan's next "
+        "action in its prompt), 'grammar' (also its output grammar is limited to that action). 'auto' = grammar "
+        "for the embedded model, hint otherwise.",
+    )
+    assistant_temperature: float = Field(
+        default=0.7, gt=0, le=2, description="Sampling temperature of the assistant's self-consistency samples."
+    )
+    temperature: float = Field(default=0.9, ge=0, le=2, description="Sampling temperature of planner, user and tool agents.")
+    final_replies_as_samples: bool = Field(
+        default=True, description="Also make a no-call sample of the assistant's text answer after tool results."
+    )
+    heldout_fraction: float = Field(
+        default=0.1, ge=0, lt=1, description="Share of tools (by name) held out: their dialogues only make evaluation samples."
+    )
+    history_token_budget: int = Field(
+        default=1536, ge=128, description="Sample context budget in tokens; the oldest user turns are dropped first."
+    )
+
+    @field_validator("scenario_mix")
+    @classmethod
+    def _mix(cls, mix: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(mix) - set(SCENARIOS))
+        if unknown:
+            raise ValueError(f"unknown scenario {unknown[0]!r}; scenarios are: {', '.join(SCENARIOS)}")
+        if any(w < 0 for w in mix.values()) or sum(mix.values()) <= 0:
+            raise ValueError("weights must be >= 0 and at least one > 0")
+        return mix
+
+    @model_validator(mode="after")
+    def _tool_range(self) -> SeedConfig:
+        if self.min_tools > self.max_tools:
+            raise ValueError(f"min_tools ({self.min_tools}) is larger than max_tools ({self.max_tools})")
+        return self
+
+
 class WorkspaceConfig(_Section):
     """The whole `looptool.toml`."""
 
     name: str = Field(default="looptool", description="A name for this workspace, shown in the UI.")
     serving: ServingConfig = Field(default_factory=ServingConfig)
+    seed: SeedConfig = Field(default_factory=SeedConfig)
     policy: RoleModel = Field(default_factory=ManagedModel, description="The model being trained.")
     generator: RoleModel = Field(default_factory=ManagedModel, description="Writes tools, dialogues and expansions.")
     judge: RoleModel = Field(default_factory=ManagedModel, description="Verifies labels against predictions.")
     planner: RoleModel | None = Field(default=None, description="Overrides generator for the planner agent.")
     user: RoleModel | None = Field(default=None, description="Overrides generator for the user agent.")
+    assistant: RoleModel | None = Field(
+        default=None, description="Overrides generator for the assistant agent (it writes the seed labels)."
+    )
     tool: RoleModel | None = Field(default=None, description="Overrides generator for the tool simulator.")
     expander: RoleModel | None = Field(default=None, description="Overrides generator for the expander agent.")
 
@@ -217,7 +276,7 @@ HEADER = """\
 #   kind = "managed"   -> LoopTool starts a local vLLM server for `model`
 #                         ("smollm2-135m-instruct" = the embedded default, or a checkpoint dir)
 #   kind = "endpoint"  -> an OpenAI-compatible server you run: base_url, model, api_key_env
-# The agent roles planner/user/tool/expander use generator unless given a section of their own.
+# The agent roles planner/user/assistant/tool/expander use generator unless given a section of their own.
 
 """
 
@@ -252,15 +311,17 @@ def config_reference() -> str:
         "",
         "| key | meaning |",
         "|---|---|",
-        *(f"| `{n}` | {f.description or ''} |" for n, f in WorkspaceConfig.model_fields.items() if n not in ("serving",)),
+        *(f"| `{n}` | {f.description or ''} |" for n, f in WorkspaceConfig.model_fields.items() if n not in ("serving", "seed")),
         "| `[serving]` | How managed vLLM servers are run (below). |",
+        "| `[seed]` | How seed dialogues are made (below). |",
         "",
         "Each role section (`[policy]`, `[generator]`, `[judge]`, and optionally `[planner]`, `[user]`,",
-        "`[tool]`, `[expander]`) is one of the two kinds below; `kind` may be left out for `managed`.",
+        "`[assistant]`, `[tool]`, `[expander]`) is one of the two kinds below; `kind` may be left out for `managed`.",
         "",
         *table(ManagedModel, '[<role>] kind = "managed"'),
         *table(EndpointModel, '[<role>] kind = "endpoint"'),
         *table(ServingConfig, "[serving]"),
+        *table(SeedConfig, "[seed]"),
         "Example: train a local Qwen3-8B checkpoint, generate and judge with a remote Qwen3-32B.",
         "",
         "```toml",

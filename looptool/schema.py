@@ -169,6 +169,7 @@ class Dialogue(_Model):
 
 
 Origin = Literal["seed", "corrected", "expanded"]
+Split = Literal["train", "heldout"]
 
 
 class Sample(_Model):
@@ -184,6 +185,8 @@ class Sample(_Model):
     label: Label
     label_version: int = 1
     active: bool = True
+    split: Split = "train"  # "heldout": its tools never appear in training samples
+    scenario: str | None = None  # the dialogue scenario it came from (single, parallel, ...)
 
     @model_validator(mode="after")
     def _fill_id(self) -> Sample:

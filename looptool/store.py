@@ -43,14 +43,14 @@ from .schema import (
     stable_id,
 )
 
-SCHEMA_VERSION = 1
-# MIGRATIONS[n] upgrades a database from version n to n + 1; all run in one transaction.
-MIGRATIONS: dict[int, Callable[[Database], None]] = {}
+SCHEMA_VERSION = 2
 
-TABLES = ("tools", "dialogues", "messages", "samples", "probes", "verdicts", "rounds", "events")
+TABLES = ("tools", "dialogues", "messages", "traces", "samples", "probes", "verdicts", "rounds", "events")
 
-# The current schema. Column names and keys are the data model of the design; `messages` also
-# keeps `tool_call_id` and `name` so that a Message round-trips exactly.
+# The schema of version 1. A new database is created at version 1 and brought up to date by the
+# same MIGRATIONS that upgrade an old file, so the two can never differ. Column names and keys are
+# the data model of the design; `messages` also keeps `tool_call_id` and `name` so that a Message
+# round-trips exactly.
 SCHEMA_SQL = [
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)",
     """CREATE TABLE tools (id TEXT PRIMARY KEY, name TEXT NOT NULL, domain TEXT NOT NULL DEFAULT '',
@@ -92,6 +92,29 @@ SCHEMA_SQL = [
         level TEXT NOT NULL, stage TEXT NOT NULL, message TEXT NOT NULL)""",
     "CREATE INDEX idx_events_ts ON events (ts)",
 ]
+
+
+def _migrate_1_to_2(db: Database) -> None:
+    """Seed dialogues: the agent trace, masked assistant turns, and sample split/scenario."""
+    for statement in [
+        # One row per agent call (a model request, or a simulated tool result). `call_key` names
+        # the call within its dialogue (e.g. "m3.assistant.s1.a0": message 3, sample 1, attempt 0),
+        # so a call re-run after a crash overwrites its row instead of adding one.
+        """CREATE TABLE traces (dialogue_id TEXT NOT NULL REFERENCES dialogues (id) ON DELETE CASCADE,
+            call_key TEXT NOT NULL, msg_idx INTEGER, agent TEXT NOT NULL, role TEXT NOT NULL,
+            prompt_ref TEXT NOT NULL, raw TEXT, parsed_json TEXT, status TEXT NOT NULL, error TEXT,
+            model TEXT, latency_ms REAL, prompt_tokens INTEGER, completion_tokens INTEGER,
+            created_at TEXT NOT NULL, PRIMARY KEY (dialogue_id, call_key))""",
+        "ALTER TABLE messages ADD COLUMN masked INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE samples ADD COLUMN split TEXT NOT NULL DEFAULT 'train'",
+        "ALTER TABLE samples ADD COLUMN scenario TEXT",
+        "CREATE INDEX idx_samples_split ON samples (split)",
+    ]:
+        db.execute(statement)
+
+
+# MIGRATIONS[n] upgrades a database from version n to n + 1; all run in one transaction.
+MIGRATIONS: dict[int, Callable[[Database], None]] = {1: _migrate_1_to_2}
 
 
 class StoreError(Exception):
@@ -166,9 +189,7 @@ class Store:
         with self.transaction():
             for statement in SCHEMA_SQL:
                 self.db.execute(statement)
-            self.db.execute(
-                "INSERT INTO meta (key, value) VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)]
-            )
+            self.db.execute("INSERT INTO meta (key, value) VALUES ('schema_version', '1')")
 
     def _check_version(self) -> None:
         if not self._has_meta():
@@ -307,36 +328,93 @@ class Store:
         self._update("UPDATE dialogues SET status = ?, error = ?, updated_at = ? WHERE id = ?",
                      [status, error, utc_now(), dialogue_id], dialogue_id)
 
-    def get_dialogue(self, dialogue_id: str) -> Dialogue:
-        """The dialogue with its messages loaded."""
+    def get_dialogue(self, dialogue_id: str, *, with_messages: bool = True) -> Dialogue:
+        """The dialogue, with its messages loaded unless `with_messages` is False."""
         r = self._one("SELECT * FROM dialogues WHERE id = ?", [dialogue_id])
         if r is None:
             raise KeyError(dialogue_id)
         return Dialogue(id=r["id"], plan=json.loads(r["plan_json"]), status=r["status"],
                         error=r["error"], tool_ids=json.loads(r["tool_ids_json"]),
-                        thread_id=r["thread_id"], messages=self.messages(dialogue_id))
+                        thread_id=r["thread_id"], messages=self.messages(dialogue_id) if with_messages else [])
 
     def add_messages(self, dialogue_id: str, messages: Sequence[Message], start_idx: int, *,
                      model: str | None = None, latency_ms: float | None = None,
-                     prompt_tokens: int | None = None, completion_tokens: int | None = None) -> None:
-        """Upsert messages at indexes start_idx, start_idx+1, ... with optional call metadata."""
+                     prompt_tokens: int | None = None, completion_tokens: int | None = None,
+                     masked: bool = False) -> None:
+        """Upsert messages at indexes start_idx, start_idx+1, ... with optional call metadata.
+
+        `masked` marks an assistant turn whose self-consistency samples did not agree: it stays in
+        the conversation but yields no training sample.
+        """
         with self.transaction():
             for i, m in enumerate(messages, start=start_idx):
                 row = {"dialogue_id": dialogue_id, "idx": i, "role": m.role, "agent": m.agent,
                        "content": m.content, "tool_calls_json": _dumps(m.tool_calls),
                        "tool_call_id": m.tool_call_id, "name": m.name, "model": model,
                        "latency_ms": latency_ms, "prompt_tokens": prompt_tokens,
-                       "completion_tokens": completion_tokens, "created_at": utc_now()}
+                       "completion_tokens": completion_tokens, "masked": int(masked),
+                       "created_at": utc_now()}
                 self._upsert("messages", row, ("dialogue_id", "idx"))
+
+    @staticmethod
+    def _message(r: dict[str, Any]) -> Message:
+        return Message(role=r["role"], content=r["content"], agent=r["agent"], name=r["name"],
+                       tool_call_id=r["tool_call_id"],
+                       tool_calls=[ToolCall.model_validate(c) for c in json.loads(r["tool_calls_json"])])
 
     def messages(self, dialogue_id: str) -> list[Message]:
         rows = self._rows("SELECT * FROM messages WHERE dialogue_id = ? ORDER BY idx", [dialogue_id])
-        return [
-            Message(role=r["role"], content=r["content"], agent=r["agent"], name=r["name"],
-                    tool_call_id=r["tool_call_id"],
-                    tool_calls=[ToolCall.model_validate(c) for c in json.loads(r["tool_calls_json"])])
-            for r in rows
-        ]
+        return [self._message(r) for r in rows]
+
+    def message_rows(self, dialogue_id: str) -> list[dict[str, Any]]:
+        """Messages with their bookkeeping: idx, message (Message), masked, model, latency_ms, tokens."""
+        rows = self._rows("SELECT * FROM messages WHERE dialogue_id = ? ORDER BY idx", [dialogue_id])
+        return [{"idx": r["idx"], "message": self._message(r), "masked": bool(r["masked"]), "model": r["model"],
+                 "latency_ms": r["latency_ms"], "prompt_tokens": r["prompt_tokens"],
+                 "completion_tokens": r["completion_tokens"]} for r in rows]
+
+    # -- agent traces ----------------------------------------------------------------------------
+
+    def upsert_trace(self, dialogue_id: str, call_key: str, *, agent: str, role: str, prompt_ref: str,
+                     status: str, msg_idx: int | None = None, raw: str | None = None,
+                     parsed: Any = None, error: str | None = None, model: str | None = None,
+                     latency_ms: float | None = None, prompt_tokens: int | None = None,
+                     completion_tokens: int | None = None) -> None:
+        """Record one agent call of a dialogue under its key (a re-run call overwrites its row)."""
+        row = {"dialogue_id": dialogue_id, "call_key": call_key, "msg_idx": msg_idx, "agent": agent,
+               "role": role, "prompt_ref": prompt_ref, "raw": raw,
+               "parsed_json": None if parsed is None else canonical_json(parsed), "status": status,
+               "error": error, "model": model, "latency_ms": latency_ms, "prompt_tokens": prompt_tokens,
+               "completion_tokens": completion_tokens, "created_at": utc_now()}
+        self._upsert("traces", row, ("dialogue_id", "call_key"))
+
+    def reset_dialogue(self, dialogue_id: str) -> None:
+        """Forget a dialogue's messages, traces and samples (it is about to be made anew)."""
+        with self.transaction():
+            for table in ("messages", "traces", "samples"):
+                self.db.execute(f"DELETE FROM {table} WHERE dialogue_id = ?", [dialogue_id])
+
+    def clear_traces(self, dialogue_id: str, prefix: str) -> None:
+        """Forget the calls whose key starts with `prefix` + "." (before a node records them anew,
+        so a re-run node leaves no stale attempts behind)."""
+        with self.transaction():
+            self.db.execute("DELETE FROM traces WHERE dialogue_id = ? AND substr(call_key, 1, ?) = ?",
+                            [dialogue_id, len(prefix) + 1, prefix + "."])
+
+    def set_dialogue_samples(self, dialogue_id: str, samples: Sequence[Sample]) -> None:
+        """Make `samples` the dialogue's samples (replacing any from an earlier run)."""
+        with self.transaction():
+            self.db.execute("DELETE FROM samples WHERE dialogue_id = ?", [dialogue_id])
+            for s in samples:
+                self.upsert_sample(s)
+
+    def traces(self, dialogue_id: str) -> list[dict[str, Any]]:
+        """The agent calls of a dialogue in the order they were made; `parsed` is decoded JSON."""
+        rows = self._rows("SELECT * FROM traces WHERE dialogue_id = ? ORDER BY created_at, call_key", [dialogue_id])
+        for r in rows:
+            r["parsed"] = None if r["parsed_json"] is None else json.loads(r.pop("parsed_json"))
+            r.pop("parsed_json", None)
+        return rows
 
     # -- samples ---------------------------------------------------------------------------------
 
@@ -345,8 +423,8 @@ class Store:
         row = {"id": s.id, "dialogue_id": s.dialogue_id, "parent_id": s.parent_id, "origin": s.origin,
                "round_added": s.round_added, "messages_json": _dumps(s.messages),
                "tools_json": _dumps(s.tools), "label_json": _dump(s.label),
-               "label_version": s.label_version, "active": int(s.active), "created_at": now,
-               "updated_at": now}
+               "label_version": s.label_version, "active": int(s.active), "split": s.split,
+               "scenario": s.scenario, "created_at": now, "updated_at": now}
         self._upsert("samples", row, ("id",))
 
     def upsert_samples(self, samples: Sequence[Sample]) -> None:
@@ -361,7 +439,7 @@ class Store:
                       origin=r["origin"], round_added=r["round_added"],
                       messages=json.loads(r["messages_json"]), tools=json.loads(r["tools_json"]),
                       label=json.loads(r["label_json"]), label_version=r["label_version"],
-                      active=bool(r["active"]))
+                      active=bool(r["active"]), split=r["split"], scenario=r["scenario"])
 
     def get_sample(self, sample_id: str) -> Sample:
         r = self._one("SELECT * FROM samples WHERE id = ?", [sample_id])
@@ -370,10 +448,12 @@ class Store:
         return self._sample(r)
 
     def iter_samples(self, *, origin: str | None = None, round_added: int | None = None,
-                     active: bool | None = None, page: int = 500) -> Iterator[Sample]:
+                     active: bool | None = None, split: str | None = None,
+                     dialogue_id: str | None = None, page: int = 500) -> Iterator[Sample]:
         """Samples ordered by id, filtered by whichever arguments are given, read page by page."""
         filters = {"origin": origin, "round_added": round_added,
-                   "active": None if active is None else int(active)}
+                   "active": None if active is None else int(active), "split": split,
+                   "dialogue_id": dialogue_id}
         conds = [f"{k} = ?" for k, v in filters.items() if v is not None]
         params = [v for v in filters.values() if v is not None]
         last = ""
@@ -491,6 +571,32 @@ class Store:
 
     def dialogue_counts_by_status(self) -> dict[str, int]:
         return self._count_by("SELECT status AS k, count(*) AS c FROM dialogues GROUP BY status")
+
+    def dialogue_rows(self, status: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+        """Dialogue headers (no messages), oldest first: id, status, error, scenario, split,
+        message and sample counts, updated_at."""
+        where, params = ("WHERE d.status = ?", [status]) if status else ("", [])
+        rows = self._rows(
+            "SELECT d.id, d.status, d.error, d.updated_at, json_extract(d.plan_json, '$.scenario') AS scenario, "
+            "json_extract(d.plan_json, '$.split') AS split, "
+            "(SELECT count(*) FROM messages m WHERE m.dialogue_id = d.id) AS n_messages, "
+            "(SELECT count(*) FROM samples s WHERE s.dialogue_id = d.id) AS n_samples "
+            f"FROM dialogues d {where} ORDER BY d.created_at, d.id" + (f" LIMIT {int(limit)}" if limit else ""),
+            params)
+        return rows
+
+    def dialogue_counts_by_scenario(self, status: str = "done") -> dict[str, int]:
+        return self._count_by("SELECT json_extract(plan_json, '$.scenario') AS k, count(*) AS c FROM dialogues "
+                              "WHERE status = ? GROUP BY k", [status])
+
+    def dialogue_errors(self) -> dict[str, int]:
+        """Why dialogues were dropped: reason -> count."""
+        return self._count_by("SELECT coalesce(error, '') AS k, count(*) AS c FROM dialogues "
+                              "WHERE status = 'dropped' GROUP BY k ORDER BY c DESC")
+
+    def sample_counts_by_split(self, active_only: bool = True) -> dict[str, int]:
+        where = "WHERE active = 1" if active_only else ""
+        return self._count_by(f"SELECT split AS k, count(*) AS c FROM samples {where} GROUP BY split")
 
     def probe_counts_by_category(self, round: int) -> dict[str, int]:
         """Probes of a round per category; uncategorised probes count under 'none'."""

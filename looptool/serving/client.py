@@ -171,7 +171,29 @@ def structured_json(
     endpoint: Endpoint, messages: list, schema: dict[str, Any], *, name: str = "answer", model: str | None = None, **kwargs: Any
 ) -> Any:
     """Like `structured_call`, for a JSON Schema built at run time (a dict, not a pydantic type)."""
-    content = _json_schema_completion(endpoint, messages, name, schema, model, kwargs)
+    return parse_json_answer(_json_schema_completion(endpoint, messages, name, schema, model, kwargs), schema, name)
+
+
+def _json_schema_completion(
+    endpoint: Endpoint, messages: list, name: str, schema: dict[str, Any], model: str | None, kwargs: dict[str, Any]
+) -> str:
+    llm = _json_schema_llm(endpoint, name, schema, model, kwargs)
+    try:
+        message = llm.invoke(messages)
+    except openai.LengthFinishReasonError:
+        raise ModelOutputError(f"{name}: the answer hit max_tokens before its JSON was complete") from None
+    except openai.OpenAIError as exc:  # connection and status errors, after the client's retries
+        raise ServingError(f"structured call to {endpoint.base_url} failed: {str(exc).splitlines()[0]}") from None
+    return message.content if isinstance(message.content, str) else str(message.content)
+
+
+def _json_schema_llm(endpoint: Endpoint, name: str, schema: dict[str, Any], model: str | None, kwargs: dict[str, Any]):
+    response_format = {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}}
+    return chat_model(endpoint, model=model, **kwargs).bind(response_format=response_format)
+
+
+def parse_json_answer(content: str, schema: dict[str, Any], name: str = "answer") -> Any:
+    """Decode a model's JSON answer and check it against `schema`; ModelOutputError if it does not fit."""
     try:
         value = json.loads(content)
     except json.JSONDecodeError as exc:
@@ -183,18 +205,46 @@ def structured_json(
     return value
 
 
-def _json_schema_completion(
-    endpoint: Endpoint, messages: list, name: str, schema: dict[str, Any], model: str | None, kwargs: dict[str, Any]
-) -> str:
-    response_format = {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}}
-    llm = chat_model(endpoint, model=model, **kwargs).bind(response_format=response_format)
+@dataclass(frozen=True)
+class Completion:
+    """One answer with what the trace records about it."""
+
+    content: str
+    model: str
+    latency_ms: float
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    truncated: bool  # the answer hit max_tokens
+
+
+async def acomplete_json(
+    endpoint: Endpoint, messages: list, schema: dict[str, Any], *, name: str = "answer", model: str | None = None,
+    **kwargs: Any,
+) -> Completion:
+    """Ask (asynchronously) for an answer constrained to a JSON Schema; return its raw text and usage.
+
+    The text is not decoded here (see `parse_json_answer`), so a caller can record what the model
+    said even when it does not validate. Connection errors fail with a one-line ServingError.
+    """
+    llm = _json_schema_llm(endpoint, name, schema, model, kwargs)
+    started = time.perf_counter()
     try:
-        message = llm.invoke(messages)
-    except openai.LengthFinishReasonError:
-        raise ModelOutputError(f"{name}: the answer hit max_tokens before its JSON was complete") from None
-    except openai.OpenAIError as exc:  # connection and status errors, after the client's retries
+        message = await llm.ainvoke(messages)
+    except openai.LengthFinishReasonError as exc:
+        # langchain raises before returning the message; keep what the model wrote for the trace.
+        content = getattr(getattr(exc, "completion", None), "choices", [None])[0]
+        text = getattr(getattr(content, "message", None), "content", None) or ""
+        usage = getattr(getattr(exc, "completion", None), "usage", None)
+        return Completion(text, model or endpoint.model, (time.perf_counter() - started) * 1000,
+                          getattr(usage, "prompt_tokens", None), getattr(usage, "completion_tokens", None), True)
+    except openai.OpenAIError as exc:
         raise ServingError(f"structured call to {endpoint.base_url} failed: {str(exc).splitlines()[0]}") from None
-    return message.content if isinstance(message.content, str) else str(message.content)
+    latency_ms = (time.perf_counter() - started) * 1000
+    usage = message.usage_metadata or {}
+    content = message.content if isinstance(message.content, str) else str(message.content)
+    finish = (message.response_metadata or {}).get("finish_reason")
+    return Completion(content, model or endpoint.model, latency_ms, usage.get("input_tokens"),
+                      usage.get("output_tokens"), finish == "length")
 
 
 # -- raw completions ----------------------------------------------------------------------------

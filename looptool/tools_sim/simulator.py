@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from looptool.prompts import render
 from looptool.schema import ToolCall, ToolSpec
-from looptool.serving.client import Endpoint, ModelOutputError, structured_json
+from looptool.serving.client import Completion, Endpoint, ModelOutputError, acomplete_json, parse_json_answer
 from looptool.tools_sim.validate import ArgumentError, argument_errors
 
 # A tool without an output schema still answers with a JSON object.
@@ -39,13 +39,16 @@ def invalid_call_result(errors: list[ArgumentError]) -> ToolResult:
     return ToolResult(ok=False, error={"type": kind, "details": [e.model_dump() for e in errors]})
 
 
-def simulate_call(
+async def simulate_call(
     endpoint: Endpoint, spec: ToolSpec, call: ToolCall, *, max_tokens: int = 300, temperature: float = 0.7
-) -> ToolResult:
-    """Validate the call against the spec; if valid, have the generator write the result."""
+) -> tuple[ToolResult, Completion | None]:
+    """Validate the call against the spec; if valid, have the generator write the result.
+
+    Returns the result and the model's completion (None when the call was refused unseen).
+    """
     errors = argument_errors(spec, call)
     if errors:
-        return invalid_call_result(errors)
+        return invalid_call_result(errors), None
     prompt = render(
         "looptool.tools_sim",
         "simulate_tool",
@@ -54,11 +57,13 @@ def simulate_call(
         arguments=json.dumps(call.arguments, ensure_ascii=False),
     )
     schema = spec.returns or GENERIC_RESULT
+    name = f"{spec.name}_result"
+    completion = await acomplete_json(
+        endpoint, [("user", prompt)], schema, name=name, temperature=temperature, max_tokens=max_tokens
+    )
     try:
-        content = structured_json(
-            endpoint, [("user", prompt)], schema, name=f"{spec.name}_result", temperature=temperature, max_tokens=max_tokens
-        )
+        content = parse_json_answer(completion.content, schema, name)
     except ModelOutputError as exc:
         # The call was fine; the simulation failed. Callers retry or drop the turn.
-        return ToolResult(ok=False, error={"type": "simulation_failed", "details": str(exc)})
-    return ToolResult(ok=True, content=content)
+        return ToolResult(ok=False, error={"type": "simulation_failed", "details": str(exc)}), completion
+    return ToolResult(ok=True, content=content), completion

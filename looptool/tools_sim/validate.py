@@ -126,7 +126,7 @@ def argument_errors(spec: ToolSpec, call: ToolCall) -> list[ArgumentError]:
     """
     if call.name != spec.name:
         return [ArgumentError(kind="unknown_tool", path="", message=f"called {call.name!r}, the tool is {spec.name!r}")]
-    schema = _closed(spec.parameters)
+    schema = closed_schema(spec.parameters)
     validator = jsonschema.validators.validator_for(schema)(schema, format_checker=jsonschema.FormatChecker())
     errors = []
     for error in sorted(validator.iter_errors(call.arguments), key=lambda e: list(map(str, e.absolute_path))):
@@ -138,15 +138,15 @@ def argument_errors(spec: ToolSpec, call: ToolCall) -> list[ArgumentError]:
     return errors
 
 
-def _closed(schema: Any) -> Any:
+def closed_schema(schema: Any) -> Any:
     """A copy of the schema where every object without `additionalProperties` forbids extras."""
     if isinstance(schema, list):
-        return [_closed(s) for s in schema]
+        return [closed_schema(s) for s in schema]
     if not isinstance(schema, dict):
         return schema
-    out = {k: _closed(v) if k in ("items", "anyOf", "oneOf", "allOf") else v for k, v in schema.items()}
+    out = {k: closed_schema(v) if k in ("items", "anyOf", "oneOf", "allOf") else v for k, v in schema.items()}
     if "properties" in out:
-        out["properties"] = {k: _closed(v) for k, v in schema["properties"].items()}
+        out["properties"] = {k: closed_schema(v) for k, v in schema["properties"].items()}
         if schema.get("type", "object") == "object" and "additionalProperties" not in schema:
             out["additionalProperties"] = False
     return out

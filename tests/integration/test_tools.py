@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from typer.testing import CliRunner
 
@@ -67,14 +69,14 @@ def test_simulator_answers_valid_calls_within_the_output_schema(served):
     import jsonschema
 
     _, endpoint = served
-    result = simulate_call(endpoint, WEATHER, ToolCall(name="get_weather", arguments={"city": "Oslo", "unit": "celsius"}))
+    result, _ = asyncio.run(simulate_call(endpoint, WEATHER, ToolCall(name="get_weather", arguments={"city": "Oslo", "unit": "celsius"})))
     assert result.ok, result.error
     jsonschema.validate(result.content, WEATHER.returns)
 
 
 def test_simulator_refuses_invalid_calls_without_asking_the_model(served):
     _, endpoint = served
-    result = simulate_call(endpoint, WEATHER, ToolCall(name="get_weather", arguments={"unit": "kelvin"}))
-    assert not result.ok and result.error["type"] == "invalid_arguments"
+    result, completion = asyncio.run(simulate_call(endpoint, WEATHER, ToolCall(name="get_weather", arguments={"unit": "kelvin"})))
+    assert completion is None and not result.ok and result.error["type"] == "invalid_arguments"
     assert sorted(d["kind"] for d in result.error["details"]) == ["enum", "missing_required"]
     assert '"error"' in result.to_message_content()

@@ -117,16 +117,38 @@ def test_every_table_and_index_exists(st):
     assert indexes["tools"] == {("name",), ("domain",)}
     assert indexes["dialogues"] == {("status",)}
     assert indexes["samples"] == {
-        ("origin",), ("round_added",), ("active",), ("parent_id",), ("dialogue_id",)
+        ("origin",), ("round_added",), ("active",), ("parent_id",), ("dialogue_id",), ("split",)
     }
     assert indexes["probes"] == {("round", "category")}
     assert indexes["verdicts"] == {("round", "verdict")}
     assert indexes["events"] == {("ts",)}
     assert st.db["messages"].pks == ["dialogue_id", "idx"]
+    assert st.db["traces"].pks == ["dialogue_id", "call_key"]
     assert st.db["probes"].pks == ["sample_id", "round"]
     assert st.db["verdicts"].pks == ["sample_id", "round"]
     assert st.db["rounds"].pks == ["n"]
     assert st.db["samples"].columns_dict["round_added"] is int
+
+
+def test_version_1_file_is_migrated_and_keeps_its_rows(db_path):
+    db_path.parent.mkdir(parents=True)
+    con = sqlite3.connect(db_path)
+    for statement in store_mod.SCHEMA_SQL:
+        con.execute(statement)
+    con.execute("INSERT INTO meta (key, value) VALUES ('schema_version', '1')")
+    con.execute(
+        "INSERT INTO samples (id, origin, round_added, messages_json, tools_json, label_json, label_version, active,"
+        " created_at, updated_at) VALUES ('s_1', 'seed', 0, ?, '[]', ?, 1, 1, 'x', 'x')",
+        ['[{"role": "user", "content": "hi"}]', '{"calls": [], "text": "hello"}'],
+    )
+    con.commit()
+    con.close()
+    with Store(db_path) as s:
+        assert s.schema_version() == SCHEMA_VERSION == 2
+        sample = s.get_sample("s_1")
+        assert (sample.split, sample.scenario) == ("train", None)
+        assert "masked" in s.db["messages"].columns_dict
+        assert "traces" in s.db.table_names()
 
 
 def test_newer_schema_raises(db_path):

@@ -1,0 +1,120 @@
+"""What every agent shares: one JSON-schema-constrained model call with bounded retries, the
+record of each attempt (for the trace), and the transcript form of a conversation.
+
+An agent turns its inputs into a prompt and a JSON Schema, calls `ask_json`, and converts the
+validated answer into its own type. A conversion that finds the answer unusable raises
+ModelOutputError, which counts as a failed attempt exactly like JSON that does not parse.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from looptool.schema import Message, ToolSpec
+from looptool.serving.client import Completion, Endpoint, ModelOutputError, acomplete_json, parse_json_answer
+from looptool.tools_sim.validate import closed_schema
+
+T = TypeVar("T")
+
+MAX_RESULT_CHARS = 600  # tool results are cut to this in transcripts: agents need the gist, not the bulk
+
+
+@dataclass
+class Attempt:
+    """One model call of an agent: what came back, what it decoded to, and why it was refused."""
+
+    completion: Completion | None
+    parsed: Any = None
+    error: str | None = None
+
+
+@dataclass
+class AgentResult(Generic[T]):
+    """The outcome of an agent turn: its value (None when every attempt failed) and the attempts."""
+
+    agent: str
+    prompt_ref: str
+    value: T | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+
+    @property
+    def error(self) -> str | None:
+        if self.value is not None or not self.attempts:
+            return None
+        return self.attempts[-1].error
+
+
+async def ask_json(
+    agent: str,
+    prompt_ref: str,
+    endpoint: Endpoint,
+    prompt: str,
+    schema: dict[str, Any],
+    convert: Callable[[Any], T],
+    *,
+    max_attempts: int,
+    temperature: float,
+    max_tokens: int,
+) -> AgentResult[T]:
+    """Ask until an answer fits `schema` and `convert` accepts it, at most `max_attempts` times."""
+    result: AgentResult[T] = AgentResult(agent, prompt_ref)
+    for _ in range(max_attempts):
+        completion = await acomplete_json(
+            endpoint, [("user", prompt)], schema, name=agent, temperature=temperature, max_tokens=max_tokens
+        )
+        if completion.truncated:
+            result.attempts.append(Attempt(completion, error=f"{agent}: the answer hit max_tokens ({max_tokens})"))
+            continue
+        try:
+            parsed = parse_json_answer(completion.content, schema, agent)
+            value = convert(parsed)
+        except ModelOutputError as exc:
+            result.attempts.append(Attempt(completion, error=str(exc)))
+            continue
+        result.attempts.append(Attempt(completion, parsed))
+        result.value = value
+        return result
+    return result
+
+
+def arguments_schema(spec: ToolSpec) -> dict[str, Any]:
+    """The tool's parameter schema as a decoding grammar: no invented keys, and no length limits
+    beside a pattern (vLLM's grammar compiler cannot combine the two; arguments are validated
+    against the full schema afterwards anyway)."""
+    return _grammar_safe(closed_schema(spec.parameters))
+
+
+def _grammar_safe(schema: Any) -> Any:
+    if isinstance(schema, list):
+        return [_grammar_safe(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: _grammar_safe(v) if isinstance(v, (dict, list)) else v for k, v in schema.items() if k != "properties"}
+    if "properties" in schema:
+        out["properties"] = {k: _grammar_safe(v) for k, v in schema["properties"].items()}
+    if "pattern" in out:
+        out.pop("minLength", None)
+        out.pop("maxLength", None)
+    return out
+
+
+def transcript(messages: Sequence[Message]) -> str:
+    """A conversation as plain text for an agent's prompt (works with any chat template)."""
+    lines = []
+    for m in messages:
+        if m.role == "user":
+            lines.append(f"User: {m.content}")
+        elif m.role == "assistant" and m.tool_calls:
+            calls = "; ".join(f"{c.name}({json.dumps(c.arguments, ensure_ascii=False)})" for c in m.tool_calls)
+            lines.append(f"Assistant calls: {calls}")
+        elif m.role == "assistant":
+            lines.append(f"Assistant: {m.content}")
+        elif m.role == "tool":
+            content = m.content or ""
+            if len(content) > MAX_RESULT_CHARS:
+                content = content[:MAX_RESULT_CHARS] + " ..."
+            lines.append(f"Function {m.name} returned: {content}")
+    return "\n".join(lines) if lines else "(nothing yet)"

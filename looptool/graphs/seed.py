@@ -1,0 +1,259 @@
+"""The seed-dialogue graph: planner -> user -> assistant (self-consistent) -> tool -> ... -> finish.
+
+Routing follows the method: an empty dialogue goes to the planner; a user message to the
+assistant; an assistant turn with calls to the tool agent; tool results back to the assistant; an
+assistant text to the user until the plan is done or the turn budget is spent. The assistant is
+sampled twice in parallel (`Send` fan-out); two samples that agree are accepted, otherwise a
+third is drawn and a 2-of-3 majority wins, otherwise the turn is kept but masked (it yields no
+sample). An agent that fails `max_attempts` times drops the dialogue with its reason.
+
+State holds ids and counters only; messages, plans and traces are rows in the store, written by
+the node that makes them. A node re-run after a crash rewrites the same rows (messages by index,
+traces by key), so a resumed dialogue never duplicates anything. Each dialogue is one thread of
+the SQLite checkpointer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any, TypedDict
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import Send
+
+from looptool.agents.assistant import Guidance, assistant_turn
+from looptool.agents.base import AgentResult
+from looptool.agents.planner import plan_dialogue
+from looptool.agents.tool import tool_result
+from looptool.agents.user import user_turn
+from looptool.calls import calls_match
+from looptool.config import SeedConfig
+from looptool.schema import Dialogue, Label, Message, ToolSpec
+from looptool.seed.samples import dialogue_samples
+from looptool.seed.scenarios import Plan, draft_plan
+from looptool.seed.verify import verify
+from looptool.serving.client import Endpoint
+from looptool.store import Store
+
+
+def _candidates(old: list[dict] | None, new: list[dict] | None) -> list[dict]:
+    """Assistant samples of the pending turn accumulate; None clears them."""
+    return [] if new is None else [*(old or []), *new]
+
+
+class SeedState(TypedDict, total=False):
+    dialogue_id: str
+    index: int  # the dialogue's number in the run: with the seed it fixes scenario and tools
+    n_turns: int  # user turns in the plan
+    n_messages: int  # messages stored so far = index of the next one
+    turn: int  # user turns spoken so far
+    action: int  # assistant turns since the last user message
+    candidates: Annotated[list[dict], _candidates]
+    vote: str  # "accepted" | "third" (ask a third sample) | "masked"
+    last: str  # kind of the last accepted assistant turn: "calls" | "text"
+    outcome: str  # "" while running, then "done" | "dropped"
+    error: str
+
+
+class AssistantTask(TypedDict):
+    """What one assistant sample needs (the payload of a `Send`)."""
+
+    dialogue_id: str
+    n_messages: int
+    turn: int
+    action: int
+    k: int  # which sample: 0 and 1 in parallel, 2 when they disagree
+
+
+@dataclass
+class SeedContext:
+    store: Store
+    config: SeedConfig
+    endpoints: dict[str, Endpoint]  # by agent: planner, user, assistant, tool
+    guidance: Guidance
+    tool_records: list[dict[str, Any]]
+    seed: int
+    count_tokens: Callable[[list[dict[str, Any]]], int]
+
+
+def build_seed_graph(ctx: SeedContext) -> StateGraph:
+    store, cfg = ctx.store, ctx.config
+    attempts = cfg.max_attempts
+
+    def load(dialogue_id: str) -> tuple[Plan, list[ToolSpec]]:
+        d = store.get_dialogue(dialogue_id, with_messages=False)
+        return Plan.model_validate(d.plan), [store.get_tool(t) for t in d.tool_ids]
+
+    def record(dialogue_id: str, key: str, msg_idx: int | None, result: AgentResult) -> None:
+        store.clear_traces(dialogue_id, key)
+        for a, attempt in enumerate(result.attempts):
+            c = attempt.completion
+            store.upsert_trace(
+                dialogue_id, f"{key}.a{a}", agent=result.agent, role=result.agent, prompt_ref=result.prompt_ref,
+                status="ok" if attempt.error is None else "error", msg_idx=msg_idx, raw=c.content if c else None,
+                parsed=attempt.parsed, error=attempt.error, model=c.model if c else None,
+                latency_ms=c.latency_ms if c else None, prompt_tokens=c.prompt_tokens if c else None,
+                completion_tokens=c.completion_tokens if c else None,
+            )  # fmt: skip
+
+    def usage(result: AgentResult) -> dict[str, Any]:
+        c = result.attempts[-1].completion
+        if c is None:
+            return {}
+        return {"model": c.model, "latency_ms": c.latency_ms, "prompt_tokens": c.prompt_tokens,
+                "completion_tokens": c.completion_tokens}  # fmt: skip
+
+    async def plan(state: SeedState) -> dict:
+        did = state["dialogue_id"]
+        skeleton, specs = draft_plan(state["index"], ctx.seed, cfg, ctx.tool_records)
+        ids = {r["spec"].name: r["id"] for r in ctx.tool_records}
+        header = Dialogue(id=did, plan=skeleton.model_dump(), tool_ids=[ids[s.name] for s in specs],
+                          status="running", thread_id=did)  # fmt: skip
+        with store.transaction():
+            store.upsert_dialogue(header)
+            store.reset_dialogue(did)  # a plan starts the dialogue afresh, even one begun before
+        result = await plan_dialogue(ctx.endpoints["planner"], skeleton, {s.name: s for s in specs},
+                                     max_attempts=attempts, temperature=cfg.temperature)  # fmt: skip
+        with store.transaction():
+            record(did, "plan", None, result)
+            if result.value is None:
+                return {"outcome": "dropped", "error": result.error}
+            store.upsert_dialogue(header.model_copy(update={"plan": result.value.model_dump()}))
+        return {"n_turns": len(result.value.turns), "n_messages": 0, "turn": 0, "action": 0, "outcome": ""}
+
+    async def user(state: SeedState) -> dict:
+        did, n = state["dialogue_id"], state["n_messages"]
+        p, _ = load(did)
+        history = store.messages(did)[:n]
+        result = await user_turn(ctx.endpoints["user"], p, p.turns[state["turn"]], history,
+                                 max_attempts=attempts, temperature=cfg.temperature)  # fmt: skip
+        with store.transaction():
+            record(did, f"m{n}.user", n, result)
+            if result.value is None:
+                return {"outcome": "dropped", "error": result.error}
+            store.add_messages(did, [result.value], n, **usage(result))
+        return {"n_messages": n + 1, "turn": state["turn"] + 1, "action": 0}
+
+    async def assistant(task: AssistantTask) -> dict:
+        did, n, k = task["dialogue_id"], task["n_messages"], task["k"]
+        p, tools = load(did)
+        history = store.messages(did)[:n]
+        expected = p.expected(task["turn"] - 1, task["action"])
+        result = await assistant_turn(ctx.endpoints["assistant"], tools, history, expected, guidance=ctx.guidance,
+                                      max_attempts=attempts, temperature=cfg.assistant_temperature)  # fmt: skip
+        record(did, f"m{n}.assistant.s{k}", n, result)
+        label = None if result.value is None else result.value.model_dump()
+        return {"candidates": [{"k": k, "label": label, "error": result.error, "usage": usage(result)}]}
+
+    def vote(state: SeedState) -> dict:
+        did, n = state["dialogue_id"], state["n_messages"]
+        candidates = sorted(state["candidates"], key=lambda c: c["k"])
+        failed = [c for c in candidates if c["label"] is None]
+        if failed:
+            return {"outcome": "dropped", "error": failed[0]["error"], "candidates": None}
+        labels = [Label.model_validate(c["label"]) for c in candidates]
+        pairs = [(0, 1)] if len(labels) == 2 else [(0, 1), (0, 2), (1, 2)]
+        winner = next((i for i, j in pairs if _agree(labels[i], labels[j])), None)
+        if winner is None and len(labels) == 2:
+            return {"vote": "third"}
+        chosen = 0 if winner is None else winner
+        label = labels[chosen]
+        message = Message(role="assistant", agent="assistant", tool_calls=label.calls, content=label.text)
+        store.add_messages(did, [message], n, masked=winner is None, **candidates[chosen]["usage"])
+        return {"n_messages": n + 1, "action": state["action"] + 1, "candidates": None,
+                "vote": "masked" if winner is None else "accepted", "last": "text" if label.is_no_call else "calls"}  # fmt: skip
+
+    async def tool(state: SeedState) -> dict:
+        import asyncio
+
+        did, n = state["dialogue_id"], state["n_messages"]
+        _, tools = load(did)
+        calls = store.messages(did)[n - 1].tool_calls
+        results = await asyncio.gather(*(tool_result(ctx.endpoints["tool"], tools, c, max_attempts=attempts,
+                                                     temperature=cfg.temperature) for c in calls))  # fmt: skip
+        with store.transaction():
+            for j, (call, result) in enumerate(zip(calls, results)):
+                record(did, f"m{n + j}.tool", n + j, result)
+            failed = next((r for r in results if r.value is None), None)
+            if failed is not None:
+                return {"outcome": "dropped", "error": failed.error}
+            for j, (call, result) in enumerate(zip(calls, results)):
+                message = Message(role="tool", agent="tool", name=call.name, tool_call_id=f"call_{n - 1}_{j}",
+                                  content=result.value.to_message_content())  # fmt: skip
+                store.add_messages(did, [message], n + j, **usage(result))
+        return {"n_messages": n + len(calls)}
+
+    def finish(state: SeedState) -> dict:
+        did = state["dialogue_id"]
+        if state.get("outcome") == "dropped":
+            store.set_dialogue_status(did, "dropped", state.get("error") or "dropped")
+            return {"outcome": "dropped"}
+        p, tools = load(did)
+        rows = store.message_rows(did)
+        reasons = verify(p, tools, rows)
+        samples = []
+        if not reasons:
+            samples, skipped = dialogue_samples(did, p, tools, rows, budget=cfg.history_token_budget,
+                                                count_tokens=ctx.count_tokens, final_replies=cfg.final_replies_as_samples)  # fmt: skip
+            if not samples:
+                reasons = ["no usable sample: " + ", ".join(sorted(skipped))]
+        with store.transaction():
+            if reasons:
+                store.set_dialogue_samples(did, [])
+                store.set_dialogue_status(did, "dropped", "; ".join(reasons))
+                return {"outcome": "dropped", "error": "; ".join(reasons)}
+            store.set_dialogue_samples(did, samples)
+            store.set_dialogue_status(did, "done")
+        return {"outcome": "done"}
+
+    # -- routing ---------------------------------------------------------------------------------
+
+    def sample_assistant(state: SeedState, ks: tuple[int, ...] = (0, 1)) -> list[Send]:
+        task = {key: state[key] for key in ("dialogue_id", "n_messages", "turn", "action")}
+        return [Send("assistant", {**task, "k": k}) for k in ks]
+
+    def after_plan(state: SeedState) -> str:
+        return "finish" if state.get("outcome") == "dropped" else "user"
+
+    def after_user(state: SeedState):
+        return "finish" if state.get("outcome") == "dropped" else sample_assistant(state)
+
+    def after_vote(state: SeedState):
+        if state.get("outcome") == "dropped":
+            return "finish"
+        if state["vote"] == "third":
+            return sample_assistant(state, (2,))
+        if state["n_messages"] >= cfg.max_messages:
+            return "finish"
+        if state["last"] == "calls":
+            return "tool"
+        return "user" if state["turn"] < state["n_turns"] else "finish"
+
+    def after_tool(state: SeedState):
+        if state.get("outcome") == "dropped" or state["n_messages"] >= cfg.max_messages:
+            return "finish"
+        return sample_assistant(state)
+
+    graph = StateGraph(SeedState)
+    graph.add_node("plan", plan)
+    graph.add_node("user", user)
+    graph.add_node("assistant", assistant, input_schema=AssistantTask)
+    graph.add_node("vote", vote)
+    graph.add_node("tool", tool)
+    graph.add_node("finish", finish)
+    graph.add_edge(START, "plan")
+    graph.add_conditional_edges("plan", after_plan, ["user", "finish"])
+    graph.add_conditional_edges("user", after_user, ["assistant", "finish"])
+    graph.add_edge("assistant", "vote")
+    graph.add_conditional_edges("vote", after_vote, ["assistant", "tool", "user", "finish"])
+    graph.add_conditional_edges("tool", after_tool, ["assistant", "finish"])
+    graph.add_edge("finish", END)
+    return graph
+
+
+def _agree(a: Label, b: Label) -> bool:
+    """Self-consistency: the same calls (as a multiset), or both a text answer."""
+    if a.is_no_call or b.is_no_call:
+        return a.is_no_call and b.is_no_call
+    return calls_match(a.calls, b.calls)
