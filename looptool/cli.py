@@ -386,6 +386,7 @@ def seed_command(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from looptool.graphs.seed import REASON_SEPARATOR
     from looptool.seed.runner import run_seed
 
     config, db_path = _open_workspace(workspace)
@@ -423,7 +424,7 @@ def seed_command(
     typer.echo("verified by scenario: " + (", ".join(f"{k} {v}" for k, v in sorted(by_scenario.items())) or "none"))
     counted: dict[str, int] = {}
     for error, count in reasons.items():
-        for reason in error.split("; "):
+        for reason in error.split(REASON_SEPARATOR):
             counted[reason] = counted.get(reason, 0) + count
     for reason, count in sorted(counted.items(), key=lambda kv: -kv[1])[:8]:
         typer.echo(f"  dropped {count:>4}  {reason[:150]}")

@@ -147,9 +147,10 @@ class SeedConfig(_Section):
     )
     guidance: Literal["auto", "none", "hint", "grammar"] = Field(
         default="auto",
-        description="What the assistant learns from the plan: 'none' (only the conversation), 'hint' (the plan's next "
-        "action in its prompt), 'grammar' (also its output grammar is limited to that action). 'auto' = grammar "
-        "for the embedded model, hint otherwise.",
+        description="How closely agents follow the plan: 'none' (the assistant sees only the conversation), 'hint' "
+        "(the plan's next action is in its prompt), 'grammar' (also the assistant's output grammar admits only that "
+        "action, and the user's message must contain the plan's values). 'auto' = grammar for the embedded model, "
+        "hint otherwise.",
     )
     assistant_temperature: float = Field(
         default=0.7, gt=0, le=2, description="Sampling temperature of the assistant's self-consistency samples."

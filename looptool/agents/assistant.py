@@ -12,13 +12,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from looptool.agents.base import AgentResult, arguments_schema, ask_json, transcript
+from looptool.agents.base import AgentResult, arguments_schema, ask_json, tool_signatures, transcript
 from looptool.prompts import render
 from looptool.schema import Label, Message, ToolCall, ToolSpec
 from looptool.seed.scenarios import Action
 from looptool.serving.client import Endpoint, ModelOutputError
 from looptool.tools_sim.validate import argument_errors
-from looptool.training.template import render_tools
 
 Guidance = Literal["none", "hint", "grammar"]
 PROMPT_REF = "agents/assistant.md"
@@ -26,7 +25,7 @@ MAX_CALLS = 4
 MAX_TOKENS = 640  # room for a few calls with array arguments
 TEXT_SCHEMA = {
     "type": "object",
-    "properties": {"text": {"type": "string", "minLength": 2, "maxLength": 500}},
+    "properties": {"text": {"type": "string", "minLength": 2, "maxLength": 300}},
     "required": ["text"],
     "additionalProperties": False,
 }
@@ -67,7 +66,7 @@ def guidance_text(expected: Action, guidance: Guidance) -> str:
 
 
 def assistant_prompt(tools: Sequence[ToolSpec], history: Sequence[Message], expected: Action, guidance: Guidance) -> str:
-    return render("looptool.agents", "assistant", tools=render_tools(tools), history=transcript(history),
+    return render("looptool.agents", "assistant", tools=tool_signatures(tools), history=transcript(history),
                   guidance=guidance_text(expected, guidance))  # fmt: skip
 
 

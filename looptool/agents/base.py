@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar
 
 from looptool.schema import Message, ToolSpec
 from looptool.serving.client import Completion, Endpoint, ModelOutputError, acomplete_json, parse_json_answer
-from looptool.tools_sim.validate import closed_schema
+from looptool.serving.grammar import decoding_schema
 
 T = TypeVar("T")
 
@@ -81,24 +81,8 @@ async def ask_json(
 
 
 def arguments_schema(spec: ToolSpec) -> dict[str, Any]:
-    """The tool's parameter schema as a decoding grammar: no invented keys, and no length limits
-    beside a pattern (vLLM's grammar compiler cannot combine the two; arguments are validated
-    against the full schema afterwards anyway)."""
-    return _grammar_safe(closed_schema(spec.parameters))
-
-
-def _grammar_safe(schema: Any) -> Any:
-    if isinstance(schema, list):
-        return [_grammar_safe(s) for s in schema]
-    if not isinstance(schema, dict):
-        return schema
-    out = {k: _grammar_safe(v) if isinstance(v, (dict, list)) else v for k, v in schema.items() if k != "properties"}
-    if "properties" in schema:
-        out["properties"] = {k: _grammar_safe(v) for k, v in schema["properties"].items()}
-    if "pattern" in out:
-        out.pop("minLength", None)
-        out.pop("maxLength", None)
-    return out
+    """The tool's parameter schema as a decoding grammar (see serving/grammar.py)."""
+    return decoding_schema(spec.parameters)
 
 
 def transcript(messages: Sequence[Message]) -> str:
@@ -118,3 +102,48 @@ def transcript(messages: Sequence[Message]) -> str:
                 content = content[:MAX_RESULT_CHARS] + " ..."
             lines.append(f"Function {m.name} returned: {content}")
     return "\n".join(lines) if lines else "(nothing yet)"
+
+
+def tool_signatures(tools: Sequence[ToolSpec]) -> str:
+    """Tools as short signatures for agent prompts, one per line:
+    `name(city: string, days?: integer 1..7) - description; days: number of days`.
+
+    Agents see tools in this form rather than as JSON Schema, with descriptions cut short,
+    because prompt tokens are what a busy server spends its time on (prefill does not batch the
+    way decoding does), and the decoding grammar enforces the details (types, enums, ranges,
+    formats) anyway.
+    """
+    return "\n".join(_signature(t) for t in tools)
+
+
+def _signature(spec: ToolSpec) -> str:
+    props = spec.parameters.get("properties", {})
+    required = set(spec.parameters.get("required", []))
+    params = ", ".join(f"{name}{'' if name in required else '?'}: {_type(schema)}" for name, schema in props.items())
+    notes = "; ".join(f"{name}: {_cut(schema['description'], 60)}" for name, schema in props.items() if schema.get("description"))
+    line = f"{spec.name}({params})"
+    if spec.description:
+        line += f" - {_cut(spec.description, 120)}"
+    return f"{line}; {notes}" if notes else line
+
+
+def _cut(text: str, width: int) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[: width - 3].rstrip() + "..."
+
+
+def _type(schema: dict[str, Any]) -> str:
+    if "enum" in schema:
+        return "|".join(json.dumps(v, ensure_ascii=False) for v in schema["enum"])
+    kind = schema.get("type", "any")
+    kind = "|".join(kind) if isinstance(kind, list) else kind
+    if kind == "array":
+        return f"array<{_type(schema.get('items', {}))}>"
+    if kind == "object" and schema.get("properties"):
+        required = set(schema.get("required", []))
+        inner = ", ".join(f"{k}{'' if k in required else '?'}: {_type(v)}" for k, v in schema["properties"].items())
+        return "{" + inner + "}"
+    extra = schema.get("format") or schema.get("pattern") or ""
+    if "minimum" in schema or "maximum" in schema:
+        extra = f"{schema.get('minimum', '')}..{schema.get('maximum', '')}"
+    return f"{kind} {extra}".strip()

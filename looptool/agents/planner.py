@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from looptool.agents.base import AgentResult, arguments_schema, ask_json
+from looptool.agents.base import AgentResult, arguments_schema, ask_json, tool_signatures
 from looptool.prompts import render
 from looptool.schema import ToolSpec
 from looptool.seed.scenarios import SCENARIO_DESCRIPTIONS, Plan, complete_plan
 from looptool.serving.client import Endpoint, ModelOutputError
-from looptool.training.template import render_tools
 
 PROMPT_REF = "agents/planner.md"
 GOAL_SCHEMA = {"type": "string", "minLength": 8, "maxLength": 200}
@@ -37,7 +36,7 @@ def planner_prompt(skeleton: Plan, specs: dict[str, ToolSpec]) -> str:
         "looptool.agents",
         "planner",
         scenario=SCENARIO_DESCRIPTIONS[skeleton.scenario],
-        tools=render_tools([specs[name] for name in skeleton.tools]),
+        tools=tool_signatures([specs[name] for name in skeleton.tools]),
         task=task,
     )
 

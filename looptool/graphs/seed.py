@@ -37,6 +37,9 @@ from looptool.serving.client import Endpoint
 from looptool.store import Store
 
 
+REASON_SEPARATOR = " | "  # between the reasons of a dialogue that failed verification in several ways
+
+
 def _candidates(old: list[dict] | None, new: list[dict] | None) -> list[dict]:
     """Assistant samples of the pending turn accumulate; None clears them."""
     return [] if new is None else [*(old or []), *new]
@@ -126,8 +129,8 @@ def build_seed_graph(ctx: SeedContext) -> StateGraph:
         did, n = state["dialogue_id"], state["n_messages"]
         p, _ = load(did)
         history = store.messages(did)[:n]
-        result = await user_turn(ctx.endpoints["user"], p, p.turns[state["turn"]], history,
-                                 max_attempts=attempts, temperature=cfg.temperature)  # fmt: skip
+        result = await user_turn(ctx.endpoints["user"], p, p.turns[state["turn"]], history, max_attempts=attempts,
+                                 temperature=cfg.temperature, force_mentions=ctx.guidance == "grammar")  # fmt: skip
         with store.transaction():
             record(did, f"m{n}.user", n, result)
             if result.value is None:
@@ -201,8 +204,8 @@ def build_seed_graph(ctx: SeedContext) -> StateGraph:
         with store.transaction():
             if reasons:
                 store.set_dialogue_samples(did, [])
-                store.set_dialogue_status(did, "dropped", "; ".join(reasons))
-                return {"outcome": "dropped", "error": "; ".join(reasons)}
+                store.set_dialogue_status(did, "dropped", REASON_SEPARATOR.join(reasons))
+                return {"outcome": "dropped", "error": REASON_SEPARATOR.join(reasons)}
             store.set_dialogue_samples(did, samples)
             store.set_dialogue_status(did, "done")
         return {"outcome": "done"}

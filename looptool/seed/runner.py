@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from looptool.config import DB_FILE, EMBEDDED_MODEL, ManagedModel, WorkspaceConfig
-from looptool.graphs.seed import SeedContext, build_seed_graph
+from looptool.graphs.seed import REASON_SEPARATOR, SeedContext, build_seed_graph
 from looptool.seed.scenarios import NoToolsError, dialogue_id
 from looptool.serving.client import resolve_endpoint
 from looptool.store import Store
@@ -62,8 +62,11 @@ def run_seed(
     log: Callable[[str], None] = print,
 ) -> SeedReport:
     """Make sure dialogues 0..n-1 of `seed` exist and are finished (verified or dropped)."""
+    from looptool.graphs.checkpoint import open_checkpointer
+
     db_path = workspace / DB_FILE
     store = Store.open(db_path)
+    saver = None
     try:
         records = store.tool_records()
         if not records:
@@ -82,14 +85,18 @@ def run_seed(
             tool_records=records, seed=seed,
             count_tokens=token_counter(policy.model if isinstance(policy, ManagedModel) else None),
         )  # fmt: skip
-        return asyncio.run(_run(ctx, db_path, n, concurrency, on_progress))
+        saver = open_checkpointer(db_path)
+        return asyncio.run(_run(ctx, saver, n, concurrency, on_progress))
     finally:
+        # Only now: asyncio.run has waited for the worker threads (sync nodes, checkpoint reads
+        # and writes), also those of dialogues cancelled when another one failed, so no thread
+        # uses a connection any more (closing one under a running query crashes the process).
+        if saver is not None:
+            saver.conn.close()
         store.close()
 
 
-async def _run(ctx: SeedContext, db_path: Path, n: int, concurrency: int, on_progress) -> SeedReport:
-    from looptool.graphs.checkpoint import open_checkpointer
-
+async def _run(ctx: SeedContext, saver, n: int, concurrency: int, on_progress) -> SeedReport:
     report = SeedReport(n=n)
     ids = [dialogue_id(ctx.seed, i) for i in range(n)]
     status = {r["id"]: r["status"] for r in ctx.store.dialogue_rows()}
@@ -99,36 +106,32 @@ async def _run(ctx: SeedContext, db_path: Path, n: int, concurrency: int, on_pro
     limit = asyncio.Semaphore(concurrency)
     recursion_limit = 8 * ctx.config.max_messages + 20
 
-    saver = open_checkpointer(db_path)
+    graph = build_seed_graph(ctx).compile(checkpointer=saver)
+
+    async def one(i: int) -> None:
+        async with limit:
+            thread = {"configurable": {"thread_id": ids[i]}, "recursion_limit": recursion_limit}
+            snapshot = await graph.aget_state(thread)
+            start = None if snapshot.next else {"dialogue_id": ids[i], "index": i}
+            report.in_flight += 1
+            on_progress(report)
+            try:
+                out = await graph.ainvoke(start, thread, durability="sync")
+            finally:
+                report.in_flight -= 1
+            if out.get("outcome") == "done":
+                report.done += 1
+            else:
+                report.dropped += 1
+                report.drop_reasons.update((out.get("error") or "dropped").split(REASON_SEPARATOR))
+            on_progress(report)
+
+    tasks = [asyncio.create_task(one(i)) for i in todo]
     try:
-        graph = build_seed_graph(ctx).compile(checkpointer=saver)
-
-        async def one(i: int) -> None:
-            async with limit:
-                thread = {"configurable": {"thread_id": ids[i]}, "recursion_limit": recursion_limit}
-                snapshot = await graph.aget_state(thread)
-                start = None if snapshot.next else {"dialogue_id": ids[i], "index": i}
-                report.in_flight += 1
-                on_progress(report)
-                try:
-                    out = await graph.ainvoke(start, thread, durability="sync")
-                finally:
-                    report.in_flight -= 1
-                if out.get("outcome") == "done":
-                    report.done += 1
-                else:
-                    report.dropped += 1
-                    report.drop_reasons.update((out.get("error") or "dropped").split("; "))
-                on_progress(report)
-
-        tasks = [asyncio.create_task(one(i)) for i in todo]
-        try:
-            await asyncio.gather(*tasks)
-        except BaseException:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
-    finally:
-        saver.conn.close()
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
     return report

@@ -125,8 +125,10 @@ def draft_plan(index: int, seed: int, config: SeedConfig, records: Sequence[dict
     rng = random.Random(f"plan:{seed}:{index}")
     scenario = scenario_sequence(config.scenario_mix, index + 1)[-1]
     pools = {split: [r for r in records if tool_split(r["name"], config.heldout_fraction) == split] for split in ("train", "heldout")}
-    split = "heldout" if pools["heldout"] and is_heldout_index(index, config.heldout_fraction) else "train"
-    pool = pools[split] or pools["train"]
+    # With no train tool at all (every tool hashed to held-out), every dialogue is a held-out one.
+    heldout = is_heldout_index(index, config.heldout_fraction) or not pools["train"]
+    split = "heldout" if pools["heldout"] and heldout else "train"
+    pool = pools[split]
 
     if scenario == "single":
         size = 1

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from looptool.prompts import render
 from looptool.schema import ToolCall, ToolSpec
 from looptool.serving.client import Completion, Endpoint, ModelOutputError, acomplete_json, parse_json_answer
+from looptool.serving.grammar import decoding_schema
 from looptool.tools_sim.validate import ArgumentError, argument_errors
 
 # A tool without an output schema still answers with a JSON object.
@@ -56,7 +57,7 @@ async def simulate_call(
         description=spec.description or "(no description)",
         arguments=json.dumps(call.arguments, ensure_ascii=False),
     )
-    schema = spec.returns or GENERIC_RESULT
+    schema = decoding_schema(spec.returns or GENERIC_RESULT)
     name = f"{spec.name}_result"
     completion = await acomplete_json(
         endpoint, [("user", prompt)], schema, name=name, temperature=temperature, max_tokens=max_tokens
