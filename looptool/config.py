@@ -148,9 +148,9 @@ class SeedConfig(_Section):
     guidance: Literal["auto", "none", "hint", "grammar"] = Field(
         default="auto",
         description="How closely agents follow the plan: 'none' (the assistant sees only the conversation), 'hint' "
-        "(the plan's next action is in its prompt), 'grammar' (also the assistant's output grammar admits only that "
-        "action, and the user's message must contain the plan's values). 'auto' = grammar for the embedded model, "
-        "hint otherwise.",
+        "(the plan's next action is in its prompt), 'grammar' (the assistant's output grammar admits only that action "
+        "and its prompt gives the planned values, which the user's message must contain verbatim). 'auto' = grammar "
+        "for the embedded model, hint otherwise.",
     )
     assistant_temperature: float = Field(
         default=0.7, gt=0, le=2, description="Sampling temperature of the assistant's self-consistency samples."

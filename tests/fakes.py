@@ -6,7 +6,9 @@ when the queue is empty; every request is recorded.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import random
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -90,6 +92,8 @@ def schema_instance(schema: dict[str, Any], rng) -> Any:
     if kind == "string":
         if schema.get("pattern") in _PATTERN_VALUES:
             return _PATTERN_VALUES[schema["pattern"]]
+        if "pattern" in schema:
+            return regex_instance(schema["pattern"], rng)
         if schema.get("format") in _FORMAT_VALUES:
             return _FORMAT_VALUES[schema["format"]]
         text = " ".join(rng.choice(_WORDS) for _ in range(3))
@@ -112,25 +116,83 @@ def schema_instance(schema: dict[str, Any], rng) -> Any:
     return {key: schema_instance(sub, rng) for key, sub in properties.items()}
 
 
+def regex_instance(pattern: str, rng: random.Random) -> str:
+    """A string matching `pattern`, for the regexes agents send: literals, escapes, [classes],
+    [^negated classes], quantifiers {n}, {m,n}, ?, * and +, anchors."""
+    out, i = [], 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch in "^$":
+            i += 1
+            continue
+        if ch == "\\":
+            escaped = {"d": "0123456789", "w": "abcxyz", "s": " "}.get(pattern[i + 1], pattern[i + 1])
+            choices, i = list(escaped), i + 2
+        elif ch == "[":
+            end = pattern.index("]", i + 2)
+            body, negated = pattern[i + 1 : end], pattern[i + 1] == "^"
+            body = body[1:] if negated else body
+            members = set()
+            j = 0
+            while j < len(body):
+                if body[j] == "\\":
+                    members.add({"n": "\n", "t": "\t"}.get(body[j + 1], body[j + 1]))
+                    j += 2
+                elif j + 2 < len(body) and body[j + 1] == "-":
+                    members |= {chr(c) for c in range(ord(body[j]), ord(body[j + 2]) + 1)}
+                    j += 3
+                else:
+                    members.add(body[j])
+                    j += 1
+            choices = [c for c in "abcdefghij klmnop" if c not in members] if negated else sorted(members)
+            i = end + 1
+        elif ch in "(|)":
+            raise NotImplementedError(f"regex_instance: groups are not supported: {pattern!r}")
+        else:
+            choices, i = [ch], i + 1
+        low, high = 1, 1
+        if i < len(pattern) and pattern[i] == "{":
+            end = pattern.index("}", i)
+            bounds = pattern[i + 1 : end].split(",")
+            low = int(bounds[0])
+            high = int(bounds[-1]) if bounds[-1] else low + 8
+            i = end + 1
+        elif i < len(pattern) and pattern[i] in "?*+":
+            low, high = {"?": (0, 1), "*": (0, 8), "+": (1, 8)}[pattern[i]]
+            i += 1
+        out += [rng.choice(choices) for _ in range(rng.randint(low, min(high, low + 12)))]
+    return "".join(out)
+
+
+def schema_name(body: dict) -> str:
+    """The name of a request's response JSON schema (the agent's name for LoopTool's agents)."""
+    return body["response_format"]["json_schema"]["name"]
+
+
+def prompt_of(body: dict) -> str:
+    return json.dumps(body.get("messages"), sort_keys=True)
+
+
+def instance_reply(body: dict, key: str) -> dict:
+    """A reply with an instance of the request's response schema, chosen by `key`."""
+    schema = body["response_format"]["json_schema"]["schema"]
+    return chat_reply(json.dumps(schema_instance(schema, random.Random(hashlib.sha256(key.encode()).hexdigest()))))
+
+
 def json_schema_responder(vary: Callable[[str, int], int] | None = None):
     """A responder answering every request with an instance of its response JSON schema, chosen
     deterministically from the prompt, so the same prompt always gets the same answer (and two
     runs of the same work give the same data). `vary(prompt, nth)` may return a different
     variant for the nth identical prompt (to make self-consistency samples disagree)."""
-    import hashlib
-    import random
-
     seen: dict[str, int] = {}
     lock = threading.Lock()
 
     def respond(path: str, body: dict) -> tuple[int, dict]:
-        prompt = json.dumps(body.get("messages"), sort_keys=True)
+        prompt = prompt_of(body)
         with lock:
             nth = seen.get(prompt, 0)
             seen[prompt] = nth + 1
         variant = vary(prompt, nth) if vary else 0
-        digest = hashlib.sha256(f"{prompt}|{variant}".encode()).hexdigest()
-        schema = body["response_format"]["json_schema"]["schema"]
-        return 200, chat_reply(json.dumps(schema_instance(schema, random.Random(digest))))
+        return 200, instance_reply(body, prompt if variant == 0 else f"{prompt}|{variant}")
 
     return respond

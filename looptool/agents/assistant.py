@@ -2,13 +2,15 @@
 the labels of the seed samples, so each is sampled several times (see graphs/seed.py).
 
 Output schema: {"calls": [{"name": <tool>, "arguments": {...}}, ...]} or {"text": str}; every
-call item is constrained by its tool's parameter schema. With `grammar` guidance the schema
-admits only the plan's next action (its tools and number of calls, or text); with `hint` the
-plan's next action is said in the prompt; with `none` the assistant sees only the conversation.
+call item is constrained by its tool's parameter schema. With `hint` guidance the plan's next
+action (which tools to call, or to answer in words) is said in the prompt; with `grammar` the
+schema also admits only that action and the prompt gives the planned argument values; with `none`
+the assistant sees only the conversation.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -58,6 +60,11 @@ def assistant_schema(tools: Sequence[ToolSpec], expected: Action, guidance: Guid
 def guidance_text(expected: Action, guidance: Guidance) -> str:
     if guidance == "none":
         return ""
+    if expected.kind == "call" and guidance == "grammar":
+        # The planned calls with their values, which the user's message was made to contain: a
+        # small model copies them far more reliably than it finds them, so its samples agree.
+        calls = "; ".join(f"{c.tool}({json.dumps(c.arguments, ensure_ascii=False)})" for c in expected.calls)
+        return render("looptool.agents", "assistant_hint_call_values", calls=calls)
     if expected.kind == "call":
         return render("looptool.agents", "assistant_hint_call", names=", ".join(c.tool for c in expected.calls))
     if expected.kind == "ask":

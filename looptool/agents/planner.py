@@ -55,5 +55,5 @@ async def plan_dialogue(
 
     return await ask_json(
         "planner", PROMPT_REF, endpoint, planner_prompt(skeleton, specs), planner_schema(skeleton, specs), convert,
-        max_attempts=max_attempts, temperature=temperature, max_tokens=160 + 160 * n_calls,
+        max_attempts=max_attempts, temperature=temperature, max_tokens=320 + 240 * n_calls,
     )  # fmt: skip

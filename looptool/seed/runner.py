@@ -112,7 +112,10 @@ async def _run(ctx: SeedContext, saver, n: int, concurrency: int, on_progress) -
         async with limit:
             thread = {"configurable": {"thread_id": ids[i]}, "recursion_limit": recursion_limit}
             snapshot = await graph.aget_state(thread)
-            start = None if snapshot.next else {"dialogue_id": ids[i], "index": i}
+            # Resume any thread with a step to finish. Not `snapshot.next`: it leaves out tasks
+            # whose writes are saved, so a kill between a step's writes and its checkpoint would
+            # make it empty, and new input would restart the dialogue on stale channel state.
+            start = None if snapshot.tasks else {"dialogue_id": ids[i], "index": i}
             report.in_flight += 1
             on_progress(report)
             try:

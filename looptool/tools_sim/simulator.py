@@ -41,7 +41,7 @@ def invalid_call_result(errors: list[ArgumentError]) -> ToolResult:
 
 
 async def simulate_call(
-    endpoint: Endpoint, spec: ToolSpec, call: ToolCall, *, max_tokens: int = 300, temperature: float = 0.7
+    endpoint: Endpoint, spec: ToolSpec, call: ToolCall, *, max_tokens: int = 500, temperature: float = 0.7
 ) -> tuple[ToolResult, Completion | None]:
     """Validate the call against the spec; if valid, have the generator write the result.
 
