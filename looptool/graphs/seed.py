@@ -123,7 +123,9 @@ def build_seed_graph(ctx: SeedContext) -> StateGraph:
             if result.value is None:
                 return {"outcome": "dropped", "error": result.error}
             store.upsert_dialogue(header.model_copy(update={"plan": result.value.model_dump()}))
-        return {"n_turns": len(result.value.turns), "n_messages": 0, "turn": 0, "action": 0, "outcome": ""}
+        # A fresh start forgets every counter and any assistant samples a killed run left behind.
+        return {"n_turns": len(result.value.turns), "n_messages": 0, "turn": 0, "action": 0, "outcome": "",
+                "candidates": None}  # fmt: skip
 
     async def user(state: SeedState) -> dict:
         did, n = state["dialogue_id"], state["n_messages"]

@@ -9,10 +9,12 @@ retried with exponential back-off; anything else fails at once with a one-line m
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import random
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,8 +143,26 @@ def chat_model(endpoint: Endpoint, *, model: str | None = None, **kwargs: Any):
         api_key=endpoint.api_key,
         timeout=endpoint.timeout_s,
         max_retries=endpoint.max_retries,
+        http_async_client=_loop_http_client(endpoint.timeout_s),
         **kwargs,
     )
+
+
+# Async HTTP clients, one per event loop. langchain shares one process-wide async client, whose
+# connections belong to the loop that opened them: a second `asyncio.run` in the same process
+# (two seed runs, say) would then fail with "Event loop is closed".
+_LOOP_CLIENTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _loop_http_client(timeout_s: float):
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return None  # a sync call: langchain's shared sync client is fine
+    client = _LOOP_CLIENTS.get(loop)
+    if client is None:
+        client = _LOOP_CLIENTS[loop] = openai.DefaultAsyncHttpxClient(timeout=timeout_s)
+    return client
 
 
 def role_chat_model(config: WorkspaceConfig, role: str, workspace: str | Path, **kwargs: Any):

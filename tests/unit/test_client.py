@@ -6,6 +6,8 @@ output validation, which a real model cannot be made to fail on demand.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from pydantic import BaseModel
 
@@ -91,3 +93,18 @@ def test_an_endpoint_role_resolves_without_starting_anything(fake, tmp_path, mon
     assert role_chat_model(config, "user", tmp_path).invoke("hi").content == "hello"
     assert fake.requests[-1][1]["model"] == "gen-model"
     assert not (tmp_path / "servers").exists()
+
+
+def test_async_calls_work_across_event_loops(fake_openai):
+    # langchain's shared async HTTP client is bound to the first loop; a later asyncio.run (a
+    # second seed run in one process) must still reach the server.
+    import asyncio
+
+    from looptool.serving.client import acomplete_json
+    from tests.fakes import json_schema_responder
+
+    fake_openai.responder = json_schema_responder()
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
+    for _ in range(3):
+        completion = asyncio.run(acomplete_json(fake_openai.endpoint, [("user", "hi")], schema, name="x"))
+        assert "a" in json.loads(completion.content) and completion.latency_ms > 0
