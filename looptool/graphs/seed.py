@@ -5,7 +5,8 @@ assistant; an assistant turn with calls to the tool agent; tool results back to 
 assistant text to the user until the plan is done or the turn budget is spent. The assistant is
 sampled twice in parallel (`Send` fan-out); two samples that agree are accepted, otherwise a
 third is drawn and a 2-of-3 majority wins, otherwise the turn is kept but masked (it yields no
-sample). An agent that fails `max_attempts` times drops the dialogue with its reason.
+sample). Where the grammar admits only a text answer, one sample is drawn: any two texts agree.
+An agent that fails `max_attempts` times drops the dialogue with its reason.
 
 State holds ids and counters only; messages, plans and traces are rows in the store, written by
 the node that makes them. A node re-run after a crash rewrites the same rows (messages by index,
@@ -158,7 +159,7 @@ def build_seed_graph(ctx: SeedContext) -> StateGraph:
         if failed:
             return {"outcome": "dropped", "error": failed[0]["error"], "candidates": None}
         labels = [Label.model_validate(c["label"]) for c in candidates]
-        pairs = [(0, 1)] if len(labels) == 2 else [(0, 1), (0, 2), (1, 2)]
+        pairs = {1: [(0, 0)], 2: [(0, 1)], 3: [(0, 1), (0, 2), (1, 2)]}[len(labels)]
         winner = next((i for i, j in pairs if _agree(labels[i], labels[j])), None)
         if winner is None and len(labels) == 2:
             return {"vote": "third"}
@@ -216,6 +217,12 @@ def build_seed_graph(ctx: SeedContext) -> StateGraph:
 
     def sample_assistant(state: SeedState, ks: tuple[int, ...] = (0, 1)) -> list[Send]:
         task = {key: state[key] for key in ("dialogue_id", "n_messages", "turn", "action")}
+        if ks == (0, 1) and ctx.guidance == "grammar":
+            p, _ = load(state["dialogue_id"])
+            if p.expected(state["turn"] - 1, state["action"]).kind != "call":
+                # The grammar admits only text, and any two texts agree: a second sample
+                # could not disagree, so it would only cost the server a request.
+                ks = (0,)
         return [Send("assistant", {**task, "k": k}) for k in ks]
 
     def after_plan(state: SeedState) -> str:
