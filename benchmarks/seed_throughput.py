@@ -9,7 +9,7 @@ server, and runs `looptool seed` (in process) in each:
 then prints dialogues, verified, time and verified/min for both, and their ratio (target >= 4).
 Both runs use the same seed, so they start from the same dialogue plans and scenario mix.
 
-Usage: python benchmarks/seed_throughput.py [--n 32] [--concurrency 16] [--sequential-n 6] [--tools 30]
+Usage: python benchmarks/seed_throughput.py [--n 32] [--concurrency 16] [--sequential-n 8] [--tools 30]
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=32)
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--sequential-n", type=int, default=6)
+    parser.add_argument("--sequential-n", type=int, default=8)
     parser.add_argument("--tools", type=int, default=30)
     args = parser.parse_args()
     base = WorkspaceConfig()

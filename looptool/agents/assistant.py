@@ -73,7 +73,9 @@ def guidance_text(expected: Action, guidance: Guidance) -> str:
 
 
 def assistant_prompt(tools: Sequence[ToolSpec], history: Sequence[Message], expected: Action, guidance: Guidance) -> str:
-    return render("looptool.agents", "assistant", tools=tool_signatures(tools), history=transcript(history),
+    # Under `grammar` the decoding grammar and the planned values say what parameter notes would.
+    signatures = tool_signatures(tools, notes=guidance != "grammar")
+    return render("looptool.agents", "assistant", tools=signatures, history=transcript(history),
                   guidance=guidance_text(expected, guidance))  # fmt: skip
 
 

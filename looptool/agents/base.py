@@ -19,7 +19,7 @@ from looptool.serving.grammar import decoding_schema
 
 T = TypeVar("T")
 
-MAX_RESULT_CHARS = 600  # tool results are cut to this in transcripts: agents need the gist, not the bulk
+MAX_RESULT_CHARS = 400  # tool results are cut to this in transcripts: agents need the gist, not the bulk
 
 
 @dataclass
@@ -104,19 +104,19 @@ def transcript(messages: Sequence[Message]) -> str:
     return "\n".join(lines) if lines else "(nothing yet)"
 
 
-def tool_signatures(tools: Sequence[ToolSpec]) -> str:
+def tool_signatures(tools: Sequence[ToolSpec], *, notes: bool = True) -> str:
     """Tools as short signatures for agent prompts, one per line:
     `name(city: string, days?: integer 1..7) - description; days: number of days`.
 
     Agents see tools in this form rather than as JSON Schema, with descriptions cut short,
     because prompt tokens are what a busy server spends its time on (prefill does not batch the
     way decoding does), and the decoding grammar enforces the details (types, enums, ranges,
-    formats) anyway.
+    formats) anyway. `notes=False` leaves out the parameter descriptions too.
     """
-    return "\n".join(_signature(t) for t in tools)
+    return "\n".join(_signature(t, notes) for t in tools)
 
 
-def _signature(spec: ToolSpec) -> str:
+def _signature(spec: ToolSpec, with_notes: bool) -> str:
     props = spec.parameters.get("properties", {})
     required = set(spec.parameters.get("required", []))
     params = ", ".join(f"{name}{'' if name in required else '?'}: {_type(schema)}" for name, schema in props.items())
@@ -124,7 +124,7 @@ def _signature(spec: ToolSpec) -> str:
     line = f"{spec.name}({params})"
     if spec.description:
         line += f" - {_cut(spec.description, 120)}"
-    return f"{line}; {notes}" if notes else line
+    return f"{line}; {notes}" if notes and with_notes else line
 
 
 def _cut(text: str, width: int) -> str:

@@ -25,7 +25,7 @@ def planner_schema(skeleton: Plan, specs: dict[str, ToolSpec]) -> dict[str, Any]
     return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
 
 
-def planner_prompt(skeleton: Plan, specs: dict[str, ToolSpec]) -> str:
+def planner_prompt(skeleton: Plan, specs: dict[str, ToolSpec], *, notes: bool = True) -> str:
     calls = skeleton.calls()
     if calls:
         listing = "\n".join(f"call_{i}: {c.tool}" for i, c in enumerate(calls, start=1))
@@ -36,7 +36,7 @@ def planner_prompt(skeleton: Plan, specs: dict[str, ToolSpec]) -> str:
         "looptool.agents",
         "planner",
         scenario=SCENARIO_DESCRIPTIONS[skeleton.scenario],
-        tools=tool_signatures([specs[name] for name in skeleton.tools]),
+        tools=tool_signatures([specs[name] for name in skeleton.tools], notes=notes),
         task=task,
     )
 
