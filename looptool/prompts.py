@@ -1,7 +1,9 @@
 """Prompt files: every prompt lives in a `prompts/` folder beside the code that uses it.
 
 Prompts are `string.Template` text (`$name` placeholders), so JSON braces in a prompt need no
-escaping. `render` fails loudly on a missing placeholder value rather than sending a model a
+escaping. A prompt starts with its fixed text and puts what varies (tools, conversation) last:
+requests that share a start share the server's prefix cache, and prompt tokens are what a busy
+server spends most of its time on. `render` fails loudly on a missing placeholder value rather than sending a model a
 prompt with a hole in it.
 """
 
