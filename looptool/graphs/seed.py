@@ -16,6 +16,7 @@ the SQLite checkpointer.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, TypedDict
@@ -171,8 +172,6 @@ def build_seed_graph(ctx: SeedContext) -> StateGraph:
                 "vote": "masked" if winner is None else "accepted", "last": "text" if label.is_no_call else "calls"}  # fmt: skip
 
     async def tool(state: SeedState) -> dict:
-        import asyncio
-
         did, n = state["dialogue_id"], state["n_messages"]
         _, tools = load(did)
         calls = store.messages(did)[n - 1].tool_calls
