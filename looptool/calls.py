@@ -88,8 +88,9 @@ def _parse(text: str) -> ParseResult:
         return _fail(f"output too long ({len(text)} chars > {MAX_CHARS})", None)
     body = text.strip()
     # Reasoning is not the answer. Qwen3 templates open <think> in the prompt, so the output may
-    # hold only the closing tag; everything up to the first </think> is reasoning.
-    if "</think>" in body:
+    # hold only the closing tag; everything up to the first </think> is reasoning -- unless the
+    # text opens as a call, in which case the tag is inside an argument value, not after reasoning.
+    if "</think>" in body and (body.startswith("<think>") or not _opens_as_call(body)):
         body = body.split("</think>", 1)[1].strip()
     elif body.startswith("<think>"):
         return _fail("unterminated <think> block (output truncated?)", None)
@@ -116,6 +117,10 @@ def _parse(text: str) -> ParseResult:
     if _CLOSE in body:
         return _fail(f"stray {_CLOSE} without an opening tag", "tool_call_tags")
     return ParseResult(status="no_call", format="none")
+
+
+def _opens_as_call(text: str) -> bool:
+    return text.startswith(("[", "{", _OPEN, "```")) or bool(_CALL_START.match(text))
 
 
 def _guard(parser: Callable[[Any], list[ToolCall]], arg: Any, fmt: CallFormat) -> ParseResult:

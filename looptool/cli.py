@@ -43,6 +43,12 @@ tools_app = typer.Typer(help="Synthesise, import and inspect the tools (API spec
 app.add_typer(tools_app, name="tools")
 dialogues_app = typer.Typer(help="Inspect the seed dialogues of a workspace and their agent traces.", no_args_is_help=True)
 app.add_typer(dialogues_app, name="dialogues")
+eval_app = typer.Typer(
+    help="Evaluate the policy (base or a round's adapter): BFCL-v3 single-turn categories and the held-out "
+    "split of the workspace's own samples.",
+    no_args_is_help=True,
+)
+app.add_typer(eval_app, name="eval")
 
 Workspace = Annotated[
     Path,
@@ -472,6 +478,221 @@ def dialogues_show(
         lines = render_dialogue(store, ids[0], trace=trace)
     for line in lines:
         typer.echo(line)
+
+
+# -- eval ---------------------------------------------------------------------------------------
+
+RoundOption = Annotated[
+    int | None,
+    typer.Option("--round", "-r", min=0, help="Evaluate this round's adapter (0 or unset: the base policy)."),
+]
+MatchingOption = Annotated[
+    str | None,
+    typer.Option("--parallel-matching", help="greedy (official BFCL, the default) or bipartite (order-independent)."),
+]
+
+
+def _eval_config(config: WorkspaceConfig, **overrides) -> WorkspaceConfig:
+    """The config with command-line overrides of [eval], validated like the file."""
+    from pydantic import ValidationError
+
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if not given:
+        return config
+    try:
+        ev = type(config.eval).model_validate({**config.eval.model_dump(), **given})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise ConfigError(f"--{str(err['loc'][0]).replace('_', '-')}: {err['msg']} (got {err.get('input')!r})") from None
+    return config.model_copy(update={"eval": ev})
+
+
+def _eval_progress(label: str, run):
+    """Run `run(on_progress)` under a progress bar; returns what it returns."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[detail]}"),
+               TimeElapsedColumn())  # fmt: skip
+    with Progress(*columns, transient=False) as progress:
+        task = progress.add_task(label, total=None, detail="")
+
+        def show(p) -> None:
+            rate = p.done / max(time.monotonic() - p.started, 1e-9)
+            refused = f", {p.rejected} refused" if p.rejected else ""
+            progress.update(task, total=p.total, completed=p.finished,
+                            detail=f"passed {p.passed}/{p.done} this run{refused}, {rate:.1f}/s")
+
+        return run(show)
+
+
+@eval_app.command("bfcl")
+@_user_errors
+def eval_bfcl(
+    workspace: Workspace = Path("."),
+    categories: Annotated[
+        str | None, typer.Option(help="Comma-separated BFCL-v3 categories, or 'all' (the default).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N entries of each category.")] = None,
+    round: RoundOption = None,
+    outputs: Annotated[
+        Path | None,
+        typer.Option(help="Score precomputed answers instead of asking a model: a JSONL file with one "
+                     '{"id": ..., "output": "<raw model text>"} per line. Needs no server and no workspace.'),
+    ] = None,
+    verdicts: Annotated[
+        Path | None, typer.Option(help="With --outputs: where to write per-entry verdicts (default: FILE.verdicts.jsonl).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")] = False,
+    parallel_matching: MatchingOption = None,
+    prompt_format: Annotated[
+        str | None, typer.Option(help="tool_call_tags (the policy's own prompt) or python (BFCL's prompt).")
+    ] = None,
+    concurrency: Annotated[int | None, typer.Option(min=1, max=512, help="Requests in flight at once.")] = None,
+) -> None:
+    """Score the policy on BFCL-v3's single-turn categories with BFCL's AST checker semantics.
+
+    Prints accuracy per category and the leaderboard's summary numbers (simple_ast, non-live, live,
+    overall over the groups that were run; multi-turn is not in the data). Results are stored per
+    entry in the workspace; running it again continues the same run, asking only what is missing.
+    Defaults come from the [eval] section of looptool.toml.
+    """
+    import json
+
+    from looptool.eval import bfcl_suite
+    from looptool.eval.aggregate import summarise
+    from looptool.eval.show import bfcl_table
+
+    if outputs is not None:
+        if categories or limit or round:
+            raise ConfigError("--outputs scores the entries in the file; --categories, --limit and --round do not apply")
+        has_db = (workspace / DB_FILE).is_file()
+        config = load_config(workspace) if has_db else WorkspaceConfig()
+        config = _eval_config(config, parallel_matching=parallel_matching, prompt_format=prompt_format)
+        rows, scores, run_id = bfcl_suite.score_outputs_file(
+            outputs, fmt=config.eval.prompt_format, parallel_matching=config.eval.parallel_matching,
+            workspace=workspace if has_db else None)  # fmt: skip
+        target_path = verdicts or outputs.with_name(outputs.stem + ".verdicts.jsonl")
+        _write_verdicts(target_path, rows)
+        run = {"round": None, "model": f"outputs:{outputs.name}"}
+    else:
+        from looptool.eval.target import resolve_target
+
+        chosen = bfcl_suite.parse_categories(categories)
+        config, _ = _open_workspace(workspace)
+        config = _eval_config(config, parallel_matching=parallel_matching, prompt_format=prompt_format,
+                              concurrency=concurrency)
+        target = resolve_target(workspace, config, round, log=lambda line: typer.echo(line, err=True))
+        run_id, progress = _eval_progress(
+            "BFCL-v3", lambda show: bfcl_suite.run_bfcl(workspace, config, target, chosen, limit, on_progress=show))  # fmt: skip
+        with Store.open(workspace / DB_FILE) as store:
+            run = next(r for r in store.eval_runs("bfcl") if r["id"] == run_id)
+            rows = store.eval_results(run_id)
+            store.log_event("info", "eval", f"BFCL-v3 {run_id} ({target.label}): {progress.done} scored this run, "
+                                             f"{progress.passed} passed")
+        ids = {e.id for e in bfcl_suite.select_entries(chosen, limit)}
+        rows = [r for r in rows if r["entry_id"] in ids]
+        scores = bfcl_suite.tally(rows)  # this command's selection; the stored run may hold more
+    sizes = bfcl_suite.category_sizes()
+    if as_json:
+        summary = summarise(scores, sizes)
+        typer.echo(json.dumps({
+            "run_id": run_id,
+            "categories": summary.categories,
+            "groups": {g: {"accuracy": v.accuracy, "missing": list(v.missing)} for g, v in summary.groups.items()},
+            "overall_as_leaderboard": summary.overall_as_leaderboard,
+            "entries": [{"id": r["entry_id"], "category": r["category"], "pass": bool(r["passed"]),
+                         "error_type": r["error_type"], "error": r["error"]} for r in rows],
+        }, ensure_ascii=False))  # fmt: skip
+        return
+    for line in bfcl_table([run], [scores], sizes):
+        typer.echo(line)
+    if outputs is not None:
+        typer.echo(f"verdicts: {target_path}" + (f"; stored as run {run_id}" if run_id else ""))
+    else:
+        typer.echo(f"stored as run {run_id} in {workspace / DB_FILE}; see 'looptool eval show'")
+
+
+def _write_verdicts(path: Path, rows) -> None:
+    """Per-entry verdicts as JSONL, written whole (to a temporary name, then renamed)."""
+    import json
+    import os
+
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps({"id": r["entry_id"], "category": r["category"], "pass": bool(r["passed"]),
+                                "error_type": r["error_type"], "error": r["error"], "decoded": r["decoded"]},
+                               ensure_ascii=False, default=repr) + "\n")
+    os.replace(tmp, path)
+
+
+@eval_app.command("heldout")
+@_user_errors
+def eval_heldout(
+    workspace: Workspace = Path("."),
+    round: RoundOption = None,
+    concurrency: Annotated[int | None, typer.Option(min=1, max=512, help="Requests in flight at once.")] = None,
+) -> None:
+    """Score the policy on the workspace's held-out samples (tools never seen in training), by scenario.
+
+    An answer passes when it makes exactly the labelled calls (or, for a no-call label, no call):
+    the same rule as the training reward.
+    """
+    from looptool.eval.heldout import run_heldout
+    from looptool.eval.show import heldout_table
+    from looptool.eval.target import resolve_target
+
+    config, db_path = _open_workspace(workspace)
+    config = _eval_config(config, concurrency=concurrency)
+    target = resolve_target(workspace, config, round, log=lambda line: typer.echo(line, err=True))
+    run_id, progress = _eval_progress("held-out", lambda show: run_heldout(workspace, config, target, on_progress=show))
+    with Store.open(db_path) as store:
+        run = next(r for r in store.eval_runs("heldout") if r["id"] == run_id)
+        scores = store.eval_scores(run_id)
+        store.log_event("info", "eval", f"held-out {run_id} ({target.label}): {progress.done} scored this run, "
+                                         f"{progress.passed} passed")
+    for line in heldout_table([run], [scores]):
+        typer.echo(line)
+    typer.echo(f"stored as run {run_id} in {db_path}; see 'looptool eval show'")
+
+
+@eval_app.command("show")
+@_user_errors
+def eval_show(
+    workspace: Workspace = Path("."),
+    suite: Annotated[str, typer.Option(help="bfcl, heldout, or all.")] = "all",
+    run: Annotated[str | None, typer.Option(help="Only this run (an id or a unique prefix).")] = None,
+    failures: Annotated[int, typer.Option(min=0, help="Also list up to N failed entries per run.")] = 0,
+) -> None:
+    """Tables of the stored evaluations, one column per run (base, round 1, ...), to compare rounds."""
+    from looptool.eval.bfcl_suite import category_sizes
+    from looptool.eval.show import bfcl_table, failures as failure_lines, heldout_table
+
+    if suite not in ("bfcl", "heldout", "all"):
+        raise ConfigError(f"--suite: unknown suite {suite!r}; use bfcl, heldout or all")
+    _, db_path = _open_workspace(workspace)
+    shown = 0
+    with Store.open(db_path) as store:
+        for name in ("bfcl", "heldout"):
+            if suite not in (name, "all"):
+                continue
+            runs = [r for r in store.eval_runs(name) if run is None or r["id"].startswith(run)]
+            if not runs:
+                continue
+            scores = [store.eval_scores(r["id"]) for r in runs]
+            lines = bfcl_table(runs, scores, category_sizes()) if name == "bfcl" else heldout_table(runs, scores)
+            if shown:
+                typer.echo("")
+            for line in lines:
+                typer.echo(line)
+            for r in runs:
+                typer.echo(f"[{r['id']}] {r['model']}" + (f" + {r['adapter']}" if r["adapter"] else "")
+                           + f", settings {r['settings']}, updated {r['updated_at'][:19]}")
+                for line in failure_lines(store.eval_results(r["id"], failed_only=True), failures):
+                    typer.echo("  " + line)
+            shown += 1
+    if not shown:
+        typer.echo("no evaluations yet; run 'looptool eval bfcl' or 'looptool eval heldout'")
 
 
 # -- doctor -------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ else; a bad value fails with its dotted path and the value that was given.
 Roles: `policy` (the model being trained), `generator` (writes tools, plans, user turns, assistant
 labels, tool results and expansions) and `judge` (verifies labels). The finer agent roles
 `planner`, `user`, `assistant`, `tool` and `expander` use `generator` unless given their own
-section. `[seed]` sets how seed dialogues are made.
+section. `[seed]` sets how seed dialogues are made, `[eval]` how the policy is evaluated.
 """
 
 from __future__ import annotations
@@ -183,12 +183,33 @@ class SeedConfig(_Section):
         return self
 
 
+class EvalConfig(_Section):
+    """[eval]: how `looptool eval` asks the policy and scores its answers."""
+
+    concurrency: int = Field(default=16, ge=1, le=512, description="Requests in flight at once.")
+    max_tokens: int = Field(
+        default=256, ge=16, description="Completion length limit per answer (raise it for models that think aloud)."
+    )
+    temperature: float = Field(default=0.0, ge=0, le=2, description="Sampling temperature (0: greedy, reproducible).")
+    prompt_format: Literal["tool_call_tags", "python"] = Field(
+        default="tool_call_tags",
+        description="How BFCL functions are offered and answers read: the policy's own <tool_call> prompt (as in "
+        "training), or BFCL's Python-call prompt ([f(a=1)]) for models prompted the leaderboard's way.",
+    )
+    parallel_matching: Literal["greedy", "bipartite"] = Field(
+        default="greedy",
+        description="Matching of parallel calls to the expected ones: 'greedy' is the official BFCL checker (keep it "
+        "for numbers comparable with the leaderboard); 'bipartite' finds a matching whenever one exists.",
+    )
+
+
 class WorkspaceConfig(_Section):
     """The whole `looptool.toml`."""
 
     name: str = Field(default="looptool", description="A name for this workspace, shown in the UI.")
     serving: ServingConfig = Field(default_factory=ServingConfig)
     seed: SeedConfig = Field(default_factory=SeedConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
     policy: RoleModel = Field(default_factory=ManagedModel, description="The model being trained.")
     generator: RoleModel = Field(default_factory=ManagedModel, description="Writes tools, dialogues and expansions.")
     judge: RoleModel = Field(default_factory=ManagedModel, description="Verifies labels against predictions.")
@@ -312,9 +333,10 @@ def config_reference() -> str:
         "",
         "| key | meaning |",
         "|---|---|",
-        *(f"| `{n}` | {f.description or ''} |" for n, f in WorkspaceConfig.model_fields.items() if n not in ("serving", "seed")),
+        *(f"| `{n}` | {f.description or ''} |" for n, f in WorkspaceConfig.model_fields.items() if n not in ("serving", "seed", "eval")),
         "| `[serving]` | How managed vLLM servers are run (below). |",
         "| `[seed]` | How seed dialogues are made (below). |",
+        "| `[eval]` | How the policy is evaluated (below). |",
         "",
         "Each role section (`[policy]`, `[generator]`, `[judge]`, and optionally `[planner]`, `[user]`,",
         "`[assistant]`, `[tool]`, `[expander]`) is one of the two kinds below; `kind` may be left out for `managed`.",
@@ -323,6 +345,7 @@ def config_reference() -> str:
         *table(EndpointModel, '[<role>] kind = "endpoint"'),
         *table(ServingConfig, "[serving]"),
         *table(SeedConfig, "[seed]"),
+        *table(EvalConfig, "[eval]"),
         "Example: train a local Qwen3-8B checkpoint, generate and judge with a remote Qwen3-32B.",
         "",
         "```toml",

@@ -43,9 +43,12 @@ from .schema import (
     stable_id,
 )
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
-TABLES = ("tools", "dialogues", "messages", "traces", "samples", "probes", "verdicts", "rounds", "events")
+TABLES = (
+    "tools", "dialogues", "messages", "traces", "samples", "probes", "verdicts", "rounds", "events",
+    "eval_runs", "eval_results", "eval_scores",
+)
 
 # The schema of version 1. A new database is created at version 1 and brought up to date by the
 # same MIGRATIONS that upgrade an old file, so the two can never differ. Column names and keys are
@@ -113,8 +116,32 @@ def _migrate_1_to_2(db: Database) -> None:
         db.execute(statement)
 
 
+def _migrate_2_to_3(db: Database) -> None:
+    """Evaluation: runs, one row per scored entry, and per-category scores."""
+    for statement in [
+        # A run is one model (base or a round's adapter) under one set of settings, on one suite
+        # ("bfcl" or "heldout"). Its id is derived from those, so evaluating again continues the
+        # same run: entries already scored are kept, new categories add to it.
+        """CREATE TABLE eval_runs (id TEXT PRIMARY KEY, suite TEXT NOT NULL, model TEXT NOT NULL,
+            adapter TEXT, round INTEGER, settings_json TEXT NOT NULL, created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL)""",
+        "CREATE INDEX idx_eval_runs_suite_round ON eval_runs (suite, round)",
+        """CREATE TABLE eval_results (run_id TEXT NOT NULL REFERENCES eval_runs (id) ON DELETE CASCADE,
+            entry_id TEXT NOT NULL, category TEXT NOT NULL, output TEXT, decoded_json TEXT,
+            passed INTEGER NOT NULL, error_type TEXT, error TEXT, latency_ms REAL,
+            prompt_tokens INTEGER, completion_tokens INTEGER, created_at TEXT NOT NULL,
+            PRIMARY KEY (run_id, entry_id))""",
+        "CREATE INDEX idx_eval_results_category ON eval_results (run_id, category)",
+        """CREATE TABLE eval_scores (run_id TEXT NOT NULL REFERENCES eval_runs (id) ON DELETE CASCADE,
+            category TEXT NOT NULL, total INTEGER NOT NULL, passed INTEGER NOT NULL,
+            accuracy REAL NOT NULL, errors INTEGER NOT NULL, updated_at TEXT NOT NULL,
+            PRIMARY KEY (run_id, category))""",
+    ]:
+        db.execute(statement)
+
+
 # MIGRATIONS[n] upgrades a database from version n to n + 1; all run in one transaction.
-MIGRATIONS: dict[int, Callable[[Database], None]] = {1: _migrate_1_to_2}
+MIGRATIONS: dict[int, Callable[[Database], None]] = {1: _migrate_1_to_2, 2: _migrate_2_to_3}
 
 
 class StoreError(Exception):
@@ -553,6 +580,82 @@ class Store:
         rows = self._rows("SELECT id, ts, level, stage, message FROM events WHERE id > ? "
                           "ORDER BY id DESC LIMIT ?", [since_id, limit])
         return rows[::-1]
+
+    # -- evaluation ------------------------------------------------------------------------------
+
+    def upsert_eval_run(self, run_id: str, *, suite: str, model: str, adapter: str | None, round: int | None,
+                        settings: dict[str, Any]) -> None:
+        now = utc_now()
+        self._upsert("eval_runs", {"id": run_id, "suite": suite, "model": model, "adapter": adapter, "round": round,
+                                   "settings_json": canonical_json(settings), "created_at": now, "updated_at": now},
+                     ("id",))
+
+    def eval_runs(self, suite: str | None = None) -> list[dict[str, Any]]:
+        """Runs, by round (base model first) then age; `settings` decoded."""
+        where, params = ("WHERE suite = ?", [suite]) if suite else ("", [])
+        rows = self._rows(f"SELECT * FROM eval_runs {where} ORDER BY coalesce(round, -1), created_at", params)
+        for r in rows:
+            r["settings"] = json.loads(r.pop("settings_json"))
+        return rows
+
+    def delete_eval_run(self, run_id: str) -> None:
+        with self.transaction():
+            self.db.execute("DELETE FROM eval_runs WHERE id = ?", [run_id])
+
+    def add_eval_results(self, run_id: str, rows: Sequence[dict[str, Any]]) -> None:
+        """Store scored entries (upserts: an entry scored again replaces its row) in one transaction.
+
+        Each row has entry_id, category, output, decoded (any JSON value or None), passed, error_type,
+        error, latency_ms, prompt_tokens, completion_tokens.
+        """
+        now = utc_now()
+        with self.transaction():
+            for r in rows:
+                row = {"run_id": run_id, "entry_id": r["entry_id"], "category": r["category"],
+                       "output": r.get("output"), "decoded_json": None if r.get("decoded") is None
+                       else json.dumps(r["decoded"], ensure_ascii=False, default=repr),
+                       "passed": int(bool(r["passed"])), "error_type": r.get("error_type"), "error": r.get("error"),
+                       "latency_ms": r.get("latency_ms"), "prompt_tokens": r.get("prompt_tokens"),
+                       "completion_tokens": r.get("completion_tokens"), "created_at": now}
+                self._upsert("eval_results", row, ("run_id", "entry_id"))
+            self.db.execute("UPDATE eval_runs SET updated_at = ? WHERE id = ?", [now, run_id])
+
+    def scored_entry_ids(self, run_id: str) -> set[str]:
+        return {r["entry_id"] for r in self._rows("SELECT entry_id FROM eval_results WHERE run_id = ?", [run_id])}
+
+    def eval_results(self, run_id: str, category: str | None = None, *, failed_only: bool = False) -> list[dict[str, Any]]:
+        """Scored entries of a run in entry order; `decoded` decoded."""
+        sql, params = "SELECT * FROM eval_results WHERE run_id = ?", [run_id]
+        if category:
+            sql, params = sql + " AND category = ?", params + [category]
+        if failed_only:
+            sql += " AND passed = 0"
+        rows = self._rows(sql + " ORDER BY category, entry_id", params)
+        for r in rows:
+            raw = r.pop("decoded_json")
+            r["decoded"] = None if raw is None else json.loads(raw)
+        return rows
+
+    def update_eval_scores(self, run_id: str) -> dict[str, dict[str, Any]]:
+        """Recompute a run's per-category scores from its entries; returns them.
+
+        `errors` counts entries that got no answer to score (the server refused the request, e.g. a
+        prompt longer than the context); they count as failed, and are shown so they are not hidden.
+        """
+        now = utc_now()
+        with self.transaction():
+            self.db.execute("DELETE FROM eval_scores WHERE run_id = ?", [run_id])
+            self.db.execute(
+                "INSERT INTO eval_scores (run_id, category, total, passed, accuracy, errors, updated_at) "
+                "SELECT run_id, category, count(*), sum(passed), 1.0 * sum(passed) / count(*), "
+                "sum(coalesce(error_type, '') LIKE 'inference_error%'), ? FROM eval_results WHERE run_id = ? "
+                "GROUP BY category", [now, run_id])
+        return self.eval_scores(run_id)
+
+    def eval_scores(self, run_id: str) -> dict[str, dict[str, Any]]:
+        """category -> {total, passed, accuracy, errors}."""
+        return {r["category"]: {k: r[k] for k in ("total", "passed", "accuracy", "errors")}
+                for r in self._rows("SELECT * FROM eval_scores WHERE run_id = ? ORDER BY category", [run_id])}
 
     # -- read models for the TUI -----------------------------------------------------------------
 

@@ -267,6 +267,60 @@ async def acomplete_json(
                       usage.get("output_tokens"), finish == "length")
 
 
+class RequestRejected(ServingError):
+    """The server refused one request (HTTP 4xx, e.g. a prompt longer than the context): that
+    request fails, the server is fine, and other requests can go on."""
+
+
+_LOOP_OPENAI: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _async_openai(endpoint: Endpoint) -> openai.AsyncOpenAI:
+    """One AsyncOpenAI per (event loop, endpoint), over that loop's HTTP client."""
+    loop = asyncio.get_running_loop()
+    clients = _LOOP_OPENAI.setdefault(loop, {})
+    key = (endpoint.base_url, endpoint.api_key, endpoint.timeout_s, endpoint.max_retries)
+    if key not in clients:
+        clients[key] = openai.AsyncOpenAI(
+            base_url=endpoint.base_url, api_key=endpoint.api_key, timeout=endpoint.timeout_s,
+            max_retries=endpoint.max_retries, http_client=_loop_http_client(endpoint.timeout_s),
+        )  # fmt: skip
+    return clients[key]
+
+
+async def acomplete(
+    endpoint: Endpoint, messages: list[dict[str, Any]], *, model: str | None = None, max_tokens: int = 256,
+    temperature: float = 0.0,
+) -> Completion:
+    """Ask (asynchronously) for a free-text chat answer; messages are role/content dicts, rendered
+    by the server's chat template. Connection errors and 5xx are retried by the client, then fail
+    with ServingError; a refused request fails with RequestRejected."""
+    client = _async_openai(endpoint)
+    started = time.perf_counter()
+    try:
+        response = await client.chat.completions.create(
+            model=model or endpoint.model, messages=messages, max_tokens=max_tokens, temperature=temperature,  # type: ignore[arg-type]
+        )
+    except openai.BadRequestError as exc:
+        raise RequestRejected(f"request refused by {endpoint.base_url}: {_openai_message(exc)}") from None
+    except openai.APIStatusError as exc:
+        if 400 <= exc.status_code < 500 and exc.status_code not in (401, 403, 404, 408, 429):
+            raise RequestRejected(f"request refused by {endpoint.base_url}: {_openai_message(exc)}") from None
+        raise ServingError(f"chat request to {endpoint.base_url} failed: {_openai_message(exc)}") from None
+    except openai.OpenAIError as exc:
+        raise ServingError(f"chat request to {endpoint.base_url} failed: {_openai_message(exc)}") from None
+    latency_ms = (time.perf_counter() - started) * 1000
+    choice = response.choices[0] if response.choices else None
+    content = (choice.message.content if choice and choice.message else None) or ""
+    usage = response.usage
+    return Completion(content, model or endpoint.model, latency_ms, getattr(usage, "prompt_tokens", None),
+                      getattr(usage, "completion_tokens", None), bool(choice and choice.finish_reason == "length"))
+
+
+def _openai_message(exc: Exception) -> str:
+    return " ".join(str(exc).split())[:300]
+
+
 # -- raw completions ----------------------------------------------------------------------------
 
 
@@ -309,7 +363,12 @@ def perplexity(logprobs: list[TokenLogprob]) -> float:
 
 
 def load_lora(endpoint: Endpoint, name: str, path: str | Path) -> None:
-    """Hot-load a PEFT adapter into a vLLM server; afterwards `model=name` answers through it."""
+    """Hot-load a PEFT adapter into a vLLM server; afterwards `model=name` answers through it.
+
+    A name the server already serves is unloaded first, so a retrained adapter replaces the old one.
+    """
+    if name in check_endpoint(endpoint):
+        unload_lora(endpoint, name)
     payload = {"lora_name": name, "lora_path": str(Path(path).resolve())}
     _post(endpoint, "/load_lora_adapter", payload, what=f"loading LoRA adapter {name}")
 

@@ -52,6 +52,10 @@ PARSE_OK = [
         [C("f", q="</tool_call>")],
     ),
     ('reasoning only in prompt</think><tool_call>{"name": "f", "arguments": {}}</tool_call>', "tool_call_tags", [C("f")]),
+    # "</think>" inside an argument of an answer that opens as a call is a value, not a reasoning end
+    ('[{"name": "f", "arguments": {"a": "</think>"}}]', "json", [C("f", a="</think>")]),
+    ('<tool_call>{"name": "f", "arguments": {"a": "x</think>"}}</tool_call>', "tool_call_tags", [C("f", a="x</think>")]),
+    ('f(a="</think>")', "python", [C("f", a="</think>")]),
     # bare JSON
     ('{"name": "f", "arguments": {"a": 1.5}}', "json", [C("f", a=1.5)]),
     ('[{"name": "f", "arguments": {}}, {"name": "f", "arguments": {}}]', "json", [C("f"), C("f")]),
@@ -215,7 +219,11 @@ def test_label_matches():
     assert not label_matches(bad, no_call) and not label_matches(bad, call_label)
 
 
-def test_unknown_mode():
+def test_unknown_mode(monkeypatch):
+    import looptool.calls as calls_mod
+
+    # Another test module may have imported looptool.eval.bfcl, which registers "bfcl" process-wide.
+    monkeypatch.delitem(calls_mod._MATCHERS, "bfcl", raising=False)
     with pytest.raises(ValueError, match=r"match mode 'bfcl' is not registered; import looptool.eval.bfcl"):
         calls_match([], [], mode="bfcl")
     with pytest.raises(ValueError, match="not registered"):

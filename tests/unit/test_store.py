@@ -144,10 +144,11 @@ def test_version_1_file_is_migrated_and_keeps_its_rows(db_path):
     con.commit()
     con.close()
     with Store(db_path) as s:
-        assert s.schema_version() == SCHEMA_VERSION == 2
+        assert s.schema_version() == SCHEMA_VERSION == 3
         sample = s.get_sample("s_1")
         assert (sample.split, sample.scenario) == ("train", None)
         assert "masked" in s.db["messages"].columns_dict
+        assert {"eval_runs", "eval_results", "eval_scores"} <= set(s.db.table_names())
         assert "traces" in s.db.table_names()
 
 
@@ -428,3 +429,31 @@ def test_two_stores_write_concurrently(db_path):
     assert not errors, errors
     with Store(db_path) as s:
         assert s.counts()["samples"] == 160 and s.counts()["events"] == 80
+
+
+# -- evaluation ------------------------------------------------------------------------------------
+
+
+def _result(entry_id: str, category: str, passed: bool, error_type: str | None = None) -> dict:
+    return {"entry_id": entry_id, "category": category, "output": "x", "decoded": [{"f": {"a": (1, 2)}}],
+            "passed": passed, "error_type": error_type, "error": None, "latency_ms": 5.0,
+            "prompt_tokens": 10, "completion_tokens": 2}
+
+
+def test_eval_results_and_scores(st):
+    st.upsert_eval_run("r1", suite="bfcl", model="m", adapter=None, round=None, settings={"max_tokens": 8})
+    st.upsert_eval_run("r2", suite="bfcl", model="m", adapter="round-1", round=1, settings={})
+    st.add_eval_results("r1", [_result("simple_0", "simple", True), _result("simple_1", "simple", False),
+                               _result("multiple_0", "multiple", False, "inference_error:rejected")])
+    st.add_eval_results("r1", [_result("simple_1", "simple", True)])  # scored again: replaces the row
+    assert st.scored_entry_ids("r1") == {"simple_0", "simple_1", "multiple_0"}
+    scores = st.update_eval_scores("r1")
+    assert scores == {"multiple": {"total": 1, "passed": 0, "accuracy": 0.0, "errors": 1},
+                      "simple": {"total": 2, "passed": 2, "accuracy": 1.0, "errors": 0}}
+    rows = st.eval_results("r1", "simple")
+    assert [r["entry_id"] for r in rows] == ["simple_0", "simple_1"] and rows[0]["decoded"] == [{"f": {"a": [1, 2]}}]
+    assert [r["entry_id"] for r in st.eval_results("r1", failed_only=True)] == ["multiple_0"]
+    runs = st.eval_runs("bfcl")
+    assert [r["id"] for r in runs] == ["r1", "r2"] and runs[0]["settings"] == {"max_tokens": 8}
+    st.delete_eval_run("r1")  # cascades to results and scores
+    assert st.eval_results("r1") == [] and st.eval_scores("r1") == {}

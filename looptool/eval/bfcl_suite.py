@@ -1,0 +1,184 @@
+"""The BFCL-v3 suite: pick entries, ask the policy (or read answers from a file), score, store.
+
+Entries are scored with `bfcl_checker` after `bfcl_decode` reads the answer; an answer that cannot
+be decoded fails its entry with the decoder's reason (for the irrelevance categories it counts as
+"no call", as in BFCL). Results go to the workspace database under a run whose id is derived from
+the model and every setting that changes an answer or its score.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from looptool.config import DB_FILE, ConfigError, WorkspaceConfig
+from looptool.eval.bfcl_checker import check
+from looptool.eval.bfcl_data import CATEGORIES, Entry, category_of, load_category, load_entries
+from looptool.eval.bfcl_decode import decode
+from looptool.eval.bfcl_prompt import PromptFormat, prompt_messages
+from looptool.eval.runner import EvalItem, EvalProgress, Scored, result_row, run_items, score_safely
+from looptool.eval.target import EvalTarget
+from looptool.schema import stable_id
+from looptool.store import Store
+
+SUITE = "bfcl"
+NO_ANSWER_CATEGORIES = ("irrelevance", "live_irrelevance")  # an undecodable answer is "no call" there
+
+
+class OutputsFileError(ConfigError):
+    """A precomputed outputs file is malformed; the message names the file, line and field."""
+
+
+def parse_categories(text: str | None) -> list[str]:
+    """"simple,multiple" -> ["simple", "multiple"]; None or "all" -> every category; checked."""
+    if not text or text.strip() == "all":
+        return list(CATEGORIES)
+    names = [c.strip() for c in text.split(",") if c.strip()]
+    if not names:
+        raise ConfigError("--categories: no category given")
+    for name in names:
+        if name not in CATEGORIES:
+            raise ConfigError(f"--categories: unknown BFCL category {name!r}; categories are: {', '.join(CATEGORIES)}")
+    return list(dict.fromkeys(names))
+
+
+def select_entries(categories: Sequence[str], limit: int | None = None) -> list[Entry]:
+    """The first `limit` entries (in file order) of each category."""
+    out: list[Entry] = []
+    for category in categories:
+        out += load_category(category)[:limit] if limit else load_category(category)
+    return out
+
+
+def category_sizes() -> dict[str, int]:
+    return {c: len(load_category(c)) for c in CATEGORIES}
+
+
+def score_answer(entry: Entry, output: str, fmt: PromptFormat, parallel_matching: str) -> Scored:
+    decoded = decode(output, fmt)
+    if decoded.calls is None and entry.category not in NO_ANSWER_CATEGORIES:
+        return Scored(False, None, decoded.error_type, decoded.error)
+    result = check(entry, decoded.calls, parallel_matching=parallel_matching)  # type: ignore[arg-type]
+    return Scored(result.valid, decoded.calls, result.error_type, result.error)
+
+
+def items(entries: Sequence[Entry], fmt: PromptFormat, parallel_matching: str) -> list[EvalItem]:
+    return [
+        EvalItem(e.id, e.category, prompt_messages(e, fmt),
+                 lambda text, e=e: score_answer(e, text, fmt, parallel_matching))
+        for e in entries
+    ]
+
+
+def run_settings(config: WorkspaceConfig) -> dict[str, Any]:
+    """The settings that change an answer or its score, hence part of a run's identity."""
+    ev = config.eval
+    return {"prompt_format": ev.prompt_format, "parallel_matching": ev.parallel_matching,
+            "max_tokens": ev.max_tokens, "temperature": ev.temperature}
+
+
+def run_bfcl(workspace: Path, config: WorkspaceConfig, target: EvalTarget, categories: Sequence[str],
+             limit: int | None = None, *, on_progress: Callable[[EvalProgress], None] = lambda p: None,
+             ) -> tuple[str, EvalProgress]:
+    """Evaluate `target` on the chosen categories; returns the run id and what this call did."""
+    settings = run_settings(config)
+    run_id = stable_id("eval", SUITE, target.endpoint.base_url, target.endpoint.model, target.model,
+                       target.adapter, target.round, settings)
+    todo = items(select_entries(categories, limit), config.eval.prompt_format, config.eval.parallel_matching)
+    with Store.open(workspace / DB_FILE) as store:
+        store.upsert_eval_run(run_id, suite=SUITE, model=target.endpoint.model, adapter=target.adapter,
+                              round=target.round, settings=settings)
+        progress = run_items(todo, store, run_id, target.endpoint, target.model,
+                             concurrency=config.eval.concurrency, max_tokens=config.eval.max_tokens,
+                             temperature=config.eval.temperature, on_progress=on_progress)
+    return run_id, progress
+
+
+# -- answers produced elsewhere -------------------------------------------------------------------
+
+
+def read_outputs(path: Path) -> dict[str, str]:
+    """`{"id": ..., "output": "<raw model text>"}` per line -> id -> output; strict, one-line errors."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise OutputsFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise OutputsFileError(f"{path}: not UTF-8 text") from None
+    outputs: dict[str, str] = {}
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{n}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise OutputsFileError(f"{where}: not JSON ({exc.msg})") from None
+        if not isinstance(row, dict):
+            raise OutputsFileError(f"{where}: expected an object with 'id' and 'output'")
+        entry_id, output = row.get("id"), row.get("output")
+        if not isinstance(entry_id, str) or not entry_id:
+            raise OutputsFileError(f"{where}: id: expected a BFCL entry id string, got {entry_id!r:.60}")
+        if not isinstance(output, str):
+            raise OutputsFileError(f"{where}: output: expected the model's raw text as a string, got "
+                                   f"{type(output).__name__}")
+        try:
+            category_of(entry_id)
+        except ValueError:
+            raise OutputsFileError(f"{where}: id: {entry_id!r} is not an id of a BFCL-v3 category") from None
+        if entry_id in outputs:
+            raise OutputsFileError(f"{where}: id: {entry_id!r} appears twice")
+        outputs[entry_id] = output
+    if not outputs:
+        raise OutputsFileError(f"{path}: no outputs in the file")
+    return outputs
+
+
+def score_outputs_file(path: Path, *, fmt: PromptFormat, parallel_matching: str,
+                       workspace: Path | None = None) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]], str | None]:
+    """Score a file of precomputed answers without any model.
+
+    Returns the per-entry rows, the per-category scores and, when a workspace database was given,
+    the id of the run they were stored under (keyed by the file's content, so rescoring the same
+    file replaces its rows).
+    """
+    outputs = read_outputs(path)
+    entries = load_entries(outputs)
+    unknown = [i for i in outputs if i not in entries]
+    if unknown:
+        raise OutputsFileError(f"{path}: id: {unknown[0]!r} is not in the BFCL-v3 data ({len(unknown)} unknown ids)")
+    ordered = sorted(entries.values(), key=lambda e: (CATEGORIES.index(e.category), _entry_order(e.id)))
+    todo = items(ordered, fmt, parallel_matching)
+    rows = [result_row(item, outputs[item.id], score_safely(item, outputs[item.id])) for item in todo]
+    scores = tally(rows)
+    run_id = None
+    if workspace is not None:
+        settings = {"prompt_format": fmt, "parallel_matching": parallel_matching, "outputs": path.name}
+        run_id = stable_id("eval", SUITE, "outputs", sorted(outputs.items()), settings)
+        with Store.open(workspace / DB_FILE) as store:
+            store.upsert_eval_run(run_id, suite=SUITE, model=f"outputs:{path.name}", adapter=None, round=None,
+                                  settings=settings)
+            store.add_eval_results(run_id, rows)
+            scores = store.update_eval_scores(run_id)
+    return rows, scores, run_id
+
+
+def tally(rows: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per-category scores of result rows (the same numbers the store computes)."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        s = out.setdefault(r["category"], {"total": 0, "passed": 0, "errors": 0})
+        s["total"] += 1
+        s["passed"] += int(bool(r["passed"]))
+        s["errors"] += int((r.get("error_type") or "").startswith("inference_error"))
+    for s in out.values():
+        s["accuracy"] = s["passed"] / s["total"]
+    return out
+
+
+def _entry_order(entry_id: str) -> tuple[int, ...]:
+    """simple_12 < simple_100; live ids like live_simple_106-63-0 sort by their numbers."""
+    tail = entry_id.rsplit("_", 1)[-1]
+    return tuple(int(p) for p in tail.split("-") if p.isdigit())

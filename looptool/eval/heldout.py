@@ -1,0 +1,60 @@
+"""The held-out suite: the policy on the workspace's own held-out samples.
+
+Held-out samples come from dialogues over tools that no training sample uses (see `[seed]
+heldout_fraction`), so this measures tool calling on unseen tools in the project's own format.
+A sample's prompt is exactly its stored context (system prompt with tools, then the history), and
+the answer is judged by `calls.label_matches` -- the same binary rule as the training reward.
+Accuracy is reported per scenario type (single, parallel, ...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from looptool.calls import format_calls, label_matches, parse_calls
+from looptool.config import DB_FILE, WorkspaceConfig
+from looptool.eval.runner import EvalItem, EvalProgress, Scored, run_items
+from looptool.eval.target import EvalTarget
+from looptool.schema import Sample, stable_id
+from looptool.store import Store, StoreError
+from looptool.training.template import chat_messages
+
+SUITE = "heldout"
+
+
+def score_sample(sample: Sample, output: str) -> Scored:
+    parse = parse_calls(output)
+    decoded = None if not parse.ok else [c.model_dump() for c in parse.calls]
+    if label_matches(parse, sample.label):
+        return Scored(True, decoded)
+    if not parse.ok:
+        return Scored(False, None, "parse_error", parse.error)
+    if sample.label.is_no_call:
+        return Scored(False, decoded, "call_where_none_expected", format_calls(parse.calls, "json")[:300])
+    if parse.is_no_call:
+        return Scored(False, decoded, "no_call", "answered in text; expected calls")
+    return Scored(False, decoded, "wrong_calls", "expected " + format_calls(sample.label.calls, "json")[:300])
+
+
+def sample_items(samples: list[Sample]) -> list[EvalItem]:
+    return [EvalItem(s.id, s.scenario or "unknown", chat_messages(s.messages), lambda text, s=s: score_sample(s, text))
+            for s in samples]
+
+
+def run_heldout(workspace: Path, config: WorkspaceConfig, target: EvalTarget, *,
+                on_progress: Callable[[EvalProgress], None] = lambda p: None) -> tuple[str, EvalProgress]:
+    """Evaluate `target` on every active held-out sample; returns the run id and this call's progress."""
+    settings = {"max_tokens": config.eval.max_tokens, "temperature": config.eval.temperature}
+    run_id = stable_id("eval", SUITE, target.endpoint.base_url, target.endpoint.model, target.model,
+                       target.adapter, target.round, settings)
+    with Store.open(workspace / DB_FILE) as store:
+        samples = list(store.iter_samples(split="heldout", active=True))
+        if not samples:
+            raise StoreError(f"{workspace} has no held-out samples; run 'looptool seed' first")
+        store.upsert_eval_run(run_id, suite=SUITE, model=target.endpoint.model, adapter=target.adapter,
+                              round=target.round, settings=settings)
+        progress = run_items(sample_items(samples), store, run_id, target.endpoint, target.model,
+                             concurrency=config.eval.concurrency, max_tokens=config.eval.max_tokens,
+                             temperature=config.eval.temperature, on_progress=on_progress)
+    return run_id, progress

@@ -1,0 +1,93 @@
+"""Text tables of evaluation results: one column per run, so rounds compare side by side."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from looptool.eval.aggregate import GROUPS, BfclSummary, summarise
+from looptool.eval.bfcl_data import CATEGORIES
+
+GROUP_LABELS = {
+    "simple_ast": "simple_ast (mean py/java/js)",
+    "non_live_ast": "non-live AST",
+    "non_live": "non-live overall",
+    "live": "live overall (weighted)",
+    "multi_turn": "multi-turn",
+    "overall": "overall (groups run)",
+}
+
+
+def run_label(run: dict[str, Any]) -> str:
+    if run["round"] is None:
+        return run["model"]
+    return "base" if run["round"] == 0 else f"round {run['round']}"
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.2f}"
+
+
+def _cell(score: dict[str, Any] | None) -> str:
+    if score is None:
+        return "-"
+    mark = "*" if score.get("partial") else ""
+    err = f" !{score['errors']}" if score.get("errors") else ""
+    return f"{_pct(score['accuracy'])} ({score['passed']}/{score['total']}{mark}){err}"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    fmt = lambda r: "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
+    return [fmt(header), "  ".join("-" * w for w in widths), *(fmt(r) for r in rows)]
+
+
+def bfcl_table(runs: Sequence[dict[str, Any]], scores: Sequence[dict[str, dict[str, Any]]],
+               sizes: dict[str, int]) -> list[str]:
+    """Per-category accuracy (passed/total) and the BFCL-v3 summary rows, one column per run."""
+    summaries: list[BfclSummary] = [summarise(s, sizes) for s in scores]
+    header = ["BFCL-v3 category", *(run_label(r) for r in runs)]
+    rows = [[f"{c} ({sizes.get(c, '?')})", *(_cell(s.categories.get(c)) for s in summaries)]
+            for c in CATEGORIES if any(c in s.categories for s in summaries)]
+    rows.append(["", *("" for _ in runs)])
+    for group in GROUPS:
+        rows.append([GROUP_LABELS[group], *(_pct(s.groups[group].accuracy) for s in summaries)])
+    rows.append(["overall as leaderboard (missing = 0)", *(_pct(s.overall_as_leaderboard) for s in summaries)])
+    lines = _table(header, rows)
+    for run, s in zip(runs, summaries):
+        notes = []
+        if s.partial:
+            notes.append("partial (*): " + ", ".join(f"{c} {s.categories[c]['total']}/{s.categories[c]['size']}"
+                                                        for c in s.partial))
+        missing = [g for g in ("simple_ast", "non_live", "live") if s.groups[g].missing]
+        for g in missing:
+            notes.append(f"{GROUP_LABELS[g]} lacks " + ", ".join(s.groups[g].missing))
+        notes.append("multi-turn not in the data")
+        errors = sum(c.get("errors") or 0 for c in s.categories.values())
+        if errors:
+            notes.append(f"{errors} requests refused by the server (!n), counted as failed")
+        lines.append(f"[{run_label(run)}] " + "; ".join(notes))
+    return lines
+
+
+def heldout_table(runs: Sequence[dict[str, Any]], scores: Sequence[dict[str, dict[str, Any]]]) -> list[str]:
+    """Held-out accuracy per scenario and overall, one column per run."""
+    scenarios = sorted({c for s in scores for c in s})
+    header = ["held-out scenario", *(run_label(r) for r in runs)]
+    rows = [[c, *(_cell(s.get(c)) for s in scores)] for c in scenarios]
+    totals = []
+    for s in scores:
+        total, passed = sum(v["total"] for v in s.values()), sum(v["passed"] for v in s.values())
+        totals.append(_cell({"accuracy": passed / total, "passed": passed, "total": total}) if total else "-")
+    rows.append(["all", *totals])
+    return _table(header, rows)
+
+
+def failures(rows: Sequence[dict[str, Any]], limit: int) -> list[str]:
+    """The first failed entries of a run: id, error type and what the model said."""
+    out = []
+    for r in [r for r in rows if not r["passed"]][:limit]:
+        said = " ".join((r["output"] or "").split())[:120]
+        out.append(f"{r['entry_id']}: {r['error_type']}: {(r['error'] or '')[:120]}")
+        out.append(f"    output: {said!r}")
+    return out

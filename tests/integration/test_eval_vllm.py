@@ -1,0 +1,100 @@
+"""Evaluation against the embedded model on a real vLLM CPU server: BFCL categories end to end
+through the CLI, the held-out suite, and a round's LoRA adapter hot-loaded for evaluation."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from looptool.cli import app
+from looptool.config import load_config
+from looptool.schema import Label, Message, Round, Sample, ToolCall, ToolSpec
+from looptool.serving.client import resolve_endpoint
+from looptool.serving.server import ServerManager
+from looptool.store import Store
+
+pytestmark = pytest.mark.slow
+
+CATEGORIES = "simple,multiple,parallel,parallel_multiple,irrelevance"
+LIMIT = 3
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory):
+    ws = tmp_path_factory.mktemp("eval") / "ws"
+    assert CliRunner().invoke(app, ["init", str(ws)]).exit_code == 0
+    toml = (ws / "looptool.toml").read_text()
+    # A 135M model rambles; short answers keep the test quick.
+    (ws / "looptool.toml").write_text(toml.replace("max_tokens = 256", "max_tokens = 48", 1))
+    config = load_config(ws)
+    resolve_endpoint(config, "policy", ws, log=lambda *_: None)
+    yield ws
+    ServerManager(ws, config.serving).stop_all()
+
+
+def test_bfcl_end_to_end_on_the_embedded_model(ws):
+    result = CliRunner().invoke(app, ["eval", "bfcl", "-w", str(ws), "--categories", CATEGORIES, "--limit", str(LIMIT)])
+    assert result.exit_code == 0, result.output
+    for category in CATEGORIES.split(","):
+        assert f"\n{category} (" in result.output
+    assert "non-live overall" in result.output and "multi-turn not in the data" in result.output
+    with Store.open(ws / "looptool.db") as store:
+        (run,) = store.eval_runs("bfcl")
+        rows = store.eval_results(run["id"])
+        scores = store.eval_scores(run["id"])
+    assert run["round"] == 0 and run["adapter"] is None
+    assert len(rows) == 5 * LIMIT and {c: s["total"] for c, s in scores.items()} == dict.fromkeys(CATEGORIES.split(","), LIMIT)
+    for r in rows:  # every entry got a real answer and a verdict with a reason when it failed
+        assert r["output"] is not None and r["completion_tokens"] > 0 and r["prompt_tokens"] > 100
+        assert r["passed"] or r["error_type"]
+    # A second run of the same command asks nothing and prints the same table.
+    again = CliRunner().invoke(app, ["eval", "bfcl", "-w", str(ws), "--categories", CATEGORIES, "--limit", str(LIMIT)])
+    assert again.exit_code == 0 and again.output.splitlines()[-12:] == result.output.splitlines()[-12:]
+
+
+def test_heldout_on_the_embedded_model(ws):
+    tool = ToolSpec(name="get_weather", description="Current weather in a city.", parameters={
+        "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
+    from looptool.training.template import system_message
+
+    samples = [
+        Sample(messages=[system_message([tool]), Message(role="user", content=f"What is the weather in {city}?")],
+               tools=[tool], label=Label(calls=[ToolCall(name="get_weather", arguments={"city": city})]),
+               split="heldout", scenario="single")
+        for city in ("Paris", "Oslo", "Lima")
+    ]
+    with Store.open(ws / "looptool.db") as store:
+        store.upsert_samples(samples)
+    result = CliRunner().invoke(app, ["eval", "heldout", "-w", str(ws)])
+    assert result.exit_code == 0, result.output
+    assert "single" in result.output and "/3)" in result.output
+    with Store.open(ws / "looptool.db") as store:
+        (run,) = store.eval_runs("heldout")
+        assert len(store.eval_results(run["id"])) == 3
+
+
+def test_a_round_adapter_is_hot_loaded_and_evaluated(ws, tmp_path):
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from looptool.serving.embedded import materialise
+
+    model = AutoModelForCausalLM.from_pretrained(str(materialise(log=lambda *a: None)), torch_dtype=torch.float32)
+    peft_model = get_peft_model(model, LoraConfig(r=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    adapter_dir = ws / "adapters" / "round-1"
+    peft_model.save_pretrained(str(adapter_dir))
+    with Store.open(ws / "looptool.db") as store:
+        store.upsert_round(Round(n=1, status="done", adapter_path="adapters/round-1"))
+    result = CliRunner().invoke(app, ["eval", "bfcl", "-w", str(ws), "--round", "1", "--categories", "simple",
+                                      "--limit", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output[result.output.index("{"):])
+    assert doc["categories"]["simple"]["total"] == 2
+    with Store.open(ws / "looptool.db") as store:
+        runs = {r["round"]: r for r in store.eval_runs("bfcl")}
+    assert runs[1]["adapter"].endswith("round-1") and runs[1]["id"] != runs[0]["id"]
+    show = CliRunner().invoke(app, ["eval", "show", "-w", str(ws)])
+    assert show.exit_code == 0 and "round 1" in show.output and "base" in show.output
