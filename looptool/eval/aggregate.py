@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from looptool.eval.bfcl_data import CATEGORIES
+
 SIMPLE_AST = ("simple", "java", "javascript")
 NON_LIVE_AST = ("simple_ast", "multiple", "parallel", "parallel_multiple")
 NON_LIVE = (*NON_LIVE_AST, "irrelevance")
@@ -51,8 +53,9 @@ def _mean(values: list[float]) -> float | None:
 
 def summarise(scores: dict[str, dict[str, Any]], sizes: dict[str, int]) -> BfclSummary:
     """`scores`: category -> {total, passed, accuracy, errors} as stored; `sizes`: entries per category."""
+    order = {c: i for i, c in enumerate(CATEGORIES)}
     cats = {c: {**s, "size": sizes.get(c, s["total"]), "partial": s["total"] < sizes.get(c, s["total"])}
-            for c, s in scores.items()}
+            for c, s in sorted(scores.items(), key=lambda kv: order.get(kv[0], len(order)))}
     groups = _groups(cats, missing_as_zero=False)
     official = _groups(cats, missing_as_zero=True)
     return BfclSummary(cats, groups, official["overall"].accuracy or 0.0)

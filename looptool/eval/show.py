@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from looptool.config import EvalConfig
 from looptool.eval.aggregate import GROUPS, BfclSummary, summarise
 from looptool.eval.bfcl_data import CATEGORIES
 
@@ -19,9 +20,14 @@ GROUP_LABELS = {
 
 
 def run_label(run: dict[str, Any]) -> str:
+    """"base", "round 2", or the outputs file; settings that differ from the defaults follow, so
+    two runs of one model under different settings stay apart."""
     if run["round"] is None:
         return run["model"]
-    return "base" if run["round"] == 0 else f"round {run['round']}"
+    label = "base" if run["round"] == 0 else f"round {run['round']}"
+    defaults = EvalConfig().model_dump()
+    changed = [f"{k}={v}" for k, v in sorted((run.get("settings") or {}).items()) if k in defaults and defaults[k] != v]
+    return f"{label} ({', '.join(changed)})" if changed else label
 
 
 def _pct(value: float | None) -> str:

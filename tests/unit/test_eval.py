@@ -315,3 +315,13 @@ def test_run_heldout_by_scenario(policy_ws, fake_openai):
 def test_heldout_without_samples_is_a_clear_error(policy_ws, fake_openai):
     with pytest.raises(StoreError, match="no held-out samples"):
         run_heldout(policy_ws, load_config(policy_ws), _target(fake_openai))
+
+
+def test_run_labels_name_the_round_and_changed_settings():
+    from looptool.eval.show import run_label
+
+    defaults = {"prompt_format": "tool_call_tags", "parallel_matching": "greedy", "max_tokens": 256, "temperature": 0.0}
+    assert run_label({"round": 0, "model": "m", "settings": defaults}) == "base"
+    assert run_label({"round": 2, "model": "m", "settings": {**defaults, "prompt_format": "python"}}) == \
+        "round 2 (prompt_format=python)"
+    assert run_label({"round": None, "model": "outputs:a.jsonl", "settings": {}}) == "outputs:a.jsonl"
