@@ -620,6 +620,14 @@ class Store:
                 self._upsert("eval_results", row, ("run_id", "entry_id"))
             self.db.execute("UPDATE eval_runs SET updated_at = ? WHERE id = ?", [now, run_id])
 
+    def prune_eval_results(self, run_id: str, keep: set[str]) -> int:
+        """Delete a run's rows whose entry is not in `keep`; returns how many went."""
+        stale = self.scored_entry_ids(run_id) - keep
+        with self.transaction():
+            for entry_id in stale:
+                self.db.execute("DELETE FROM eval_results WHERE run_id = ? AND entry_id = ?", [run_id, entry_id])
+        return len(stale)
+
     def scored_entry_ids(self, run_id: str) -> set[str]:
         return {r["entry_id"] for r in self._rows("SELECT entry_id FROM eval_results WHERE run_id = ?", [run_id])}
 

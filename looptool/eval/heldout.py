@@ -4,7 +4,7 @@ Held-out samples come from dialogues over tools that no training sample uses (se
 heldout_fraction`), so this measures tool calling on unseen tools in the project's own format.
 A sample's prompt is exactly its stored context (system prompt with tools, then the history), and
 the answer is judged by `calls.label_matches` -- the same binary rule as the training reward.
-Accuracy is reported per scenario type (single, parallel, ...).
+Accuracy is reported per scenario type (single, parallel, ...) and label kind (call or text).
 """
 
 from __future__ import annotations
@@ -37,9 +37,17 @@ def score_sample(sample: Sample, output: str) -> Scored:
     return Scored(False, decoded, "wrong_calls", "expected " + format_calls(sample.label.calls, "json")[:300])
 
 
+def sample_category(sample: Sample) -> str:
+    """Scenario and label kind, e.g. "parallel/call" or "parallel/text": a dialogue of any scenario
+    also yields no-call samples (replies after tool results), which any plain text passes, so they
+    are kept apart from the calls that measure tool use."""
+    return f"{sample.scenario or 'unknown'}/{'text' if sample.label.is_no_call else 'call'}"
+
+
 def sample_items(samples: list[Sample]) -> list[EvalItem]:
-    return [EvalItem(s.id, s.scenario or "unknown", chat_messages(s.messages), lambda text, s=s: score_sample(s, text))
-            for s in samples]
+    # The label version is part of the id: a sample whose label the judge corrected is asked again.
+    return [EvalItem(f"{s.id}.v{s.label_version}", sample_category(s), chat_messages(s.messages),
+                     lambda text, s=s: score_sample(s, text)) for s in samples]
 
 
 def run_heldout(workspace: Path, config: WorkspaceConfig, target: EvalTarget, *,
@@ -54,7 +62,10 @@ def run_heldout(workspace: Path, config: WorkspaceConfig, target: EvalTarget, *,
             raise StoreError(f"{workspace} has no held-out samples; run 'looptool seed' first")
         store.upsert_eval_run(run_id, suite=SUITE, model=target.endpoint.model, adapter=target.adapter,
                               round=target.round, settings=settings)
-        progress = run_items(sample_items(samples), store, run_id, target.endpoint, target.model,
+        todo = sample_items(samples)
+        # Samples deactivated or relabelled since the last run no longer count.
+        store.prune_eval_results(run_id, {item.id for item in todo})
+        progress = run_items(todo, store, run_id, target.endpoint, target.model,
                              concurrency=config.eval.concurrency, max_tokens=config.eval.max_tokens,
                              temperature=config.eval.temperature, on_progress=on_progress)
     return run_id, progress

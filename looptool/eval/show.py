@@ -81,11 +81,14 @@ def heldout_table(runs: Sequence[dict[str, Any]], scores: Sequence[dict[str, dic
     scenarios = sorted({c for s in scores for c in s})
     header = ["held-out scenario", *(run_label(r) for r in runs)]
     rows = [[c, *(_cell(s.get(c)) for s in scores)] for c in scenarios]
-    totals = []
-    for s in scores:
-        total, passed = sum(v["total"] for v in s.values()), sum(v["passed"] for v in s.values())
-        totals.append(_cell({"accuracy": passed / total, "passed": passed, "total": total}) if total else "-")
-    rows.append(["all", *totals])
+    rows.append(["", *("" for _ in runs)])
+    for name, kinds in (("calls", ("call",)), ("text (no call)", ("text",)), ("all", ("call", "text"))):
+        cells = []
+        for s in scores:
+            picked = [v for c, v in s.items() if c.rsplit("/", 1)[-1] in kinds]
+            total, passed = sum(v["total"] for v in picked), sum(v["passed"] for v in picked)
+            cells.append(_cell({"accuracy": passed / total, "passed": passed, "total": total}) if total else "-")
+        rows.append([name, *cells])
     return _table(header, rows)
 
 

@@ -69,7 +69,7 @@ def test_heldout_on_the_embedded_model(ws):
         store.upsert_samples(samples)
     result = CliRunner().invoke(app, ["eval", "heldout", "-w", str(ws)])
     assert result.exit_code == 0, result.output
-    assert "single" in result.output and "/3)" in result.output
+    assert "single/call" in result.output and "/3)" in result.output
     with Store.open(ws / "looptool.db") as store:
         (run,) = store.eval_runs("heldout")
         assert len(store.eval_results(run["id"])) == 3

@@ -309,7 +309,27 @@ def test_run_heldout_by_scenario(policy_ws, fake_openai):
     assert (progress.done, progress.passed) == (3, 2) and len(fake_openai.requests) == 3
     with Store.open(policy_ws / DB_FILE) as store:
         scores = store.eval_scores(run_id)
-    assert scores["single"]["accuracy"] == 1.0 and scores["missing_argument"]["accuracy"] == 0.0
+    assert scores["single/call"]["accuracy"] == 1.0 and scores["missing_argument/text"]["accuracy"] == 0.0
+    from looptool.eval.show import heldout_table
+
+    table = "\n".join(heldout_table([{"round": 0, "model": "m", "settings": {}}], [scores]))
+    rows = {line[:21].strip(): line[21:].strip() for line in table.splitlines()}
+    assert (rows["calls"], rows["text (no call)"], rows["all"]) == ("100.00 (2/2)", "0.00 (0/1)", "66.67 (2/3)")
+
+
+def test_heldout_reasks_relabelled_samples_and_drops_inactive_ones(policy_ws, fake_openai):
+    first, second = _sample(CALL, "single", "weather in Paris"), _sample(CALL, "single", "Paris weather please")
+    with Store.open(policy_ws / DB_FILE) as store:
+        store.upsert_samples([first, second])
+    fake_openai.responder = lambda path, body: (200, chat_reply(GOOD))
+    run_id, _ = run_heldout(policy_ws, load_config(policy_ws), _target(fake_openai))
+    with Store.open(policy_ws / DB_FILE) as store:
+        store.set_sample_label(first.id, TEXT)  # the judge corrected it: now a no-call label
+        store.set_sample_active(second.id, False)
+    run2, progress = run_heldout(policy_ws, load_config(policy_ws), _target(fake_openai))
+    assert run2 == run_id and (progress.done, progress.passed, len(fake_openai.requests)) == (1, 0, 3)
+    with Store.open(policy_ws / DB_FILE) as store:
+        assert store.eval_scores(run_id) == {"single/text": {"total": 1, "passed": 0, "accuracy": 0.0, "errors": 0}}
 
 
 def test_heldout_without_samples_is_a_clear_error(policy_ws, fake_openai):
