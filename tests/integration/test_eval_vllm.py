@@ -98,3 +98,25 @@ def test_a_round_adapter_is_hot_loaded_and_evaluated(ws, tmp_path):
     assert runs[1]["adapter"].endswith("round-1") and runs[1]["id"] != runs[0]["id"]
     show = CliRunner().invoke(app, ["eval", "show", "-w", str(ws)])
     assert show.exit_code == 0 and "round 1" in show.output and "base" in show.output
+
+
+def test_a_prompt_longer_than_the_context_fails_its_entry_only(ws):
+    from looptool.eval import bfcl_suite
+    from looptool.eval.bfcl_data import load_entries
+    from looptool.eval.runner import run_items
+    from looptool.eval.target import resolve_target
+
+    config = load_config(ws)
+    target = resolve_target(ws, config, None, log=lambda *_: None)
+    entries = load_entries(["live_multiple_985-216-0", "live_multiple_0-0-0"])  # ~20k chars, and a short one
+    todo = bfcl_suite.items(list(entries.values()), "tool_call_tags", "greedy")
+    with Store.open(ws / "looptool.db") as store:
+        store.upsert_eval_run("eval_long", suite="bfcl", model="m", adapter=None, round=None, settings={})
+        progress = run_items(todo, store, "eval_long", target.endpoint, target.model, concurrency=2,
+                             max_tokens=16, temperature=0)
+        rows = {r["entry_id"]: r for r in store.eval_results("eval_long")}
+    assert (progress.done, progress.rejected) == (2, 1)
+    long_row = rows["live_multiple_985-216-0"]
+    assert long_row["error_type"] == "inference_error:request_rejected" and long_row["output"] is None
+    assert "2048" in long_row["error"]  # the server says why: the context length
+    assert rows["live_multiple_0-0-0"]["output"] is not None
