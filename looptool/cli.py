@@ -508,12 +508,14 @@ def _eval_config(config: WorkspaceConfig, **overrides) -> WorkspaceConfig:
 
 
 def _eval_progress(label: str, run):
-    """Run `run(on_progress)` under a progress bar; returns what it returns."""
+    """Run `run(on_progress)` under a progress bar on stderr (stdout is for the results, which
+    may be JSON); returns what it returns."""
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[detail]}"),
                TimeElapsedColumn())  # fmt: skip
-    with Progress(*columns, transient=False) as progress:
+    with Progress(*columns, transient=False, console=Console(stderr=True)) as progress:
         task = progress.add_task(label, total=None, detail="")
 
         def show(p) -> None:

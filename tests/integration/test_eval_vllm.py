@@ -88,10 +88,10 @@ def test_a_round_adapter_is_hot_loaded_and_evaluated(ws, tmp_path):
     peft_model.save_pretrained(str(adapter_dir))
     with Store.open(ws / "looptool.db") as store:
         store.upsert_round(Round(n=1, status="done", adapter_path="adapters/round-1"))
-    result = CliRunner().invoke(app, ["eval", "bfcl", "-w", str(ws), "--round", "1", "--categories", "simple",
-                                      "--limit", "2", "--json"])
+    result = CliRunner().invoke(app, ["eval", "bfcl", "-w", str(ws), "--round", "1", "--categories",
+                                      "simple", "--limit", "2", "--json"])
     assert result.exit_code == 0, result.output
-    doc = json.loads(result.output[result.output.index("{"):])
+    doc = json.loads(result.stdout)  # progress and server messages go to stderr
     assert doc["categories"]["simple"]["total"] == 2
     with Store.open(ws / "looptool.db") as store:
         runs = {r["round"]: r for r in store.eval_runs("bfcl")}

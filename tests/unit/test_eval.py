@@ -261,6 +261,10 @@ def test_cli_bfcl_then_show(policy_ws, fake_openai, runner):
     result = runner.invoke(app, ["eval", "show", "-w", str(policy_ws), "--failures", "3"])
     assert result.exit_code == 0, result.output
     assert "base" in result.output and "irrelevance (240)" in result.output
+    result = runner.invoke(app, ["eval", "bfcl", "-w", str(policy_ws), "--categories", "simple", "--limit", "3", "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)  # the progress bar goes to stderr
+    assert [e["pass"] for e in doc["entries"]] == [True, True, False] and len(fake_openai.requests) == 5
     result = runner.invoke(app, ["eval", "bfcl", "-w", str(policy_ws), "--categories", "simple,bogus"])
     assert result.exit_code == 1 and "unknown BFCL category 'bogus'" in result.output
     result = runner.invoke(app, ["eval", "bfcl", "-w", str(policy_ws), "--round", "3"])
