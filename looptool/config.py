@@ -7,7 +7,8 @@ else; a bad value fails with its dotted path and the value that was given.
 Roles: `policy` (the model being trained), `generator` (writes tools, plans, user turns, assistant
 labels, tool results and expansions) and `judge` (verifies labels). The finer agent roles
 `planner`, `user`, `assistant`, `tool` and `expander` use `generator` unless given their own
-section. `[seed]` sets how seed dialogues are made, `[eval]` how the policy is evaluated.
+section. `[seed]` sets how seed dialogues are made, `[train]` how the policy is trained, `[eval]` how it is
+evaluated.
 """
 
 from __future__ import annotations
@@ -203,6 +204,59 @@ class EvalConfig(_Section):
     )
 
 
+class TrainConfig(_Section):
+    """[train]: GRPO (and the SFT warm start) on LoRA / QLoRA adapters of the policy.
+
+    Defaults follow the paper's recipe (binary reward, no KL term, DAPO-style clip 0.2/0.28,
+    temperature 1.0) scaled for one GPU: groups of 8 instead of 16, shorter completions, and a
+    LoRA learning rate (adapters want about ten times the full-model rate).
+    """
+
+    model: str | None = Field(
+        default=None,
+        description="Base model to train: the embedded model's name or a local checkpoint directory. Default: the "
+        "policy's model (which must then be managed, i.e. local).",
+    )
+    quantization: Literal["auto", "none", "nf4"] = Field(
+        default="auto", description="'nf4' loads the base in 4 bits (QLoRA, bitsandbytes); 'auto' does so when CUDA is present."
+    )
+    lora_r: int = Field(default=16, ge=1, le=512, description="LoRA rank (at most the policy server's max_lora_rank).")
+    lora_alpha: int = Field(default=32, ge=1, description="LoRA alpha (scale = alpha / r).")
+    lora_dropout: float = Field(default=0.0, ge=0, lt=1, description="Dropout on the LoRA path.")
+    target_modules: str | list[str] = Field(
+        default="all-linear", description="Modules that get adapters: 'all-linear' or a list of module names."
+    )
+    learning_rate: float = Field(default=1e-5, gt=0, description="GRPO learning rate.")
+    num_generations: int = Field(default=8, ge=2, description="Group size: completions sampled per prompt.")
+    prompts_per_step: int = Field(default=4, ge=1, description="Prompts per optimiser step (each with a full group).")
+    epochs: float = Field(default=2.0, gt=0, description="Passes over the round's data (the paper: 2).")
+    max_steps: int | None = Field(default=None, ge=1, description="Stop after this many steps (overrides epochs).")
+    max_completion_tokens: int = Field(default=256, ge=8, description="Completion length limit while sampling.")
+    max_prompt_tokens: int = Field(
+        default=1536, ge=64, description="Prompts are trimmed to this (oldest turns first); TRL does not truncate them."
+    )
+    temperature: float = Field(default=1.0, gt=0, le=2, description="Sampling temperature of the groups.")
+    beta: float = Field(default=0.0, ge=0, description="KL coefficient (0: no reference model, as in the paper).")
+    epsilon: float = Field(default=0.2, gt=0, description="Lower clip range.")
+    epsilon_high: float = Field(default=0.28, gt=0, description="Upper clip range (DAPO's clip-higher).")
+    loss_type: Literal["grpo", "dr_grpo", "dapo", "bnpo"] = Field(
+        default="dapo", description="How token losses are aggregated (TRL's loss_type)."
+    )
+    reward: Literal["binary", "partial"] = Field(
+        default="binary", description="'binary' (the method: exact calls as a multiset) or 'partial' (names, then arguments)."
+    )
+    save_steps: int = Field(default=10, ge=1, description="Checkpoint every N steps; a killed run resumes from the last one.")
+    seed: int = Field(default=0, description="Seed of data order, sampling and adapter initialisation.")
+    warm_start: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="SFT warm start before the first GRPO round: 'auto' means on for the embedded model (it cannot "
+        "call tools yet, so every GRPO group would score 0) and off for other models.",
+    )
+    sft_learning_rate: float = Field(default=2e-4, gt=0, description="SFT warm-start learning rate.")
+    sft_max_steps: int = Field(default=64, ge=1, description="SFT warm-start steps.")
+    sft_batch_size: int = Field(default=8, ge=1, description="SFT warm-start batch size.")
+
+
 class WorkspaceConfig(_Section):
     """The whole `looptool.toml`."""
 
@@ -210,6 +264,7 @@ class WorkspaceConfig(_Section):
     serving: ServingConfig = Field(default_factory=ServingConfig)
     seed: SeedConfig = Field(default_factory=SeedConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
     policy: RoleModel = Field(default_factory=ManagedModel, description="The model being trained.")
     generator: RoleModel = Field(default_factory=ManagedModel, description="Writes tools, dialogues and expansions.")
     judge: RoleModel = Field(default_factory=ManagedModel, description="Verifies labels against predictions.")
@@ -239,6 +294,16 @@ class WorkspaceConfig(_Section):
                 )
             if spec.port and by_port.setdefault(spec.port, spec.model) != spec.model:
                 raise ValueError(f"port {spec.port} is given to two different models")
+        return self
+
+    @model_validator(mode="after")
+    def _adapter_fits_the_server(self) -> WorkspaceConfig:
+        # A trained adapter is hot-loaded into the policy's server for probing and evaluation.
+        if isinstance(self.policy, ManagedModel) and self.train.lora_r > self.policy.max_lora_rank:
+            raise ValueError(
+                f"train.lora_r ({self.train.lora_r}) is larger than policy.max_lora_rank ({self.policy.max_lora_rank}); "
+                "the policy's server could not load the adapter"
+            )
         return self
 
     def role(self, name: str) -> ManagedModel | EndpointModel:
@@ -333,9 +398,10 @@ def config_reference() -> str:
         "",
         "| key | meaning |",
         "|---|---|",
-        *(f"| `{n}` | {f.description or ''} |" for n, f in WorkspaceConfig.model_fields.items() if n not in ("serving", "seed", "eval")),
+        *(f"| `{n}` | {f.description or ''} |" for n, f in WorkspaceConfig.model_fields.items() if n not in ("serving", "seed", "train", "eval")),
         "| `[serving]` | How managed vLLM servers are run (below). |",
         "| `[seed]` | How seed dialogues are made (below). |",
+        "| `[train]` | How the policy is trained (below). |",
         "| `[eval]` | How the policy is evaluated (below). |",
         "",
         "Each role section (`[policy]`, `[generator]`, `[judge]`, and optionally `[planner]`, `[user]`,",
@@ -345,6 +411,7 @@ def config_reference() -> str:
         *table(EndpointModel, '[<role>] kind = "endpoint"'),
         *table(ServingConfig, "[serving]"),
         *table(SeedConfig, "[seed]"),
+        *table(TrainConfig, "[train]"),
         *table(EvalConfig, "[eval]"),
         "Example: train a local Qwen3-8B checkpoint, generate and judge with a remote Qwen3-32B.",
         "",

@@ -43,11 +43,11 @@ from .schema import (
     stable_id,
 )
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 TABLES = (
     "tools", "dialogues", "messages", "traces", "samples", "probes", "verdicts", "rounds", "events",
-    "eval_runs", "eval_results", "eval_scores",
+    "eval_runs", "eval_results", "eval_scores", "train_steps",
 )
 
 # The schema of version 1. A new database is created at version 1 and brought up to date by the
@@ -140,8 +140,16 @@ def _migrate_2_to_3(db: Database) -> None:
         db.execute(statement)
 
 
+def _migrate_3_to_4(db: Database) -> None:
+    """Training: one row per logged optimiser step of a round's SFT or GRPO run."""
+    # Keyed by (round, stage, step): a run resumed from a checkpoint logs its steps again and
+    # overwrites them instead of adding duplicates.
+    db.execute("""CREATE TABLE train_steps (round INTEGER NOT NULL, stage TEXT NOT NULL, step INTEGER NOT NULL,
+        metrics_json TEXT NOT NULL, created_at TEXT NOT NULL, PRIMARY KEY (round, stage, step))""")
+
+
 # MIGRATIONS[n] upgrades a database from version n to n + 1; all run in one transaction.
-MIGRATIONS: dict[int, Callable[[Database], None]] = {1: _migrate_1_to_2, 2: _migrate_2_to_3}
+MIGRATIONS: dict[int, Callable[[Database], None]] = {1: _migrate_1_to_2, 2: _migrate_2_to_3, 3: _migrate_3_to_4}
 
 
 class StoreError(Exception):
@@ -664,6 +672,23 @@ class Store:
         """category -> {total, passed, accuracy, errors}."""
         return {r["category"]: {k: r[k] for k in ("total", "passed", "accuracy", "errors")}
                 for r in self._rows("SELECT * FROM eval_scores WHERE run_id = ? ORDER BY category", [run_id])}
+
+    # -- training --------------------------------------------------------------------------------
+
+    def add_train_step(self, round: int, stage: str, step: int, metrics: dict[str, Any]) -> None:
+        self._upsert("train_steps", {"round": round, "stage": stage, "step": step,
+                                     "metrics_json": canonical_json(metrics), "created_at": utc_now()},
+                     ("round", "stage", "step"))
+
+    def train_steps(self, round: int, stage: str) -> list[dict[str, Any]]:
+        """Logged steps of a round's run, in order: step plus the metrics."""
+        rows = self._rows("SELECT step, metrics_json FROM train_steps WHERE round = ? AND stage = ? ORDER BY step",
+                          [round, stage])
+        return [{"step": r["step"], **json.loads(r["metrics_json"])} for r in rows]
+
+    def clear_train_steps(self, round: int, stage: str) -> None:
+        with self.transaction():
+            self.db.execute("DELETE FROM train_steps WHERE round = ? AND stage = ?", [round, stage])
 
     # -- read models for the TUI -----------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 Two formats, chosen by `[eval] prompt_format`:
 
-* "tool_call_tags" (default): the policy's own prompt from `training/template.py` -- the same system
+* "tool_call_tags" (default): the policy's own prompt from `training/templates.py` -- the same system
   prompt and `<tool_call>` format it is trained on -- with the functions converted the way BFCL
   converts them for native tool-calling models: `dict` -> object, `float` -> number (plus "This is
   a float type value." in the description), `tuple` -> array, `any` -> string. For the Java and
@@ -24,7 +24,7 @@ from typing import Any, Literal
 from looptool.eval.bfcl_data import Entry, language_of
 from looptool.prompts import render
 from looptool.schema import ToolSpec
-from looptool.training.template import system_message
+from looptool.training.templates import system_message
 
 PromptFormat = Literal["tool_call_tags", "python"]
 

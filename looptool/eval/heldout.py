@@ -18,7 +18,7 @@ from looptool.eval.runner import EvalItem, EvalProgress, Scored, run_items
 from looptool.eval.target import EvalTarget
 from looptool.schema import Sample, stable_id
 from looptool.store import Store, StoreError
-from looptool.training.template import chat_messages
+from looptool.training.templates import chat_messages
 
 SUITE = "heldout"
 

@@ -20,7 +20,7 @@ from looptool.graphs.seed import REASON_SEPARATOR, SeedContext, build_seed_graph
 from looptool.seed.scenarios import NoToolsError, dialogue_id
 from looptool.serving.client import resolve_endpoint
 from looptool.store import Store
-from looptool.training.template import token_counter
+from looptool.training.templates import token_counter
 
 AGENTS = ("planner", "user", "assistant", "tool")
 

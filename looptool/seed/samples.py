@@ -15,7 +15,7 @@ from typing import Any
 from looptool.schema import Label, Message, Sample, ToolSpec
 from looptool.seed.scenarios import Plan
 from looptool.seed.verify import assistant_turns, result_is_error
-from looptool.training.template import system_message, trim_history
+from looptool.training.templates import system_message, trim_history
 
 
 def dialogue_samples(

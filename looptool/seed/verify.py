@@ -17,7 +17,7 @@ from looptool.calls import calls_match, format_calls, parse_calls
 from looptool.schema import Message, ToolSpec
 from looptool.seed.scenarios import Action, Plan
 from looptool.tools_sim.validate import argument_errors
-from looptool.training.template import CALL_STYLE
+from looptool.training.templates import CALL_STYLE
 
 
 @dataclass

@@ -57,7 +57,7 @@ def test_bfcl_end_to_end_on_the_embedded_model(ws):
 def test_heldout_on_the_embedded_model(ws):
     tool = ToolSpec(name="get_weather", description="Current weather in a city.", parameters={
         "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
-    from looptool.training.template import system_message
+    from looptool.training.templates import system_message
 
     samples = [
         Sample(messages=[system_message([tool]), Message(role="user", content=f"What is the weather in {city}?")],

@@ -144,11 +144,11 @@ def test_version_1_file_is_migrated_and_keeps_its_rows(db_path):
     con.commit()
     con.close()
     with Store(db_path) as s:
-        assert s.schema_version() == SCHEMA_VERSION == 3
+        assert s.schema_version() == SCHEMA_VERSION == 4
         sample = s.get_sample("s_1")
         assert (sample.split, sample.scenario) == ("train", None)
         assert "masked" in s.db["messages"].columns_dict
-        assert {"eval_runs", "eval_results", "eval_scores"} <= set(s.db.table_names())
+        assert {"eval_runs", "eval_results", "eval_scores", "train_steps"} <= set(s.db.table_names())
         assert "traces" in s.db.table_names()
 
 
@@ -457,3 +457,13 @@ def test_eval_results_and_scores(st):
     assert [r["id"] for r in runs] == ["r1", "r2"] and runs[0]["settings"] == {"max_tokens": 8}
     st.delete_eval_run("r1")  # cascades to results and scores
     assert st.eval_results("r1") == [] and st.eval_scores("r1") == {}
+
+
+def test_train_steps_upsert_by_step(st):
+    st.add_train_step(1, "grpo", 1, {"reward": 0.25, "loss": 0.1})
+    st.add_train_step(1, "grpo", 2, {"reward": 0.5})
+    st.add_train_step(1, "grpo", 1, {"reward": 0.3})  # a resumed run logs step 1 again: replaced
+    st.add_train_step(1, "sft", 1, {"loss": 2.0})
+    assert st.train_steps(1, "grpo") == [{"step": 1, "reward": 0.3}, {"step": 2, "reward": 0.5}]
+    st.clear_train_steps(1, "grpo")
+    assert st.train_steps(1, "grpo") == [] and len(st.train_steps(1, "sft")) == 1

@@ -1,0 +1,39 @@
+"""Training rows from samples: the prompt as the policy sees it, and the label.
+
+Prompts are rendered to text here (not left as chat messages for TRL to render), so that the
+prompt is exactly what `templates.PromptRenderer` makes -- the same at training, probing and
+evaluation -- and so it can be trimmed to `max_prompt_tokens` first: TRL's GRPO trainer does not
+truncate prompts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from looptool.schema import Message, Sample
+from looptool.training.templates import PromptRenderer, assistant_text
+
+
+@dataclass
+class Rows:
+    rows: list[dict]  # prompt, completion (the label as text), label (JSON), sample_id
+    too_long: int = 0  # samples left out: even their last exchange exceeds the budget
+
+
+def training_rows(samples: Iterable[Sample], renderer: PromptRenderer, max_prompt_tokens: int) -> Rows:
+    out = Rows([])
+    for sample in samples:
+        history = renderer.fit(sample.messages, sample.tools, max_prompt_tokens)
+        if history is None:
+            out.too_long += 1
+            continue
+        label = sample.label
+        answer = Message(role="assistant", content=label.text, tool_calls=label.calls)
+        out.rows.append({
+            "prompt": renderer.render(history, sample.tools),
+            "completion": assistant_text(answer),
+            "label": label.model_dump_json(),
+            "sample_id": sample.id,
+        })  # fmt: skip
+    return out

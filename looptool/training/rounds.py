@@ -1,0 +1,77 @@
+"""Where a round's adapters live, which adapter a stage starts from, and how a finished stage is
+recorded.
+
+    <workspace>/adapters/round-R-sft            the SFT warm start of round R (optional)
+    <workspace>/adapters/round-R                round R's GRPO adapter (Round.adapter_path)
+    <workspace>/adapters/round-R-<stage>.checkpoints/checkpoint-N    while a stage runs
+
+A stage writes its adapter under a temporary name and renames it into place, so an adapter
+directory is either complete or absent; a killed run resumes from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from looptool.schema import Round
+from looptool.store import Store
+
+ADAPTERS = "adapters"
+
+
+def adapter_dir(workspace: Path, round: int, stage: str) -> Path:
+    name = f"round-{round}" if stage == "grpo" else f"round-{round}-{stage}"
+    return workspace / ADAPTERS / name
+
+
+def checkpoint_dir(workspace: Path, round: int, stage: str) -> Path:
+    return workspace / ADAPTERS / f"round-{round}-{stage}.checkpoints"
+
+
+def has_checkpoint(path: Path) -> bool:
+    return path.is_dir() and any(p.name.startswith("checkpoint-") for p in path.iterdir())
+
+
+def start_adapter(workspace: Path, store: Store, round: int, stage: str) -> Path | None:
+    """GRPO of round R continues round R's SFT warm start if there is one, else round R-1's
+    adapter, else starts a fresh adapter; SFT always starts fresh."""
+    if stage != "grpo":
+        return None
+    sft = adapter_dir(workspace, round, "sft")
+    if sft.is_dir():
+        return sft
+    previous = store.get_round(round - 1) if round > 1 else None
+    if previous is not None and previous.adapter_path:
+        return workspace / previous.adapter_path
+    return None
+
+
+def save_adapter(model, target: Path) -> None:
+    """Write the adapter to a temporary directory, then move it into place whole."""
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(str(tmp))
+    old = target.with_name(target.name + ".old")
+    if target.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(target, old)
+    os.replace(tmp, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def record_stage(store: Store, workspace: Path, round: int, stage: str, summary: dict) -> None:
+    """Note a finished stage on its round; GRPO's adapter becomes the round's adapter."""
+    info = store.get_round(round) or Round(n=round)
+    metrics = dict(info.metrics)
+    metrics[stage] = summary
+    update = {"metrics": metrics}
+    if stage == "grpo":
+        update["adapter_path"] = str(adapter_dir(workspace, round, stage).relative_to(workspace))
+    store.upsert_round(info.model_copy(update=update))
+
+
+def clear_checkpoints(path: Path) -> None:
+    """A finished stage's checkpoints are no longer needed (its adapter is saved)."""
+    shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,168 @@
+"""The policy's prompt: how tools, conversation history and calls are shown to the model.
+
+Seed samples, GRPO training, probing and evaluation all render prompts here, so the model is
+always asked in the same form it was trained on. Tools are written tersely (compact JSON, one per
+line) because prompt length is what CPU training pays for.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from looptool.calls import format_calls
+from looptool.prompts import render
+from looptool.schema import Message, ToolSpec
+
+CALL_STYLE = "tool_call_tags"
+
+
+def render_tools(tools: Sequence[ToolSpec]) -> str:
+    """One compact JSON object per tool: name, description, parameters (no output schema)."""
+    return "\n".join(
+        json.dumps({"name": t.name, "description": t.description, "parameters": t.parameters},
+                   ensure_ascii=False, separators=(",", ":"))
+        for t in tools
+    )
+
+
+def system_message(tools: Sequence[ToolSpec]) -> Message:
+    """The system prompt: the tool list and the call format."""
+    return Message(role="system", content=render("looptool.training", "system", tools=render_tools(tools)))
+
+
+def assistant_text(message: Message) -> str:
+    """What an assistant turn looks like to the policy: its calls in the call format, or its text."""
+    if message.tool_calls:
+        return format_calls(message.tool_calls, CALL_STYLE)
+    return message.content or ""
+
+
+def chat_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
+    """Role/content dicts for a chat template. Tool calls become text in the call format, and
+    tool results are `tool` messages, which every chat template we use can render."""
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        content = assistant_text(m) if m.role == "assistant" else m.content or ""
+        out.append({"role": m.role, "content": content})
+    return out
+
+
+def trim_history(
+    messages: Sequence[Message], budget: int, count_tokens: Callable[[list[dict[str, Any]]], int]
+) -> list[Message] | None:
+    """Drop the oldest user exchanges until the prompt fits `budget` tokens.
+
+    `messages` starts with the system message; everything from the last user message on is kept
+    whole. Returns None when even that does not fit.
+    """
+    system, history = list(messages[:1]), list(messages[1:])
+    while True:
+        if count_tokens(chat_messages(system + history)) <= budget:
+            return system + history
+        user_idx = [i for i, m in enumerate(history) if m.role == "user"]
+        if len(user_idx) < 2:
+            return None
+        history = history[user_idx[1]:]  # drop the oldest user turn and what answered it
+
+
+def local_model_dir(model: str | None) -> Path | None:
+    """The checkpoint directory of a model on this machine: the embedded model (materialised on
+    first use) or a directory; None for a name only an endpoint knows."""
+    from looptool.config import EMBEDDED_MODEL
+
+    if model == EMBEDDED_MODEL:
+        from looptool.serving.embedded import materialise
+
+        return materialise(log=lambda *a: None)
+    if model and Path(model).expanduser().is_dir():
+        return Path(model).expanduser()
+    return None
+
+
+def token_counter(model: str | None) -> Callable[[list[dict[str, Any]]], int]:
+    """Count the tokens of a chat prompt with the policy's tokenizer.
+
+    `model` is the embedded model's name or a local checkpoint directory; for a model that is not
+    on this machine (an endpoint) the count is estimated as characters / 4.
+    """
+    path = local_model_dir(model)
+    if path is None:
+        return lambda chat: sum(len(m["content"]) + 8 for m in chat) // 4
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(path))
+
+    def count(chat: list[dict[str, Any]]) -> int:
+        ids = tokenizer.apply_chat_template(chat, tokenize=True, add_generation_prompt=True)
+        if isinstance(ids, dict) or hasattr(ids, "input_ids"):
+            ids = ids["input_ids"]
+        return len(ids)
+
+    return count
+
+
+class PromptRenderer:
+    """The policy's prompt as text, rendered by its tokenizer's own chat template.
+
+    Training (SFT and GRPO) and probing render here, so the model always sees one form. A
+    sample's leading system message is the tool prompt and is rebuilt from the sample's tools:
+
+    * templates with native tool support (their Jinja source uses `tools`, e.g. Qwen3) get the
+      tools through `apply_chat_template(tools=...)` in OpenAI function form and write the tool
+      list and the `<tool_call>` instructions themselves;
+    * templates without it (SmolLM2) get our system prompt (`prompts/system.md`): the tools as
+      compact JSON and the same `<tool_call>` format, as plain text.
+
+    Either way the answer format is `<tool_call>{"name": ..., "arguments": {...}}</tool_call>`,
+    which `calls.parse_calls` reads.
+    """
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+        self.native_tools = "tools" in (getattr(tokenizer, "chat_template", None) or "")
+
+    def chat(self, messages: Sequence[Message], tools: Sequence[ToolSpec]) -> list[dict[str, Any]]:
+        history = list(messages[1:] if messages and messages[0].role == "system" else messages)
+        if self.native_tools:
+            return chat_messages(history)
+        return chat_messages([system_message(tools), *history])
+
+    def render(self, messages: Sequence[Message], tools: Sequence[ToolSpec], *, add_generation_prompt: bool = True) -> str:
+        extra = {"tools": [openai_tool(t) for t in tools]} if self.native_tools else {}
+        return self.tokenizer.apply_chat_template(
+            self.chat(messages, tools), tokenize=False, add_generation_prompt=add_generation_prompt, **extra
+        )
+
+    def count_tokens(self, messages: Sequence[Message], tools: Sequence[ToolSpec]) -> int:
+        return len(self.tokenizer(self.render(messages, tools), add_special_tokens=False)["input_ids"])
+
+    def fit(self, messages: Sequence[Message], tools: Sequence[ToolSpec], budget: int) -> list[Message] | None:
+        """The messages with the oldest user exchanges dropped until the prompt fits `budget`
+        tokens (TRL does not truncate prompts); None when even the last exchange does not fit."""
+        history = list(messages[1:] if messages and messages[0].role == "system" else messages)
+        while True:
+            if self.count_tokens(history, tools) <= budget:
+                return history
+            users = [i for i, m in enumerate(history) if m.role == "user"]
+            if len(users) < 2:
+                return None
+            history = history[users[1]:]
+
+
+def openai_tool(tool: ToolSpec) -> dict[str, Any]:
+    """A tool in OpenAI function form, as chat templates with native tool support expect it."""
+    return {"type": "function", "function": {"name": tool.name, "description": tool.description,
+                                             "parameters": tool.parameters}}
+
+
+def load_renderer(model: str | None) -> PromptRenderer:
+    """The renderer of a local model (embedded name or checkpoint directory)."""
+    path = local_model_dir(model)
+    if path is None:
+        raise ValueError(f"model {model!r} is not on this machine: name the embedded model or a checkpoint directory")
+    from transformers import AutoTokenizer
+
+    return PromptRenderer(AutoTokenizer.from_pretrained(str(path)))
