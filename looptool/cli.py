@@ -43,6 +43,12 @@ tools_app = typer.Typer(help="Synthesise, import and inspect the tools (API spec
 app.add_typer(tools_app, name="tools")
 dialogues_app = typer.Typer(help="Inspect the seed dialogues of a workspace and their agent traces.", no_args_is_help=True)
 app.add_typer(dialogues_app, name="dialogues")
+train_app = typer.Typer(
+    help="Train the policy's LoRA/QLoRA adapter for a round: an SFT warm start, then GRPO. Each stage runs in a "
+    "process of its own; settings are in the \\[train] section of looptool.toml.",
+    no_args_is_help=True,
+)
+app.add_typer(train_app, name="train")
 eval_app = typer.Typer(
     help="Evaluate the policy (base or a round's adapter): BFCL-v3 single-turn categories and the held-out "
     "split of the workspace's own samples.",
@@ -65,13 +71,15 @@ def _user_errors(fn):
     from looptool.serving.server import ServingError
     from looptool.seed.scenarios import NoToolsError
     from looptool.tools_sim.importers import ToolImportError
+    from looptool.training.stage import TrainingError
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except (
-            ConfigError, StoreError, ServingError, ModelOutputError, EmbeddedModelError, ToolImportError, NoToolsError
+            ConfigError, StoreError, ServingError, ModelOutputError, EmbeddedModelError, ToolImportError, NoToolsError,
+            TrainingError,
         ) as exc:  # fmt: skip
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
@@ -478,6 +486,50 @@ def dialogues_show(
         lines = render_dialogue(store, ids[0], trace=trace)
     for line in lines:
         typer.echo(line)
+
+
+# -- train --------------------------------------------------------------------------------------
+
+TrainRound = Annotated[int, typer.Option("--round", "-r", min=1, help="The round to train (1, 2, ...).")]
+MaxSteps = Annotated[int | None, typer.Option("--max-steps", min=1, help="Stop after this many optimiser steps.")]
+
+
+def _train(workspace: Path, stage: str, round: int, max_steps: int | None) -> None:
+    from looptool.training.process import run_stage
+
+    config, db_path = _open_workspace(workspace)
+    with Store.open(db_path) as store:
+        store.log_event("info", "train", f"{stage} round {round}: started")
+    started = time.monotonic()
+    run_stage(workspace, stage, round, max_steps=max_steps, echo=typer.echo)
+    with Store.open(db_path) as store:
+        steps = store.train_steps(round, stage)
+        info = store.get_round(round)
+        message = f"{stage} round {round}: {len(steps)} steps logged in {time.monotonic() - started:.0f}s"
+        store.log_event("info", "train", message)
+    last = steps[-1] if steps else {}
+    shown = ", ".join(f"{k} {last[k]:.4g}" for k in ("loss", "reward", "frac_reward_zero_std") if k in last)
+    typer.echo(message + (f"; last step: {shown}" if shown else ""))
+    if stage == "grpo" and info is not None:
+        typer.echo(f"round {round} adapter: {workspace / info.adapter_path}")
+
+
+@train_app.command("sft")
+@_user_errors
+def train_sft(workspace: Workspace = Path("."), round: TrainRound = 1, max_steps: MaxSteps = None) -> None:
+    """SFT warm start on the round's samples (loss on the answers only): gives a model that cannot
+    call tools yet the call format, so GRPO gets rewards that differ. Saved as adapters/round-R-sft,
+    which the round's GRPO continues. Resumes from its last checkpoint if killed."""
+    _train(workspace, "sft", round, max_steps)
+
+
+@train_app.command("grpo")
+@_user_errors
+def train_grpo(workspace: Workspace = Path("."), round: TrainRound = 1, max_steps: MaxSteps = None) -> None:
+    """GRPO with the binary tool-call reward on the round's samples; the adapter becomes the round's
+    (adapters/round-R). Starts from the round's SFT warm start if there is one, else from the
+    previous round's adapter. Per-step metrics go to the workspace database. Resumes if killed."""
+    _train(workspace, "grpo", round, max_steps)
 
 
 # -- eval ---------------------------------------------------------------------------------------

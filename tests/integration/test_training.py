@@ -89,3 +89,62 @@ def _digest(path: Path) -> str:
     import hashlib
 
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_sft_warm_start_then_grpo_continues_it(ws):
+    from looptool.training.grpo import run_grpo
+    from looptool.training.sft import run_sft
+
+    config = load_config(ws)
+    sft = run_sft(ws, config, 1, max_steps=4)
+    assert sft.adapter == ws / "adapters" / "round-1-sft" and sft.steps == 4
+    weights = load_file(str(sft.adapter / "adapter_model.safetensors"))
+    assert any(v.abs().sum() > 0 for k, v in weights.items() if "lora_B" in k)
+    with Store.open(ws / "looptool.db") as store:
+        losses = [s["loss"] for s in store.train_steps(1, "sft")]
+    assert len(losses) == 4 and all(loss > 0 for loss in losses)
+    grpo = run_grpo(ws, config, 1, max_steps=1, reward_fn=length_parity_reward)
+    with Store.open(ws / "looptool.db") as store:
+        info = store.get_round(1)
+    assert info.metrics["grpo"]["start"] == str(sft.adapter) and info.metrics["sft"]["steps"] == 4
+    assert grpo.adapter == ws / "adapters" / "round-1"
+
+
+def test_cli_train_killed_mid_run_resumes_from_its_checkpoint(ws):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    ckpt = ws / "adapters" / "round-1-grpo.checkpoints"
+    child = subprocess.Popen([sys.executable, "-m", "looptool.training", "grpo", "-w", str(ws), "--round", "1",
+                              "--max-steps", "4"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not (ckpt / "checkpoint-2" / "trainer_state.json").exists():
+        assert child.poll() is None and time.monotonic() < deadline, "the run ended before its first checkpoint"
+        time.sleep(0.5)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    with Store.open(ws / "looptool.db") as store:
+        assert 2 <= len(store.train_steps(1, "grpo")) < 4
+        assert store.get_round(1) is None  # nothing recorded for an unfinished stage
+    assert not (ws / "adapters" / "round-1").exists()
+
+    result = CliRunner().invoke(app, ["train", "grpo", "-w", str(ws), "--round", "1", "--max-steps", "4"])
+    assert result.exit_code == 0, result.output
+    assert "from checkpoint in" in result.output and "grpo step 4/4" in result.output
+    assert "grpo step 1/4" not in result.output and "grpo step 2/4" not in result.output  # not trained again
+    with Store.open(ws / "looptool.db") as store:
+        assert [s["step"] for s in store.train_steps(1, "grpo")] == [1, 2, 3, 4]
+        assert store.get_round(1).adapter_path == "adapters/round-1"
+    assert (ws / "adapters" / "round-1" / "adapter_model.safetensors").is_file() and not ckpt.exists()
+
+
+def test_cli_train_failure_is_one_line(ws, tmp_path):
+    empty = tmp_path / "empty"
+    assert CliRunner().invoke(app, ["init", str(empty)]).exit_code == 0
+    config = load_config(ws)
+    save_config(empty, config)
+    result = CliRunner().invoke(app, ["train", "grpo", "-w", str(empty), "--round", "1"])
+    assert result.exit_code == 1 and result.output.startswith("error: round 1 has no training samples"), result.output

@@ -1,0 +1,122 @@
+"""What the SFT and GRPO stages share: which base model and samples, the rows, the starting
+adapter, the device, checkpoints and resuming, and saving and recording the result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from looptool.config import DB_FILE, ManagedModel, WorkspaceConfig
+from looptool.schema import Sample
+from looptool.store import Store
+from looptool.training import rounds
+from looptool.training.dataset import Rows, training_rows
+from looptool.training.model import Device, device_for
+from looptool.training.templates import PromptRenderer, local_model_dir
+
+
+class TrainingError(Exception):
+    """Training cannot start or did not finish; the message says why in one line."""
+
+
+@dataclass
+class Stage:
+    """A stage (sft or grpo) of a round, ready to train."""
+
+    workspace: Path
+    round: int
+    name: str
+    model_dir: Path
+    tokenizer: Any
+    data: Rows
+    start: Path | None  # the adapter training continues, None for a fresh one
+    device: Device
+    checkpoints: Path
+    resume: bool  # a checkpoint of an interrupted run exists
+
+    def describe(self) -> str:
+        start = f"checkpoint in {self.checkpoints}" if self.resume else (self.start or "a fresh adapter")
+        return (f"{self.name} round {self.round}: {len(self.data.rows)} samples ({self.data.too_long} too long), "
+                f"{self.device.description}, from {start}")
+
+
+@dataclass
+class StageResult:
+    adapter: Path
+    steps: int
+    rows: int
+    too_long: int
+    resumed: bool
+    model: Any = None  # the trained PEFT model, still in memory
+
+
+def round_samples(store: Store, round: int) -> list[Sample]:
+    """The round's data: its recorded sample ids, or (before the loop records any) every active
+    training-split sample."""
+    info = store.get_round(round)
+    if info is not None and info.data_ids:
+        return [store.get_sample(i) for i in info.data_ids]
+    return list(store.iter_samples(split="train", active=True))
+
+
+def base_model_dir(config: WorkspaceConfig) -> Path:
+    name = config.train.model
+    if name is None:
+        if not isinstance(config.policy, ManagedModel):
+            raise TrainingError("the policy is an endpoint; set [train] model to a local checkpoint directory to train")
+        name = config.policy.model
+    path = local_model_dir(name)
+    if path is None:
+        raise TrainingError(f"[train] model {name!r} is neither the embedded model nor a checkpoint directory")
+    return path
+
+
+def prepare(workspace: Path, config: WorkspaceConfig, round: int, name: str) -> Stage:
+    from transformers import AutoTokenizer
+
+    if round < 1:
+        raise TrainingError(f"--round must be 1 or more (round 0 is the base model), got {round}")
+    model_dir = base_model_dir(config)
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    with Store.open(workspace / DB_FILE) as store:
+        data = training_rows(round_samples(store, round), PromptRenderer(tokenizer), config.train.max_prompt_tokens)
+        start = rounds.start_adapter(workspace, store, round, name)
+    if not data.rows:
+        raise TrainingError(f"round {round} has no training samples that fit {config.train.max_prompt_tokens} prompt "
+                            f"tokens ({data.too_long} too long); run 'looptool seed' first")
+    checkpoints = rounds.checkpoint_dir(workspace, round, name)
+    return Stage(workspace, round, name, model_dir, tokenizer, data, start, device_for(config.train), checkpoints,
+                 rounds.has_checkpoint(checkpoints))
+
+
+def finish(stage: Stage, trainer: Any, extra: dict[str, Any] | None = None) -> StageResult:
+    """Save the adapter whole, record the stage on its round, drop the checkpoints."""
+    target = rounds.adapter_dir(stage.workspace, stage.round, stage.name)
+    rounds.save_adapter(trainer.model, target)
+    summary = {"steps": trainer.state.global_step, "samples": len(stage.data.rows), "too_long": stage.data.too_long,
+               "start": str(stage.start) if stage.start else None, "device": stage.device.description, **(extra or {})}
+    with Store.open(stage.workspace / DB_FILE) as store:
+        rounds.record_stage(store, stage.workspace, stage.round, stage.name, summary)
+    rounds.clear_checkpoints(stage.checkpoints)
+    print(f"{stage.name} round {stage.round}: done after {trainer.state.global_step} steps; adapter {target}", flush=True)
+    return StageResult(target, trainer.state.global_step, len(stage.data.rows), stage.data.too_long, stage.resume,
+                       trainer.model)
+
+
+def quiet(trainer: Any) -> None:
+    """Our StepLogger prints one line per step; transformers' printer would add a dict per step."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+
+
+def common_args(stage: Stage, config: WorkspaceConfig) -> dict[str, Any]:
+    """Trainer arguments both stages share."""
+    return dict(
+        output_dir=str(stage.checkpoints), save_strategy="steps", save_steps=config.train.save_steps,
+        logging_steps=1, report_to="none", seed=config.train.seed, use_cpu=not stage.device.cuda,
+        bf16=stage.device.cuda, gradient_checkpointing=stage.device.cuda, disable_tqdm=True,
+        dataloader_num_workers=0,
+    )  # fmt: skip
