@@ -538,6 +538,10 @@ RoundOption = Annotated[
     int | None,
     typer.Option("--round", "-r", min=0, help="Evaluate this round's adapter (0 or unset: the base policy)."),
 ]
+AdapterOption = Annotated[
+    Path | None,
+    typer.Option("--adapter", help="Evaluate this LoRA adapter directory instead (e.g. adapters/round-1-sft)."),
+]
 MatchingOption = Annotated[
     str | None,
     typer.Option("--parallel-matching", help="greedy (official BFCL, the default) or bipartite (order-independent)."),
@@ -588,6 +592,7 @@ def eval_bfcl(
     ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N entries of each category.")] = None,
     round: RoundOption = None,
+    adapter: AdapterOption = None,
     outputs: Annotated[
         Path | None,
         typer.Option(help="Score precomputed answers instead of asking a model: a JSONL file with one "
@@ -617,8 +622,9 @@ def eval_bfcl(
     from looptool.eval.show import bfcl_table
 
     if outputs is not None:
-        if categories or limit or round:
-            raise ConfigError("--outputs scores the entries in the file; --categories, --limit and --round do not apply")
+        if categories or limit or round or adapter:
+            raise ConfigError("--outputs scores the entries in the file; --categories, --limit, --round and --adapter "
+                              "do not apply")
         has_db = (workspace / DB_FILE).is_file()
         config = load_config(workspace) if has_db else WorkspaceConfig()
         config = _eval_config(config, parallel_matching=parallel_matching, prompt_format=prompt_format)
@@ -635,7 +641,7 @@ def eval_bfcl(
         config, _ = _open_workspace(workspace)
         config = _eval_config(config, parallel_matching=parallel_matching, prompt_format=prompt_format,
                               concurrency=concurrency)
-        target = resolve_target(workspace, config, round, log=lambda line: typer.echo(line, err=True))
+        target = resolve_target(workspace, config, round, adapter=adapter, log=lambda line: typer.echo(line, err=True))
         run_id, progress = _eval_progress(
             "BFCL-v3", lambda show: bfcl_suite.run_bfcl(workspace, config, target, chosen, limit, on_progress=show))  # fmt: skip
         with Store.open(workspace / DB_FILE) as store:
@@ -685,6 +691,7 @@ def _write_verdicts(path: Path, rows) -> None:
 def eval_heldout(
     workspace: Workspace = Path("."),
     round: RoundOption = None,
+    adapter: AdapterOption = None,
     concurrency: Annotated[int | None, typer.Option(min=1, max=512, help="Requests in flight at once.")] = None,
 ) -> None:
     """Score the policy on the workspace's held-out samples (tools never seen in training), by scenario.
@@ -692,21 +699,23 @@ def eval_heldout(
     An answer passes when it makes exactly the labelled calls (or, for a no-call label, no call):
     the same rule as the training reward.
     """
-    from looptool.eval.heldout import run_heldout
-    from looptool.eval.show import heldout_table
+    from looptool.eval.heldout import HELDOUT_UNREADABLE, run_heldout
+    from looptool.eval.show import error_summary, heldout_table
     from looptool.eval.target import resolve_target
 
     config, db_path = _open_workspace(workspace)
     config = _eval_config(config, concurrency=concurrency)
-    target = resolve_target(workspace, config, round, log=lambda line: typer.echo(line, err=True))
+    target = resolve_target(workspace, config, round, adapter=adapter, log=lambda line: typer.echo(line, err=True))
     run_id, progress = _eval_progress("held-out", lambda show: run_heldout(workspace, config, target, on_progress=show))
     with Store.open(db_path) as store:
         run = next(r for r in store.eval_runs("heldout") if r["id"] == run_id)
         scores = store.eval_scores(run_id)
         store.log_event("info", "eval", f"held-out {run_id} ({target.label}): {progress.done} scored this run, "
                                          f"{progress.passed} passed")
+        errors = store.eval_error_counts(run_id)
     for line in heldout_table([run], [scores]):
         typer.echo(line)
+    typer.echo(error_summary(errors, sum(s["total"] for s in scores.values()), HELDOUT_UNREADABLE))
     typer.echo(f"stored as run {run_id} in {db_path}; see 'looptool eval show'")
 
 

@@ -652,6 +652,11 @@ class Store:
             r["decoded"] = None if raw is None else json.loads(raw)
         return rows
 
+    def eval_error_counts(self, run_id: str) -> dict[str, int]:
+        """Failed entries of a run by error type."""
+        return self._count_by("SELECT error_type AS k, count(*) AS c FROM eval_results WHERE run_id = ? AND passed = 0 "
+                              "GROUP BY k ORDER BY c DESC", [run_id])
+
     def update_eval_scores(self, run_id: str) -> dict[str, dict[str, Any]]:
         """Recompute a run's per-category scores from its entries; returns them.
 

@@ -21,6 +21,7 @@ from looptool.store import Store, StoreError
 from looptool.training.templates import chat_messages
 
 SUITE = "heldout"
+HELDOUT_UNREADABLE = ("parse_error", "inference_error:request_rejected")  # answers that could not be read
 
 
 def score_sample(sample: Sample, output: str) -> Scored:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from looptool.config import EvalConfig
@@ -23,7 +24,7 @@ def run_label(run: dict[str, Any]) -> str:
     """"base", "round 2", or the outputs file; settings that differ from the defaults follow, so
     two runs of one model under different settings stay apart."""
     if run["round"] is None:
-        return run["model"]
+        return f"adapter {Path(run['adapter']).name}" if run.get("adapter") else run["model"]
     label = "base" if run["round"] == 0 else f"round {run['round']}"
     defaults = EvalConfig().model_dump()
     changed = [f"{k}={v}" for k, v in sorted((run.get("settings") or {}).items()) if k in defaults and defaults[k] != v]
@@ -100,3 +101,12 @@ def failures(rows: Sequence[dict[str, Any]], limit: int) -> list[str]:
         out.append(f"{r['entry_id']}: {r['error_type']}: {(r['error'] or '')[:120]}")
         out.append(f"    output: {said!r}")
     return out
+
+
+def error_summary(errors: dict[str | None, int], total: int, unreadable: Sequence[str]) -> str:
+    """"readable 9/12 (75.0%); failures: no_call 5, parse_error 3" -- how many answers could be read at
+    all (`unreadable` names the error types that mean they could not), then the failures by kind."""
+    bad = sum(n for kind, n in errors.items() if kind in unreadable)
+    kinds = ", ".join(f"{kind or 'unknown'} {n}" for kind, n in errors.items())
+    readable = f"readable {total - bad}/{total} ({100 * (total - bad) / total:.1f}%)" if total else "no answers"
+    return readable + (f"; failures: {kinds}" if kinds else "")

@@ -15,32 +15,40 @@ from looptool.store import Store, StoreError
 class EvalTarget:
     endpoint: Endpoint
     model: str  # the name requests carry: the base model, or the adapter's name on the server
-    round: int  # 0: the base policy
+    round: int | None  # 0: the base policy; None: an adapter given by its directory
     adapter: str | None  # the adapter's path, when there is one
 
     @property
     def label(self) -> str:
-        return self.endpoint.model if not self.round else f"{self.endpoint.model} + round {self.round} adapter"
+        if self.adapter is None:
+            return self.endpoint.model
+        return f"{self.endpoint.model} + " + (f"round {self.round} adapter" if self.round else self.model)
 
 
 def resolve_target(workspace: Path, config: WorkspaceConfig, round: int | None, *,
-                   log: Callable[[str], None] = print) -> EvalTarget:
-    """The policy's endpoint (its managed server started if needed); for `round`, that round's
-    adapter hot-loaded into it. Round 0 means the base policy, as it was before any training."""
-    adapter: str | None = None
-    if round:
+                   adapter: Path | None = None, log: Callable[[str], None] = print) -> EvalTarget:
+    """The policy's endpoint (its managed server started if needed), with the adapter to evaluate
+    hot-loaded into it: round R's adapter for `round`, or any adapter directory for `adapter` (e.g. a
+    round's SFT warm start). Round 0, or neither, means the base policy."""
+    name: str | None = None
+    if adapter is not None:
+        if round:
+            raise StoreError("give --round or --adapter, not both")
+        if not (adapter / "adapter_config.json").is_file():
+            raise StoreError(f"{adapter} is not a LoRA adapter directory (no adapter_config.json)")
+        path, name = str(adapter.resolve()), f"adapter-{adapter.resolve().name}"
+    elif round:
         with Store.open(workspace / DB_FILE) as store:
             info = store.get_round(round)
         if info is None:
-            raise StoreError(f"round {round} does not exist in {workspace}; see 'looptool status'")
+            raise StoreError(f"round {round} does not exist in {workspace}; see 'looptool eval show'")
         if not info.adapter_path:
-            raise StoreError(f"round {round} has no trained adapter yet; train it first")
-        adapter = str((workspace / info.adapter_path).resolve())
-        if not Path(adapter).is_dir():
-            raise StoreError(f"round {round}'s adapter {adapter} is missing")
+            raise StoreError(f"round {round} has no trained adapter yet; run 'looptool train grpo --round {round}'")
+        path, name = str((workspace / info.adapter_path).resolve()), f"round-{round}"
+        if not Path(path).is_dir():
+            raise StoreError(f"round {round}'s adapter {path} is missing")
     endpoint = resolve_endpoint(config, "policy", workspace, log=log)
-    if adapter is None:
+    if name is None:
         return EvalTarget(endpoint, endpoint.model, 0, None)
-    name = f"round-{round}"
-    load_lora(endpoint, name, adapter)
-    return EvalTarget(endpoint, name, round, adapter)
+    load_lora(endpoint, name, path)
+    return EvalTarget(endpoint, name, None if adapter is not None else round, path)

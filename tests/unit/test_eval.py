@@ -349,3 +349,31 @@ def test_run_labels_name_the_round_and_changed_settings():
     assert run_label({"round": 2, "model": "m", "settings": {**defaults, "prompt_format": "python"}}) == \
         "round 2 (prompt_format=python)"
     assert run_label({"round": None, "model": "outputs:a.jsonl", "settings": {}}) == "outputs:a.jsonl"
+
+
+def test_error_summary_and_adapter_labels():
+    from looptool.eval.show import error_summary, run_label
+
+    assert error_summary({"no_call": 5, "parse_error": 3}, 12, ("parse_error",)) == \
+        "readable 9/12 (75.0%); failures: no_call 5, parse_error 3"
+    assert error_summary({}, 4, ("parse_error",)) == "readable 4/4 (100.0%)"
+    assert run_label({"round": None, "model": "m", "adapter": "/ws/adapters/round-1-sft", "settings": {}}) == \
+        "adapter round-1-sft"
+
+
+def test_adapter_option_errors(policy_ws, runner, tmp_path):
+    result = runner.invoke(app, ["eval", "heldout", "-w", str(policy_ws), "--adapter", str(tmp_path)])
+    assert result.exit_code == 1 and "is not a LoRA adapter directory (no adapter_config.json)" in result.output
+    (tmp_path / "adapter_config.json").write_text("{}")
+    result = runner.invoke(app, ["eval", "bfcl", "-w", str(policy_ws), "--adapter", str(tmp_path), "--round", "1"])
+    assert result.exit_code == 1 and "give --round or --adapter, not both" in result.output
+
+
+def test_cli_heldout_prints_readable_share(policy_ws, fake_openai, runner):
+    with Store.open(policy_ws / DB_FILE) as store:
+        store.upsert_samples([_sample(CALL, "single", "weather in Paris"), _sample(CALL, "single", "weather?")])
+    replies = {"weather in Paris": GOOD, "weather?": "<tool_call>{oops"}
+    fake_openai.responder = lambda path, body: (200, chat_reply(replies[user_text(body)]))
+    result = runner.invoke(app, ["eval", "heldout", "-w", str(policy_ws)])
+    assert result.exit_code == 0, result.output
+    assert "readable 1/2 (50.0%); failures: parse_error 1" in result.stdout

@@ -1,0 +1,130 @@
+"""GRPO step time and peak memory, LoRA vs QLoRA, for a model shape (random init: nothing to download).
+
+For each mode, in a fresh process (so each peak is its own), this builds a random-initialised
+checkpoint of the chosen shape, a temporary workspace with synthetic tool-call samples, and runs
+the project's real GRPO stage (`looptool.training.grpo.run_grpo`) for a few steps with a reward
+that differs within groups. Random weights rarely emit EOS, so completions run to the full
+`--completion` length: the worst case. It prints the median step time (first step excluded) and
+peak memory per mode -- CUDA allocator peak on a GPU, peak resident set of the process on the CPU --
+and the QLoRA/LoRA ratios.
+
+Shapes: `smollm2-135m` (the embedded model's config), `qwen3-8b` (Qwen3-8B's published shape:
+36 layers, hidden 4096, 32/8 heads, intermediate 12288, vocab 151936; a GPU is needed), `tiny`.
+
+Usage: python benchmarks/grpo_step.py [--shape smollm2-135m] [--group 8] [--prompts 1]
+                                      [--completion 64] [--steps 3] [--modes lora,qlora]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+QWEN3_8B = dict(hidden_size=4096, num_hidden_layers=36, num_attention_heads=32, num_key_value_heads=8,
+                intermediate_size=12288, vocab_size=151936, head_dim=128, max_position_embeddings=40960)
+
+
+def build_model(shape: str, target: Path) -> None:
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    from looptool.serving.embedded import materialise
+
+    source = materialise(log=lambda *a: None)
+    config = AutoConfig.from_pretrained(str(source))
+    if shape == "tiny":
+        config.update(dict(num_hidden_layers=2, hidden_size=64, intermediate_size=128, num_attention_heads=4,
+                           num_key_value_heads=2, head_dim=16))
+    elif shape == "qwen3-8b":
+        from transformers import Qwen3Config
+
+        config = Qwen3Config(**QWEN3_8B, tie_word_embeddings=False, bos_token_id=config.bos_token_id,
+                             eos_token_id=config.eos_token_id)
+    torch.manual_seed(0)
+    dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
+    model = AutoModelForCausalLM.from_config(config, dtype=dtype)
+    model.save_pretrained(str(target))
+    # The embedded tokenizer serves every shape: token ids beyond its vocabulary are never produced
+    # by it, and a random model's outputs are only counted, not read.
+    AutoTokenizer.from_pretrained(str(source)).save_pretrained(str(target))
+
+
+def one_mode(args: argparse.Namespace, mode: str) -> dict:
+    """Runs in a child process: the real GRPO stage for a few steps; prints a JSON result line."""
+    import random
+
+    from looptool.config import WorkspaceConfig, save_config
+    from looptool.schema import Label, Message, Sample, ToolCall, ToolSpec
+    from looptool.store import Store
+    from looptool.training.grpo import run_grpo
+    from looptool.training.templates import system_message
+
+    root = Path(tempfile.mkdtemp(prefix="grpo-bench-"))
+    model_dir = root / "model"
+    build_model(args.shape, model_dir)
+    ws = root / "ws"
+    ws.mkdir()
+    config = WorkspaceConfig(name="bench")
+    config.train = config.train.model_copy(update=dict(
+        model=str(model_dir), quantization="nf4" if mode == "qlora" else "none", num_generations=args.group,
+        prompts_per_step=args.prompts, max_completion_tokens=args.completion, save_steps=10_000, lora_r=16))
+    save_config(ws, config)
+    tool = ToolSpec(name="get_weather", description="Current weather in a city.", parameters={
+        "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
+    with Store.create(ws / "looptool.db") as store:
+        store.upsert_samples([
+            Sample(messages=[system_message([tool]), Message(role="user", content=f"Weather in city {i}?")], tools=[tool],
+                   label=Label(calls=[ToolCall(name="get_weather", arguments={"city": f"city {i}"})]))
+            for i in range(args.prompts * (args.steps + 1))])  # fmt: skip
+    rng = random.Random(0)
+    result = run_grpo(ws, config, 1, max_steps=args.steps, reward_fn=lambda completions, **kw: [
+        float(rng.random() < 0.5) for _ in completions])
+    with Store.open(ws / "looptool.db") as store:
+        steps = store.train_steps(1, "grpo")
+    times = [s["step_time_s"] for s in steps[1:]] or [steps[0]["step_time_s"]]
+    return {"mode": mode, "steps": result.steps, "step_time_s": statistics.median(times),
+            "peak_memory_mb": max(s["peak_memory_mb"] for s in steps)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shape", default="smollm2-135m", choices=["tiny", "smollm2-135m", "qwen3-8b"])
+    parser.add_argument("--group", type=int, default=8, help="completions per prompt")
+    parser.add_argument("--prompts", type=int, default=1, help="prompts per step")
+    parser.add_argument("--completion", type=int, default=64, help="completion length (tokens)")
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--modes", default="lora,qlora")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print("RESULT " + json.dumps(one_mode(args, args.child)), flush=True)
+        return
+    import torch
+
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU"
+    print(f"GRPO step, shape {args.shape}, group {args.group} x {args.prompts} prompt(s), completion "
+          f"{args.completion} tokens, {args.steps} steps, on {device}")
+    results = {}
+    for mode in args.modes.split(","):
+        cmd = [sys.executable, __file__, "--child", mode, *sys.argv[1:]]
+        out = subprocess.run(cmd, capture_output=True, text=True)
+        line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
+        if out.returncode != 0 or line is None:
+            print(f"{mode}: failed (exit {out.returncode}): {(out.stderr or out.stdout).strip().splitlines()[-1:]}")
+            continue
+        results[mode] = json.loads(line.removeprefix("RESULT "))
+        r = results[mode]
+        print(f"{mode:>6}: median step {r['step_time_s']:.2f} s, peak memory {r['peak_memory_mb']:.0f} MiB")
+    if {"lora", "qlora"} <= set(results):
+        lora, qlora = results["lora"], results["qlora"]
+        print(f"QLoRA/LoRA: step time x{qlora['step_time_s'] / lora['step_time_s']:.2f}, "
+              f"peak memory x{qlora['peak_memory_mb'] / lora['peak_memory_mb']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
