@@ -23,8 +23,8 @@ from typing import Any, Literal
 
 from looptool.eval.bfcl_data import Entry, language_of
 from looptool.prompts import render
-from looptool.schema import ToolSpec
-from looptool.training.templates import system_message
+from looptool.schema import Message, ToolSpec
+from looptool.training.templates import PromptRenderer, chat_messages, fallback_chat
 
 PromptFormat = Literal["tool_call_tags", "python"]
 
@@ -41,17 +41,33 @@ _TYPES = {"dict": "object", "float": "number", "tuple": "array", "any": "string"
 
 
 def prompt_messages(entry: Entry, fmt: PromptFormat = "tool_call_tags") -> list[dict[str, Any]]:
-    """The chat messages (role/content dicts) that ask the policy to answer `entry`."""
-    language = language_of(entry.category)
-    docs = [_language_doc(f, language) for f in entry.functions]
+    """The chat messages (role/content dicts) that ask the policy to answer `entry`, for a server
+    that applies the chat template itself."""
+    history, note = entry_history(entry)
     if fmt == "python":
+        docs = [_language_doc(f, language_of(entry.category)) for f in entry.functions]
         system = render("looptool.eval", "bfcl_python", functions=json.dumps(docs, ensure_ascii=False))
-    else:
-        system = system_message([_tool_spec(d) for d in docs]).content or ""
-    own_system = [m["content"] for m in entry.messages if m["role"] == "system" and m.get("content")]
-    chat = [{"role": "system", "content": "\n\n".join([system, *own_system])}]
-    chat += [{"role": m["role"], "content": m.get("content") or ""} for m in entry.messages if m["role"] != "system"]
-    return chat
+        return chat_messages([Message(role="system", content="\n\n".join(filter(None, [system, note]))), *history])
+    return fallback_chat(history, entry_tools(entry), system_note=note)
+
+
+def prompt_text(entry: Entry, renderer: PromptRenderer) -> str:
+    """The same prompt rendered to text by the policy's own renderer, exactly as training renders
+    (tools through the template's native support where it has it)."""
+    history, note = entry_history(entry)
+    return renderer.render(history, entry_tools(entry), system_note=note)
+
+
+def entry_tools(entry: Entry) -> list[ToolSpec]:
+    language = language_of(entry.category)
+    return [_tool_spec(_language_doc(f, language)) for f in entry.functions]
+
+
+def entry_history(entry: Entry) -> tuple[list[Message], str | None]:
+    """The entry's turn without its system messages, and their text (live entries have some)."""
+    own = [m["content"] for m in entry.messages if m["role"] == "system" and m.get("content")]
+    history = [Message(role=m["role"], content=m.get("content") or "") for m in entry.messages if m["role"] != "system"]
+    return history, "\n\n".join(own) or None
 
 
 def _language_doc(doc: dict[str, Any], language: str) -> dict[str, Any]:

@@ -17,11 +17,12 @@ from looptool.config import DB_FILE, ConfigError, WorkspaceConfig
 from looptool.eval.bfcl_checker import check
 from looptool.eval.bfcl_data import CATEGORIES, Entry, category_of, load_category, load_entries
 from looptool.eval.bfcl_decode import decode
-from looptool.eval.bfcl_prompt import PromptFormat, prompt_messages
+from looptool.eval.bfcl_prompt import PromptFormat, prompt_messages, prompt_text
 from looptool.eval.runner import EvalItem, EvalProgress, Scored, result_row, run_items, score_safely
-from looptool.eval.target import EvalTarget
+from looptool.eval.target import EvalTarget, policy_renderer
 from looptool.schema import stable_id
 from looptool.store import Store
+from looptool.training.templates import PromptRenderer
 
 SUITE = "bfcl"
 NO_ANSWER_CATEGORIES = ("irrelevance", "live_irrelevance")  # an undecodable answer is "no call" there
@@ -64,10 +65,13 @@ def score_answer(entry: Entry, output: str, fmt: PromptFormat, parallel_matching
     return Scored(result.valid, decoded.calls, result.error_type, result.error)
 
 
-def items(entries: Sequence[Entry], fmt: PromptFormat, parallel_matching: str) -> list[EvalItem]:
+def items(entries: Sequence[Entry], fmt: PromptFormat, parallel_matching: str,
+          renderer: PromptRenderer | None = None) -> list[EvalItem]:
+    """With the policy's renderer, the policy-format prompt is sent as text rendered as in training."""
     return [
         EvalItem(e.id, e.category, prompt_messages(e, fmt),
-                 lambda text, e=e: score_answer(e, text, fmt, parallel_matching))
+                 lambda text, e=e: score_answer(e, text, fmt, parallel_matching),
+                 prompt_text(e, renderer) if renderer is not None and fmt == "tool_call_tags" else None)
         for e in entries
     ]
 
@@ -86,7 +90,8 @@ def run_bfcl(workspace: Path, config: WorkspaceConfig, target: EvalTarget, categ
     settings = run_settings(config)
     run_id = stable_id("eval", SUITE, target.endpoint.base_url, target.endpoint.model, target.model,
                        target.adapter, target.round, settings)
-    todo = items(select_entries(categories, limit), config.eval.prompt_format, config.eval.parallel_matching)
+    todo = items(select_entries(categories, limit), config.eval.prompt_format, config.eval.parallel_matching,
+                 policy_renderer(config))
     with Store.open(workspace / DB_FILE) as store:
         store.upsert_eval_run(run_id, suite=SUITE, model=target.endpoint.model, adapter=target.adapter,
                               round=target.round, settings=settings)

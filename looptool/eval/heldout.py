@@ -2,8 +2,8 @@
 
 Held-out samples come from dialogues over tools that no training sample uses (see `[seed]
 heldout_fraction`), so this measures tool calling on unseen tools in the project's own format.
-A sample's prompt is exactly its stored context (system prompt with tools, then the history), and
-the answer is judged by `calls.label_matches` -- the same binary rule as the training reward.
+A sample's prompt is its stored context (system prompt with tools, then the history) rendered by
+the policy's renderer, as in training, and the answer is judged by `calls.label_matches` -- the same binary rule as the training reward.
 Accuracy is reported per scenario type (single, parallel, ...) and label kind (call or text).
 """
 
@@ -15,10 +15,10 @@ from pathlib import Path
 from looptool.calls import format_calls, label_matches, parse_calls
 from looptool.config import DB_FILE, WorkspaceConfig
 from looptool.eval.runner import EvalItem, EvalProgress, Scored, run_items
-from looptool.eval.target import EvalTarget
+from looptool.eval.target import EvalTarget, policy_renderer
 from looptool.schema import Sample, stable_id
 from looptool.store import Store, StoreError
-from looptool.training.templates import chat_messages
+from looptool.training.templates import PromptRenderer, fallback_chat
 
 SUITE = "heldout"
 HELDOUT_UNREADABLE = ("parse_error", "inference_error:request_rejected")  # answers that could not be read
@@ -45,10 +45,12 @@ def sample_category(sample: Sample) -> str:
     return f"{sample.scenario or 'unknown'}/{'text' if sample.label.is_no_call else 'call'}"
 
 
-def sample_items(samples: list[Sample]) -> list[EvalItem]:
+def sample_items(samples: list[Sample], renderer: PromptRenderer | None = None) -> list[EvalItem]:
+    """With the policy's renderer, each prompt is sent as text rendered exactly as in training."""
     # The label version is part of the id: a sample whose label the judge corrected is asked again.
-    return [EvalItem(f"{s.id}.v{s.label_version}", sample_category(s), chat_messages(s.messages),
-                     lambda text, s=s: score_sample(s, text)) for s in samples]
+    return [EvalItem(f"{s.id}.v{s.label_version}", sample_category(s), fallback_chat(s.messages, s.tools),
+                     lambda text, s=s: score_sample(s, text),
+                     renderer.render(s.messages, s.tools) if renderer is not None else None) for s in samples]
 
 
 def run_heldout(workspace: Path, config: WorkspaceConfig, target: EvalTarget, *,
@@ -63,7 +65,7 @@ def run_heldout(workspace: Path, config: WorkspaceConfig, target: EvalTarget, *,
             raise StoreError(f"{workspace} has no held-out samples; run 'looptool seed' first")
         store.upsert_eval_run(run_id, suite=SUITE, model=target.endpoint.model, adapter=target.adapter,
                               round=target.round, settings=settings)
-        todo = sample_items(samples)
+        todo = sample_items(samples, policy_renderer(config))
         # Samples deactivated or relabelled since the last run no longer count.
         store.prune_eval_results(run_id, {item.id for item in todo})
         progress = run_items(todo, store, run_id, target.endpoint, target.model,

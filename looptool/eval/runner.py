@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from looptool.serving.client import Endpoint, RequestRejected, acomplete
+from looptool.serving.client import Endpoint, RequestRejected, acomplete, acomplete_prompt
 from looptool.store import Store
 
 
@@ -31,10 +31,15 @@ class Scored:
 
 @dataclass(frozen=True)
 class EvalItem:
+    """One question: as chat messages (the server applies its chat template), and -- when the
+    policy's tokenizer is on this machine -- as prompt text rendered exactly as in training, which
+    is then what gets sent."""
+
     id: str
     category: str
     messages: list[dict[str, Any]]
     score: Callable[[str], Scored]
+    prompt: str | None = None
 
 
 @dataclass
@@ -77,8 +82,12 @@ async def _ask_all(items: Sequence[EvalItem], store: Store, run_id: str, endpoin
     async def one(item: EvalItem) -> None:
         async with gate:
             try:
-                completion = await acomplete(endpoint, item.messages, model=model, max_tokens=max_tokens,
-                                             temperature=temperature)
+                if item.prompt is not None:
+                    completion = await acomplete_prompt(endpoint, item.prompt, model=model, max_tokens=max_tokens,
+                                                        temperature=temperature)
+                else:
+                    completion = await acomplete(endpoint, item.messages, model=model, max_tokens=max_tokens,
+                                                 temperature=temperature)
             except RequestRejected as exc:
                 # The server cannot take this prompt (e.g. longer than its context): the model gave
                 # no answer, so the item fails; the kind is kept so tables can show such items.

@@ -6,9 +6,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from looptool.config import DB_FILE, WorkspaceConfig
+from looptool.config import DB_FILE, ManagedModel, WorkspaceConfig
 from looptool.serving.client import Endpoint, load_lora, resolve_endpoint
 from looptool.store import Store, StoreError
+from looptool.training.templates import PromptRenderer, load_renderer
 
 
 @dataclass(frozen=True)
@@ -52,3 +53,12 @@ def resolve_target(workspace: Path, config: WorkspaceConfig, round: int | None, 
         return EvalTarget(endpoint, endpoint.model, 0, None)
     load_lora(endpoint, name, path)
     return EvalTarget(endpoint, name, None if adapter is not None else round, path)
+
+
+def policy_renderer(config: WorkspaceConfig) -> PromptRenderer | None:
+    """The policy's prompt renderer when its tokenizer is on this machine (a managed policy), so
+    evaluation prompts are rendered exactly as training renders them; None for an endpoint policy,
+    whose server applies its own chat template to the same messages."""
+    if not isinstance(config.policy, ManagedModel):
+        return None
+    return load_renderer(config.policy.model)

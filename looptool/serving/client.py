@@ -297,24 +297,47 @@ async def acomplete(
     with ServingError; a refused request fails with RequestRejected."""
     client = _async_openai(endpoint)
     started = time.perf_counter()
-    try:
-        response = await client.chat.completions.create(
-            model=model or endpoint.model, messages=messages, max_tokens=max_tokens, temperature=temperature,  # type: ignore[arg-type]
-        )
-    except openai.BadRequestError as exc:
-        raise RequestRejected(f"request refused by {endpoint.base_url}: {_openai_message(exc)}") from None
-    except openai.APIStatusError as exc:
-        if 400 <= exc.status_code < 500 and exc.status_code not in (401, 403, 404, 408, 429):
-            raise RequestRejected(f"request refused by {endpoint.base_url}: {_openai_message(exc)}") from None
-        raise ServingError(f"chat request to {endpoint.base_url} failed: {_openai_message(exc)}") from None
-    except openai.OpenAIError as exc:
-        raise ServingError(f"chat request to {endpoint.base_url} failed: {_openai_message(exc)}") from None
+    response = await _guarded(endpoint, "chat", lambda: client.chat.completions.create(
+        model=model or endpoint.model, messages=messages, max_tokens=max_tokens, temperature=temperature,  # type: ignore[arg-type]
+    ))
     latency_ms = (time.perf_counter() - started) * 1000
     choice = response.choices[0] if response.choices else None
     content = (choice.message.content if choice and choice.message else None) or ""
     usage = response.usage
     return Completion(content, model or endpoint.model, latency_ms, getattr(usage, "prompt_tokens", None),
                       getattr(usage, "completion_tokens", None), bool(choice and choice.finish_reason == "length"))
+
+
+async def acomplete_prompt(
+    endpoint: Endpoint, prompt: str, *, model: str | None = None, max_tokens: int = 256, temperature: float = 0.0,
+) -> Completion:
+    """Like `acomplete`, for a prompt already rendered to text (no chat template on the server):
+    the model sees exactly the text training used. No special tokens are added, as in training."""
+    client = _async_openai(endpoint)
+    started = time.perf_counter()
+    response = await _guarded(endpoint, "completion", lambda: client.completions.create(
+        model=model or endpoint.model, prompt=prompt, max_tokens=max_tokens, temperature=temperature,
+        extra_body={"add_special_tokens": False},
+    ))
+    latency_ms = (time.perf_counter() - started) * 1000
+    choice = response.choices[0] if response.choices else None
+    usage = response.usage
+    return Completion((choice.text if choice else None) or "", model or endpoint.model, latency_ms,
+                      getattr(usage, "prompt_tokens", None), getattr(usage, "completion_tokens", None),
+                      bool(choice and choice.finish_reason == "length"))
+
+
+async def _guarded(endpoint: Endpoint, what: str, request: Callable[[], Any]) -> Any:
+    """Await one request; a refusal (4xx other than auth, missing model, timeout, rate limit) is
+    RequestRejected, anything else that fails (after the client's retries) ServingError."""
+    try:
+        return await request()
+    except openai.APIStatusError as exc:
+        if 400 <= exc.status_code < 500 and exc.status_code not in (401, 403, 404, 408, 429):
+            raise RequestRejected(f"request refused by {endpoint.base_url}: {_openai_message(exc)}") from None
+        raise ServingError(f"{what} request to {endpoint.base_url} failed: {_openai_message(exc)}") from None
+    except openai.OpenAIError as exc:
+        raise ServingError(f"{what} request to {endpoint.base_url} failed: {_openai_message(exc)}") from None
 
 
 def _openai_message(exc: Exception) -> str:

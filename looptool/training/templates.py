@@ -124,16 +124,22 @@ class PromptRenderer:
         self.tokenizer = tokenizer
         self.native_tools = "tools" in (getattr(tokenizer, "chat_template", None) or "")
 
-    def chat(self, messages: Sequence[Message], tools: Sequence[ToolSpec]) -> list[dict[str, Any]]:
-        history = list(messages[1:] if messages and messages[0].role == "system" else messages)
+    def chat(self, messages: Sequence[Message], tools: Sequence[ToolSpec], *,
+             system_note: str | None = None) -> list[dict[str, Any]]:
+        """Role/content dicts for the template. `system_note` is extra system text of the
+        conversation's own (e.g. a BFCL entry's system message): it follows the tool prompt."""
         if self.native_tools:
-            return chat_messages(history)
-        return chat_messages([system_message(tools), *history])
+            history = list(messages[1:] if messages and messages[0].role == "system" else messages)
+            note = [Message(role="system", content=system_note)] if system_note else []
+            return chat_messages([*note, *history])
+        return fallback_chat(messages, tools, system_note=system_note)
 
-    def render(self, messages: Sequence[Message], tools: Sequence[ToolSpec], *, add_generation_prompt: bool = True) -> str:
+    def render(self, messages: Sequence[Message], tools: Sequence[ToolSpec], *, add_generation_prompt: bool = True,
+               system_note: str | None = None) -> str:
         extra = {"tools": [openai_tool(t) for t in tools]} if self.native_tools else {}
         return self.tokenizer.apply_chat_template(
-            self.chat(messages, tools), tokenize=False, add_generation_prompt=add_generation_prompt, **extra
+            self.chat(messages, tools, system_note=system_note), tokenize=False,
+            add_generation_prompt=add_generation_prompt, **extra,
         )
 
     def count_tokens(self, messages: Sequence[Message], tools: Sequence[ToolSpec]) -> int:
@@ -150,6 +156,17 @@ class PromptRenderer:
             if len(users) < 2:
                 return None
             history = history[users[1]:]
+
+
+def fallback_chat(messages: Sequence[Message], tools: Sequence[ToolSpec], *,
+                  system_note: str | None = None) -> list[dict[str, Any]]:
+    """The chat for templates without tool support: our system prompt (tools + call format, then
+    `system_note`) and the history. A leading system message is the tool prompt and is rebuilt."""
+    history = list(messages[1:] if messages and messages[0].role == "system" else messages)
+    system = system_message(tools)
+    if system_note:
+        system = Message(role="system", content=f"{system.content}\n\n{system_note}")
+    return chat_messages([system, *history])
 
 
 def openai_tool(tool: ToolSpec) -> dict[str, Any]:

@@ -120,3 +120,18 @@ def test_a_prompt_longer_than_the_context_fails_its_entry_only(ws):
     assert long_row["error_type"] == "inference_error:request_rejected" and long_row["output"] is None
     assert "2048" in long_row["error"]  # the server says why: the context length
     assert rows["live_multiple_0-0-0"]["output"] is not None
+
+
+def test_prompt_text_is_what_the_server_template_would_render():
+    """Evaluation sends text rendered by the policy's renderer (as training does); for a template
+    without native tools it equals the chat messages under the same template, entry by entry."""
+    from looptool.eval import bfcl_suite
+    from looptool.eval.bfcl_data import load_entries
+    from looptool.training.templates import load_renderer
+
+    renderer = load_renderer("smollm2-135m-instruct")
+    assert not renderer.native_tools
+    entries = load_entries(["simple_0", "parallel_multiple_3", "java_1", "live_simple_58-27-0", "live_irrelevance_0-0-0"])
+    for item in bfcl_suite.items(list(entries.values()), "tool_call_tags", "greedy", renderer):
+        expected = renderer.tokenizer.apply_chat_template(item.messages, tokenize=False, add_generation_prompt=True)
+        assert item.prompt == expected, item.id
