@@ -496,8 +496,14 @@ MaxSteps = Annotated[int | None, typer.Option("--max-steps", min=1, help="Stop a
 
 def _train(workspace: Path, stage: str, round: int, max_steps: int | None) -> None:
     from looptool.training.process import run_stage
+    from looptool.training.rounds import adapter_dir
+    from looptool.training.sft import warm_start_wanted
 
     config, db_path = _open_workspace(workspace)
+    if stage == "grpo" and round == 1 and warm_start_wanted(config) and not adapter_dir(workspace, 1, "sft").is_dir():
+        typer.echo("the policy cannot call tools yet, so round 1 starts with the SFT warm start "
+                   "([train] warm_start = \"off\" skips it)")
+        _train(workspace, "sft", round, None)
     with Store.open(db_path) as store:
         store.log_event("info", "train", f"{stage} round {round}: started")
     started = time.monotonic()
@@ -528,7 +534,8 @@ def train_sft(workspace: Workspace = Path("."), round: TrainRound = 1, max_steps
 def train_grpo(workspace: Workspace = Path("."), round: TrainRound = 1, max_steps: MaxSteps = None) -> None:
     """GRPO with the binary tool-call reward on the round's samples; the adapter becomes the round's
     (adapters/round-R). Starts from the round's SFT warm start if there is one, else from the
-    previous round's adapter. Per-step metrics go to the workspace database. Resumes if killed."""
+    previous round's adapter. For the embedded model, round 1 runs the SFT warm start first
+    (\\[train] warm_start). Per-step metrics go to the workspace database. Resumes if killed."""
     _train(workspace, "grpo", round, max_steps)
 
 

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from looptool.config import WorkspaceConfig
-from looptool.training.callbacks import StepLogger
 from looptool.training.model import load_policy
 from looptool.training.stage import StageResult, common_args, finish, prepare, quiet
 
@@ -26,6 +25,8 @@ def run_grpo(workspace: Path, config: WorkspaceConfig, round: int, *, max_steps:
     """Train round `round` with GRPO; returns where its adapter is. `reward_fn` replaces the
     configured reward (for tests that need rewards to differ within a group)."""
     from datasets import Dataset
+
+    from looptool.training.callbacks import StepLogger  # imports transformers: only when training
     from trl import GRPOConfig, GRPOTrainer
 
     from looptool.training.reward import reward_function

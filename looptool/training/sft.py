@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from looptool.config import EMBEDDED_MODEL, ManagedModel, WorkspaceConfig
-from looptool.training.callbacks import StepLogger
 from looptool.training.model import load_policy
 from looptool.training.stage import StageResult, common_args, finish, prepare, quiet
 
@@ -26,6 +25,8 @@ def warm_start_wanted(config: WorkspaceConfig) -> bool:
 
 def run_sft(workspace: Path, config: WorkspaceConfig, round: int, *, max_steps: int | None = None) -> StageResult:
     from datasets import Dataset
+
+    from looptool.training.callbacks import StepLogger  # imports transformers: only when training
     from trl import SFTConfig, SFTTrainer
 
     train = config.train
