@@ -38,8 +38,10 @@ def run_grpo(workspace: Path, config: WorkspaceConfig, round: int, *, max_steps:
     args = GRPOConfig(
         learning_rate=train.learning_rate,
         num_generations=train.num_generations,
-        per_device_train_batch_size=train.num_generations * train.prompts_per_step,
-        gradient_accumulation_steps=1,
+        # One prompt's group per forward pass, accumulated over the step's prompts (memory: see sft.py);
+        # TRL still samples all of a step's completions in one generation batch.
+        per_device_train_batch_size=train.num_generations,
+        gradient_accumulation_steps=train.prompts_per_step,
         num_train_epochs=train.epochs,
         max_steps=max_steps or train.max_steps or -1,
         max_completion_length=train.max_completion_tokens,

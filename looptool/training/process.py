@@ -53,7 +53,9 @@ def run_stage(workspace: Path, stage: str, round: int, *, max_steps: int | None 
         if errors and code == 1:
             raise TrainingError(errors[-1].removeprefix("error: "))
         last = " | ".join(line.strip() for line in tail if line.strip())[-1500:]
-        raise TrainingError(f"{stage} round {round} failed (exit code {code}; log {log_path}): {last}")
+        how = f"exit code {code}" if code > 0 else f"killed by signal {-code}" + (
+            ", most likely out of memory: lower [train] max_prompt_tokens or the batch sizes" if code == -9 else "")
+        raise TrainingError(f"{stage} round {round} failed ({how}; log {log_path}): {last}")
 
 
 def _shown(line: str) -> bool:

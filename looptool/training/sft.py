@@ -35,8 +35,10 @@ def run_sft(workspace: Path, config: WorkspaceConfig, round: int, *, max_steps: 
     model = load_policy(stage.model_dir, train, stage.device)
     args = SFTConfig(
         learning_rate=train.sft_learning_rate,
-        per_device_train_batch_size=train.sft_batch_size,
-        gradient_accumulation_steps=1,
+        # One sequence per forward pass, accumulated to the batch: the logits of a batch of long
+        # prompts over a 49k vocabulary (float32 on the CPU) alone outgrow a 24 GB machine.
+        per_device_train_batch_size=1,
+        gradient_accumulation_steps=train.sft_batch_size,
         max_steps=max_steps or train.sft_max_steps,
         max_length=train.max_prompt_tokens + train.max_completion_tokens,
         completion_only_loss=True,  # learn the answer, not the prompt

@@ -153,3 +153,14 @@ def test_stage_process_failure_shows_exit_code_and_last_lines(tmp_path, monkeypa
         process.run_stage(tmp_path, "grpo", 1, echo=shown.append)
     assert shown == ["grpo step 1/3: loss 0.1"]  # library noise stays in the log file
     assert "CUDA out of memory" in (tmp_path / "logs" / "train-round-1-grpo.log").read_text()
+
+
+def test_stage_process_killed_by_the_kernel_says_so(tmp_path, monkeypatch):
+    from looptool.training import process
+
+    script = tmp_path / "oom.py"
+    script.write_text("import os, signal\nprint('sft step 1/8: loss 2.0')\nos.kill(os.getpid(), signal.SIGKILL)\n")
+    real_popen = process.subprocess.Popen
+    monkeypatch.setattr(process.subprocess, "Popen", lambda cmd, **kw: real_popen([sys.executable, str(script)], **kw))
+    with pytest.raises(TrainingError, match=r"sft round 2 failed \(killed by signal 9, most likely out of memory"):
+        process.run_stage(tmp_path, "sft", 2, echo=lambda line: None)
