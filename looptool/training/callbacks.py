@@ -20,13 +20,15 @@ SHOWN = ("loss", "reward", "reward_std", "frac_reward_zero_std", "kl", "completi
 class StepLogger(TrainerCallback):
     """Writes each logged step's numeric metrics, plus step time and peak memory, to `train_steps`."""
 
-    def __init__(self, workspace: Path, round: int, stage: str, device: Device,
+    def __init__(self, workspace: Path, round: int, stage: str, device: Device, *, fresh: bool,
                  echo: Callable[[str], None] = lambda line: print(line, flush=True)) -> None:
         self.store = Store.open(workspace / DB_FILE)
-        self.round, self.stage, self.device, self.echo = round, stage, device, echo
+        self.round, self.stage, self.device, self.echo, self.fresh = round, stage, device, echo, fresh
         self._last = time.monotonic()
 
     def on_train_begin(self, args, state, control, **kwargs):
+        if self.fresh:  # a new run of the stage: the steps of an earlier one would mix with ours
+            self.store.clear_train_steps(self.round, self.stage)
         self._last = time.monotonic()
 
     def on_log(self, args, state, control, logs=None, **kwargs):

@@ -59,7 +59,7 @@ def run_grpo(workspace: Path, config: WorkspaceConfig, round: int, *, max_steps:
         args=args,
         train_dataset=Dataset.from_list([{"prompt": r["prompt"], "label": r["label"]} for r in stage.data.rows]),
         processing_class=stage.tokenizer,
-        callbacks=[StepLogger(workspace, round, "grpo", stage.device)],
+        callbacks=[StepLogger(workspace, round, "grpo", stage.device, fresh=not stage.resume)],
     )
     quiet(trainer)
     trainer.train(resume_from_checkpoint=True if stage.resume else None)

@@ -53,7 +53,7 @@ def run_sft(workspace: Path, config: WorkspaceConfig, round: int, *, max_steps: 
         train_dataset=Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]}
                                          for r in stage.data.rows]),
         processing_class=stage.tokenizer,
-        callbacks=[StepLogger(workspace, round, "sft", stage.device)],
+        callbacks=[StepLogger(workspace, round, "sft", stage.device, fresh=not stage.resume)],
     )
     quiet(trainer)
     trainer.train(resume_from_checkpoint=True if stage.resume else None)
