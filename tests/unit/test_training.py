@@ -1,7 +1,7 @@
 """Unit tests of the training plumbing that needs no model: the renderer's choices and trimming
 (with a stand-in tokenizer), training rows, adapter placement and round bookkeeping, the warm-start
 rule and the subprocess runner's failure reporting. Real TRL runs are in
-tests/integration/test_training.py."""
+tests/integration/test_training_trl.py."""
 
 from __future__ import annotations
 
