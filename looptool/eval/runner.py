@@ -127,10 +127,3 @@ def run_items(items: Sequence[EvalItem], store: Store, run_id: str, endpoint: En
         store.update_eval_scores(run_id)
     return progress
 
-
-def score_outputs(items: Sequence[EvalItem], outputs: dict[str, str], store: Store, run_id: str) -> EvalProgress:
-    """Score answers that were produced elsewhere (no model is asked); rescoring replaces rows."""
-    rows = [result_row(item, outputs[item.id], score_safely(item, outputs[item.id])) for item in items]
-    store.add_eval_results(run_id, rows)
-    store.update_eval_scores(run_id)
-    return EvalProgress(total=len(items), done=len(rows), passed=sum(int(r["passed"]) for r in rows))

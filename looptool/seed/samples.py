@@ -15,7 +15,7 @@ from typing import Any
 from looptool.schema import Label, Message, Sample, ToolSpec
 from looptool.seed.scenarios import Plan
 from looptool.seed.verify import assistant_turns, result_is_error
-from looptool.training.templates import system_message, trim_history
+from looptool.training.templates import chat_messages, system_message, trim_history
 
 
 def dialogue_samples(
@@ -51,7 +51,7 @@ def dialogue_samples(
             if t.after_tool and not final_replies:
                 continue
             label = Label(text=m.content or "")
-        context = trim_history([system, *messages[: position[t.idx]]], budget, count_tokens)
+        context = trim_history([system, *messages[: position[t.idx]]], budget, lambda ms: count_tokens(chat_messages(ms)))
         if context is None:
             skipped["context over the token budget"] += 1
             continue

@@ -51,7 +51,7 @@ def chat_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:
 
 
 def trim_history(
-    messages: Sequence[Message], budget: int, count_tokens: Callable[[list[dict[str, Any]]], int]
+    messages: Sequence[Message], budget: int, count_tokens: Callable[[list[Message]], int]
 ) -> list[Message] | None:
     """Drop the oldest user exchanges until the prompt fits `budget` tokens.
 
@@ -60,7 +60,7 @@ def trim_history(
     """
     system, history = list(messages[:1]), list(messages[1:])
     while True:
-        if count_tokens(chat_messages(system + history)) <= budget:
+        if count_tokens(system + history) <= budget:
             return system + history
         user_idx = [i for i, m in enumerate(history) if m.role == "user"]
         if len(user_idx) < 2:
@@ -149,13 +149,8 @@ class PromptRenderer:
         """The messages with the oldest user exchanges dropped until the prompt fits `budget`
         tokens (TRL does not truncate prompts); None when even the last exchange does not fit."""
         history = list(messages[1:] if messages and messages[0].role == "system" else messages)
-        while True:
-            if self.count_tokens(history, tools) <= budget:
-                return history
-            users = [i for i, m in enumerate(history) if m.role == "user"]
-            if len(users) < 2:
-                return None
-            history = history[users[1]:]
+        fitted = trim_history([system_message(tools), *history], budget, lambda ms: self.count_tokens(ms, tools))
+        return None if fitted is None else fitted[1:]
 
 
 def fallback_chat(messages: Sequence[Message], tools: Sequence[ToolSpec], *,
