@@ -391,13 +391,25 @@ def seed_command(
     n: Annotated[int, typer.Option("--n", min=1, help="Dialogues to make (verified or dropped) in this workspace.")] = 40,
     concurrency: Annotated[int, typer.Option(min=1, max=512, help="Dialogues in flight at once.")] = 16,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the scenarios, tools and personas of the dialogues.")] = 0,
+    templated: Annotated[bool, typer.Option(
+        "--templated", help="Add N templated samples instead: exact tool-call tasks built by code from a "
+        "curated tool set (no model, no server), split by tool into train and held-out by \\[seed] heldout_fraction.",
+    )] = False,
 ) -> None:
     """Simulate seed dialogues (planner, user, assistant, tool agents), verify them, and store
     their samples. The scenario mix and the rest are set in the \\[seed] section of looptool.toml.
 
     Resumable: kill it at any point and run it again; finished dialogues are kept, unfinished
     ones continue from their last checkpoint, none is made twice.
+
+    With --templated no model is asked: the samples are single, parallel, missing-argument and
+    irrelevant requests whose labels are exact by construction -- an SFT warm start for a policy
+    that cannot call tools yet when the generator is too small to write good dialogues, and a
+    held-out set to measure it on. Running it again adds nothing twice.
     """
+    if templated:
+        _seed_templated(workspace, n, seed)
+        return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from looptool.graphs.seed import REASON_SEPARATOR
@@ -442,6 +454,23 @@ def seed_command(
             counted[reason] = counted.get(reason, 0) + count
     for reason, count in sorted(counted.items(), key=lambda kv: -kv[1])[:8]:
         typer.echo(f"  dropped {count:>4}  {reason[:150]}")
+
+
+def _seed_templated(workspace: Path, n: int, seed: int) -> None:
+    from looptool.seed.templated import templated_samples
+
+    config, db_path = _open_workspace(workspace)
+    made = templated_samples(n, seed=seed, heldout_fraction=config.seed.heldout_fraction)
+    samples = list({s.id: s for s in made}.values())  # two draws can make the same sample
+    with Store.open(db_path) as store:
+        added = store.add_new_samples(samples)
+        by_split = store.sample_counts_by_split()
+        repeats = f", {len(made) - len(samples)} repeated" if len(made) > len(samples) else ""
+        summary = (f"seed --templated: {added} added, {len(samples) - added} already stored{repeats}; "
+                   f"samples: {sum(by_split.values())} "
+                   f"(train {by_split.get('train', 0)}, heldout {by_split.get('heldout', 0)})")
+        store.log_event("info", "seed", summary)
+    typer.echo(summary)
 
 
 @dialogues_app.command("list")

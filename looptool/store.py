@@ -468,6 +468,17 @@ class Store:
             for s in samples:
                 self.upsert_sample(s)
 
+    def add_new_samples(self, samples: Sequence[Sample]) -> int:
+        """Store the samples not stored yet, in one transaction; stored ones are left as they are
+        (a corrected label or a deactivation stays). Returns how many were added."""
+        added = 0
+        with self.transaction():
+            for s in samples:
+                if not self._rows("SELECT 1 FROM samples WHERE id = ?", [s.id]):
+                    self.upsert_sample(s)
+                    added += 1
+        return added
+
     @staticmethod
     def _sample(r: dict[str, Any]) -> Sample:
         return Sample(id=r["id"], dialogue_id=r["dialogue_id"], parent_id=r["parent_id"],

@@ -1,0 +1,172 @@
+"""Templated samples: coherent tool-call tasks built by code from a curated tool set, no model.
+
+A small generator model (the embedded one) writes dialogues whose labels are mostly noise; a
+model trained on them learns the call format but not to copy the request into the arguments.
+Templated samples are exact by construction -- the request states every value the label
+passes -- so they teach a policy that cannot call tools yet what a call is (the SFT warm start)
+and measure whether it learnt that on tools it never saw (the held-out split).
+
+Sample i is a pure function of (seed, i), so adding samples again adds nothing twice: ids hash
+the content. The data (`data/templated_tasks.json`) holds the tools, the request templates and
+the value pools; its description says how a template is read.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from dataclasses import dataclass
+from datetime import date, timedelta
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from looptool.schema import Label, Message, Sample, ToolCall, ToolSpec
+from looptool.training.templates import system_message
+
+SCENARIOS = ("single", "parallel", "missing_argument", "irrelevant")
+DEFAULT_MIX = {"single": 0.4, "parallel": 0.2, "missing_argument": 0.2, "irrelevant": 0.2}
+_SLOT = re.compile(r"\{(\w+)\}")
+
+
+@dataclass(frozen=True)
+class Request:
+    text: str  # with {param} slots
+    fixed: dict[str, Any]  # arguments the wording implies (e.g. "unlock" -> locked=false)
+
+    @property
+    def slots(self) -> list[str]:
+        return _SLOT.findall(self.text)
+
+
+@dataclass(frozen=True)
+class Task:
+    tool: ToolSpec  # as the model sees it (no "pool" keys)
+    pools: dict[str, str]  # parameter -> pool name
+    requests: tuple[Request, ...]
+
+    def complete(self) -> list[Request]:
+        """Requests that state every required parameter."""
+        return [r for r in self.requests if not self.missing(r)]
+
+    def missing(self, request: Request) -> list[str]:
+        given = set(request.slots) | set(request.fixed)
+        return [p for p in self.tool.parameters.get("required", []) if p not in given]
+
+
+@cache
+def _data() -> dict[str, Any]:
+    return json.loads(resources.files("looptool.seed").joinpath("data/templated_tasks.json").read_text("utf-8"))
+
+
+@cache
+def tasks() -> tuple[Task, ...]:
+    """The curated tools with their request templates."""
+    out = []
+    for t in _data()["tools"]:
+        props = {k: {f: v for f, v in p.items() if f != "pool"} for k, p in t["parameters"]["properties"].items()}
+        tool = ToolSpec(name=t["name"], description=t["description"], parameters={**t["parameters"], "properties": props})
+        pools = {k: p["pool"] for k, p in t["parameters"]["properties"].items() if "pool" in p}
+        requests = tuple(Request(r, {}) if isinstance(r, str) else Request(r["text"], r.get("fixed", {}))
+                         for r in t["requests"])  # fmt: skip
+        out.append(Task(tool, pools, requests))
+    return tuple(out)
+
+
+def heldout_tools(seed: int, fraction: float) -> set[str]:
+    """The tools kept for the held-out split: a seeded share of the curated tools (at least one
+    on each side when 0 < fraction < 1)."""
+    names = sorted(t.tool.name for t in tasks())
+    random.Random(f"templated-split:{seed}").shuffle(names)
+    k = round(len(names) * fraction)
+    if 0 < fraction < 1:
+        k = min(max(k, 1), len(names) - 1)
+    return set(names[:k])
+
+
+def templated_samples(n: int, *, seed: int = 0, heldout_fraction: float = 0.3,
+                      mix: dict[str, float] | None = None, start: int = 0) -> list[Sample]:
+    """Samples start .. start+n-1 of the templated set for `seed`.
+
+    Held-out samples offer only held-out tools and training samples only the others, so the
+    held-out split measures tools the policy never trained on, as the seed split does.
+    """
+    mix = dict(DEFAULT_MIX if mix is None else mix)
+    unknown = set(mix) - set(SCENARIOS)
+    if unknown or not any(w > 0 for w in mix.values()):
+        raise ValueError(f"templated mix: scenarios are {', '.join(SCENARIOS)} with a weight > 0 (got {mix})")
+    held = heldout_tools(seed, heldout_fraction)
+    by_split = {
+        "heldout": [t for t in tasks() if t.tool.name in held],
+        "train": [t for t in tasks() if t.tool.name not in held],
+    }
+    out = []
+    for i in range(start, start + n):
+        rng = random.Random(f"templated:{seed}:{i}")
+        split = "heldout" if rng.random() < heldout_fraction else "train"
+        if not by_split[split]:
+            split = "train" if split == "heldout" else "heldout"
+        scenario = rng.choices(list(mix), weights=list(mix.values()))[0]
+        out.append(_sample(rng, by_split[split], scenario, split))
+    return out
+
+
+def _sample(rng: random.Random, pool: list[Task], scenario: str, split: str) -> Sample:
+    texts = _data()["no_call_replies"]
+    if scenario == "parallel" and len(pool) >= 2:
+        first, second = rng.sample(pool, 2)
+        (text1, call1), (text2, call2) = _fill(rng, first), _fill(rng, second)
+        user = f"{text1} Also, {text2[0].lower()}{text2[1:]}"
+        offered, label = [first, second], Label(calls=[call1, call2])
+    elif scenario == "missing_argument":
+        candidates = [t for t in pool if len(t.complete()) < len(t.requests)]
+        task = rng.choice(candidates)
+        request = rng.choice([r for r in task.requests if task.missing(r)])
+        user, _ = _fill(rng, task, request)
+        param = task.missing(request)[0]
+        description = task.tool.parameters["properties"][param].get("description", param)
+        offered, label = [task], Label(text=texts["missing"].format(description_lower=description.lower()))
+    elif scenario == "irrelevant":
+        user = rng.choice(_data()["irrelevant_requests"])
+        offered, label = [rng.choice(pool)], Label(text=texts["irrelevant"])
+    else:
+        scenario = "single"
+        task = rng.choice(pool)
+        user, call = _fill(rng, task)
+        offered, label = [task], Label(calls=[call])
+    distractors = [t for t in pool if t not in offered]
+    offered += rng.sample(distractors, min(len(distractors), rng.randint(1, 2)))
+    rng.shuffle(offered)
+    tools = [t.tool for t in offered]
+    return Sample(origin="seed", messages=[system_message(tools), Message(role="user", content=user)],
+                  tools=tools, label=label, split=split, scenario=f"templated_{scenario}")  # fmt: skip
+
+
+def _fill(rng: random.Random, task: Task, request: Request | None = None) -> tuple[str, ToolCall]:
+    """A request of the task with its slots filled, and the call it asks for."""
+    request = request or rng.choice(task.complete())
+    args: dict[str, Any] = {}
+    taken: dict[str, set] = {}
+    for slot in request.slots:
+        pool = task.pools[slot]
+        args[slot] = _draw(rng, pool, taken.setdefault(pool, set()))
+    text = request.text.format(**{k: str(v) for k, v in args.items()})
+    return text, ToolCall(name=task.tool.name, arguments={**args, **request.fixed})
+
+
+def _draw(rng: random.Random, pool: str, taken: set) -> Any:
+    """A value from the pool, not one already used in the same request (origin != destination)."""
+    if pool.startswith("int:"):
+        low, high = (int(x) for x in pool.split(":")[1:])
+        values: list[Any] = list(range(low, high + 1))
+    elif pool == "date":  # many values, so a model must copy them rather than recall them
+        day = date(2026, 1, 1) + timedelta(days=rng.randrange(3 * 365))
+        values = [day.isoformat()]
+    elif pool == "time":
+        values = [f"{rng.randrange(24):02d}:{5 * rng.randrange(12):02d}"]
+    else:
+        values = list(_data()["pools"][pool])
+    value = rng.choice([v for v in values if v not in taken] or values)
+    taken.add(value)
+    return value

@@ -1,0 +1,120 @@
+"""Templated samples: exact labels by construction, a split by tool, determinism, and the
+`seed --templated` command (adds nothing twice, never overwrites a stored label)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from looptool.calls import format_calls, label_matches, parse_calls
+from looptool.cli import app
+from looptool.config import load_config, save_config
+from looptool.schema import Label
+from looptool.seed.templated import SCENARIOS, _data, heldout_tools, tasks, templated_samples
+from looptool.store import Store
+from looptool.tools_sim.validate import argument_errors, spec_problems
+
+
+def test_data_is_consistent():
+    pools = _data()["pools"]
+    for task in tasks():
+        assert not spec_problems(task.tool, strict=False), task.tool.name
+        props = task.tool.parameters["properties"]
+        assert all("pool" not in p for p in props.values()), "pool keys must not reach the model"
+        assert task.complete(), f"{task.tool.name}: no request states every required parameter"
+        for request in task.requests:
+            for slot in request.slots:
+                assert slot in props, f"{task.tool.name}: slot {slot} is not a parameter"
+                pool = task.pools[slot]
+                assert pool.startswith("int:") or pool in ("date", "time") or pool in pools, pool
+    assert any(len(t.complete()) < len(t.requests) for t in tasks()), "no missing-argument request"
+
+
+def test_call_labels_are_valid_and_stated_in_the_request():
+    samples = templated_samples(400, seed=3)
+    calls = [s for s in samples if s.label.calls]
+    assert len(calls) > 100
+    for s in calls:
+        request = s.messages[-1].content
+        specs = {t.name: t for t in s.tools}
+        for call in s.label.calls:
+            assert call.name in specs, "a label calls a tool the sample does not offer"
+            assert not argument_errors(specs[call.name], call), (call, request)
+            for value in call.arguments.values():
+                if not isinstance(value, bool):
+                    assert str(value) in request, (value, request)
+
+
+def test_scenarios_have_the_label_they_need():
+    samples = templated_samples(400, seed=1)
+    by = Counter(s.scenario for s in samples)
+    assert set(by) == {f"templated_{k}" for k in SCENARIOS}
+    for s in samples:
+        assert s.messages[0].role == "system" and s.messages[-1].role == "user"
+        if s.scenario == "templated_parallel":
+            assert len(s.label.calls) == 2 and s.label.calls[0].name != s.label.calls[1].name
+        elif s.scenario == "templated_single":
+            assert len(s.label.calls) == 1
+        else:
+            assert s.label.is_no_call and s.label.text
+        if s.scenario == "templated_missing_argument":
+            assert "need one more detail" in s.label.text
+
+
+def test_labels_round_trip_through_the_matcher():
+    for s in templated_samples(200, seed=0):
+        answer = format_calls(s.label.calls, "tool_call_tags") if s.label.calls else s.label.text
+        assert label_matches(parse_calls(answer), s.label), answer
+        if s.label.calls:  # and a changed value fails
+            first = s.label.calls[0]
+            key = sorted(first.arguments)[0]
+            changed = first.model_copy(update={"arguments": {**first.arguments, key: f"{first.arguments[key]}x"}})
+            wrong = format_calls([changed, *s.label.calls[1:]], "tool_call_tags")
+            assert not label_matches(parse_calls(wrong), s.label), wrong
+
+
+def test_split_is_by_tool_and_deterministic():
+    samples = templated_samples(300, seed=0, heldout_fraction=0.3)
+    train = {t.name for s in samples if s.split == "train" for t in s.tools}
+    held = {t.name for s in samples if s.split == "heldout" for t in s.tools}
+    assert train and held and not train & held
+    assert held <= heldout_tools(0, 0.3)
+    assert 0.2 < sum(s.split == "heldout" for s in samples) / len(samples) < 0.4
+    again = templated_samples(300, seed=0, heldout_fraction=0.3)
+    assert [s.id for s in samples] == [s.id for s in again]
+    assert [s.id for s in templated_samples(20, seed=0, heldout_fraction=0.3, start=280)] == [s.id for s in samples[280:]]
+    assert [s.id for s in templated_samples(50, seed=1)] != [s.id for s in samples[:50]]
+    assert all(s.split == "train" for s in templated_samples(50, seed=0, heldout_fraction=0.0))
+    assert len({s.id for s in samples}) > 250
+
+
+def test_bad_mix_is_refused():
+    with pytest.raises(ValueError, match="templated mix"):
+        templated_samples(5, mix={"single": 1.0, "chatty": 1.0})
+    with pytest.raises(ValueError, match="templated mix"):
+        templated_samples(5, mix={"single": 0.0})
+
+
+def test_seed_templated_command_adds_nothing_twice_and_keeps_corrections(workspace: Path, runner: CliRunner):
+    config = load_config(workspace)
+    save_config(workspace, config.model_copy(update={"seed": config.seed.model_copy(update={"heldout_fraction": 0.3})}))
+    result = runner.invoke(app, ["seed", "-w", str(workspace), "--templated", "--n", "40"])
+    assert result.exit_code == 0, result.output
+    first = re.search(r"(\d+) added, (\d+) already stored; samples: 40 \(train (\d+), heldout (\d+)\)", result.output)
+    assert first and first.group(1) == "40" and int(first.group(4)) > 0, result.output
+
+    with Store.open(workspace / "looptool.db") as store:
+        sample = next(store.iter_samples(split="train"))
+        store.set_sample_label(sample.id, Label(text="corrected"))
+    result = runner.invoke(app, ["seed", "-w", str(workspace), "--templated", "--n", "50"])
+    assert result.exit_code == 0, result.output
+    assert "10 added, 40 already stored; samples: 50" in result.output
+    with Store.open(workspace / "looptool.db") as store:
+        assert store.get_sample(sample.id).label.text == "corrected"
+        stored = [json.loads(s.model_dump_json()) for s in store.iter_samples()]
+    assert len(stored) == 50
