@@ -27,14 +27,12 @@ from looptool.eval.show import error_summary, heldout_table
 from looptool.store import Store
 
 
-def looptool(*args: str) -> str:
-    """Run a looptool command, echo its output, and return it; stop on failure."""
+def looptool(*args: str) -> None:
+    """Run a looptool command, its output shown as it comes; stop on failure."""
     print("$ looptool " + " ".join(args), flush=True)
-    done = subprocess.run([sys.executable, "-m", "looptool.cli", *args], text=True, capture_output=True)
-    print(done.stdout + done.stderr[-2000:], flush=True)
-    if done.returncode != 0:
-        sys.exit(f"looptool {args[0]} failed with exit code {done.returncode}")
-    return done.stdout
+    code = subprocess.run([sys.executable, "-m", "looptool.cli", *args]).returncode
+    if code != 0:
+        sys.exit(f"looptool {args[0]} failed with exit code {code}")
 
 
 def main() -> None:

@@ -257,6 +257,42 @@ class TrainConfig(_Section):
     sft_batch_size: int = Field(default=8, ge=1, description="SFT warm-start batch size.")
 
 
+class LoopConfig(_Section):
+    """[loop]: one round of the closed loop -- probe the trained policy, verify failed labels, expand
+    on errors, assemble the next round's data."""
+
+    boundary_quantile: float = Field(
+        default=0.5, ge=0, le=1,
+        description="Probing: a correct answer is 'boundary' (kept for the next round) when its perplexity is above "
+        "this quantile of the correct answers' perplexities, else 'mastered' (dropped). The paper gives no threshold; "
+        "it keeps the high-perplexity share that fits the round, which a quantile approximates.",
+    )
+    boundary_perplexity: float | None = Field(
+        default=None, gt=1,
+        description="Probing: a fixed perplexity above which a correct answer is 'boundary'; replaces boundary_quantile.",
+    )
+    judge_votes: int = Field(
+        default=1, ge=1, le=9,
+        description="Verification: judge samples per failed probe; the majority wins (a tie goes to the verdict that "
+        "changes the data least). More than one wants judge_temperature > 0.",
+    )
+    judge_temperature: float = Field(default=0.0, ge=0, le=2, description="Verification: the judge's sampling temperature.")
+    judge_attempts: int = Field(
+        default=3, ge=1, le=10, description="Verification: tries per vote when the judge's output does not fit its schema."
+    )
+    concurrency: int = Field(default=16, ge=1, le=512, description="Judge and expander requests in flight at once.")
+    review: bool = Field(
+        default=False,
+        description="Pause before the judge's verdicts apply, so a person can accept or override them (the TUI, or "
+        "'looptool review'); off: verdicts apply at once.",
+    )
+    perplexity_of: Literal["label", "output"] = Field(
+        default="label",
+        description="Probing: whose perplexity under the policy decides boundary vs mastered -- the label's "
+        "continuation of the prompt, or the policy's own greedy answer.",
+    )
+
+
 class WorkspaceConfig(_Section):
     """The whole `looptool.toml`."""
 
@@ -265,6 +301,7 @@ class WorkspaceConfig(_Section):
     seed: SeedConfig = Field(default_factory=SeedConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    loop: LoopConfig = Field(default_factory=LoopConfig)
     policy: RoleModel = Field(default_factory=ManagedModel, description="The model being trained.")
     generator: RoleModel = Field(default_factory=ManagedModel, description="Writes tools, dialogues and expansions.")
     judge: RoleModel = Field(default_factory=ManagedModel, description="Verifies labels against predictions.")
@@ -398,11 +435,12 @@ def config_reference() -> str:
         "",
         "| key | meaning |",
         "|---|---|",
-        *(f"| `{n}` | {f.description or ''} |" for n, f in WorkspaceConfig.model_fields.items() if n not in ("serving", "seed", "train", "eval")),
+        *(f"| `{n}` | {f.description or ''} |" for n, f in WorkspaceConfig.model_fields.items() if n not in ("serving", "seed", "train", "eval", "loop")),
         "| `[serving]` | How managed vLLM servers are run (below). |",
         "| `[seed]` | How seed dialogues are made (below). |",
         "| `[train]` | How the policy is trained (below). |",
         "| `[eval]` | How the policy is evaluated (below). |",
+        "| `[loop]` | How a round of the loop probes, verifies and expands (below). |",
         "",
         "Each role section (`[policy]`, `[generator]`, `[judge]`, and optionally `[planner]`, `[user]`,",
         "`[assistant]`, `[tool]`, `[expander]`) is one of the two kinds below; `kind` may be left out for `managed`.",
@@ -413,6 +451,7 @@ def config_reference() -> str:
         *table(SeedConfig, "[seed]"),
         *table(TrainConfig, "[train]"),
         *table(EvalConfig, "[eval]"),
+        *table(LoopConfig, "[loop]"),
         "Example: train a local Qwen3-8B checkpoint, generate and judge with a remote Qwen3-32B.",
         "",
         "```toml",

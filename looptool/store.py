@@ -43,11 +43,11 @@ from .schema import (
     stable_id,
 )
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 TABLES = (
     "tools", "dialogues", "messages", "traces", "samples", "probes", "verdicts", "rounds", "events",
-    "eval_runs", "eval_results", "eval_scores", "train_steps",
+    "eval_runs", "eval_results", "eval_scores", "train_steps", "label_history",
 )
 
 # The schema of version 1. A new database is created at version 1 and brought up to date by the
@@ -148,8 +148,17 @@ def _migrate_3_to_4(db: Database) -> None:
         metrics_json TEXT NOT NULL, created_at TEXT NOT NULL, PRIMARY KEY (round, stage, step))""")
 
 
+def _migrate_4_to_5(db: Database) -> None:
+    """The loop: every label a sample had before a correction, so a correction can be audited and undone."""
+    db.execute("""CREATE TABLE label_history (sample_id TEXT NOT NULL REFERENCES samples (id) ON DELETE CASCADE,
+        label_version INTEGER NOT NULL, label_json TEXT NOT NULL, replaced_at TEXT NOT NULL, reason TEXT NOT NULL,
+        PRIMARY KEY (sample_id, label_version))""")
+
+
 # MIGRATIONS[n] upgrades a database from version n to n + 1; all run in one transaction.
-MIGRATIONS: dict[int, Callable[[Database], None]] = {1: _migrate_1_to_2, 2: _migrate_2_to_3, 3: _migrate_3_to_4}
+MIGRATIONS: dict[int, Callable[[Database], None]] = {
+    1: _migrate_1_to_2, 2: _migrate_2_to_3, 3: _migrate_3_to_4, 4: _migrate_4_to_5,
+}
 
 
 class StoreError(Exception):
@@ -511,11 +520,26 @@ class Store:
                 return
             last = rows[-1]["id"]
 
-    def set_sample_label(self, sample_id: str, label: Label) -> None:
-        """Replace a sample's label and bump its label_version by one."""
-        self._update("UPDATE samples SET label_json = ?, label_version = label_version + 1, "
-                     "updated_at = ? WHERE id = ?",
-                     [_dump(label), utc_now(), sample_id], sample_id)
+    def set_sample_label(self, sample_id: str, label: Label, *, reason: str = "") -> None:
+        """Replace a sample's label and bump its label_version by one; the old label goes to the
+        label history, in the same transaction."""
+        with self.transaction():
+            now = utc_now()
+            self.db.execute("INSERT INTO label_history (sample_id, label_version, label_json, replaced_at, reason) "
+                            "SELECT id, label_version, label_json, ?, ? FROM samples WHERE id = ?",
+                            [now, reason, sample_id])
+            self._update("UPDATE samples SET label_json = ?, label_version = label_version + 1, "
+                         "updated_at = ? WHERE id = ?", [_dump(label), now, sample_id], sample_id)
+
+    def has_label_change(self, sample_id: str, reason: str) -> bool:
+        """Whether the sample's label was replaced for this reason (a correction is applied once)."""
+        return bool(self._rows("SELECT 1 FROM label_history WHERE sample_id = ? AND reason = ?", [sample_id, reason]))
+
+    def label_history(self, sample_id: str) -> list[dict[str, Any]]:
+        """The labels a sample had before its current one, oldest first: version, label, when, why."""
+        rows = self._rows("SELECT * FROM label_history WHERE sample_id = ? ORDER BY label_version", [sample_id])
+        return [{"label_version": r["label_version"], "label": Label.model_validate_json(r["label_json"]),
+                 "replaced_at": r["replaced_at"], "reason": r["reason"]} for r in rows]
 
     def set_sample_active(self, sample_id: str, active: bool) -> None:
         self._update("UPDATE samples SET active = ?, updated_at = ? WHERE id = ?",
@@ -528,6 +552,18 @@ class Store:
         row = {"sample_id": p.sample_id, "round": p.round, "prediction_json": pred, "raw": p.raw,
                "correct": int(p.correct), "ppl": p.ppl, "category": p.category}
         self._upsert("probes", row, ("sample_id", "round"))
+
+    def set_probe_categories(self, round: int, categories: dict[str, str]) -> None:
+        """Set the category of the round's probes, all in one transaction."""
+        with self.transaction():
+            for sample_id, category in categories.items():
+                self.db.execute("UPDATE probes SET category = ? WHERE round = ? AND sample_id = ?",
+                                [category, round, sample_id])
+
+    def clear_probes(self, round: int) -> None:
+        """Forget the round's probes (its adapter was trained again)."""
+        with self.transaction():
+            self.db.execute("DELETE FROM probes WHERE round = ?", [round])
 
     def probes(self, round: int, category: str | None = None) -> list[Probe]:
         where, params = "round = ?", [round]

@@ -235,6 +235,7 @@ class Completion:
     prompt_tokens: int | None
     completion_tokens: int | None
     truncated: bool  # the answer hit max_tokens
+    token_logprobs: tuple[float, ...] | None = None  # of the answer's tokens, when asked for
 
 
 async def acomplete_json(
@@ -310,21 +311,40 @@ async def acomplete(
 
 async def acomplete_prompt(
     endpoint: Endpoint, prompt: str, *, model: str | None = None, max_tokens: int = 256, temperature: float = 0.0,
+    logprobs: bool = False,
 ) -> Completion:
     """Like `acomplete`, for a prompt already rendered to text (no chat template on the server):
-    the model sees exactly the text training used. No special tokens are added, as in training."""
+    the model sees exactly the text training used. No special tokens are added, as in training.
+    With `logprobs`, the answer's token log-probabilities come back too."""
     client = _async_openai(endpoint)
     started = time.perf_counter()
     response = await _guarded(endpoint, "completion", lambda: client.completions.create(
         model=model or endpoint.model, prompt=prompt, max_tokens=max_tokens, temperature=temperature,
-        extra_body={"add_special_tokens": False},
+        logprobs=0 if logprobs else None, extra_body={"add_special_tokens": False},
     ))
     latency_ms = (time.perf_counter() - started) * 1000
     choice = response.choices[0] if response.choices else None
     usage = response.usage
+    token_logprobs = None
+    if logprobs and choice is not None and choice.logprobs is not None:
+        token_logprobs = tuple(float(x) for x in choice.logprobs.token_logprobs or [] if x is not None)
     return Completion((choice.text if choice else None) or "", model or endpoint.model, latency_ms,
                       getattr(usage, "prompt_tokens", None), getattr(usage, "completion_tokens", None),
-                      bool(choice and choice.finish_reason == "length"))
+                      bool(choice and choice.finish_reason == "length"), token_logprobs)
+
+
+async def aprompt_logprobs(endpoint: Endpoint, prompt: str, *, model: str | None = None) -> list[TokenLogprob]:
+    """`prompt_logprobs`, asynchronously, for a prompt rendered to text (no special tokens added)."""
+    client = _async_openai(endpoint)
+    response = await _guarded(endpoint, "prompt log-probs", lambda: client.completions.create(
+        model=model or endpoint.model, prompt=prompt, max_tokens=1, temperature=0,
+        extra_body={"prompt_logprobs": 0, "add_special_tokens": False},
+    ))
+    choice = response.choices[0] if response.choices else None
+    entries = getattr(choice, "prompt_logprobs", None) if choice is not None else None
+    if entries is None and choice is not None:
+        entries = (choice.model_extra or {}).get("prompt_logprobs")
+    return _token_logprobs(endpoint, entries)
 
 
 async def _guarded(endpoint: Endpoint, what: str, request: Callable[[], Any]) -> Any:
@@ -360,7 +380,13 @@ def prompt_logprobs(endpoint: Endpoint, prompt: str, *, model: str | None = None
     try:
         entries = data["choices"][0]["prompt_logprobs"]
     except (KeyError, IndexError, TypeError):
-        raise ModelOutputError(f"endpoint {endpoint.base_url} returned no prompt_logprobs (is it vLLM?)") from None
+        entries = None
+    return _token_logprobs(endpoint, entries)
+
+
+def _token_logprobs(endpoint: Endpoint, entries: Any) -> list[TokenLogprob]:
+    if not isinstance(entries, list):
+        raise ModelOutputError(f"endpoint {endpoint.base_url} returned no prompt_logprobs (is it vLLM?)")
     out: list[TokenLogprob] = []
     for entry in entries:
         if entry is None:

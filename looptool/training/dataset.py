@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from looptool.schema import Message, Sample
-from looptool.training.templates import PromptRenderer, assistant_text
+from looptool.schema import Sample
+from looptool.training.templates import PromptRenderer, label_text
 
 
 @dataclass
@@ -28,12 +28,10 @@ def training_rows(samples: Iterable[Sample], renderer: PromptRenderer, max_promp
         if history is None:
             out.too_long += 1
             continue
-        label = sample.label
-        answer = Message(role="assistant", content=label.text, tool_calls=label.calls)
         out.rows.append({
             "prompt": renderer.render(history, sample.tools),
-            "completion": assistant_text(answer),
-            "label": label.model_dump_json(),
+            "completion": label_text(sample.label),
+            "label": sample.label.model_dump_json(),
             "sample_id": sample.id,
         })  # fmt: skip
     return out

@@ -39,6 +39,7 @@ def run_stage(workspace: Path, stage: str, round: int, *, max_steps: int | None 
         try:
             for line in proc.stdout:
                 log.write(line)
+                log.flush()  # the log is read live (tail -f, the TUI)
                 line = line.rstrip("\n")
                 tail.append(line)
                 if _shown(line):

@@ -14,7 +14,7 @@ from typing import Any
 
 from looptool.calls import format_calls
 from looptool.prompts import render
-from looptool.schema import Message, ToolSpec
+from looptool.schema import Label, Message, ToolSpec
 
 CALL_STYLE = "tool_call_tags"
 
@@ -38,6 +38,11 @@ def assistant_text(message: Message) -> str:
     if message.tool_calls:
         return format_calls(message.tool_calls, CALL_STYLE)
     return message.content or ""
+
+
+def label_text(label: Label) -> str:
+    """A label as the policy should answer it: its calls in the call format, or its text."""
+    return assistant_text(Message(role="assistant", content=label.text, tool_calls=label.calls))
 
 
 def chat_messages(messages: Sequence[Message]) -> list[dict[str, Any]]:

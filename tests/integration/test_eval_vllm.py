@@ -135,3 +135,55 @@ def test_prompt_text_is_what_the_server_template_would_render():
     for item in bfcl_suite.items(list(entries.values()), "tool_call_tags", "greedy", renderer):
         expected = renderer.tokenizer.apply_chat_template(item.messages, tokenize=False, add_generation_prompt=True)
         assert item.prompt == expected, item.id
+
+
+def test_probing_a_round_on_the_embedded_model(ws):
+    """GCP through the real server: a round's adapter (LoRA initialised to the identity, so the
+    model is the base one) decodes the round's samples; every probe is scored and categorised, and
+    the label perplexity equals the one transformers computes for the label's tokens alone."""
+    import math
+
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from looptool.calls import label_matches, parse_calls
+    from looptool.serving.embedded import materialise
+    from looptool.training.probe import probe_round
+    from looptool.training.templates import label_text, load_renderer, system_message
+
+    model = AutoModelForCausalLM.from_pretrained(str(materialise(log=lambda *a: None)), dtype=torch.float32)
+    get_peft_model(model, LoraConfig(r=8, target_modules=["q_proj", "v_proj"])).save_pretrained(
+        str(ws / "adapters" / "round-2"))
+    tool = ToolSpec(name="get_weather", description="Current weather in a city.", parameters={
+        "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
+    samples = [
+        Sample(messages=[system_message([tool]), Message(role="user", content=f"What is the weather in {city}?")],
+               tools=[tool], label=Label(calls=[ToolCall(name="get_weather", arguments={"city": city})]))
+        for city in ("Paris", "Oslo", "Lima")
+    ] + [Sample(messages=[system_message([tool]), Message(role="user", content="Tell me a joke.")], tools=[tool],
+                label=Label(text="Why did the chicken cross the road?"))]
+    with Store.open(ws / "looptool.db") as store:
+        store.upsert_samples(samples)
+        store.upsert_round(Round(n=2, status="running", adapter_path="adapters/round-2",
+                                 data_ids=[s.id for s in samples]))
+    summary = probe_round(ws, load_config(ws), 2, log=lambda *_: None)
+    assert sum(summary.counts.values()) == 4 and summary.progress.done == 4
+    with Store.open(ws / "looptool.db") as store:
+        probes = {p.sample_id: p for p in store.probes(2)}
+    renderer = load_renderer("smollm2-135m-instruct")
+    for s in samples:
+        p = probes[s.id]
+        assert p.category in ("mastered", "boundary", "failed") and p.ppl is not None and p.ppl > 1
+        assert p.correct == label_matches(parse_calls(p.raw), s.label)
+        assert (p.category == "failed") == (not p.correct)
+    # The label perplexity, recomputed with transformers on the label's tokens only.
+    s = samples[0]
+    prompt = renderer.render(s.messages, s.tools)
+    prompt_ids = renderer.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    ids = renderer.tokenizer(prompt + label_text(s.label), add_special_tokens=False)["input_ids"]
+    with torch.no_grad():
+        logits = model(torch.tensor([ids])).logits[0].float()
+    logprobs = torch.log_softmax(logits[:-1], dim=-1).gather(1, torch.tensor(ids[1:])[:, None])[:, 0]
+    expected = math.exp(-logprobs[len(prompt_ids) - 1:].mean().item())
+    assert probes[s.id].ppl == pytest.approx(expected, rel=0.05)

@@ -144,11 +144,11 @@ def test_version_1_file_is_migrated_and_keeps_its_rows(db_path):
     con.commit()
     con.close()
     with Store(db_path) as s:
-        assert s.schema_version() == SCHEMA_VERSION == 4
+        assert s.schema_version() == SCHEMA_VERSION == 5
         sample = s.get_sample("s_1")
         assert (sample.split, sample.scenario) == ("train", None)
         assert "masked" in s.db["messages"].columns_dict
-        assert {"eval_runs", "eval_results", "eval_scores", "train_steps"} <= set(s.db.table_names())
+        assert {"eval_runs", "eval_results", "eval_scores", "train_steps", "label_history"} <= set(s.db.table_names())
         assert "traces" in s.db.table_names()
 
 
@@ -269,14 +269,18 @@ def test_sample_round_trip_and_idempotent_upsert(st):
 def test_label_bump_and_active(st):
     s = make_sample()
     st.upsert_sample(s)
-    st.set_sample_label(s.id, Label(text="ask for the city"))
+    st.set_sample_label(s.id, Label(text="ask for the city"), reason="round 1: LABEL_WRONG")
     st.set_sample_label(s.id, Label(calls=[ToolCall(name="get_time")]))
     got = st.get_sample(s.id)
     assert got.label_version == 3 and got.label.calls[0].name == "get_time"
+    history = st.label_history(s.id)  # every earlier label, with its version and the reason it went
+    assert [(h["label_version"], h["reason"]) for h in history] == [(1, "round 1: LABEL_WRONG"), (2, "")]
+    assert history[0]["label"] == s.label and history[1]["label"] == Label(text="ask for the city")
     st.set_sample_active(s.id, False)
     assert st.get_sample(s.id).active is False
     with pytest.raises(KeyError):
         st.set_sample_label("s_missing", Label(text="x"))
+    assert st.counts()["label_history"] == 2  # the failed call wrote nothing
 
 
 def test_iter_samples_filters_and_pages(st):

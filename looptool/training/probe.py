@@ -1,0 +1,172 @@
+"""Greedy Capability Probing (GCP): what the round's model has and has not mastered.
+
+Every sample of the round is decoded greedily by the round's adapter (hot-loaded into the
+policy's vLLM server), with many requests in flight, and scored by the training reward's rule
+(`calls.label_matches`). Each probe also gets a perplexity under the policy -- of the label's
+continuation of the prompt, or of the model's own answer (`[loop] perplexity_of`) -- so that
+correct answers split into:
+
+* mastered -- correct and confident: dropped from the next round;
+* boundary -- correct but high perplexity: kept;
+* failed -- wrong: sent to the judge.
+
+A probe row is written as each answer arrives, so a killed probe run asks only what is missing
+when started again; categories are set once all probes of the round are in, since the boundary
+cut is a quantile over them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from looptool.calls import label_matches, parse_calls
+from looptool.config import DB_FILE, LoopConfig, WorkspaceConfig
+from looptool.eval.target import EvalTarget, resolve_target
+from looptool.schema import Probe, ProbeCategory, Sample
+from looptool.serving.client import RequestRejected, acomplete_prompt, aprompt_logprobs
+from looptool.store import Store
+from looptool.training.stage import TrainingError, base_model_dir, round_samples
+from looptool.training.templates import PromptRenderer, label_text, load_renderer
+
+
+@dataclass
+class ProbeProgress:
+    total: int
+    already: int = 0  # probed by an earlier run
+    done: int = 0  # probed in this run
+    correct: int = 0  # of those probed in this run
+    rejected: int = 0  # prompts the server refused (counted as failed)
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def finished(self) -> int:
+        return self.already + self.done
+
+
+@dataclass(frozen=True)
+class ProbeSummary:
+    round: int
+    counts: dict[str, int]  # mastered / boundary / failed
+    cut: float | None  # the perplexity above which a correct answer is boundary
+    progress: ProbeProgress
+
+
+def mean_perplexity(logprobs: Sequence[float]) -> float | None:
+    """exp(-mean log-prob); None without tokens."""
+    return math.exp(-sum(logprobs) / len(logprobs)) if logprobs else None
+
+
+def boundary_cut(perplexities: Sequence[float], loop: LoopConfig) -> float | None:
+    """The perplexity above which a correct answer counts as boundary: the configured threshold,
+    or the configured quantile (nearest rank) of the correct answers' perplexities."""
+    if loop.boundary_perplexity is not None:
+        return loop.boundary_perplexity
+    if not perplexities:
+        return None
+    ordered = sorted(perplexities)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(loop.boundary_quantile * len(ordered)) - 1))]
+
+
+def categorise(probes: Sequence[Probe], loop: LoopConfig) -> tuple[dict[str, ProbeCategory], float | None]:
+    """Each probe's category, and the boundary cut used. A correct probe without a perplexity
+    (the server gave none) counts as boundary: kept, rather than dropped on no evidence."""
+    cut = boundary_cut([p.ppl for p in probes if p.correct and p.ppl is not None], loop)
+    out: dict[str, ProbeCategory] = {}
+    for p in probes:
+        if not p.correct:
+            out[p.sample_id] = "failed"
+        elif p.ppl is None or cut is None or p.ppl > cut:
+            out[p.sample_id] = "boundary"
+        else:
+            out[p.sample_id] = "mastered"
+    return out, cut
+
+
+async def probe_sample(sample: Sample, round: int, renderer: PromptRenderer, target: EvalTarget, *,
+                       max_tokens: int, max_prompt_tokens: int, perplexity_of: str) -> Probe:
+    """Decode one sample greedily and score it; a prompt the server refuses is a failed probe.
+    The prompt is trimmed to `max_prompt_tokens` as training trims it."""
+    history = renderer.fit(sample.messages, sample.tools, max_prompt_tokens) or sample.messages
+    prompt = renderer.render(history, sample.tools)
+    try:
+        answer = await acomplete_prompt(target.endpoint, prompt, model=target.model, max_tokens=max_tokens,
+                                        temperature=0.0, logprobs=perplexity_of == "output")
+    except RequestRejected as exc:
+        return Probe(sample_id=sample.id, round=round, raw=f"[request refused: {exc}]", correct=False)
+    parse = parse_calls(answer.content)
+    correct = label_matches(parse, sample.label)
+    if perplexity_of == "output":
+        ppl = mean_perplexity(answer.token_logprobs or ())
+    else:
+        ppl = await label_perplexity(prompt, label_text(sample.label), renderer, target)
+    return Probe(sample_id=sample.id, round=round, prediction=parse.calls if parse.ok else None,
+                 raw=answer.content, correct=correct, ppl=ppl)
+
+
+async def label_perplexity(prompt: str, label: str, renderer: PromptRenderer, target: EvalTarget) -> float | None:
+    """Perplexity of the label's tokens as the continuation of the prompt (the prompt's own tokens
+    are not counted). The rendered prompt ends with the assistant header, so the boundary between
+    the two is a token boundary."""
+    prompt_tokens = len(renderer.tokenizer(prompt, add_special_tokens=False)["input_ids"])
+    try:
+        logprobs = await aprompt_logprobs(target.endpoint, prompt + label, model=target.model)
+    except RequestRejected:
+        return None
+    tail = [t.logprob for t in logprobs[prompt_tokens:] if t.logprob is not None]
+    return mean_perplexity(tail)
+
+
+def probe_round(workspace: Path, config: WorkspaceConfig, round: int, *, log: Callable[[str], None] = print,
+                on_progress: Callable[[ProbeProgress], None] = lambda p: None) -> ProbeSummary:
+    """Probe every sample of `round` with the round's adapter, then set every probe's category."""
+    # The renderer of the trained base model: the prompts are exactly those training used.
+    renderer = load_renderer(str(base_model_dir(config)))
+    with Store.open(workspace / DB_FILE) as store:
+        samples = round_samples(store, round)
+        probed = {p.sample_id for p in store.probes(round)}
+    if not samples:
+        raise TrainingError(f"round {round} has no samples to probe")
+    target = resolve_target(workspace, config, round, log=log)
+    todo = [s for s in samples if s.id not in probed]
+    progress = ProbeProgress(total=len(samples), already=len(samples) - len(todo))
+    on_progress(progress)
+    if todo:
+        with Store.open(workspace / DB_FILE) as store:
+            asyncio.run(_probe_all(todo, round, renderer, target, store, config, progress, on_progress))
+    with Store.open(workspace / DB_FILE) as store:
+        wanted = {s.id for s in samples}
+        probes = [p for p in store.probes(round) if p.sample_id in wanted]
+        categories, cut = categorise(probes, config.loop)
+        store.set_probe_categories(round, categories)
+    counts = {c: sum(1 for v in categories.values() if v == c) for c in ("mastered", "boundary", "failed")}
+    return ProbeSummary(round, counts, cut, progress)
+
+
+async def _probe_all(samples: Sequence[Sample], round: int, renderer: PromptRenderer, target: EvalTarget,
+                     store: Store, config: WorkspaceConfig, progress: ProbeProgress,
+                     on_progress: Callable[[ProbeProgress], None]) -> None:
+    gate = asyncio.Semaphore(config.eval.concurrency)
+
+    async def one(sample: Sample) -> None:
+        async with gate:
+            probe = await probe_sample(sample, round, renderer, target, max_tokens=config.eval.max_tokens,
+                                       max_prompt_tokens=config.train.max_prompt_tokens,
+                                       perplexity_of=config.loop.perplexity_of)
+        await asyncio.to_thread(store.upsert_probe, probe)
+        progress.done += 1
+        progress.correct += int(probe.correct)
+        progress.rejected += int(probe.raw.startswith("[request refused"))
+        on_progress(progress)
+
+    tasks = [asyncio.create_task(one(s)) for s in samples]
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()  # a dead server stops the rest; their probes are simply absent
+        await asyncio.gather(*tasks, return_exceptions=True)
