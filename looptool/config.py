@@ -281,10 +281,26 @@ class LoopConfig(_Section):
         default=3, ge=1, le=10, description="Verification: tries per vote when the judge's output does not fit its schema."
     )
     concurrency: int = Field(default=16, ge=1, le=512, description="Judge and expander requests in flight at once.")
+    expansions_per_error: int = Field(
+        default=3, ge=0, le=16,
+        description="Expansion: new samples written per error sample (the paper's code: 3), each varying one of "
+        "complexity, persona, interaction style, data values; each is validated and checked by the judge.",
+    )
+    expander_temperature: float = Field(default=0.9, ge=0, le=2, description="Expansion: the expander's temperature.")
     review: bool = Field(
         default=False,
         description="Pause before the judge's verdicts apply, so a person can accept or override them (the TUI, or "
         "'looptool review'); off: verdicts apply at once.",
+    )
+    round_size: int | None = Field(
+        default=None, ge=1,
+        description="Assembly: samples per round after the first (the paper keeps every round the same size). "
+        "Default: the size of round 1's data.",
+    )
+    fresh_share: float = Field(
+        default=0.3, ge=0, le=1,
+        description="Assembly: the share of round 2's data drawn fresh from seed samples no round has used; it halves "
+        "every round after (the paper: 5,632 -> 2,816 -> 1,408 of 18,304).",
     )
     perplexity_of: Literal["label", "output"] = Field(
         default="label",

@@ -48,6 +48,7 @@ SCHEMA_VERSION = 5
 TABLES = (
     "tools", "dialogues", "messages", "traces", "samples", "probes", "verdicts", "rounds", "events",
     "eval_runs", "eval_results", "eval_scores", "train_steps", "label_history",
+    "expansions",
 )
 
 # The schema of version 1. A new database is created at version 1 and brought up to date by the
@@ -153,6 +154,11 @@ def _migrate_4_to_5(db: Database) -> None:
     db.execute("""CREATE TABLE label_history (sample_id TEXT NOT NULL REFERENCES samples (id) ON DELETE CASCADE,
         label_version INTEGER NOT NULL, label_json TEXT NOT NULL, replaced_at TEXT NOT NULL, reason TEXT NOT NULL,
         PRIMARY KEY (sample_id, label_version))""")
+    # One row per expansion attempt of an error sample in a round: `slot` numbers the attempts, so a
+    # run started again skips slots already tried; `status` is kept / invalid / rejected / duplicate.
+    db.execute("""CREATE TABLE expansions (parent_id TEXT NOT NULL, round INTEGER NOT NULL, slot INTEGER NOT NULL,
+        status TEXT NOT NULL, sample_id TEXT, dimension TEXT NOT NULL, detail TEXT, created_at TEXT NOT NULL,
+        PRIMARY KEY (parent_id, round, slot))""")
 
 
 # MIGRATIONS[n] upgrades a database from version n to n + 1; all run in one transaction.
@@ -477,13 +483,16 @@ class Store:
             for s in samples:
                 self.upsert_sample(s)
 
+    def has_sample(self, sample_id: str) -> bool:
+        return bool(self._rows("SELECT 1 FROM samples WHERE id = ?", [sample_id]))
+
     def add_new_samples(self, samples: Sequence[Sample]) -> int:
         """Store the samples not stored yet, in one transaction; stored ones are left as they are
         (a corrected label or a deactivation stays). Returns how many were added."""
         added = 0
         with self.transaction():
             for s in samples:
-                if not self._rows("SELECT 1 FROM samples WHERE id = ?", [s.id]):
+                if not self.has_sample(s.id):
                     self.upsert_sample(s)
                     added += 1
         return added
@@ -530,6 +539,27 @@ class Store:
                             [now, reason, sample_id])
             self._update("UPDATE samples SET label_json = ?, label_version = label_version + 1, "
                          "updated_at = ? WHERE id = ?", [_dump(label), now, sample_id], sample_id)
+
+    def add_expansion(self, parent_id: str, round: int, slot: int, *, status: str, dimension: str,
+                      sample: Sample | None = None, detail: str | None = None) -> None:
+        """Record one expansion attempt, and its sample when kept, in one transaction."""
+        with self.transaction():
+            if sample is not None:
+                self.upsert_sample(sample)
+            self.db.execute("INSERT OR REPLACE INTO expansions (parent_id, round, slot, status, sample_id, dimension, "
+                            "detail, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                            [parent_id, round, slot, status, sample.id if sample else None, dimension, detail,
+                             utc_now()])
+
+    def expansion_slots(self, round: int) -> set[tuple[str, int]]:
+        """(parent id, slot) of every expansion attempt of the round."""
+        return {(r["parent_id"], r["slot"]) for r in
+                self._rows("SELECT parent_id, slot FROM expansions WHERE round = ?", [round])}
+
+    def expansion_counts(self, round: int) -> dict[str, int]:
+        """Expansion attempts of the round by status (kept, invalid, rejected, duplicate)."""
+        return self._count_by("SELECT status AS k, count(*) AS c FROM expansions WHERE round = ? GROUP BY status",
+                              [round])
 
     def has_label_change(self, sample_id: str, reason: str) -> bool:
         """Whether the sample's label was replaced for this reason (a correction is applied once)."""

@@ -115,5 +115,25 @@ async def judge_sample(
     return verdict, results
 
 
+CHECK_REF = "agents/judge_check.md"
+CHECK_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"analysis": {"type": "string", "minLength": 1, "maxLength": 400}, "correct": {"type": "boolean"}},
+    "required": ["analysis", "correct"],
+    "additionalProperties": False,
+}
+
+
+async def check_label(endpoint: Endpoint, sample: Sample, *, date: str, max_attempts: int = 3,
+                      temperature: float = 0.0) -> AgentResult[dict]:
+    """The judge's check of a new sample's label (an expansion, before it joins): its value is
+    {"analysis": str, "correct": bool}, or None when the judge gave no valid answer."""
+    prompt = render("looptool.agents", "judge_check", date=date, tools=tool_signatures(sample.tools),
+                    conversation=transcript([m for m in sample.messages if m.role != "system"]),
+                    answer=answer_text(sample.label.calls, sample.label.text))  # fmt: skip
+    return await ask_json("judge", CHECK_REF, endpoint, prompt, CHECK_SCHEMA, dict, max_attempts=max_attempts,
+                          temperature=temperature, max_tokens=300)
+
+
 class JudgeFailed(Exception):
     """Every attempt of every vote gave unusable output; the sample is left for a later run."""
