@@ -71,6 +71,8 @@ def _user_errors(fn):
     from looptool.serving.server import ServingError
     from looptool.seed.scenarios import NoToolsError
     from looptool.tools_sim.importers import ToolImportError
+    from looptool.agents.judge import JudgeFailed
+    from looptool.graphs.loop import LoopError
     from looptool.training.stage import TrainingError
 
     @functools.wraps(fn)
@@ -79,7 +81,7 @@ def _user_errors(fn):
             return fn(*args, **kwargs)
         except (
             ConfigError, StoreError, ServingError, ModelOutputError, EmbeddedModelError, ToolImportError, NoToolsError,
-            TrainingError,
+            TrainingError, LoopError, JudgeFailed,
         ) as exc:  # fmt: skip
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
@@ -566,6 +568,97 @@ def train_grpo(workspace: Workspace = Path("."), round: TrainRound = 1, max_step
     previous round's adapter. For the embedded model, round 1 runs the SFT warm start first
     (\\[train] warm_start). Per-step metrics go to the workspace database. Resumes if killed."""
     _train(workspace, "grpo", round, max_steps)
+
+
+# -- the loop -----------------------------------------------------------------------------------
+
+
+@app.command("loop")
+@_user_errors
+def loop_command(
+    workspace: Workspace = Path("."),
+    rounds: Annotated[int | None, typer.Option(min=1, help="Run up to this round (default: \\[loop] rounds).")] = None,
+    static: Annotated[bool, typer.Option(
+        "--static", help="The baseline: the same GRPO steps per round on round 1's seed data, with no probing, "
+        "verification or expansion. Run it in a workspace of its own (a copy made before round 1).",
+    )] = False,
+) -> None:
+    """Run the closed loop: train -> probe -> verify -> expand -> assemble -> evaluate, round after
+    round (\\[loop] in looptool.toml). Resumable: kill it at any point and run it again; it goes on
+    from the stage that was running. With \\[loop] review on, it pauses after the judge's verdicts
+    until 'looptool review --accept'."""
+    from looptool.graphs.loop import run_loop
+
+    config, db_path = _open_workspace(workspace)
+    outcome = run_loop(workspace, config, rounds=rounds, static=static, log=typer.echo)
+    with Store.open(db_path) as store:
+        for info in store.rounds():
+            typer.echo(f"round {info.n}: {info.status}" + (f" at {info.stage}" if info.status != "done" else "")
+                       + "".join(f"; {k} {v}" for k, v in _round_summary(info.metrics).items()))
+    if outcome.paused:
+        typer.echo(f"paused for review of round {outcome.round}'s verdicts: 'looptool review -w {workspace}'")
+
+
+def _round_summary(metrics: dict) -> dict[str, str]:
+    out: dict[str, str] = {}
+    if "composition" in metrics:
+        out["data"] = ", ".join(f"{k} {v}" for k, v in metrics["composition"].items())
+    if "probe" in metrics:
+        out["probe"] = ", ".join(f"{k} {metrics['probe'].get(k, 0)}" for k in ("mastered", "boundary", "failed"))
+    if "expansion" in metrics:
+        out["expansion"] = ", ".join(f"{k} {v}" for k, v in metrics["expansion"].items())
+    ev = metrics.get("eval", {})
+    if ev.get("heldout") is not None:
+        out["held-out"] = f"{100 * ev['heldout']:.1f}%"
+    if ev.get("bfcl"):
+        out["BFCL subset"] = f"{100 * (ev['bfcl'].get('all') or 0):.1f}%"
+    return out
+
+
+@app.command("probe")
+@_user_errors
+def probe_command(workspace: Workspace = Path("."), round: TrainRound = 1) -> None:
+    """Probe a trained round: decode its samples greedily with its adapter and sort them into
+    mastered / boundary (correct, high perplexity) / failed. Resumable; the loop runs this itself."""
+    from looptool.training.probe import probe_round
+
+    config, _ = _open_workspace(workspace)
+    summary = probe_round(workspace, config, round, log=lambda line: typer.echo(line, err=True))
+    cut = "" if summary.cut is None else f"; boundary above perplexity {summary.cut:.3f}"
+    typer.echo(f"round {round}: " + ", ".join(f"{k} {v}" for k, v in summary.counts.items()) + cut)
+
+
+@app.command("review")
+@_user_errors
+def review_command(
+    workspace: Workspace = Path("."),
+    round: Annotated[int | None, typer.Option("--round", "-r", min=1, help="Round (default: the latest with verdicts).")] = None,
+    override: Annotated[list[str] | None, typer.Option(
+        help="SAMPLE_ID=VERDICT (LABEL_WRONG, PRED_WRONG, BOTH_OK, BOTH_WRONG, or 'judge' to clear); repeatable.")] = None,
+    accept: Annotated[bool, typer.Option("--accept", help="Accept the verdicts (with any overrides) and go on with the loop.")] = False,
+) -> None:
+    """List a round's judge verdicts, override some, and (--accept) let the paused loop apply them."""
+    from looptool.graphs.loop import run_loop
+
+    config, db_path = _open_workspace(workspace)
+    with Store.open(db_path) as store:
+        rounds_with = [r.n for r in store.rounds() if store.verdicts(r.n)]
+        if not rounds_with:
+            raise StoreError(f"{workspace} has no verdicts to review")
+        r = round or rounds_with[-1]
+        for item in override or []:
+            sample_id, _, kind = item.partition("=")
+            try:
+                store.set_human_override(sample_id.strip(), r, None if kind.strip() == "judge" else kind.strip())
+            except (KeyError, ValueError) as exc:
+                raise StoreError(f"--override {item!r}: {exc}") from None
+        for v in store.verdicts(r):
+            shown = v.verdict + (f" -> {v.human_override} (override)" if v.human_override else "")
+            typer.echo(f"{v.sample_id}  {shown:<28} {v.rationale[:100]}")
+    if accept:
+        outcome = run_loop(workspace, config, resume_review=True, log=typer.echo)
+        typer.echo(f"loop: round {outcome.round}, " + ("finished" if outcome.finished else
+                                                        "paused again" if outcome.paused else "stopped"))
 
 
 # -- eval ---------------------------------------------------------------------------------------

@@ -258,8 +258,20 @@ class TrainConfig(_Section):
 
 
 class LoopConfig(_Section):
-    """[loop]: one round of the closed loop -- probe the trained policy, verify failed labels, expand
-    on errors, assemble the next round's data."""
+    """[loop]: the closed loop -- rounds of train, probe the trained policy, verify failed labels,
+    expand on errors, assemble the next round's data, evaluate."""
+
+    rounds: int = Field(default=2, ge=1, le=100, description="Rounds `looptool loop` runs (more can be added later).")
+    grpo_steps: int | None = Field(
+        default=None, ge=1, description="GRPO steps per round; default: [train] epochs over the round's data."
+    )
+    eval_bfcl_categories: str = Field(
+        default="simple,multiple,parallel,irrelevance",
+        description="BFCL-v3 categories each round is evaluated on (comma-separated; empty: none).",
+    )
+    eval_bfcl_limit: int | None = Field(
+        default=20, ge=1, description="Entries per BFCL category each round (None: all of them)."
+    )
 
     boundary_quantile: float = Field(
         default=0.5, ge=0, le=1,

@@ -26,6 +26,11 @@ def chat_reply(content: str, finish_reason: str = "stop") -> dict[str, Any]:
     }  # fmt: skip
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 256  # the default backlog (5) resets connections when many requests are in flight
+    daemon_threads = True
+
+
 class FakeOpenAI:
     def __init__(self) -> None:
         self.replies: list[tuple[int, dict]] = []
@@ -59,7 +64,7 @@ class FakeOpenAI:
                     queued = fake.responder(self.path, body)
                 self._reply(*(queued or (200, {})))
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _Server(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
         self.endpoint = Endpoint(f"http://127.0.0.1:{self.server.server_port}/v1", "m", max_retries=3)

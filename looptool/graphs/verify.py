@@ -44,10 +44,16 @@ class VerifyState(TypedDict, total=False):
 
 @dataclass
 class VerifyContext:
+    workspace: Path
     config: WorkspaceConfig
     store: Store
-    endpoint: Endpoint
     today: str
+    log: Callable[[str], None] = print
+
+    def judge_endpoint(self) -> Endpoint:
+        # Resolved when the judge runs: a managed server may have been stopped (for training) and
+        # come back on another port.
+        return resolve_endpoint(self.config, "judge", self.workspace, log=self.log)
 
 
 def correction_reason(round: int) -> str:
@@ -61,15 +67,18 @@ def build_verify_graph(ctx: VerifyContext) -> StateGraph:
         r = state["round"]
         have = {v.sample_id for v in store.verdicts(r)}
         todo = [p for p in store.probes(r, "failed") if p.sample_id not in have]
+        if not todo:
+            return {"judged": 0}
+        endpoint = ctx.judge_endpoint()
         gate = asyncio.Semaphore(loop.concurrency)
 
         async def one(probe: Probe) -> None:
             sample = await asyncio.to_thread(store.get_sample, probe.sample_id)
             async with gate:
                 verdict, _ = await judge_sample(
-                    ctx.endpoint, sample, probe, date=ctx.today, votes=loop.judge_votes,
+                    endpoint, sample, probe, date=ctx.today, votes=loop.judge_votes,
                     temperature=loop.judge_temperature, max_attempts=loop.judge_attempts,
-                    judge_model=ctx.endpoint.model,
+                    judge_model=endpoint.model,
                 )  # fmt: skip
             await asyncio.to_thread(store.upsert_verdict, verdict)
 
@@ -129,11 +138,10 @@ def run_verify(workspace: Path, config: WorkspaceConfig, round: int, *, resume: 
     (`resume=True` releases the review pause), or start one."""
     from looptool.graphs.checkpoint import open_checkpointer
 
-    endpoint = resolve_endpoint(config, "judge", workspace, log=log)
     saver = open_checkpointer(workspace / DB_FILE)
     try:
         with Store.open(workspace / DB_FILE) as store:
-            ctx = VerifyContext(config, store, endpoint, date.today().isoformat())
+            ctx = VerifyContext(workspace, config, store, date.today().isoformat(), log)
             graph = build_verify_graph(ctx).compile(checkpointer=saver)
             thread = {"configurable": {"thread_id": f"verify-round-{round}"}}
             pending = graph.get_state(thread)

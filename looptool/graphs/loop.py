@@ -1,0 +1,277 @@
+"""The closed loop as one checkpointed LangGraph:
+
+    prepare -> train -> probe -> verify (judge -> review -> apply) -> expand -> assemble -> evaluate
+               ^                                                                            |
+               +------------------------------ next round ---------------------------------+
+
+* prepare: round 1's data, a seeded subsample of the seed training samples (`[loop] round_size`,
+  default all of them).
+* train: GRPO on the round's data in a child process (round 1 of the embedded model starts with
+  the SFT warm start); the local vLLM servers are stopped first, so training has the machine.
+* probe, verify, expand, assemble: see training/probe.py, graphs/verify.py, graphs/expand.py,
+  training/assemble.py.
+* evaluate: the round's adapter on the held-out samples and on a BFCL-v3 subset
+  (`[loop] eval_bfcl_categories`, `eval_bfcl_limit`); scores go to the round's metrics.
+
+`static = True` is the baseline of the paper's claim: the same GRPO steps per round on round 1's
+seed data, without probing, verification or expansion (run it in a workspace of its own).
+
+The state carries the round and counters only. Every node is safe to run again -- a trained round
+is not trained twice, probes, verdicts and expansions already stored are not asked for again,
+assembly is deterministic, evaluations are stored runs -- so a run killed at any point continues,
+from the node that was running, when `run_loop` is called again. The round's stage and status are
+written to the database as they change (the TUI reads them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any, TypedDict
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import Command
+
+from looptool.config import DB_FILE, WorkspaceConfig
+from looptool.schema import Round
+from looptool.store import Store, utc_now
+
+STAGES = ("prepare", "train", "probe", "verify", "expand", "assemble", "evaluate")
+
+
+class LoopState(TypedDict, total=False):
+    round: int  # the round being worked on
+    rounds: int  # the last round to run
+    judged: int  # (from the verify subgraph)
+    applied: dict[str, int]  # (from the verify subgraph)
+
+
+def _train_round(workspace: Path, config: WorkspaceConfig, round: int, log: Callable[[str], None]) -> None:
+    """GRPO for the round in a child process, after the SFT warm start where it is wanted."""
+    from looptool.serving.server import ServerManager
+    from looptool.training.process import run_stage
+    from looptool.training.rounds import adapter_dir
+    from looptool.training.sft import warm_start_wanted
+
+    ServerManager(workspace, config.serving).stop_all()  # training wants the memory and the cores
+    if round == 1 and warm_start_wanted(config) and not adapter_dir(workspace, 1, "sft").is_dir():
+        run_stage(workspace, "sft", 1, echo=log)
+    run_stage(workspace, "grpo", round, max_steps=config.loop.grpo_steps, echo=log)
+
+
+@dataclass
+class LoopContext:
+    workspace: Path
+    config: WorkspaceConfig
+    store: Store
+    static: bool = False
+    log: Callable[[str], None] = print
+    today: str = field(default_factory=lambda: date.today().isoformat())
+    # How a round is trained; tests of the control flow may pass another.
+    train: Callable[[Path, WorkspaceConfig, int, Callable[[str], None]], None] = _train_round
+
+
+def build_loop_graph(ctx: LoopContext) -> StateGraph:
+    from looptool.graphs.expand import ExpandContext, expand_round
+    from looptool.graphs.verify import VerifyContext, build_verify_graph
+    from looptool.serving.client import resolve_endpoint
+    from looptool.training.assemble import assemble_round, record_assembly
+    from looptool.training.probe import probe_round
+
+    store, config, ws, loop = ctx.store, ctx.config, ctx.workspace, ctx.config.loop
+
+    def stage(round: int, name: str, status: str = "running") -> None:
+        info = store.get_round(round) or Round(n=round)
+        update: dict[str, Any] = {"stage": name, "status": status}
+        if info.started_at is None:
+            update["started_at"] = utc_now()
+        if status == "done":
+            update["finished_at"] = utc_now()
+        store.upsert_round(info.model_copy(update=update))
+        store.log_event("info", "loop", f"round {round}: {name}" + ("" if status == "running" else f" ({status})"))
+
+    def metric(round: int, key: str, value: Any) -> None:
+        info = store.get_round(round) or Round(n=round)
+        store.upsert_round(info.model_copy(update={"metrics": {**info.metrics, key: value}}))
+
+    def prepare(state: LoopState) -> dict[str, Any]:
+        first = store.get_round(1)
+        if first is None or not first.data_ids:
+            seed = sorted(s.id for s in store.iter_samples(origin="seed", split="train", active=True))
+            if not seed:
+                raise LoopError(f"{ws} has no seed training samples; run 'looptool seed' first")
+            random.Random(f"round-1:{config.train.seed}").shuffle(seed)
+            ids = seed[: loop.round_size] if loop.round_size else seed
+            info = first or Round(n=1)
+            store.upsert_round(info.model_copy(update={
+                "data_ids": ids, "metrics": {**info.metrics, "composition": {"fresh_seed": len(ids)}}}))
+        stage(1, "prepare")
+        return {}
+
+    def train(state: LoopState) -> dict[str, Any]:
+        r = state["round"]
+        stage(r, "train")
+        info = store.get_round(r)
+        if info is None or not info.adapter_path or "grpo" not in info.metrics or not (ws / info.adapter_path).is_dir():
+            ctx.train(ws, config, r, ctx.log)
+        return {}
+
+    def probe(state: LoopState) -> dict[str, Any]:
+        r = state["round"]
+        stage(r, "probe")
+        summary = probe_round(ws, config, r, log=ctx.log)
+        metric(r, "probe", {**summary.counts, "boundary_cut": summary.cut})
+        return {}
+
+    async def expand(state: LoopState) -> dict[str, Any]:
+        r = state["round"]
+        stage(r, "expand")
+        expander = resolve_endpoint(config, "expander", ws, log=ctx.log)
+        judge = resolve_endpoint(config, "judge", ws, log=ctx.log)
+        counts = await expand_round(ExpandContext(config, store, expander, judge, ctx.today), r)
+        metric(r, "expansion", counts)
+        return {}
+
+    def assemble(state: LoopState) -> dict[str, Any]:
+        r = state["round"]
+        stage(r, "assemble")
+        if ctx.static:
+            first = store.get_round(1)
+            nxt = store.get_round(r + 1) or Round(n=r + 1)
+            store.upsert_round(nxt.model_copy(update={
+                "data_ids": first.data_ids, "metrics": {**nxt.metrics, "composition": {"seed": len(first.data_ids)}}}))
+        else:
+            record_assembly(store, assemble_round(store, r, loop, seed=config.train.seed))
+        return {}
+
+    def evaluate(state: LoopState) -> dict[str, Any]:
+        r = state["round"]
+        stage(r, "evaluate")
+        metric(r, "eval", evaluate_round(ws, config, r, ctx.log))
+        stage(r, "done", "done")
+        return {}
+
+    def advance(state: LoopState) -> dict[str, Any]:
+        return {"round": state["round"] + 1}
+
+    def after_evaluate(state: LoopState) -> str:
+        return "advance" if state["round"] < state["rounds"] else END
+
+    graph = StateGraph(LoopState)
+    graph.add_node("prepare", prepare)
+    graph.add_node("train", train)
+    graph.add_node("evaluate", evaluate)
+    graph.add_node("assemble", assemble)
+    graph.add_node("advance", advance)
+    graph.add_edge(START, "prepare")
+    graph.add_edge("prepare", "train")
+    if ctx.static:
+        graph.add_edge("train", "assemble")
+    else:
+        verify = build_verify_graph(VerifyContext(ws, config, store, ctx.today, ctx.log)).compile()
+
+        def verify_stage(state: LoopState) -> dict[str, Any]:
+            stage(state["round"], "verify")
+            return {}
+
+        graph.add_node("probe", probe)
+        graph.add_node("verify_stage", verify_stage)
+        graph.add_node("verify", verify)
+        graph.add_node("expand", expand)
+        graph.add_edge("train", "probe")
+        graph.add_edge("probe", "verify_stage")
+        graph.add_edge("verify_stage", "verify")
+        graph.add_edge("verify", "expand")
+        graph.add_edge("expand", "assemble")
+    graph.add_edge("assemble", "evaluate")
+    graph.add_conditional_edges("evaluate", after_evaluate, ["advance", END])
+    graph.add_edge("advance", "train")
+    return graph
+
+
+def evaluate_round(workspace: Path, config: WorkspaceConfig, round: int, log: Callable[[str], None]) -> dict[str, Any]:
+    """The round's adapter on the held-out samples and the BFCL-v3 subset: accuracy by part."""
+    from looptool.eval import bfcl_suite
+    from looptool.eval.heldout import run_heldout
+    from looptool.eval.target import resolve_target
+
+    target = resolve_target(workspace, config, round, log=log)
+    out: dict[str, Any] = {}
+    with Store.open(workspace / DB_FILE) as store:
+        has_heldout = any(True for _ in store.iter_samples(split="heldout", active=True, page=1))
+    if has_heldout:
+        run_id, _ = run_heldout(workspace, config, target)
+        with Store.open(workspace / DB_FILE) as store:
+            scores = store.eval_scores(run_id)
+        out["heldout"] = _accuracy(scores)
+        out["heldout_run"] = run_id
+    categories = bfcl_suite.parse_categories(config.loop.eval_bfcl_categories)
+    if categories:
+        run_id, _ = bfcl_suite.run_bfcl(workspace, config, target, categories, config.loop.eval_bfcl_limit)
+        with Store.open(workspace / DB_FILE) as store:
+            scores = store.eval_scores(run_id)
+        out["bfcl"] = {c: s["accuracy"] for c, s in scores.items()} | {"all": _accuracy(scores)}
+        out["bfcl_run"] = run_id
+    return out
+
+
+def _accuracy(scores: dict[str, dict[str, Any]]) -> float | None:
+    total = sum(s["total"] for s in scores.values())
+    return sum(s["passed"] for s in scores.values()) / total if total else None
+
+
+class LoopError(Exception):
+    """The loop cannot start or go on (no data, a round without its adapter)."""
+
+
+@dataclass(frozen=True)
+class LoopOutcome:
+    round: int  # the round reached
+    paused: bool  # waiting for a review of the round's verdicts
+    finished: bool
+
+
+def run_loop(workspace: Path, config: WorkspaceConfig, *, rounds: int | None = None, static: bool = False,
+             resume_review: bool = False, log: Callable[[str], None] = print,
+             train: Callable[..., None] | None = None) -> LoopOutcome:
+    """Run the loop to its last round, continuing a killed or paused run of the same workspace."""
+    from looptool.graphs.checkpoint import open_checkpointer
+
+    last = rounds or config.loop.rounds
+    saver = open_checkpointer(workspace / DB_FILE)
+    try:
+        with Store.open(workspace / DB_FILE) as store:
+            ctx = LoopContext(workspace, config, store, static=static, log=log)
+            if train is not None:
+                ctx.train = train
+            graph = build_loop_graph(ctx).compile(checkpointer=saver)
+            thread = {"configurable": {"thread_id": "loop-static" if static else "loop"}, "recursion_limit": 200}
+            pending = graph.get_state(thread, subgraphs=True)
+            given: Any
+            if pending.next and _interrupted(pending):
+                if not resume_review:
+                    return LoopOutcome(pending.values.get("round", 1), True, False)
+                given = Command(resume=True)
+            elif pending.next:
+                given = None  # killed mid-way: go on from the last checkpoint
+            else:
+                done = pending.values.get("round", 0) if pending.values else 0
+                given = {"round": done + 1 if done else 1, "rounds": last}
+                if done and done >= last:
+                    return LoopOutcome(done, False, True)
+            result = asyncio.run(graph.ainvoke(given, thread))
+            state = graph.get_state(thread)
+            paused = bool(result.get("__interrupt__")) if isinstance(result, dict) else False
+            return LoopOutcome(state.values.get("round", 1), paused, not state.next)
+    finally:
+        saver.conn.close()
+
+
+def _interrupted(snapshot: Any) -> bool:
+    if snapshot.interrupts:
+        return True
+    return any(_interrupted(t.state) for t in snapshot.tasks if getattr(t, "state", None) is not None)
