@@ -109,7 +109,8 @@ def build_loop_graph(ctx: LoopContext) -> StateGraph:
             info = first or Round(n=1)
             store.upsert_round(info.model_copy(update={
                 "data_ids": ids, "metrics": {**info.metrics, "composition": {"fresh_seed": len(ids)}}}))
-        stage(1, "prepare")
+        if state["round"] == 1:
+            stage(1, "prepare")
         return {}
 
     def train(state: LoopState) -> dict[str, Any]:

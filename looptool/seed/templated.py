@@ -86,11 +86,12 @@ def heldout_tools(seed: int, fraction: float) -> set[str]:
 
 
 def templated_samples(n: int, *, seed: int = 0, heldout_fraction: float = 0.3,
-                      mix: dict[str, float] | None = None, start: int = 0) -> list[Sample]:
+                      mix: dict[str, float] | None = None, start: int = 0, vary_names: float = 0.5) -> list[Sample]:
     """Samples start .. start+n-1 of the templated set for `seed`.
 
     Held-out samples offer only held-out tools and training samples only the others, so the
-    held-out split measures tools the policy never trained on, as the seed split does.
+    held-out split measures tools the policy never trained on, as the seed split does. A share
+    `vary_names` of the training samples gets its tool and parameter names varied (`renamed`).
     """
     mix = dict(DEFAULT_MIX if mix is None else mix)
     unknown = set(mix) - set(SCENARIOS)
@@ -108,8 +109,62 @@ def templated_samples(n: int, *, seed: int = 0, heldout_fraction: float = 0.3,
         if not by_split[split]:
             split = "train" if split == "heldout" else "heldout"
         scenario = rng.choices(list(mix), weights=list(mix.values()))[0]
-        out.append(_sample(rng, by_split[split], scenario, split))
+        sample = _sample(rng, by_split[split], scenario, split)
+        if split == "train" and rng.random() < vary_names:
+            sample = renamed(sample, rng)
+        out.append(sample)
     return out
+
+
+# Words that may stand in for one another in a tool's or parameter's name.
+SYNONYMS = {
+    "get": ("fetch", "lookup", "query"), "find": ("search", "lookup", "locate"), "search": ("find", "query"),
+    "book": ("reserve", "schedule"), "create": ("add", "make", "new"), "send": ("post", "deliver"),
+    "set": ("change", "update", "adjust"), "add": ("put", "insert"), "list": ("show", "browse"),
+    "city": ("town", "location", "place"), "date": ("day", "on_date"), "time": ("at", "start_time"),
+    "name": ("full_name", "person"), "text": ("content", "message_text"), "email": ("address", "mail"),
+    "to": ("recipient",), "room": ("area", "space"), "quantity": ("count", "amount_of", "qty"),
+    "limit": ("max_results", "count"), "amount": ("sum", "value"), "topic": ("subject", "query"),
+}
+
+
+def _style(words: list[str], style: str) -> str:
+    if style == "camel":
+        return words[0] + "".join(w.capitalize() for w in words[1:])
+    if style == "pascal":
+        return "".join(w.capitalize() for w in words)
+    return "_".join(words)
+
+
+def _vary(name: str, rng: random.Random, style: str) -> str:
+    words = [rng.choice((w, *SYNONYMS[w])) if w in SYNONYMS and rng.random() < 0.5 else w for w in name.split("_")]
+    return _style("_".join(words).split("_"), style)
+
+
+def renamed(sample: Sample, rng: random.Random) -> Sample:
+    """The sample with its tools' and parameters' names varied (synonyms, camelCase, PascalCase)
+    and the parameters in another order, the label renamed to match: a model trained on it must
+    read names from the tool list instead of recalling the training tools'."""
+    tools, names, params = [], {}, {}
+    for tool in sample.tools:
+        style = rng.choice(("snake", "camel", "pascal"))
+        new = _vary(tool.name, rng, style)
+        props = tool.parameters.get("properties", {})
+        mapping: dict[str, str] = {}
+        for p in props:
+            candidate = _vary(p, rng, "snake" if style == "pascal" else style)
+            mapping[p] = candidate if candidate not in mapping.values() else p
+        order = list(props)
+        rng.shuffle(order)
+        schema = {**tool.parameters, "properties": {mapping[p]: props[p] for p in order},
+                  "required": [mapping[p] for p in tool.parameters.get("required", [])]}
+        tools.append(tool.model_copy(update={"name": new, "parameters": schema}))
+        names[tool.name], params[tool.name] = new, mapping
+    calls = [ToolCall(name=names[c.name], arguments={params[c.name][k]: v for k, v in c.arguments.items()})
+             for c in sample.label.calls]
+    label = Label(calls=calls) if calls else sample.label
+    return Sample(origin=sample.origin, messages=[system_message(tools), *sample.messages[1:]], tools=tools,
+                  label=label, split=sample.split, scenario=sample.scenario)
 
 
 def _sample(rng: random.Random, pool: list[Task], scenario: str, split: str) -> Sample:

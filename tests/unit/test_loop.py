@@ -201,3 +201,17 @@ def test_review_pauses_the_loop_until_accepted(workspace, fake_openai, tokenizer
     with Store.open(ws / DB_FILE) as store:
         assert store.get_sample(verdicts[0].sample_id).active is False
         assert store.get_round(1).status == "done"
+
+
+def test_more_rounds_continue_a_finished_loop(workspace, fake_openai, tokenizer):
+    ws = _workspace(workspace, fake_openai)
+    fake_openai.responder = responder(tokenizer)
+    training = StandInTraining()
+    assert run_loop(ws, load_config(ws), rounds=1, log=lambda *_: None, train=training).finished
+    with Store.open(ws / DB_FILE) as store:
+        planned = store.get_round(2).data_ids  # assembled at the end of round 1
+    outcome = run_loop(ws, load_config(ws), rounds=2, log=lambda *_: None, train=training)
+    assert outcome.finished and outcome.round == 2 and training.calls == [1, 2]
+    with Store.open(ws / DB_FILE) as store:
+        assert store.get_round(1).status == "done" and store.get_round(2).status == "done"
+        assert store.get_round(2).data_ids == planned
