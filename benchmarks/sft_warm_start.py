@@ -72,10 +72,12 @@ def main() -> None:
         errors = [store.eval_error_counts(r["id"]) for r in (after, base)]
         steps = store.train_steps(1, "sft")
         by_split = store.sample_counts_by_split()
-    print(f"\nSFT warm start, embedded model: {by_split['train']} training samples, "
-          f"{by_split['heldout']} held-out samples on tools never trained on")
+    print(f"\nSFT warm start, embedded model: {by_split.get('train', 0)} training samples, "
+          f"{by_split.get('heldout', 0)} held-out samples on tools never trained on")
     for line in heldout_table([after, base], scores):
         print(line)
+    calls = [_exact(scores[1], "call"), _exact(scores[0], "call")]  # base, after
+    print(f"exact match on call samples: base {calls[0]:.1%} -> after SFT {calls[1]:.1%}")
     for name, errs, sc in zip(("after SFT", "base     "), errors, scores):
         print(f"{name}: " + error_summary(errs, sum(s["total"] for s in sc.values()), HELDOUT_UNREADABLE))
     if steps:
@@ -85,6 +87,13 @@ def main() -> None:
         median = times[len(times) // 2] if times else float("nan")
         print(f"SFT: {len(steps)} steps, median step {median:.1f} s, peak memory {peak:.0f} MiB, last loss {last:.3f}"
               + (f", {trained:.0f} s with loading and saving" if trained else ""))
+
+
+def _exact(scores: dict, kind: str) -> float:
+    """Exact-match share of the samples whose label is of this kind ("call" or "text")."""
+    picked = [v for c, v in scores.items() if c.rsplit("/", 1)[-1] == kind]
+    total = sum(v["total"] for v in picked)
+    return sum(v["passed"] for v in picked) / total if total else float("nan")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from looptool.concurrency import run_all
 from looptool.serving.client import Endpoint, RequestRejected, acomplete, acomplete_prompt
 from looptool.store import Store
 
@@ -101,13 +102,7 @@ async def _ask_all(items: Sequence[EvalItem], store: Store, run_id: str, endpoin
         progress.passed += int(row["passed"])
         on_progress(progress)
 
-    tasks = [asyncio.create_task(one(item)) for item in items]
-    try:
-        await asyncio.gather(*tasks)
-    finally:
-        for task in tasks:
-            task.cancel()  # a fatal error (server gone) stops the rest; their rows are simply absent
-        await asyncio.gather(*tasks, return_exceptions=True)
+    await run_all(one(item) for item in items)
 
 
 def run_items(items: Sequence[EvalItem], store: Store, run_id: str, endpoint: Endpoint, model: str, *,

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from looptool.agents.expander import dimension, expand_sample
 from looptool.agents.judge import check_label
+from looptool.concurrency import run_all
 from looptool.config import WorkspaceConfig
 from looptool.schema import Sample
 from looptool.serving.client import Endpoint
@@ -68,11 +69,5 @@ async def expand_round(ctx: ExpandContext, round: int) -> dict[str, int]:
         await asyncio.to_thread(store.add_expansion, parent.id, round, slot, status="duplicate" if exists else "kept",
                                 dimension=vary, sample=None if exists else sample, detail=check.value["analysis"])
 
-    tasks = [asyncio.create_task(one(p, s)) for p, s in todo]
-    try:
-        await asyncio.gather(*tasks)
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    await run_all(one(p, s) for p, s in todo)
     return store.expansion_counts(round)

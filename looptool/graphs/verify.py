@@ -30,6 +30,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, interrupt
 
 from looptool.agents.judge import judge_sample, prediction_label
+from looptool.concurrency import run_all
 from looptool.config import DB_FILE, WorkspaceConfig
 from looptool.schema import Probe
 from looptool.serving.client import Endpoint, resolve_endpoint
@@ -82,13 +83,7 @@ def build_verify_graph(ctx: VerifyContext) -> StateGraph:
                 )  # fmt: skip
             await asyncio.to_thread(store.upsert_verdict, verdict)
 
-        tasks = [asyncio.create_task(one(p)) for p in todo]
-        try:
-            await asyncio.gather(*tasks)
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await run_all(one(p) for p in todo)
         return {"judged": len(todo)}
 
     def review(state: VerifyState) -> dict[str, Any]:

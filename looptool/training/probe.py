@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from looptool.calls import label_matches, parse_calls
+from looptool.concurrency import run_all
 from looptool.config import DB_FILE, LoopConfig, WorkspaceConfig
+from looptool.eval.runner import EvalProgress
 from looptool.eval.target import EvalTarget, resolve_target
 from looptool.schema import Probe, ProbeCategory, Sample
 from looptool.serving.client import RequestRejected, acomplete_prompt, aprompt_logprobs
@@ -34,26 +35,12 @@ from looptool.training.stage import TrainingError, base_model_dir, round_samples
 from looptool.training.templates import PromptRenderer, label_text, load_renderer
 
 
-@dataclass
-class ProbeProgress:
-    total: int
-    already: int = 0  # probed by an earlier run
-    done: int = 0  # probed in this run
-    correct: int = 0  # of those probed in this run
-    rejected: int = 0  # prompts the server refused (counted as failed)
-    started: float = field(default_factory=time.monotonic)
-
-    @property
-    def finished(self) -> int:
-        return self.already + self.done
-
-
 @dataclass(frozen=True)
 class ProbeSummary:
     round: int
     counts: dict[str, int]  # mastered / boundary / failed
     cut: float | None  # the perplexity above which a correct answer is boundary
-    progress: ProbeProgress
+    progress: EvalProgress  # passed: probes answered correctly
 
 
 def mean_perplexity(logprobs: Sequence[float]) -> float | None:
@@ -122,7 +109,7 @@ async def label_perplexity(prompt: str, label: str, renderer: PromptRenderer, ta
 
 
 def probe_round(workspace: Path, config: WorkspaceConfig, round: int, *, log: Callable[[str], None] = print,
-                on_progress: Callable[[ProbeProgress], None] = lambda p: None) -> ProbeSummary:
+                on_progress: Callable[[EvalProgress], None] = lambda p: None) -> ProbeSummary:
     """Probe every sample of `round` with the round's adapter, then set every probe's category."""
     # The renderer of the trained base model: the prompts are exactly those training used.
     renderer = load_renderer(str(base_model_dir(config)))
@@ -133,7 +120,7 @@ def probe_round(workspace: Path, config: WorkspaceConfig, round: int, *, log: Ca
         raise TrainingError(f"round {round} has no samples to probe")
     target = resolve_target(workspace, config, round, log=log)
     todo = [s for s in samples if s.id not in probed]
-    progress = ProbeProgress(total=len(samples), already=len(samples) - len(todo))
+    progress = EvalProgress(total=len(samples), already=len(samples) - len(todo))
     on_progress(progress)
     if todo:
         with Store.open(workspace / DB_FILE) as store:
@@ -148,8 +135,8 @@ def probe_round(workspace: Path, config: WorkspaceConfig, round: int, *, log: Ca
 
 
 async def _probe_all(samples: Sequence[Sample], round: int, renderer: PromptRenderer, target: EvalTarget,
-                     store: Store, config: WorkspaceConfig, progress: ProbeProgress,
-                     on_progress: Callable[[ProbeProgress], None]) -> None:
+                     store: Store, config: WorkspaceConfig, progress: EvalProgress,
+                     on_progress: Callable[[EvalProgress], None]) -> None:
     gate = asyncio.Semaphore(config.eval.concurrency)
 
     async def one(sample: Sample) -> None:
@@ -159,14 +146,8 @@ async def _probe_all(samples: Sequence[Sample], round: int, renderer: PromptRend
                                        perplexity_of=config.loop.perplexity_of)
         await asyncio.to_thread(store.upsert_probe, probe)
         progress.done += 1
-        progress.correct += int(probe.correct)
+        progress.passed += int(probe.correct)
         progress.rejected += int(probe.raw.startswith("[request refused"))
         on_progress(progress)
 
-    tasks = [asyncio.create_task(one(s)) for s in samples]
-    try:
-        await asyncio.gather(*tasks)
-    finally:
-        for task in tasks:
-            task.cancel()  # a dead server stops the rest; their probes are simply absent
-        await asyncio.gather(*tasks, return_exceptions=True)
+    await run_all(one(s) for s in samples)

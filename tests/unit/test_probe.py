@@ -98,7 +98,7 @@ def test_probe_round_scores_measures_and_categorises(probe_ws, fake_openai, toke
     fake_openai.responder = scripted(tokenizer)
     summary = probe_round(probe_ws, load_config(probe_ws), 1, log=lambda line: None)
     assert summary.counts == {"mastered": 2, "boundary": 2, "failed": 2}  # cut: the median, exp(0.1)
-    assert (summary.progress.done, summary.progress.correct) == (6, 4)
+    assert (summary.progress.done, summary.progress.passed) == (6, 4)
     decodes = [b for p, b in fake_openai.requests if p.endswith("/completions") and "prompt_logprobs" not in b]
     assert len(decodes) == 6 and all(b["model"] == "round-1" and b["temperature"] == 0 for b in decodes)
     with Store.open(probe_ws / DB_FILE) as store:
