@@ -88,8 +88,7 @@ def run_bfcl(workspace: Path, config: WorkspaceConfig, target: EvalTarget, categ
              ) -> tuple[str, EvalProgress]:
     """Evaluate `target` on the chosen categories; returns the run id and what this call did."""
     settings = run_settings(config)
-    run_id = stable_id("eval", SUITE, target.endpoint.base_url, target.endpoint.model, target.model,
-                       target.adapter, target.round, settings)
+    run_id = target.run_id(SUITE, settings)
     todo = items(select_entries(categories, limit), config.eval.prompt_format, config.eval.parallel_matching,
                  policy_renderer(config))
     with Store.open(workspace / DB_FILE) as store:

@@ -16,7 +16,7 @@ from looptool.calls import format_calls, label_matches, parse_calls
 from looptool.config import DB_FILE, WorkspaceConfig
 from looptool.eval.runner import EvalItem, EvalProgress, Scored, run_items
 from looptool.eval.target import EvalTarget, policy_renderer
-from looptool.schema import Sample, stable_id
+from looptool.schema import Sample
 from looptool.store import Store, StoreError
 from looptool.training.templates import PromptRenderer, fallback_chat
 
@@ -57,8 +57,7 @@ def run_heldout(workspace: Path, config: WorkspaceConfig, target: EvalTarget, *,
                 on_progress: Callable[[EvalProgress], None] = lambda p: None) -> tuple[str, EvalProgress]:
     """Evaluate `target` on every active held-out sample; returns the run id and this call's progress."""
     settings = {"max_tokens": config.eval.max_tokens, "temperature": config.eval.temperature}
-    run_id = stable_id("eval", SUITE, target.endpoint.base_url, target.endpoint.model, target.model,
-                       target.adapter, target.round, settings)
+    run_id = target.run_id(SUITE, settings)
     with Store.open(workspace / DB_FILE) as store:
         samples = list(store.iter_samples(split="heldout", active=True))
         if not samples:

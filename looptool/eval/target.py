@@ -8,6 +8,7 @@ from pathlib import Path
 
 from looptool.config import DB_FILE, ManagedModel, WorkspaceConfig
 from looptool.serving.client import Endpoint, load_lora, resolve_endpoint
+from looptool.schema import stable_id
 from looptool.store import Store, StoreError
 from looptool.training.templates import PromptRenderer, load_renderer
 
@@ -18,6 +19,12 @@ class EvalTarget:
     model: str  # the name requests carry: the base model, or the adapter's name on the server
     round: int | None  # 0: the base policy; None: an adapter given by its directory
     adapter: str | None  # the adapter's path, when there is one
+
+    def run_id(self, suite: str, settings: dict) -> str:
+        """The id of this target's run of a suite under these settings: asking again continues it.
+        The server's address is not part of it, since a managed server gets a new port each time
+        it starts; the served model, the adapter and the settings are."""
+        return stable_id("eval", suite, self.endpoint.model, self.model, self.adapter, self.round, settings)
 
     @property
     def label(self) -> str:

@@ -5,6 +5,7 @@ test_bfcl_checker.py."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -153,6 +154,11 @@ def test_run_bfcl_scores_stores_and_resumes(policy_ws, fake_openai):
     assert (again.already, again.done, len(fake_openai.requests)) == (6, 0, 6)
     run2, more = bfcl_suite.run_bfcl(policy_ws, config, _target(fake_openai), ["simple"], 5)
     assert run2 == run_id and (more.already, more.done, len(fake_openai.requests)) == (3, 2, 8)
+
+    # A managed server started again listens on another port: the run goes on all the same.
+    moved = EvalTarget(replace(fake_openai.endpoint, base_url="http://127.0.0.1:9/v1"), "m", 0, None)
+    run3, after_restart = bfcl_suite.run_bfcl(policy_ws, config, moved, ["simple"], 5)
+    assert run3 == run_id and (after_restart.already, after_restart.done) == (5, 0)
 
 
 def test_settings_that_change_answers_make_another_run(policy_ws, fake_openai):
