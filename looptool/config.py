@@ -315,9 +315,11 @@ class LoopConfig(_Section):
         "every round after (the paper: 5,632 -> 2,816 -> 1,408 of 18,304).",
     )
     perplexity_of: Literal["label", "output"] = Field(
-        default="label",
-        description="Probing: whose perplexity under the policy decides boundary vs mastered -- the label's "
-        "continuation of the prompt, or the policy's own greedy answer.",
+        default="output",
+        description="Probing: whose perplexity under the policy decides boundary vs mastered -- the policy's own "
+        "greedy answer (free: it comes with the answer), or the label's continuation of the prompt (one more "
+        "request per sample; needs a CUDA vLLM server: the CPU build crashes on prompt log-probs through a LoRA "
+        "adapter).",
     )
 
 

