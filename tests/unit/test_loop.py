@@ -87,13 +87,13 @@ def tokenizer():
     return load_renderer("smollm2-135m-instruct").tokenizer
 
 
-def _workspace(workspace: Path, fake_openai, *, review: bool = False) -> Path:
+def _workspace(workspace: Path, fake_openai, *, review: bool = False, bfcl: str = "") -> Path:
     config = load_config(workspace).model_copy(deep=True)
     fake = EndpointModel(kind="endpoint", base_url=fake_openai.endpoint.base_url, model="m")
     config.policy = config.generator = config.judge = fake
     config.train.model = "smollm2-135m-instruct"
     config.serving.max_retries = 0
-    config.loop.eval_bfcl_categories = "simple"
+    config.loop.eval_bfcl_categories = bfcl  # BFCL in one test only: the rest is the same path
     config.loop.eval_bfcl_limit = 2
     config.loop.expansions_per_error = 2
     config.loop.review = review
@@ -139,7 +139,7 @@ def bookkeeping(ws: Path) -> dict:
 
 
 def test_two_rounds_end_to_end(workspace, fake_openai, tokenizer):
-    ws = _workspace(workspace, fake_openai)
+    ws = _workspace(workspace, fake_openai, bfcl="simple")
     fake_openai.responder = responder(tokenizer)
     training = StandInTraining()
     outcome = run_loop(ws, load_config(ws), rounds=2, log=lambda *_: None, train=training)
