@@ -74,6 +74,7 @@ def _user_errors(fn):
     from looptool.agents.judge import JudgeFailed
     from looptool.graphs.loop import LoopError
     from looptool.training.stage import TrainingError
+    from looptool.demo import DemoError
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -81,7 +82,7 @@ def _user_errors(fn):
             return fn(*args, **kwargs)
         except (
             ConfigError, StoreError, ServingError, ModelOutputError, EmbeddedModelError, ToolImportError, NoToolsError,
-            TrainingError, LoopError, JudgeFailed,
+            TrainingError, LoopError, JudgeFailed, DemoError,
         ) as exc:  # fmt: skip
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
@@ -580,16 +581,24 @@ def loop_command(
     rounds: Annotated[int | None, typer.Option(min=1, help="Run up to this round (default: \\[loop] rounds).")] = None,
     static: Annotated[bool, typer.Option(
         "--static", help="The baseline: the same GRPO steps per round on round 1's seed data, with no probing, "
-        "verification or expansion. Run it in a workspace of its own (a copy made before round 1).",
+        "verification or expansion, in the workspace's 'static' folder (made on first use from the seed state; "
+        "round 1 is shared with the loop when the loop has trained it).",
     )] = False,
 ) -> None:
     """Run the closed loop: train -> probe -> verify -> expand -> assemble -> evaluate, round after
     round (\\[loop] in looptool.toml). Resumable: kill it at any point and run it again; it goes on
     from the stage that was running. With \\[loop] review on, it pauses after the judge's verdicts
     until 'looptool review --accept'."""
+    from looptool.baseline import make_static_workspace
     from looptool.graphs.loop import run_loop
+    from looptool.serving.server import ServerManager
 
     config, db_path = _open_workspace(workspace)
+    if static:
+        ServerManager(workspace, config.serving).stop_all()  # the baseline starts servers of its own
+        workspace = make_static_workspace(workspace)
+        typer.echo(f"static baseline in {workspace}")
+        config, db_path = _open_workspace(workspace)
     outcome = run_loop(workspace, config, rounds=rounds, static=static, log=typer.echo)
     with Store.open(db_path) as store:
         for info in store.rounds():
@@ -946,40 +955,32 @@ def doctor(workspace: Workspace = Path(".")) -> None:
 
 @app.command()
 @_user_errors
+def report(workspace: Workspace = Path(".")) -> None:
+    """Write report.md and its plots (report/*.png) into the workspace: per round, data composition,
+    verdict counts, expansion yield, held-out and BFCL-subset accuracy, reward per step and stage
+    times, for the loop and, when it has run, the static baseline ('looptool loop --static')."""
+    from looptool.report import write_report
+
+    _open_workspace(workspace)
+    typer.echo(f"report: {write_report(workspace)}")
+
+
+@app.command()
+@_user_errors
 def demo(
     workspace: Workspace = Path("runs/demo"),
-    keep_server: Annotated[bool, typer.Option(help="Leave the server running afterwards.")] = False,
+    rounds: Annotated[int, typer.Option(min=1, help="Loop rounds (and static baseline rounds).")] = 2,
 ) -> None:
-    """Run what exists so far end to end: init, serve the policy, ask a structured question."""
-    from pydantic import BaseModel
+    """The whole method on this machine with the embedded model: init, tools synth, seed, SFT warm
+    start, the loop, the static baseline, report -- sized for under 30 minutes on 2 CPU cores (the
+    sizes are in the workspace's looptool.toml). Each step is a 'looptool' command, shown as it
+    runs; run the demo again to continue after an interruption."""
+    from looptool.demo import run_demo
 
-    from looptool.serving.client import perplexity, prompt_logprobs, resolve_endpoint, structured_call
-    from looptool.serving.embedded import is_materialised
-    from looptool.serving.server import ServerManager
-
-    class WeatherCall(BaseModel):
-        city: str
-        unit: str
-
-    started = time.monotonic()
-    if not (workspace / CONFIG_FILE).exists():
-        init(workspace, None)
-    config, db_path = _open_workspace(workspace)
-    cache = "model cache reused" if is_materialised() else "model cache built"
-    endpoint = resolve_endpoint(config, "policy", workspace)
-    question = [("user", "What's the weather in Paris in celsius? Answer as JSON with city and unit.")]
-    answer = structured_call(endpoint, question, WeatherCall, temperature=0, max_tokens=64)
-    ppl = perplexity(prompt_logprobs(endpoint, "The weather in Paris is mild today."))
-    summary = (
-        f"demo: served {endpoint.model} at {endpoint.base_url} ({cache}); "
-        f"JSON-schema answer {answer.model_dump_json()}; prompt perplexity {ppl:.1f}; "
-        f"{time.monotonic() - started:.0f}s"
-    )
-    with Store.open(db_path) as store:
-        store.log_event("info", "demo", summary)
-    if not keep_server:
-        ServerManager(workspace, config.serving).stop_all()
-    typer.echo(summary + ("" if keep_server else "; server stopped"))
+    seconds = run_demo(workspace, rounds=rounds, echo=typer.echo)
+    typer.echo("\ndemo finished in " + f"{seconds.pop('total'):.0f}s (" +
+               ", ".join(f"{k} {v:.0f}s" for k, v in seconds.items()) + ")")
+    typer.echo(f"report: {workspace / 'report.md'}")
 
 
 if __name__ == "__main__":  # pragma: no cover - `python -m looptool.cli`

@@ -29,7 +29,7 @@ import asyncio
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -86,11 +86,12 @@ def build_loop_graph(ctx: LoopContext) -> StateGraph:
 
     def stage(round: int, name: str, status: str = "running") -> None:
         info = store.get_round(round) or Round(n=round)
-        update: dict[str, Any] = {"stage": name, "status": status}
+        now = utc_now()
+        update: dict[str, Any] = {"stage": name, "status": status, "metrics": _stage_clock(info, name, now)}
         if info.started_at is None:
-            update["started_at"] = utc_now()
+            update["started_at"] = now
         if status == "done":
-            update["finished_at"] = utc_now()
+            update["finished_at"] = now
         store.upsert_round(info.model_copy(update=update))
         store.log_event("info", "loop", f"round {round}: {name}" + ("" if status == "running" else f" ({status})"))
 
@@ -152,7 +153,8 @@ def build_loop_graph(ctx: LoopContext) -> StateGraph:
     def evaluate(state: LoopState) -> dict[str, Any]:
         r = state["round"]
         stage(r, "evaluate")
-        metric(r, "eval", evaluate_round(ws, config, r, ctx.log))
+        if "eval" not in store.get_round(r).metrics:  # (a static baseline's round 1 may come evaluated)
+            metric(r, "eval", evaluate_round(ws, config, r, ctx.log))
         stage(r, "done", "done")
         return {}
 
@@ -192,6 +194,25 @@ def build_loop_graph(ctx: LoopContext) -> StateGraph:
     graph.add_conditional_edges("evaluate", after_evaluate, ["advance", END])
     graph.add_edge("advance", "train")
     return graph
+
+
+def _stage_clock(info: Round, name: str, now: str) -> dict[str, Any]:
+    """The round's metrics with the wall time of the stage that ends as `name` begins
+    (`stage_seconds`). A stage entered again after a kill keeps its first start, so its time
+    includes the time the run lay dead."""
+    metrics = dict(info.metrics)
+    if info.stage == name and info.status == "running":
+        return metrics
+    seconds = dict(metrics.get("stage_seconds", {}))
+    started = metrics.pop("stage_started", None)
+    if info.stage and started and info.status == "running":
+        elapsed = datetime.fromisoformat(now) - datetime.fromisoformat(started)
+        seconds[info.stage] = round(seconds.get(info.stage, 0.0) + elapsed.total_seconds(), 1)
+    if seconds:
+        metrics["stage_seconds"] = seconds
+    if name != "done":
+        metrics["stage_started"] = now
+    return metrics
 
 
 def evaluate_round(workspace: Path, config: WorkspaceConfig, round: int, log: Callable[[str], None]) -> dict[str, Any]:

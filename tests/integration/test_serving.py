@@ -1,7 +1,7 @@
 """A real vLLM server (CPU build) with the embedded model, driven through the CLI and the client.
 
 One server is started for the whole module (about a minute on 2 cores) and every check runs
-against it: reuse, structured output, prompt log-probs, LoRA hot-loading, the demo, and a clean
+against it: reuse, structured output, prompt log-probs, LoRA hot-loading, and a clean
 stop that leaves no process behind.
 """
 
@@ -122,14 +122,6 @@ def test_hot_loaded_lora_adapter_answers(served, tmp_path):
     finally:
         unload_lora(endpoint, "fresh-adapter")
     assert "fresh-adapter" not in check_endpoint(endpoint)
-
-
-def test_demo_reuses_the_server(served):
-    ws, _ = served
-    result = CliRunner().invoke(app, ["demo", "-w", str(ws), "--keep-server"])
-    assert result.exit_code == 0, result.output
-    assert "reusing the server" in result.output
-    assert result.output.strip().splitlines()[-1].startswith("demo: served smollm2-135m-instruct")
 
 
 def test_stop_leaves_no_process_behind(served):

@@ -222,3 +222,47 @@ def test_more_rounds_continue_a_finished_loop(workspace, fake_openai, tokenizer)
     with Store.open(ws / DB_FILE) as store:
         assert store.get_round(1).status == "done" and store.get_round(2).status == "done"
         assert store.get_round(2).data_ids == planned
+
+
+def test_static_baseline_shares_round_one_and_trains_on_seed_data(workspace, fake_openai, tokenizer):
+    from looptool.baseline import make_static_workspace
+
+    ws = _workspace(workspace, fake_openai)
+    fake_openai.responder = responder(tokenizer)
+    assert run_loop(ws, load_config(ws), rounds=2, log=lambda *_: None, train=StandInTraining()).finished
+    loop_before = bookkeeping(ws)
+    assert loop_before["by_origin"]["expanded"] > 0 and any(v > 0 for _, v in loop_before["labels"])
+
+    static = make_static_workspace(ws)
+    assert static == ws / "static" and make_static_workspace(ws) == static  # made once
+    training = StandInTraining()
+    outcome = run_loop(static, load_config(static), rounds=2, static=True, log=lambda *_: None, train=training)
+    assert outcome.finished and training.calls == [2]  # round 1 is the loop's
+    book = bookkeeping(static)
+    assert book["by_origin"] == Counter(s.origin for s in SAMPLES)  # seed samples only
+    assert book["labels"] == sorted((s.id, s.label_version) for s in SAMPLES)  # every label as seeded
+    assert all(not p for p in book["probes"].values()) and all(not v for v in book["verdicts"].values())
+    assert book["data"][2] == book["data"][1] == loop_before["data"][1]
+    assert book["status"] == {1: "done", 2: "done", 3: "pending"}
+    assert adapter_dir(static, 1, "grpo").is_dir()
+    with Store.open(static / DB_FILE) as store, Store.open(ws / DB_FILE) as loop_store:
+        assert store.get_round(1).metrics["eval"] == loop_store.get_round(1).metrics["eval"]
+        assert all(store.get_sample(s.id).label == s.label for s in SAMPLES)
+        assert any(loop_store.get_sample(s.id).label != s.label for s in SAMPLES)  # the loop corrected some
+        assert set(store.get_round(2).metrics["stage_seconds"]) == {"train", "assemble", "evaluate"}
+        assert store.get_round(2).metrics["composition"] == {"seed": len(book["data"][1])}
+    assert bookkeeping(ws) == loop_before  # the loop's workspace is untouched
+
+
+def test_static_baseline_made_before_the_loop_trains_its_own_round_one(workspace, fake_openai, tokenizer):
+    from looptool.baseline import make_static_workspace
+
+    ws = _workspace(workspace, fake_openai)
+    fake_openai.responder = responder(tokenizer)
+    static = make_static_workspace(ws)
+    training = StandInTraining()
+    assert run_loop(static, load_config(static), rounds=2, static=True, log=lambda *_: None, train=training).finished
+    assert training.calls == [1, 2]
+    with Store.open(static / DB_FILE) as store:
+        assert store.get_round(2).data_ids == store.get_round(1).data_ids
+        assert set(store.get_round(1).metrics["stage_seconds"]) == {"prepare", "train", "assemble", "evaluate"}

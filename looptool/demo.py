@@ -1,0 +1,104 @@
+"""`looptool demo`: the whole method, end to end, on the CPU with the embedded model.
+
+The demo is the sequence of commands a user would type, each run as its own `looptool` process
+(so each one's memory is returned when it ends) and echoed before it runs:
+
+    init -> tools synth -> seed (dialogues, then templated tasks) -> SFT warm start
+         -> loop (2 rounds) -> loop --static (2 rounds) -> report
+
+Its workspace config is the default one with smaller sizes (`DEMO_SIZES`), chosen so that the
+whole demo, setup included, finishes in under 30 minutes on 2 CPU cores. Every command is
+resumable, so running the demo again continues where it stopped and skips what is done.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from looptool.config import CONFIG_FILE, WorkspaceConfig, load_config, save_config
+
+# Section -> field -> value, over the defaults. Why each: CPU time is what the demo spends.
+DEMO_SIZES: dict[str, dict[str, object]] = {
+    "seed": {
+        "heldout_fraction": 0.3,  # a held-out set large enough to show a change
+    },
+    "train": {
+        "sft_max_steps": 24,  # the warm start: 24 x 4 sequences, about 2 epochs of round 1's data
+        "sft_batch_size": 4,
+        "num_generations": 4,  # GRPO groups of 4, two prompts a step
+        "prompts_per_step": 2,
+        "max_completion_tokens": 64,  # a call of the curated tools fits in 64 tokens
+        "save_steps": 2,
+    },
+    "loop": {
+        "rounds": 2,
+        "grpo_steps": 4,
+        "round_size": 40,
+        "expansions_per_error": 1,
+        "eval_bfcl_limit": 5,
+    },
+}
+TOOLS = 6  # synthesised tools (the templated tasks bring their own curated set)
+DIALOGUES = 8  # multi-agent seed dialogues, for their traces and samples
+TEMPLATED = 150  # templated exact tool-call tasks: the bulk of the training data
+
+
+def demo_config(name: str) -> WorkspaceConfig:
+    """The default workspace config with the demo's sizes."""
+    config = WorkspaceConfig(name=name)
+    for section, values in DEMO_SIZES.items():
+        setattr(config, section, getattr(config, section).model_copy(update=values))
+    return WorkspaceConfig.model_validate(config.model_dump())  # validated like a loaded file
+
+
+@dataclass
+class Step:
+    title: str
+    args: list[str]  # `looptool` arguments
+
+
+def demo_steps(workspace: Path, rounds: int) -> list[Step]:
+    ws = ["-w", str(workspace)]
+    return [
+        Step("tool specs", ["tools", "synth", *ws, "--n", str(TOOLS)]),
+        Step("seed dialogues", ["seed", *ws, "--n", str(DIALOGUES)]),
+        Step("templated tasks", ["seed", *ws, "--templated", "--n", str(TEMPLATED)]),
+        Step("SFT warm start", ["train", "sft", *ws, "--round", "1"]),
+        Step("the loop", ["loop", *ws, "--rounds", str(rounds)]),
+        Step("static baseline", ["loop", *ws, "--static", "--rounds", str(rounds)]),
+        Step("report", ["report", *ws]),
+    ]
+
+
+class DemoError(Exception):
+    """A step of the demo failed; the message names it and how to continue."""
+
+
+def run_demo(workspace: Path, *, rounds: int = 2, echo: Callable[[str], None] = print) -> dict[str, float]:
+    """Run the demo in `workspace` (made with the demo's config when new); wall seconds per step."""
+    started = time.monotonic()
+    if not (workspace / CONFIG_FILE).exists():
+        from looptool.store import Store
+
+        workspace.mkdir(parents=True, exist_ok=True)
+        save_config(workspace, demo_config(workspace.resolve().name))
+        Store.create(workspace / "looptool.db").close()
+        echo(f"created workspace {workspace} with the demo's sizes (see {workspace / CONFIG_FILE})")
+    else:
+        load_config(workspace)  # must be valid before anything runs
+    seconds: dict[str, float] = {}
+    for step in demo_steps(workspace, rounds):
+        echo(f"\n$ looptool {' '.join(step.args)}")
+        t0 = time.monotonic()
+        done = subprocess.run([sys.executable, "-m", "looptool.cli", *step.args])
+        seconds[step.title] = time.monotonic() - t0
+        if done.returncode != 0:
+            raise DemoError(f"demo step '{step.title}' failed (exit {done.returncode}); fix the cause and run "
+                            f"'looptool demo -w {workspace}' again: it continues where it stopped")
+    seconds["total"] = time.monotonic() - started
+    return seconds
