@@ -5,102 +5,22 @@ with the same bookkeeping as an uninterrupted one; the review gate pauses the lo
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from looptool.config import DB_FILE, EndpointModel, load_config, save_config
+from looptool.config import DB_FILE, load_config
 from looptool.graphs.loop import run_loop
-from looptool.seed.templated import templated_samples
 from looptool.store import Store
 from looptool.training.rounds import adapter_dir, record_stage
-from looptool.training.templates import label_text, load_renderer
-from tests.fakes import chat_reply, json_schema_responder, schema_name
-
-SAMPLES = templated_samples(24, seed=5, heldout_fraction=0.25)
-BY_USER = {s.messages[-1].content: s for s in SAMPLES}
-
-
-def _h(text: str) -> int:
-    return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
-
-
-def responder(tokenizer, fail: dict | None = None):
-    """Probe decodes are right for about half the samples; the judge blames the prediction unless
-    the user text hashes odd (then the label); expansions are schema instances the judge accepts."""
-    # Answers depend on the request alone, so a run resumed with a fresh responder gets what an
-    # uninterrupted one got.
-    expander = json_schema_responder()
-
-    def respond(path: str, body: dict):
-        if fail is not None:
-            fail["n"] = fail.get("n", 0) + 1
-            if fail["n"] == fail["at"]:
-                return 503, {"error": {"message": "server gone"}}
-        if path.endswith("_lora_adapter"):
-            return 200, {}
-        if path.endswith("/completions") and "prompt" in body:
-            user = next((u for u in BY_USER if u in body["prompt"]), None)
-            sample = BY_USER.get(user)
-            text = label_text(sample.label) if sample and _h(user) % 2 else "Sorry, I cannot."
-            choice = {"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}
-            if body.get("logprobs") is not None:  # the answer's own log-probs: output perplexity
-                lp = -0.1 * (1 + _h(user or "") % 5)
-                choice["logprobs"] = {"tokens": ["t"] * 3, "token_logprobs": [lp] * 3, "text_offset": [0, 1, 2],
-                                      "top_logprobs": None}
-            if body.get("prompt_logprobs") is not None:
-                n = len(tokenizer(body["prompt"], add_special_tokens=False)["input_ids"])
-                lp = -0.1 * (1 + _h(user or "") % 5)
-                choice["prompt_logprobs"] = [None] + [{"1": {"logprob": lp, "decoded_token": "t"}}] * (n - 1)
-            return 200, {"id": "c", "object": "text_completion", "created": 0, "model": "m", "choices": [choice]}
-        if "response_format" not in body:
-            return 200, chat_reply("Sorry, I cannot.")  # evaluation answers
-        name = schema_name(body)
-        if name == "expander":
-            return expander(path, body)
-        props = body["response_format"]["json_schema"]["schema"]["properties"]
-        if "correct" in props:
-            return 200, chat_reply(json.dumps({"analysis": "fine", "correct": True}))
-        prompt = body["messages"][-1]["content"]
-        user = prompt.split("User: ", 1)[1].split("\n", 1)[0] if "User: " in prompt else ""
-        first = prompt.split("Answer 1:\n", 1)[1].split("\n\nAnswer 2:", 1)[0]
-        sample = next((s for u, s in BY_USER.items() if u == user), None)
-        first_is_label = sample is not None and first == _answer(sample)
-        blame_label = _h(user) % 3 == 0
-        verdict = "ANSWER_1_WRONG" if (first_is_label == blame_label) else "ANSWER_2_WRONG"
-        return 200, chat_reply(json.dumps({"analysis": "checked", "verdict": verdict}))
-
-    return respond
-
-
-def _answer(sample) -> str:
-    from looptool.agents.judge import answer_text
-
-    return answer_text(sample.label.calls, sample.label.text)
+from looptool.training.templates import load_renderer
+from tests.scripted_loop import SAMPLES, bookkeeping, responder, scripted_workspace
 
 
 @pytest.fixture(scope="module")
 def tokenizer():
     return load_renderer("smollm2-135m-instruct").tokenizer
-
-
-def _workspace(workspace: Path, fake_openai, *, review: bool = False, bfcl: str = "") -> Path:
-    config = load_config(workspace).model_copy(deep=True)
-    fake = EndpointModel(kind="endpoint", base_url=fake_openai.endpoint.base_url, model="m")
-    config.policy = config.generator = config.judge = fake
-    config.train.model = "smollm2-135m-instruct"
-    config.serving.max_retries = 0
-    config.loop.eval_bfcl_categories = bfcl  # BFCL in one test only: the rest is the same path
-    config.loop.eval_bfcl_limit = 2
-    config.loop.expansions_per_error = 2
-    config.loop.review = review
-    save_config(workspace, config)
-    with Store.open(workspace / DB_FILE) as store:
-        store.upsert_samples(SAMPLES)
-    return workspace
 
 
 class StandInTraining:
@@ -122,24 +42,8 @@ class StandInTraining:
             record_stage(store, workspace, round, "grpo", {"steps": 1})
 
 
-def bookkeeping(ws: Path) -> dict:
-    with Store.open(ws / DB_FILE) as store:
-        samples = list(store.iter_samples())
-        rounds = store.rounds()
-        return {
-            "by_origin": Counter(s.origin for s in samples),
-            "ids_unique": len({s.id for s in samples}) == len(samples),
-            "probes": {r.n: Counter(p.category for p in store.probes(r.n)) for r in rounds},
-            "verdicts": {r.n: Counter(v.verdict for v in store.verdicts(r.n)) for r in rounds},
-            "expansions": {r.n: store.expansion_counts(r.n) for r in rounds},
-            "data": {r.n: sorted(r.data_ids) for r in rounds},
-            "status": {r.n: r.status for r in rounds},
-            "labels": sorted((s.id, s.label_version) for s in samples),
-        }
-
-
 def test_two_rounds_end_to_end(workspace, fake_openai, tokenizer):
-    ws = _workspace(workspace, fake_openai, bfcl="simple")
+    ws = scripted_workspace(workspace, fake_openai, bfcl="simple")
     fake_openai.responder = responder(tokenizer)
     training = StandInTraining()
     outcome = run_loop(ws, load_config(ws), rounds=2, log=lambda *_: None, train=training)
@@ -169,7 +73,7 @@ def test_a_run_killed_mid_way_ends_like_an_uninterrupted_one(tmp_path, runner, f
     for name, die in (("straight", None), ("killed", 2)):
         ws = tmp_path / name
         assert runner.invoke(app, ["init", str(ws)]).exit_code == 0
-        _workspace(ws, fake_openai)
+        scripted_workspace(ws, fake_openai)
         fake_openai.responder = responder(tokenizer)
         training = StandInTraining(die_at_round=die)
         if die:
@@ -191,7 +95,7 @@ def test_a_run_killed_mid_way_ends_like_an_uninterrupted_one(tmp_path, runner, f
 def test_review_pauses_the_loop_until_accepted(workspace, fake_openai, tokenizer, runner):
     from looptool.cli import app
 
-    ws = _workspace(workspace, fake_openai, review=True)
+    ws = scripted_workspace(workspace, fake_openai, review=True)
     fake_openai.responder = responder(tokenizer)
     training = StandInTraining()
     outcome = run_loop(ws, load_config(ws), rounds=1, log=lambda *_: None, train=training)
@@ -211,7 +115,7 @@ def test_review_pauses_the_loop_until_accepted(workspace, fake_openai, tokenizer
 
 
 def test_more_rounds_continue_a_finished_loop(workspace, fake_openai, tokenizer):
-    ws = _workspace(workspace, fake_openai)
+    ws = scripted_workspace(workspace, fake_openai)
     fake_openai.responder = responder(tokenizer)
     training = StandInTraining()
     assert run_loop(ws, load_config(ws), rounds=1, log=lambda *_: None, train=training).finished
@@ -227,7 +131,7 @@ def test_more_rounds_continue_a_finished_loop(workspace, fake_openai, tokenizer)
 def test_static_baseline_shares_round_one_and_trains_on_seed_data(workspace, fake_openai, tokenizer):
     from looptool.baseline import make_static_workspace
 
-    ws = _workspace(workspace, fake_openai)
+    ws = scripted_workspace(workspace, fake_openai)
     fake_openai.responder = responder(tokenizer)
     assert run_loop(ws, load_config(ws), rounds=2, log=lambda *_: None, train=StandInTraining()).finished
     loop_before = bookkeeping(ws)
@@ -257,7 +161,7 @@ def test_static_baseline_shares_round_one_and_trains_on_seed_data(workspace, fak
 def test_static_baseline_made_before_the_loop_trains_its_own_round_one(workspace, fake_openai, tokenizer):
     from looptool.baseline import make_static_workspace
 
-    ws = _workspace(workspace, fake_openai)
+    ws = scripted_workspace(workspace, fake_openai)
     fake_openai.responder = responder(tokenizer)
     static = make_static_workspace(ws)
     training = StandInTraining()

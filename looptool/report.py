@@ -1,0 +1,329 @@
+"""A Markdown report of a loop workspace, with plots: does the loop beat the static baseline?
+
+`write_report(workspace)` reads the loop's workspace and, where it was run, the static baseline's
+workspace at `workspace / "static"` (the same GRPO steps per round on seed data, without probing,
+verification or expansion), and writes `report.md` with PNG plots under `report/`:
+
+* Loop vs static: held-out and BFCL-subset accuracy of every trained round, side by side, with
+  the difference in percentage points.
+* Per round of the loop: data composition, probe categories, judge verdicts, expansion yield,
+  held-out and BFCL accuracy per category, GRPO reward of the first and last logged step, the
+  training summaries and the wall time of each stage. The same for the static baseline, less
+  the stages it does not run. A pending round (the next round's data, not trained yet) shows
+  its composition only.
+* Plots: GRPO reward per step, accuracy per round, data composition, verdicts and expansion
+  outcomes. Every plot is written even without data (it then says "no data yet"), so the
+  report's links never break.
+
+Everything is read through the Store; the report writes nothing to the database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, get_args
+
+from looptool.baseline import static_workspace
+from looptool.config import CONFIG_FILE, DB_FILE, load_config
+from looptool.schema import VerdictKind
+from looptool.store import Store
+
+PLOT_DIR = "report"
+PLOTS = {  # file name -> caption, in the report's order
+    "reward_per_step.png": "GRPO reward per step",
+    "accuracy_per_round.png": "Accuracy per round",
+    "data_composition.png": "Data composition per round",
+    "verdicts.png": "Judge verdicts per round",
+    "expansion_yield.png": "Expansion outcomes per round",
+}
+# Orders for columns and stacks; the stored dicts come back sorted by name.
+COMPOSITION_PARTS = ("corrected", "error", "both_ok", "expanded", "fresh_seed", "boundary", "seed")
+PROBE_CATEGORIES = ("mastered", "boundary", "failed")
+VERDICT_KINDS: tuple[str, ...] = get_args(VerdictKind)
+EXPANSION_STATUSES = ("kept", "invalid", "rejected", "duplicate")
+# graphs/loop.py's STAGES, not imported from there: that module loads LangGraph (over a second).
+STAGES = ("prepare", "train", "probe", "verify", "expand", "assemble", "evaluate")
+
+
+@dataclass
+class RoundData:
+    """What one round trained on, found and scored."""
+
+    n: int
+    status: str
+    composition: dict[str, int] = field(default_factory=dict)
+    probe: dict[str, Any] = field(default_factory=dict)  # category counts and "boundary_cut"
+    verdicts: dict[str, int] = field(default_factory=dict)
+    expansion: dict[str, int] = field(default_factory=dict)  # attempts by status
+    heldout: float | None = None
+    bfcl: dict[str, float | None] = field(default_factory=dict)  # category -> accuracy; "all" overall
+    training: dict[str, dict[str, Any]] = field(default_factory=dict)  # "sft" / "grpo" -> summary
+    rewards: list[float] = field(default_factory=list)  # GRPO reward of each logged step, in order
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def trained(self) -> bool:
+        # A pending round holds only the data assembled for it.
+        return self.status != "pending"
+
+
+@dataclass
+class RunData:
+    """One workspace's rounds: the loop's, or the static baseline's."""
+
+    name: str
+    model: str | None
+    rounds: list[RoundData]
+
+    def trained_round(self, n: int) -> RoundData | None:
+        return next((r for r in self.rounds if r.n == n and r.trained), None)
+
+
+def collect(workspace: Path) -> RunData:
+    """Read a workspace's rounds; not a workspace raises what every command raises (ConfigError)."""
+    config = load_config(workspace)
+    rounds = []
+    with Store.open(workspace / DB_FILE) as store:
+        for r in store.rounds():
+            metrics, evaluation = r.metrics, r.metrics.get("eval") or {}
+            steps = store.train_steps(r.n, "grpo")
+            rounds.append(RoundData(
+                n=r.n, status=r.status,
+                composition=dict(metrics.get("composition") or {}),
+                probe=dict(metrics.get("probe") or {}),
+                verdicts=store.verdict_counts(r.n),
+                # The expansions table is the record; the metric is a copy written after the stage.
+                expansion=store.expansion_counts(r.n) or dict(metrics.get("expansion") or {}),
+                heldout=evaluation.get("heldout"),
+                bfcl=dict(evaluation.get("bfcl") or {}),
+                training={k: metrics[k] for k in ("sft", "grpo") if isinstance(metrics.get(k), dict)},
+                rewards=[s["reward"] for s in steps if isinstance(s.get("reward"), (int, float))],
+                stage_seconds=dict(metrics.get("stage_seconds") or {}),
+            ))
+    return RunData(config.name, config.train.model or config.policy.model, rounds)
+
+
+def write_report(workspace: Path) -> Path:
+    """Write `<workspace>/report.md` and its plots under `<workspace>/report/`; return report.md's path."""
+    workspace = Path(workspace)
+    loop = collect(workspace)
+    static_ws = static_workspace(workspace)
+    static = collect(static_ws) if (static_ws / CONFIG_FILE).is_file() else None
+    plot_dir = workspace / PLOT_DIR
+    plot_dir.mkdir(exist_ok=True)
+    plot_reward_per_step(loop, static, plot_dir / "reward_per_step.png")
+    plot_accuracy_per_round(loop, static, plot_dir / "accuracy_per_round.png")
+    plot_stacked_bars({r.n: r.composition for r in loop.rounds}, COMPOSITION_PARTS, "Loop data composition",
+                      "samples", plot_dir / "data_composition.png")
+    plot_stacked_bars({r.n: r.verdicts for r in loop.rounds if r.trained}, VERDICT_KINDS, "Judge verdicts",
+                      "failed probes", plot_dir / "verdicts.png")
+    plot_stacked_bars({r.n: r.expansion for r in loop.rounds if r.trained}, EXPANSION_STATUSES,
+                      "Expansion attempts", "attempts", plot_dir / "expansion_yield.png")
+    path = workspace / "report.md"
+    path.write_text(render_markdown(workspace, loop, static), encoding="utf-8")
+    return path
+
+
+# -- Markdown ---------------------------------------------------------------------------------
+
+
+def render_markdown(workspace: Path, loop: RunData, static: RunData | None) -> str:
+    generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [f"# LoopTool report: {loop.name}", "", f"- Workspace: `{workspace}`"]
+    if loop.model:
+        lines.append(f"- Policy model: `{loop.model}`")
+    lines += [f"- Generated: {generated}", ""]
+    if not loop.rounds:
+        lines += [f"No rounds yet: start the loop with `looptool loop -w {workspace}`.", ""]
+    lines += ["## Loop vs static", "", comparison_table(loop, static), ""]
+    if static is None:
+        lines += [f"The static baseline was not run (no workspace at `{static_workspace(workspace)}`); "
+                  f"run it with `looptool loop --static -w {workspace}`.", ""]
+    lines += ["## Plots", ""] + [f"![{caption}]({PLOT_DIR}/{name})\n" for name, caption in PLOTS.items()]
+    lines += ["## Loop, per round", ""] + run_sections(loop, is_loop=True)
+    if static is not None:
+        lines += ["## Static baseline, per round", ""] + run_sections(static, is_loop=False)
+    return "\n".join(lines)
+
+
+def comparison_table(loop: RunData, static: RunData | None) -> str:
+    numbers = sorted({r.n for run in (loop, static) if run for r in run.rounds if r.trained})
+    rows = []
+    for n in numbers:
+        ours, theirs = loop.trained_round(n), static.trained_round(n) if static else None
+        held = (ours.heldout if ours else None, theirs.heldout if theirs else None)
+        bfcl = (ours.bfcl.get("all") if ours else None, theirs.bfcl.get("all") if theirs else None)
+        rows.append([str(n), _pct(held[0]), _pct(held[1]), _diff(*held), _pct(bfcl[0]), _pct(bfcl[1]), _diff(*bfcl)])
+    return _table(["Round", "Held-out loop", "Held-out static", "Δ", "BFCL loop", "BFCL static", "Δ"], rows)
+
+
+def run_sections(run: RunData, *, is_loop: bool) -> list[str]:
+    """The per-round tables of one workspace; probe, verdicts and expansion only for the loop."""
+    if not run.rounds:
+        return ["No rounds yet.", ""]
+    trained = [r for r in run.rounds if r.trained]
+    parts = _ordered((k for r in run.rounds for k in r.composition), COMPOSITION_PARTS)
+    sections = {"Data composition": _table(
+        ["Round", "Status", *parts, "Total"],
+        [[str(r.n), r.status if r.trained else "pending (data only)", *(str(r.composition.get(p, 0)) for p in parts),
+          str(sum(r.composition.values()))] for r in run.rounds])}
+    if is_loop:
+        sections["Probe categories"] = _table(
+            ["Round", *PROBE_CATEGORIES, "Boundary cut (ppl)"],
+            [[str(r.n), *(str(r.probe.get(c, 0)) for c in PROBE_CATEGORIES), _num(r.probe.get("boundary_cut"))]
+             for r in trained if r.probe])
+        sections["Verdicts"] = _table(
+            ["Round", *VERDICT_KINDS],
+            [[str(r.n), *(str(r.verdicts.get(k, 0)) for k in VERDICT_KINDS)] for r in trained])
+        statuses = _ordered((k for r in trained for k in r.expansion), EXPANSION_STATUSES)
+        sections["Expansion"] = _table(
+            ["Round", *statuses, "Yield (kept / attempts)"],
+            [[str(r.n), *(str(r.expansion.get(s, 0)) for s in statuses), _yield(r.expansion)]
+             for r in trained if r.expansion])
+    categories = _ordered((k for r in trained for k in r.bfcl if k != "all"), ())
+    sections["Evaluation"] = _table(
+        ["Round", "Held-out", *(f"BFCL {c}" for c in categories), "BFCL all"],
+        [[str(r.n), _pct(r.heldout), *(_pct(r.bfcl.get(c)) for c in categories), _pct(r.bfcl.get("all"))]
+         for r in trained])
+    sections["Training"] = _table(
+        ["Round", "GRPO reward, first step", "GRPO reward, last step", "GRPO", "SFT"],
+        [[str(r.n), _num(r.rewards[0] if r.rewards else None), _num(r.rewards[-1] if r.rewards else None),
+          _summary(r.training.get("grpo")), _summary(r.training.get("sft"))] for r in trained])
+    stages = _ordered((k for r in trained for k in r.stage_seconds), STAGES)
+    sections["Stage wall time (s)"] = _table(
+        ["Round", *stages, "Total"],
+        [[str(r.n), *(_num(r.stage_seconds.get(s), 1) for s in stages), _num(sum(r.stage_seconds.values()), 1)]
+         for r in trained if r.stage_seconds])
+    return [line for title, table in sections.items() for line in (f"### {title}", "", table, "")]
+
+
+def _table(header: Sequence[str], rows: list[list[str]]) -> str:
+    if not rows:
+        return "_No data yet._"
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+def _ordered(keys: Iterable[str], order: Sequence[str]) -> list[str]:
+    """The keys present: known ones in their natural order, then any others by name."""
+    present = set(keys)
+    return [k for k in order if k in present] + sorted(present - set(order))
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _diff(ours: float | None, theirs: float | None) -> str:
+    return "-" if ours is None or theirs is None else f"{100 * (ours - theirs):+.1f} pp"
+
+
+def _num(value: Any, digits: int = 3) -> str:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "-"
+    return str(value) if isinstance(value, int) else f"{value:.{digits}f}"
+
+
+def _yield(counts: dict[str, int]) -> str:
+    attempts = sum(counts.values())
+    kept = counts.get("kept", 0)
+    return f"{kept}/{attempts} ({100 * kept / attempts:.1f}%)" if attempts else "-"
+
+
+def _summary(summary: dict[str, Any] | None) -> str:
+    """The numbers of a training summary, steps first (its other keys vary by stage and version)."""
+    if not summary:
+        return "-"
+    keys = sorted(summary, key=lambda k: k != "steps")
+    numbers = [f"{k} {summary[k]:g}" for k in keys
+               if isinstance(summary[k], (int, float)) and not isinstance(summary[k], bool)]
+    return ", ".join(numbers) or "-"
+
+
+# -- plots ------------------------------------------------------------------------------------
+
+
+def _pyplot() -> Any:
+    # Imported here so that importing the module (the CLI does) stays cheap; Agg draws to files
+    # only, so no display is needed.
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, ax: Any, path: Path, *, title: str, has_data: bool) -> None:
+    ax.set_title(title)
+    if has_data:
+        ax.legend(fontsize="small")
+    else:
+        ax.text(0.5, 0.5, "no data yet", ha="center", va="center", transform=ax.transAxes, color="grey")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    _pyplot().close(fig)  # pyplot keeps every open figure alive otherwise
+
+
+def plot_reward_per_step(loop: RunData, static: RunData | None, path: Path) -> None:
+    """Steps numbered on across rounds; a dotted line where a round begins."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4))
+    has_data = False
+    for run, label, color in ((loop, "loop", "C0"), (static, "static", "C1")):
+        if run is None:
+            continue
+        rewards: list[float] = []
+        for r in run.rounds:
+            if rewards and r.rewards:
+                ax.axvline(len(rewards) + 0.5, color=color, linestyle=":", linewidth=1)
+            rewards += r.rewards
+        if rewards:
+            ax.plot(range(1, len(rewards) + 1), rewards, color=color, marker=".", label=label)
+            has_data = True
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.set_xlabel("GRPO step (all rounds)")
+    ax.set_ylabel("mean reward")
+    _save(fig, ax, path, title="GRPO reward per step", has_data=has_data)
+
+
+def plot_accuracy_per_round(loop: RunData, static: RunData | None, path: Path) -> None:
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4))
+    has_data = False
+    suites = (("held-out", "C0", lambda r: r.heldout), ("BFCL", "C1", lambda r: r.bfcl.get("all")))
+    # A colour per suite, a line style per run: loop and static of one suite read as a pair.
+    for run, label, linestyle in ((loop, "loop", "-"), (static, "static", "--")):
+        for suite, color, accuracy in suites:
+            points = [(r.n, 100 * accuracy(r)) for r in (run.rounds if run else [])
+                      if r.trained and accuracy(r) is not None]
+            if points:
+                ax.plot(*zip(*points), color=color, linestyle=linestyle, marker="o", label=f"{label} {suite}")
+                has_data = True
+    ax.set_xlabel("round")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    _save(fig, ax, path, title="Accuracy per round", has_data=has_data)
+
+
+def plot_stacked_bars(by_round: dict[int, dict[str, int]], order: Sequence[str], title: str, ylabel: str,
+                      path: Path) -> None:
+    """One bar per round, stacked by part (data parts, verdict kinds, expansion statuses)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 4))
+    rounds = [n for n, counts in sorted(by_round.items()) if counts]
+    bottoms = [0] * len(rounds)
+    for part in _ordered((k for n in rounds for k in by_round[n]), order):
+        heights = [by_round[n].get(part, 0) for n in rounds]
+        ax.bar(rounds, heights, bottom=bottoms, label=part)
+        bottoms = [b + h for b, h in zip(bottoms, heights)]
+    ax.set_xticks(rounds)
+    if rounds:  # room around a lone bar, which would otherwise fill the axes
+        ax.set_xlim(min(rounds) - 1, max(rounds) + 1)
+    ax.set_xlabel("round")
+    ax.set_ylabel(ylabel)
+    _save(fig, ax, path, title=title, has_data=bool(rounds))

@@ -1,0 +1,154 @@
+"""The report of a loop workspace, from stores filled by hand: the comparison with the static
+baseline, the per-round tables, the plots, and the workspaces that have no baseline or no rounds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from looptool.cli import app
+from looptool.config import DB_FILE, ConfigError
+from looptool.report import PLOTS, write_report
+from looptool.schema import Round, Verdict
+from looptool.seed.templated import templated_samples
+from looptool.store import Store
+
+SAMPLES = templated_samples(8, seed=1)
+
+
+def _init(runner, path: Path, name: str) -> Path:
+    result = runner.invoke(app, ["init", str(path), "--name", name])
+    assert result.exit_code == 0, result.output
+    return path
+
+
+def _fill_loop(ws: Path) -> None:
+    """Two trained rounds and round 3's assembled data; verdicts and expansions in round 1."""
+    ids = [s.id for s in SAMPLES]
+    with Store.open(ws / DB_FILE) as store:
+        store.upsert_samples(SAMPLES)
+        store.upsert_round(Round(n=1, status="done", stage="done", data_ids=ids, metrics={
+            "composition": {"fresh_seed": 8},
+            "probe": {"mastered": 3, "boundary": 2, "failed": 3, "boundary_cut": 1.75},
+            "eval": {"heldout": 0.25, "bfcl": {"simple": 0.5, "multiple": None, "all": 0.5}},
+            "grpo": {"steps": 2, "seconds": 42.5, "device": "cpu"},
+            "stage_seconds": {"train": 30.0, "probe": 5.0},
+        }))
+        store.upsert_round(Round(n=2, status="done", stage="done", data_ids=ids[:6], metrics={
+            "composition": {"corrected": 1, "error": 2, "both_ok": 0, "expanded": 3, "fresh_seed": 0},
+            "eval": {"heldout": 0.375},
+        }))
+        store.upsert_round(Round(n=3, status="pending", data_ids=ids[:4],
+                                 metrics={"composition": {"error": 2, "boundary": 2}}))
+        for kind, sample in zip(["LABEL_WRONG", "PRED_WRONG", "PRED_WRONG"], SAMPLES):
+            store.upsert_verdict(Verdict(sample_id=sample.id, round=1, verdict=kind))
+        for slot, status in enumerate(["kept"] * 3 + ["invalid"] * 2 + ["rejected"] * 2 + ["duplicate"]):
+            store.add_expansion(ids[1], 1, slot, status=status, dimension="paraphrase")
+        for round, rewards in ((1, [0.25, 0.5]), (2, [0.5, 0.75])):
+            for step, reward in enumerate(rewards, start=1):
+                store.add_train_step(round, "grpo", step, {"reward": reward, "loss": 0.1})
+
+
+def _fill_static(ws: Path) -> None:
+    with Store.open(ws / DB_FILE) as store:
+        store.upsert_round(Round(n=1, status="done", stage="done", metrics={
+            "composition": {"seed": 8}, "eval": {"heldout": 0.125, "bfcl": {"simple": 0.25, "all": 0.25}}}))
+        store.upsert_round(Round(n=2, status="done", stage="done", metrics={"composition": {"seed": 8}}))
+        store.add_train_step(1, "grpo", 1, {"reward": 0.125})
+
+
+def _section(text: str, title: str) -> str:
+    """The text of one `##`/`###` section, up to the next heading."""
+    after = text.split(title + "\n", 1)[1]
+    return after.split("\n#", 1)[0]
+
+
+@pytest.fixture(scope="module")
+def loop_report(tmp_path_factory) -> tuple[Path, str]:
+    """A loop workspace without a static baseline, and its report (written once: plots take time)."""
+    ws = _init(CliRunner(), tmp_path_factory.mktemp("loop") / "ws", "loopws")
+    _fill_loop(ws)
+    return ws, write_report(ws).read_text()
+
+
+def test_the_report_compares_the_loop_with_the_static_baseline(tmp_path, runner):
+    loop_ws = _init(runner, tmp_path / "ws", "loopws")
+    _fill_loop(loop_ws)
+    _fill_static(_init(runner, loop_ws / "static", "staticws"))
+    path = write_report(loop_ws)
+    assert path == loop_ws / "report.md"
+    text = path.read_text()
+    assert text.startswith("# LoopTool report: loopws\n")
+    comparison = _section(text, "## Loop vs static")
+    assert "| 1 | 25.0% | 12.5% | +12.5 pp | 50.0% | 25.0% | +25.0 pp |" in comparison
+    assert "| 2 | 37.5% | - | - | - | - | - |" in comparison  # the static round has no evaluation
+    assert "| 3 |" not in comparison  # round 3 is only assembled
+    assert "not run" not in text
+    static = text.split("## Static baseline, per round", 1)[1]
+    assert "| 1 | done | 8 | 8 |" in static  # composition: seed, total
+    assert "Verdicts" not in static
+
+
+def test_the_loop_tables_hold_each_rounds_numbers(loop_report):
+    _, text = loop_report
+    loop = text.split("## Loop, per round", 1)[1]
+    composition = _section(loop, "### Data composition")
+    assert "| Round | Status | corrected | error | both_ok | expanded | fresh_seed | boundary | Total |" in composition
+    assert "| 3 | pending (data only) | 0 | 2 | 0 | 0 | 0 | 2 | 4 |" in composition
+    assert "| 1 | 3 | 2 | 3 | 1.750 |" in _section(loop, "### Probe categories")
+    verdicts = _section(loop, "### Verdicts")
+    assert "| Round | LABEL_WRONG | PRED_WRONG | BOTH_OK | BOTH_WRONG |" in verdicts
+    assert "| 1 | 1 | 2 | 0 | 0 |" in verdicts and "| 2 | 0 | 0 | 0 | 0 |" in verdicts
+    assert "| 1 | 3 | 2 | 2 | 1 | 3/8 (37.5%) |" in _section(loop, "### Expansion")
+    evaluation = _section(loop, "### Evaluation")
+    assert "| Round | Held-out | BFCL multiple | BFCL simple | BFCL all |" in evaluation
+    assert "| 1 | 25.0% | - | 50.0% | 50.0% |" in evaluation
+    training = _section(loop, "### Training")
+    assert "| 1 | 0.250 | 0.500 | steps 2, seconds 42.5 | - |" in training
+    assert "| 2 | 0.500 | 0.750 | - | - |" in training
+    stages = _section(loop, "### Stage wall time (s)")
+    assert "| Round | train | probe | Total |" in stages and "| 1 | 30.0 | 5.0 | 35.0 |" in stages
+    assert "| 3 |" not in evaluation + training + stages
+
+
+def test_every_plot_is_a_png_linked_from_the_report(loop_report):
+    loop_ws, text = loop_report
+    for name in ("reward_per_step.png", "accuracy_per_round.png", "data_composition.png", "verdicts.png",
+                 "expansion_yield.png"):
+        assert name in PLOTS and f"](report/{name})" in text
+        assert (loop_ws / "report" / name).read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_without_a_static_workspace_the_report_says_how_to_run_it(loop_report):
+    loop_ws, text = loop_report
+    assert "The static baseline was not run" in text
+    assert f"`looptool loop --static -w {loop_ws}`" in text
+    assert "| 1 | 25.0% | - | - | 50.0% | - | - |" in text
+    assert "## Static baseline" not in text
+
+
+def test_a_workspace_without_rounds_still_gets_a_report_and_plots(workspace, monkeypatch):
+    from matplotlib.figure import Figure
+
+    saved: dict[str, list[str]] = {}  # plot file -> the texts drawn in its axes
+    real_savefig = Figure.savefig
+
+    def savefig(fig, path, **kwargs):
+        saved[Path(path).name] = [t.get_text() for ax in fig.axes for t in ax.texts]
+        return real_savefig(fig, path, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", savefig)
+    text = write_report(workspace).read_text()
+    assert "No rounds yet" in text
+    assert "_No data yet._" in _section(text, "## Loop vs static")
+    assert saved == {name: ["no data yet"] for name in PLOTS}
+    for name in PLOTS:
+        assert (workspace / "report" / name).read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_directory_that_is_not_a_workspace_raises_the_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="looptool init"):
+        write_report(tmp_path / "nowhere")
+    assert not (tmp_path / "nowhere" / "report.md").exists()
