@@ -44,7 +44,7 @@ DEMO_SIZES: dict[str, dict[str, object]] = {
     },
 }
 TOOLS = 6  # synthesised tools (the templated tasks bring their own curated set)
-DIALOGUES = 8  # multi-agent seed dialogues, for their traces and samples
+DIALOGUES = 6  # multi-agent seed dialogues, for their traces and samples
 TEMPLATED = 150  # templated exact tool-call tasks: the bulk of the training data
 
 
