@@ -527,11 +527,15 @@ MaxSteps = Annotated[int | None, typer.Option("--max-steps", min=1, help="Stop a
 
 
 def _train(workspace: Path, stage: str, round: int, max_steps: int | None) -> None:
+    from looptool.serving.server import ServerManager
     from looptool.training.process import run_stage
     from looptool.training.rounds import adapter_dir
     from looptool.training.sft import warm_start_wanted
 
     config, db_path = _open_workspace(workspace)
+    for info, was_running in ServerManager(workspace, config.serving).stop_all():  # training wants the machine
+        if was_running:
+            typer.echo(f"stopped the server of {info.model} (pid {info.pid}): training wants its memory and cores")
     if stage == "grpo" and round == 1 and warm_start_wanted(config) and not adapter_dir(workspace, 1, "sft").is_dir():
         typer.echo("the policy cannot call tools yet, so round 1 starts with the SFT warm start "
                    "([train] warm_start = \"off\" skips it)")

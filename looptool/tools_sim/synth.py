@@ -224,7 +224,9 @@ def synthesise(
                 pending.append((intent, pool.submit(_attempt, endpoint, intent, structure, seed * 1_000_003 + i)))
                 return
 
-        for _ in range(concurrency if need > 0 else 0):
+        # No more in flight than the target needs, plus a margin for rejections: requests share the
+        # server's throughput, and a surplus one slows the others and is waited for at the end.
+        for _ in range(min(concurrency, need + (need + 3) // 4) if need > 0 else 0):
             submit_next()
         while pending and need > 0:
             intent, future = pending.popleft()
