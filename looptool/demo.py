@@ -22,30 +22,36 @@ from pathlib import Path
 
 from looptool.config import CONFIG_FILE, WorkspaceConfig, load_config, save_config
 
-# Section -> field -> value, over the defaults. Why each: CPU time is what the demo spends.
+# Section -> field -> value, over the defaults. Why each: CPU time is what the demo spends; on 2
+# cores a GRPO step takes about a minute and the LoRA-served policy reads about 100 prompt
+# tokens/s, so every size below is as small as still shows the stage working.
 DEMO_SIZES: dict[str, dict[str, object]] = {
     "seed": {
         "heldout_fraction": 0.3,  # a held-out set large enough to show a change
     },
+    "eval": {
+        "max_tokens": 96,  # a call of the curated tools fits; rambling answers stop early
+    },
     "train": {
-        "sft_max_steps": 24,  # the warm start: 24 x 4 sequences, about 2 epochs of round 1's data
+        "sft_max_steps": 12,  # the warm start: 12 x 4 sequences, enough for non-zero GRPO rewards
         "sft_batch_size": 4,
         "num_generations": 4,  # GRPO groups of 4, two prompts a step
         "prompts_per_step": 2,
         "max_completion_tokens": 64,  # a call of the curated tools fits in 64 tokens
-        "save_steps": 2,
+        "max_prompt_tokens": 768,  # dialogue samples are trimmed (time and memory grow with length)
+        "save_steps": 1,
     },
     "loop": {
         "rounds": 2,
-        "grpo_steps": 4,
-        "round_size": 40,
+        "grpo_steps": 2,
+        "round_size": 16,
         "expansions_per_error": 1,
-        "eval_bfcl_limit": 5,
+        "eval_bfcl_limit": 2,
     },
 }
-TOOLS = 6  # synthesised tools (the templated tasks bring their own curated set)
-DIALOGUES = 6  # multi-agent seed dialogues, for their traces and samples
-TEMPLATED = 150  # templated exact tool-call tasks: the bulk of the training data
+TOOLS = 3  # synthesised tools (the templated tasks bring their own curated set)
+DIALOGUES = 3  # multi-agent seed dialogues, for their traces and samples
+TEMPLATED = 80  # templated exact tool-call tasks: the bulk of the training data
 
 
 def demo_config(name: str) -> WorkspaceConfig:
