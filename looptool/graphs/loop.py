@@ -14,7 +14,8 @@
   (`[loop] eval_bfcl_categories`, `eval_bfcl_limit`); scores go to the round's metrics.
 
 `static = True` is the baseline of the paper's claim: the same GRPO steps per round on round 1's
-seed data, without probing, verification or expansion (run it in a workspace of its own).
+seed data, without probing, verification or expansion, run in a workspace of its own
+(baseline.py makes it).
 
 The state carries the round and counters only. Every node is safe to run again -- a trained round
 is not trained twice, probes, verdicts and expansions already stored are not asked for again,
