@@ -527,15 +527,12 @@ MaxSteps = Annotated[int | None, typer.Option("--max-steps", min=1, help="Stop a
 
 
 def _train(workspace: Path, stage: str, round: int, max_steps: int | None) -> None:
-    from looptool.serving.server import ServerManager
-    from looptool.training.process import run_stage
+    from looptool.training.process import make_room_for_training, run_stage
     from looptool.training.rounds import adapter_dir
     from looptool.training.sft import warm_start_wanted
 
     config, db_path = _open_workspace(workspace)
-    for info, was_running in ServerManager(workspace, config.serving).stop_all():  # training wants the machine
-        if was_running:
-            typer.echo(f"stopped the server of {info.model} (pid {info.pid}): training wants its memory and cores")
+    make_room_for_training(workspace, config, typer.echo)
     if stage == "grpo" and round == 1 and warm_start_wanted(config) and not adapter_dir(workspace, 1, "sft").is_dir():
         typer.echo("the policy cannot call tools yet, so round 1 starts with the SFT warm start "
                    "([train] warm_start = \"off\" skips it)")
@@ -606,7 +603,8 @@ def loop_command(
     outcome = run_loop(workspace, config, rounds=rounds, static=static, log=typer.echo)
     with Store.open(db_path) as store:
         for info in store.rounds():
-            typer.echo(f"round {info.n}: {info.status}" + (f" at {info.stage}" if info.status != "done" else "")
+            at = f" at {info.stage}" if info.status != "done" and info.stage else ""
+            typer.echo(f"round {info.n}: {info.status}{at}"
                        + "".join(f"; {k} {v}" for k, v in _round_summary(info.metrics).items()))
     if outcome.paused:
         typer.echo(f"paused for review of round {outcome.round}'s verdicts: 'looptool review -w {workspace}'")

@@ -4,7 +4,7 @@ The demo is the sequence of commands a user would type, each run as its own `loo
 (so each one's memory is returned when it ends) and echoed before it runs:
 
     init -> tools synth -> seed (dialogues, then templated tasks) -> SFT warm start
-         -> loop (2 rounds) -> loop --static (2 rounds) -> report
+         -> loop (2 rounds) -> loop --static (2 rounds) -> report -> serve stop
 
 Its workspace config is the default one with smaller sizes (`DEMO_SIZES`), chosen so that the
 whole demo, setup included, finishes in under 30 minutes on 2 CPU cores. Every command is
@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from looptool.baseline import static_workspace
 from looptool.config import CONFIG_FILE, WorkspaceConfig, load_config, save_config
 
 # Section -> field -> value, over the defaults. Why each: CPU time is what the demo spends; on 2
@@ -27,7 +28,7 @@ from looptool.config import CONFIG_FILE, WorkspaceConfig, load_config, save_conf
 # tokens/s, so every size below is as small as still shows the stage working.
 DEMO_SIZES: dict[str, dict[str, object]] = {
     "seed": {
-        "heldout_fraction": 0.3,  # a held-out set large enough to show a change
+        "heldout_fraction": 0.25,  # a small held-out set: each round and arm evaluates it
     },
     "eval": {
         "max_tokens": 96,  # a call of the curated tools fits; rambling answers stop early
@@ -44,14 +45,14 @@ DEMO_SIZES: dict[str, dict[str, object]] = {
     "loop": {
         "rounds": 2,
         "grpo_steps": 2,
-        "round_size": 16,
+        "round_size": 12,
         "expansions_per_error": 1,
-        "eval_bfcl_limit": 2,
+        "eval_bfcl_limit": 1,  # one entry of each of the 4 default categories
     },
 }
 TOOLS = 3  # synthesised tools (the templated tasks bring their own curated set)
 DIALOGUES = 3  # multi-agent seed dialogues, for their traces and samples
-TEMPLATED = 80  # templated exact tool-call tasks: the bulk of the training data
+TEMPLATED = 60  # templated exact tool-call tasks: the bulk of the training data
 
 
 def demo_config(name: str) -> WorkspaceConfig:
@@ -78,6 +79,8 @@ def demo_steps(workspace: Path, rounds: int) -> list[Step]:
         Step("the loop", ["loop", *ws, "--rounds", str(rounds)]),
         Step("static baseline", ["loop", *ws, "--static", "--rounds", str(rounds)]),
         Step("report", ["report", *ws]),
+        Step("servers stopped", ["serve", "stop", *ws]),
+        Step("baseline's servers stopped", ["serve", "stop", "-w", str(static_workspace(workspace))]),
     ]
 
 

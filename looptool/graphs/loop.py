@@ -7,7 +7,7 @@
 * prepare: round 1's data, a seeded subsample of the seed training samples (`[loop] round_size`,
   default all of them).
 * train: GRPO on the round's data in a child process (round 1 of the embedded model starts with
-  the SFT warm start); the local vLLM servers are stopped first, so training has the machine.
+  the SFT warm start); local vLLM servers on the GPU are stopped first, so training has it.
 * probe, verify, expand, assemble: see training/probe.py, graphs/verify.py, graphs/expand.py,
   training/assemble.py.
 * evaluate: the round's adapter on the held-out samples and on a BFCL-v3 subset
@@ -53,12 +53,11 @@ class LoopState(TypedDict, total=False):
 
 def _train_round(workspace: Path, config: WorkspaceConfig, round: int, log: Callable[[str], None]) -> None:
     """GRPO for the round in a child process, after the SFT warm start where it is wanted."""
-    from looptool.serving.server import ServerManager
-    from looptool.training.process import run_stage
+    from looptool.training.process import make_room_for_training, run_stage
     from looptool.training.rounds import adapter_dir
     from looptool.training.sft import warm_start_wanted
 
-    ServerManager(workspace, config.serving).stop_all()  # training wants the memory and the cores
+    make_room_for_training(workspace, config, log)
     if round == 1 and warm_start_wanted(config) and not adapter_dir(workspace, 1, "sft").is_dir():
         run_stage(workspace, "sft", 1, echo=log)
     run_stage(workspace, "grpo", round, max_steps=config.loop.grpo_steps, echo=log)
