@@ -14,8 +14,8 @@ demo: install  ## run the main job on the embedded default model
 test: install  ## the whole suite: unit + integration (real vLLM on the CPU)
 	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
 
-test-unit: install  ## the fast subset (no model, under a minute)
-	$(PY) -m pytest -q -ra -m "not slow" $(PYTEST_ARGS)
+test-unit: install  ## the fast subset (no model; 4 pytest-xdist workers, mostly waiting on sockets)
+	$(PY) -m pytest -q -ra -m "not slow" -n 4 $(PYTEST_ARGS)
 
 bench: install  ## serving benchmarks; results go to docs/BENCHMARKS.md by hand
 	$(PY) benchmarks/bench_serving.py

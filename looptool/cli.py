@@ -974,8 +974,8 @@ def demo(
     rounds: Annotated[int, typer.Option(min=1, help="Loop rounds (and static baseline rounds).")] = 2,
 ) -> None:
     """The whole method on this machine with the embedded model: init, tools synth, seed, SFT warm
-    start, the loop, the static baseline, report -- sized for under 30 minutes on 2 CPU cores (the
-    sizes are in the workspace's looptool.toml). Each step is a 'looptool' command, shown as it
+    start, the loop, the static baseline, report -- with sizes small enough for a CPU (written
+    into the workspace's looptool.toml; about 36 minutes on 2 cores). Each step is a 'looptool' command, shown as it
     runs; run the demo again to continue after an interruption."""
     from looptool.demo import run_demo
 

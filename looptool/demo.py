@@ -6,9 +6,9 @@ The demo is the sequence of commands a user would type, each run as its own `loo
     init -> tools synth -> seed (dialogues, then templated tasks) -> SFT warm start
          -> loop (2 rounds) -> loop --static (2 rounds) -> report -> serve stop
 
-Its workspace config is the default one with smaller sizes (`DEMO_SIZES`), chosen so that the
-whole demo, setup included, finishes in under 30 minutes on 2 CPU cores. Every command is
-resumable, so running the demo again continues where it stopped and skips what is done.
+Its workspace config is the default one with smaller sizes (`DEMO_SIZES`), as small as still
+shows each stage working, because 2 CPU cores pay for every step (docs/BENCHMARKS.md has a run's
+time per step and per stage). Every command is resumable, so running the demo again continues where it stopped and skips what is done.
 """
 
 from __future__ import annotations
