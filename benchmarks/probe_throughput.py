@@ -41,18 +41,20 @@ def probe_with_vllm(workspace: Path, samples, adapter: Path | None, max_tokens: 
     target = resolve_target(workspace, config, None, adapter=adapter, log=lambda *_: None)
     startup = time.monotonic() - t0
     gate = asyncio.Semaphore(concurrency)
+    probes: dict[str, object] = {}
 
     async def one(sample):
         async with gate:
-            return await probe_sample(sample, 1, renderer, target, max_tokens=max_tokens,
-                                      max_prompt_tokens=config.train.max_prompt_tokens, perplexity_of="output")
+            probes[sample.id] = await probe_sample(sample, 1, renderer, target, max_tokens=max_tokens,
+                                                   max_prompt_tokens=config.train.max_prompt_tokens,
+                                                   perplexity_of="output")
 
     async def all_of():
-        return await run_all(one(s) for s in samples)
+        await run_all(one(s) for s in samples)
 
     t0 = time.monotonic()
-    probes = asyncio.run(all_of())
-    return probes, time.monotonic() - t0, startup
+    asyncio.run(all_of())
+    return [probes[s.id] for s in samples], time.monotonic() - t0, startup
 
 
 def probe_with_transformers(workspace: Path, samples, adapter: Path | None, max_tokens: int):
