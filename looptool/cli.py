@@ -975,8 +975,8 @@ def demo(
 ) -> None:
     """The whole method on this machine with the embedded model: init, tools synth, seed, SFT warm
     start, the loop, the static baseline, report -- with sizes small enough for a CPU (written
-    into the workspace's looptool.toml; about 36 minutes on 2 cores). Each step is a 'looptool' command, shown as it
-    runs; run the demo again to continue after an interruption."""
+    into the workspace's looptool.toml; about 36 minutes on 2 cores). Each step is a 'looptool'
+    command, shown as it runs; run the demo again to continue after an interruption."""
     from looptool.demo import run_demo
 
     seconds = run_demo(workspace, rounds=rounds, echo=typer.echo)

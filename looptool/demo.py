@@ -8,7 +8,8 @@ The demo is the sequence of commands a user would type, each run as its own `loo
 
 Its workspace config is the default one with smaller sizes (`DEMO_SIZES`), as small as still
 shows each stage working, because 2 CPU cores pay for every step (docs/BENCHMARKS.md has a run's
-time per step and per stage). Every command is resumable, so running the demo again continues where it stopped and skips what is done.
+time per step and per stage). Every command is resumable, so running the demo again continues
+where it stopped and skips what is done.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from looptool.baseline import static_workspace
-from looptool.config import CONFIG_FILE, WorkspaceConfig, load_config, save_config
+from looptool.config import CONFIG_FILE, DB_FILE, WorkspaceConfig, load_config, save_config
 
 # Section -> field -> value, over the defaults. Why each: CPU time is what the demo spends; on 2
 # cores a GRPO step takes about a minute and the LoRA-served policy reads about 100 prompt
@@ -96,7 +97,7 @@ def run_demo(workspace: Path, *, rounds: int = 2, echo: Callable[[str], None] = 
 
         workspace.mkdir(parents=True, exist_ok=True)
         save_config(workspace, demo_config(workspace.resolve().name))
-        Store.create(workspace / "looptool.db").close()
+        Store.create(workspace / DB_FILE).close()
         echo(f"created workspace {workspace} with the demo's sizes (see {workspace / CONFIG_FILE})")
     else:
         load_config(workspace)  # must be valid before anything runs

@@ -28,7 +28,7 @@ from typing import Any, get_args
 
 from looptool.baseline import static_workspace
 from looptool.config import CONFIG_FILE, DB_FILE, load_config
-from looptool.schema import VerdictKind
+from looptool.schema import ROUND_STAGES, VerdictKind
 from looptool.store import Store
 
 PLOT_DIR = "report"
@@ -44,8 +44,6 @@ COMPOSITION_PARTS = ("corrected", "error", "both_ok", "expanded", "fresh_seed", 
 PROBE_CATEGORIES = ("mastered", "boundary", "failed")
 VERDICT_KINDS: tuple[str, ...] = get_args(VerdictKind)
 EXPANSION_STATUSES = ("kept", "invalid", "rejected", "duplicate")
-# graphs/loop.py's STAGES, not imported from there: that module loads LangGraph (over a second).
-STAGES = ("prepare", "train", "probe", "verify", "expand", "assemble", "evaluate")
 
 
 @dataclass
@@ -192,7 +190,7 @@ def run_sections(run: RunData, *, is_loop: bool) -> list[str]:
         ["Round", "GRPO reward, first step", "GRPO reward, last step", "GRPO", "SFT"],
         [[str(r.n), _num(r.rewards[0] if r.rewards else None), _num(r.rewards[-1] if r.rewards else None),
           _summary(r.training.get("grpo")), _summary(r.training.get("sft"))] for r in trained])
-    stages = _ordered((k for r in trained for k in r.stage_seconds), STAGES)
+    stages = _ordered((k for r in trained for k in r.stage_seconds), ROUND_STAGES)
     sections["Stage wall time (s)"] = _table(
         ["Round", *stages, "Total"],
         [[str(r.n), *(_num(r.stage_seconds.get(s), 1) for s in stages), _num(sum(r.stage_seconds.values()), 1)]

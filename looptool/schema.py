@@ -235,6 +235,8 @@ class Verdict(_Model):
 
 
 RoundStatus = Literal["pending", "running", "done", "failed"]
+# The stages of a round, in the order the loop runs them (Round.stage, metrics["stage_seconds"]).
+ROUND_STAGES = ("prepare", "train", "probe", "verify", "expand", "assemble", "evaluate")
 
 
 class Round(_Model):

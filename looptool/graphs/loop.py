@@ -41,7 +41,6 @@ from looptool.config import DB_FILE, WorkspaceConfig
 from looptool.schema import Round
 from looptool.store import Store, utc_now
 
-STAGES = ("prepare", "train", "probe", "verify", "expand", "assemble", "evaluate")
 
 
 class LoopState(TypedDict, total=False):

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from looptool.config import DB_FILE, load_config, save_config
+from looptool.schema import ROUND_STAGES
 from looptool.store import Store
 from looptool.training.templates import load_renderer
 from tests.scripted_loop import bookkeeping, responder, scripted_workspace
@@ -23,7 +24,7 @@ from tests.tiny_model import build_tiny_model
 
 pytestmark = pytest.mark.slow
 
-ORDER = ("prepare", "train", "probe", "verify", "expand", "assemble", "evaluate", "done")
+ORDER = (*ROUND_STAGES, "done")
 TIMEOUT_S = 600
 
 
@@ -82,7 +83,7 @@ def test_loop_killed_at_random_stages_resumes_to_the_same_bookkeeping(tmp_path, 
     assert not _run(workspaces["straight"], tmp_path / "straight.log")
 
     rng = random.Random(int(os.environ.get("LOOPTOOL_KILL_SEED", "7")))
-    points = [(r, ORDER.index(s)) for r in (1, 2) for s in ORDER[1:-1] if (r, s) != (2, "prepare")]
+    points = [(r, ORDER.index(s)) for r in (1, 2) for s in ORDER[1:-1]]  # train .. evaluate
     targets = sorted(rng.sample(points, 4))
     kills = []
     for target in targets:
