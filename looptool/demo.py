@@ -25,8 +25,8 @@ from looptool.baseline import static_workspace
 from looptool.config import CONFIG_FILE, DB_FILE, WorkspaceConfig, load_config, save_config
 
 # Section -> field -> value, over the defaults. Why each: CPU time is what the demo spends; on 2
-# cores a GRPO step takes about a minute and the LoRA-served policy reads about 100 prompt
-# tokens/s, so every size below is as small as still shows the stage working.
+# cores a GRPO step takes about 30 s per prompt and the policy reads about 200 prompt tokens/s,
+# so every size below is as small as still shows the stage working.
 DEMO_SIZES: dict[str, dict[str, object]] = {
     "seed": {
         "heldout_fraction": 0.25,  # a small held-out set: each round and arm evaluates it
@@ -37,8 +37,8 @@ DEMO_SIZES: dict[str, dict[str, object]] = {
     "train": {
         "sft_max_steps": 12,  # the warm start: 12 x 4 sequences, enough for non-zero GRPO rewards
         "sft_batch_size": 4,
-        "num_generations": 4,  # GRPO groups of 4, two prompts a step
-        "prompts_per_step": 2,
+        "num_generations": 4,  # GRPO groups of 4, one prompt a step (a step costs ~30 s per prompt)
+        "prompts_per_step": 1,
         "max_completion_tokens": 64,  # a call of the curated tools fits in 64 tokens
         "max_prompt_tokens": 768,  # dialogue samples are trimmed (time and memory grow with length)
         "save_steps": 1,
