@@ -3,14 +3,16 @@ probes) vs a plain transformers `generate` loop (one sample at a time) on the sa
 
 Both decode greedily with the same prompt (the policy renderer's, trimmed as training trims it),
 the same completion limit, the answer's log-probs (for its perplexity), and the same adapter when
-one is given; both are scored by the reward's rule. Printed side by side from one run, with how
-often the two agree on correct / incorrect (vLLM's CPU build computes in bfloat16, transformers
-here in float32, so a few greedy answers may differ).
+one is given; both are scored by the reward's rule. With an adapter, vLLM serves it each way that
+`[serving] policy_adapter` offers (`--serving`): merged into a copy of the base weights, and
+hot-loaded as LoRA. Printed side by side from one run, with how often each agrees with
+transformers on correct / incorrect.
 
-    .venv/bin/python benchmarks/probe_throughput.py [--workspace DIR] [--n 64] [--adapter DIR]
+    .venv/bin/python benchmarks/probe_throughput.py [--workspace DIR] [--n 64] [--adapter DIR] [--serving merged,lora]
 
-Samples: templated tool-call tasks (no model needed to make them). The vLLM server's start is
-timed apart and not counted in its rate; so is loading the model into transformers.
+Samples: templated tool-call tasks (no model needed to make them). Starting a vLLM server (and
+merging the adapter) is timed apart and not counted in its rate; so is loading the model into
+transformers. Each vLLM arm runs alone: its server is stopped before the next arm starts.
 """
 
 from __future__ import annotations
@@ -34,8 +36,10 @@ from looptool.training.stage import base_model_dir
 from looptool.training.templates import load_renderer
 
 
-def probe_with_vllm(workspace: Path, samples, adapter: Path | None, max_tokens: int, concurrency: int):
+def probe_with_vllm(workspace: Path, samples, adapter: Path | None, max_tokens: int, concurrency: int,
+                    serving: str):
     config = load_config(workspace)
+    config.serving.policy_adapter = serving
     renderer = load_renderer(str(base_model_dir(config)))
     t0 = time.monotonic()
     target = resolve_target(workspace, config, None, adapter=adapter, log=lambda *_: None)
@@ -95,6 +99,8 @@ def main() -> None:
     parser.add_argument("--adapter", type=Path, help="a LoRA adapter directory to probe with (default: the base)")
     parser.add_argument("--max-tokens", type=int, default=96)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--serving", default="merged,lora",
+                        help="with --adapter: how vLLM serves it, comma-separated arms (merged, lora)")
     args = parser.parse_args()
     tmp = None
     if args.workspace is None:
@@ -103,21 +109,27 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "looptool.cli", "init", str(args.workspace)], check=True,
                        stdout=subprocess.DEVNULL)
     samples = templated_samples(args.n, seed=11, heldout_fraction=0.0)
-    try:
-        probes, vllm_s, startup = probe_with_vllm(args.workspace, samples, args.adapter, args.max_tokens,
-                                                  args.concurrency)
-    finally:
-        ServerManager(args.workspace, load_config(args.workspace).serving).stop_all()  # the cores, for the other side
+    arms = args.serving.split(",") if args.adapter else ["lora"]  # without an adapter: the base model
+    served = {}
+    for arm in arms:
+        try:
+            served[arm] = probe_with_vllm(args.workspace, samples, args.adapter, args.max_tokens, args.concurrency, arm)
+        finally:
+            ServerManager(args.workspace, load_config(args.workspace).serving).stop_all()  # the cores, for the next arm
     hf, hf_s, load = probe_with_transformers(args.workspace, samples, args.adapter, args.max_tokens)
     n = len(samples)
-    agree = sum(p.correct == h[0] for p, h in zip(probes, hf, strict=True))
     print(f"probe {n} templated samples, greedy, max {args.max_tokens} new tokens, answer log-probs, "
           f"adapter: {args.adapter or 'none (base)'}")
-    print(f"vLLM, {args.concurrency} in flight:     {vllm_s:7.1f} s  {n / vllm_s:6.2f} samples/s  "
-          f"(server start {startup:.1f} s, not counted); correct {sum(p.correct for p in probes)}/{n}")
+    for arm, (probes, vllm_s, startup) in served.items():
+        agree = sum(p.correct == h[0] for p, h in zip(probes, hf, strict=True))
+        how = f"adapter {arm}, " if args.adapter else ""
+        print(f"vLLM, {how}{args.concurrency} in flight: {vllm_s:7.1f} s  {n / vllm_s:6.2f} samples/s  "
+              f"(start {startup:.1f} s, not counted); correct {sum(p.correct for p in probes)}/{n}; "
+              f"agrees with transformers on {agree}/{n}")
     print(f"transformers generate, one by one: {hf_s:7.1f} s  {n / hf_s:6.2f} samples/s  "
           f"(model load {load:.1f} s, not counted); correct {sum(h[0] for h in hf)}/{n}")
-    print(f"throughput ratio vLLM / transformers: {hf_s / vllm_s:.2f}; agree on correct/incorrect: {agree}/{n}")
+    ratios = ", ".join(f"{arm} {hf_s / vllm_s:.2f}" for arm, (_, vllm_s, _) in served.items())
+    print(f"throughput ratio vLLM / transformers: {ratios}")
     if tmp is not None:
         tmp.cleanup()
 

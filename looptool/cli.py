@@ -71,7 +71,6 @@ def _user_errors(fn):
     from looptool.serving.server import ServingError
     from looptool.seed.scenarios import NoToolsError
     from looptool.tools_sim.importers import ToolImportError
-    from looptool.agents.judge import JudgeFailed
     from looptool.graphs.loop import LoopError
     from looptool.training.stage import TrainingError
     from looptool.demo import DemoError
@@ -82,7 +81,7 @@ def _user_errors(fn):
             return fn(*args, **kwargs)
         except (
             ConfigError, StoreError, ServingError, ModelOutputError, EmbeddedModelError, ToolImportError, NoToolsError,
-            TrainingError, LoopError, JudgeFailed, DemoError,
+            TrainingError, LoopError, DemoError,
         ) as exc:  # fmt: skip
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None

@@ -37,6 +37,7 @@ JUDGE_SCHEMA: dict[str, Any] = {
     "required": ["analysis", "verdict"],
     "additionalProperties": False,
 }
+NO_VERDICT = "[the judge gave no valid verdict]"  # how a verdict made without one starts
 # On a tie between votes: the verdict that changes the data least wins.
 TIE_ORDER: tuple[VerdictKind, ...] = ("PRED_WRONG", "BOTH_OK", "BOTH_WRONG", "LABEL_WRONG")
 
@@ -103,7 +104,12 @@ async def judge_sample(
             kinds.append(unmap(result.value["verdict"], first))
             analyses.append(" ".join(str(result.value["analysis"]).split()))
     if not kinds:
-        raise JudgeFailed(f"judge gave no valid verdict on sample {sample.id}: {results[-1].error}")
+        # One sample's unusable judge output must not stop a round that has done minutes of work;
+        # without a verdict the label is presumed right, as the method does for samples the judge
+        # never sees, and the rationale says why (a person can override it at review).
+        verdict = Verdict(sample_id=sample.id, round=probe.round, verdict="PRED_WRONG", judge_model=judge_model,
+                          rationale=f"{NO_VERDICT} after {max_attempts} attempts ({results[-1].error}); the label is kept")
+        return verdict, results
     tally = Counter(kinds)
     top = max(tally.values())
     kind = next(k for k in TIE_ORDER if tally.get(k) == top)
@@ -133,7 +139,3 @@ async def check_label(endpoint: Endpoint, sample: Sample, *, date: str, max_atte
                     answer=answer_text(sample.label.calls, sample.label.text))  # fmt: skip
     return await ask_json("judge", CHECK_REF, endpoint, prompt, CHECK_SCHEMA, dict, max_attempts=max_attempts,
                           temperature=temperature, max_tokens=300)
-
-
-class JudgeFailed(Exception):
-    """Every attempt of every vote gave unusable output; the sample is left for a later run."""

@@ -29,7 +29,7 @@ from typing import Any, TypedDict
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, interrupt
 
-from looptool.agents.judge import judge_sample, prediction_label
+from looptool.agents.judge import NO_VERDICT, judge_sample, prediction_label
 from looptool.concurrency import run_all
 from looptool.config import DB_FILE, WorkspaceConfig
 from looptool.schema import Probe
@@ -82,6 +82,10 @@ def build_verify_graph(ctx: VerifyContext) -> StateGraph:
                     judge_model=endpoint.model,
                 )  # fmt: skip
             await asyncio.to_thread(store.upsert_verdict, verdict)
+            if verdict.rationale.startswith(NO_VERDICT):
+                ctx.log(f"round {r}: sample {sample.id}: {verdict.rationale}")
+                await asyncio.to_thread(store.log_event, "warning", "verify", f"round {r}: sample {sample.id}: "
+                                        f"{verdict.rationale}")
 
         await run_all(one(p) for p in todo)
         return {"judged": len(todo)}

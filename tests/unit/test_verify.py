@@ -120,3 +120,24 @@ def test_a_killed_judge_run_asks_only_what_is_missing(verify_ws, fake_openai):
     outcome = run_verify(verify_ws, config, 1, log=lambda *_: None)
     assert len(fake_openai.requests) == 7 - kept
     assert outcome.applied == {"LABEL_WRONG": 4, "PRED_WRONG": 2, "BOTH_WRONG": 1}
+
+
+def test_a_judge_without_a_valid_verdict_keeps_the_label_and_the_round_goes_on(verify_ws, fake_openai):
+    from tests.fakes import chat_reply
+
+    def judge(path, body):  # valid for every sample but Oslo's
+        if "Oslo" in str(body):
+            return 200, chat_reply('{"analysis": "' + "x" * 20 + '"')  # cut off, as at max_tokens
+        return right_judge(path, body)
+
+    fake_openai.responder = judge
+    lines: list[str] = []
+    outcome = run_verify(verify_ws, load_config(verify_ws), 1, log=lines.append)
+    assert outcome.judged == 7 and outcome.applied == {"LABEL_WRONG": 3, "PRED_WRONG": 3, "BOTH_WRONG": 1}
+    oslo = _labels(verify_ws)["Weather in Oslo?"]
+    assert oslo.label == _call("Springfield") and oslo.label_version == 1  # not corrected without a verdict
+    with Store.open(verify_ws / DB_FILE) as store:
+        verdict = next(v for v in store.verdicts(1) if v.sample_id == oslo.id)
+        warnings = [e["message"] for e in store.events() if e["level"] == "warning"]
+    assert verdict.verdict == "PRED_WRONG" and "no valid verdict" in verdict.rationale
+    assert any(oslo.id in w for w in warnings) and any(oslo.id in line for line in lines)
