@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 
-import pytest
-
 from looptool.agents.judge import NO_VERDICT, judge_sample, label_first, prediction_label, unmap
 from looptool.schema import Label, Message, Probe, Sample, ToolCall, ToolSpec
 from looptool.training.templates import system_message
