@@ -25,7 +25,7 @@ from looptool.baseline import static_workspace
 from looptool.config import CONFIG_FILE, DB_FILE, WorkspaceConfig, load_config, save_config
 
 # Section -> field -> value, over the defaults. Why each: CPU time is what the demo spends; on 2
-# cores a GRPO step takes about 30 s per prompt and the policy reads about 200 prompt tokens/s,
+# cores a GRPO step of one prompt takes about 40 s and the policy reads about 200 prompt tokens/s,
 # so every size below is as small as still shows the stage working.
 DEMO_SIZES: dict[str, dict[str, object]] = {
     "seed": {
@@ -35,9 +35,9 @@ DEMO_SIZES: dict[str, dict[str, object]] = {
         "max_tokens": 96,  # a call of the curated tools fits; rambling answers stop early
     },
     "train": {
-        "sft_max_steps": 12,  # the warm start: 12 x 4 sequences, enough for non-zero GRPO rewards
+        "sft_max_steps": 10,  # the warm start: 10 x 4 sequences, enough for non-zero GRPO rewards
         "sft_batch_size": 4,
-        "num_generations": 4,  # GRPO groups of 4, one prompt a step (a step costs ~30 s per prompt)
+        "num_generations": 4,  # GRPO groups of 4, one prompt a step (about 40 s a step)
         "prompts_per_step": 1,
         "max_completion_tokens": 64,  # a call of the curated tools fits in 64 tokens
         "max_prompt_tokens": 768,  # dialogue samples are trimmed (time and memory grow with length)
@@ -46,7 +46,8 @@ DEMO_SIZES: dict[str, dict[str, object]] = {
     "loop": {
         "rounds": 2,
         "grpo_steps": 2,
-        "round_size": 12,
+        "round_size": 10,
+        "judge_attempts": 2,  # a 135M judge that rambles past its token limit once rarely does better the third time
         "expansions_per_error": 1,
         "eval_bfcl_limit": 1,  # one entry of each of the 4 default categories
     },
