@@ -626,6 +626,19 @@ def _round_summary(metrics: dict) -> dict[str, str]:
     return out
 
 
+@app.command("pause")
+@_user_errors
+def pause_command(workspace: Workspace = Path(".")) -> None:
+    """Ask the loop running on this workspace to stop after the stage it is in (its checkpoint
+    saved); 'looptool loop' goes on from the next stage. The request is the file loop.pause in the
+    workspace; a run that starts later drops a request left over from before it."""
+    from looptool.graphs.loop import request_pause
+
+    _open_workspace(workspace)
+    request_pause(workspace)
+    typer.echo("pause requested: the loop stops after its current stage; 'looptool loop' goes on from there")
+
+
 @app.command("probe")
 @_user_errors
 def probe_command(workspace: Workspace = Path("."), round: TrainRound = 1) -> None:

@@ -85,6 +85,15 @@ def test_missing_workspace_says_init(tmp_path, runner):
     assert_one_line_error(result, "run 'looptool init")
 
 
+def test_pause_writes_the_request(workspace, runner, tmp_path):
+    from looptool.graphs.loop import pause_requested
+
+    result = runner.invoke(app, ["pause", "-w", str(workspace)])
+    assert result.exit_code == 0 and "pause requested" in result.output
+    assert pause_requested(workspace)
+    assert_one_line_error(runner.invoke(app, ["pause", "-w", str(tmp_path / "nowhere")]), "run 'looptool init")
+
+
 def test_serve_stop_with_nothing_running(workspace, runner):
     result = runner.invoke(app, ["serve", "stop", "-w", str(workspace)])
     assert result.exit_code == 0 and "no server was running" in result.output
