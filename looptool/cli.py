@@ -911,6 +911,23 @@ def eval_show(
         typer.echo("no evaluations yet; run 'looptool eval bfcl' or 'looptool eval heldout'")
 
 
+# -- tui ----------------------------------------------------------------------------------------
+
+
+@app.command("tui")
+@_user_errors
+def tui_command(workspace: Workspace = Path(".")) -> None:
+    """Open the terminal UI on a workspace: a live dashboard of the loop (start, pause, stop it),
+    the samples with filters, agent traces, sample details, the review of judge verdicts, and the
+    config with endpoint health. It only reads the database, except for review decisions, and
+    works while the loop runs in another process. Keys are shown in its footer; ctrl+p lists
+    every action."""
+    from looptool.tui.app import LoopToolApp
+
+    _open_workspace(workspace)
+    LoopToolApp(workspace).run()
+
+
 # -- doctor -------------------------------------------------------------------------------------
 
 
