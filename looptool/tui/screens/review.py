@@ -4,8 +4,8 @@ sample (d: BOTH_WRONG); then resume the loop (r), which applies them.
 
 Whether the loop waits at the gate is read from LangGraph's checkpoint (`graphs.loop.review_pending`),
 not from the round rows: see there why the rows cannot tell. When it does not wait, the latest
-round's verdicts are still shown, and a decision is still recorded, as `looptool review` does;
-it then applies only if that round is reviewed again.
+round's verdicts are still shown and a decision is still recorded, as `looptool review` does: it
+counts when the round's verdicts are applied, if they have not been yet.
 """
 
 from __future__ import annotations
@@ -40,9 +40,9 @@ class ReviewScreen(Screen):
 
     BINDINGS = [
         Binding("a", "accept", "Accept"),
-        Binding("o", "override", "Other answer"),
+        Binding("o", "override", "Other"),
         Binding("d", "drop", "Drop"),
-        Binding("r", "resume", "Resume loop"),
+        Binding("r", "resume", "Resume"),
         Binding("enter", "open_sample", "Open", show=False),
     ]
 
@@ -112,8 +112,9 @@ class ReviewScreen(Screen):
                                + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
                                + ") · a accept · o other answer · d drop · r resume the loop", style="bold yellow"))
         else:
-            banner.update(Text(f" round {data.round}'s verdicts; the loop is not waiting for review, so a "
-                               "decision here applies only if this round is reviewed again", style="dim"))
+            banner.update(Text(f" round {data.round}'s verdicts · the loop is not waiting at the review gate: a "
+                               "decision here counts when this round's verdicts are applied, if they have not been "
+                               "yet", style="dim"))
         self.query_one(VerdictTable).show(data.rows)
         self._show_selected()
 
@@ -140,7 +141,7 @@ class ReviewScreen(Screen):
         probe = row["probe"]
         diff.show(row["label"], None if probe is None else probe.prediction, None if probe is None else probe.raw)
         v = row["verdict"]
-        text = Text(f"judge ({v.judge_model or '?'}): {v.verdict}", style="bold")
+        text = Text.assemble((f"judge ({v.judge_model or '?'}): {v.verdict}", "bold"))
         if v.human_override:
             text.append(f" -> your override {v.human_override}", style="bold yellow")
         text.append("\n" + short(v.rationale, 600))

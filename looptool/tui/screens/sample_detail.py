@@ -35,7 +35,7 @@ class SampleRecord:
 
 
 def _facts(s: Sample) -> Text:
-    text = Text(f"sample {s.id}", style="bold")
+    text = Text.assemble((f"sample {s.id}", "bold"))
     text.append(f"  origin {s.origin} · added in round {s.round_added} · split {s.split} · scenario "
                 f"{s.scenario or '-'} · label v{s.label_version} · {'active' if s.active else 'INACTIVE'}")
     text.append(f"\n  dialogue {s.dialogue_id or '-'} · parent {s.parent_id or '-'} · tools "
@@ -44,8 +44,8 @@ def _facts(s: Sample) -> Text:
 
 
 def _context(s: Sample, last: int = 6) -> Text:
-    text = Text("context" + (f" (last {last} of {len(s.messages)} messages)" if len(s.messages) > last else "") + "\n",
-                style="bold underline")
+    text = Text.assemble(("context" + (f" (last {last} of {len(s.messages)} messages)" if len(s.messages) > last
+                                       else "") + "\n", "bold underline"))
     for m in s.messages[-last:]:
         body = calls_text(m.tool_calls) if m.tool_calls else m.content or ""
         who = m.role.upper() + (f" {m.name}" if m.role == "tool" and m.name else "")
@@ -67,7 +67,7 @@ def _records(r: SampleRecord) -> Group:
     for v in r.verdicts:
         verdicts.add_row(str(v.round), v.verdict, v.human_override or "-", effective_verdict(v), v.judge_model or "-",
                          v.rationale or "-")
-    history = Text("label history (versions before the current one)\n", style="bold underline")
+    history = Text.assemble(("label history (versions before the current one)\n", "bold underline"))
     for h in r.history:
         history.append(f"  v{h['label_version']}  {label_text(h['label'])}", style="")
         history.append(f"   replaced {h['replaced_at'][:19].replace('T', ' ')}: {h['reason']}\n", style="dim")
@@ -145,7 +145,7 @@ class SampleDetailScreen(Screen):
         self.query_one("#detail-facts", Static).update(_facts(r.sample))
         self.query_one("#detail-context", Static).update(_context(r.sample))
         probe = r.probes[-1] if r.probes else None
-        title = Text("label vs prediction", style="bold underline")
+        title = Text.assemble(("label vs prediction", "bold underline"))
         if probe is not None:
             title.append(f"  (round {probe.round} probe: {'correct' if probe.correct else 'wrong'}"
                          + (f", perplexity {probe.ppl:.3f}" if probe.ppl is not None else "") + ")", style="")

@@ -39,7 +39,9 @@ def role_health(workspace: Path, config: WorkspaceConfig) -> list[tuple[str, str
         if info is None:
             rows.append((role, "managed" + inherited, spec.model, "-", "stopped"))
         else:
-            rows.append((role, "managed" + inherited, spec.model, info.base_url, manager.state(info)))
+            state = manager.state(info)
+            rows.append((role, "managed" + inherited, spec.model, info.base_url,
+                         "stopped (its server exited)" if state == "dead" else state))
     return rows
 
 

@@ -23,7 +23,7 @@ class EventLog(RichLog):
             if e["id"] <= self.last_id:
                 continue
             self.last_id = e["id"]
-            line = Text(f"{e['ts'][:19].replace('T', ' ')} ", style="dim")
+            line = Text.assemble((f"{e['ts'][:19].replace('T', ' ')} ", "dim"))
             line.append(f"{e['stage']:<6} ", style="bold")
             line.append(e["message"], style=LEVEL_STYLES.get(e["level"], ""))
             self.write(line)

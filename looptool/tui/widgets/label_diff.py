@@ -15,7 +15,7 @@ from looptool.tui.data import calls_text
 
 
 def _side(calls: list[ToolCall], text: str | None, odd: list[ToolCall], title: str, differs: bool) -> Text:
-    out = Text(title + "\n", style="bold underline")
+    out = Text.assemble((title + "\n", "bold underline"))
     if not calls:
         out.append(f"(no call) {text or ''}".rstrip(), style="bold red" if differs else "green")
         return out

@@ -11,9 +11,18 @@ from textual.widgets import DataTable
 
 from looptool.tui.data import label_summary, short
 
-# Widths fit 120 columns; the label is cut to its column.
-COLUMNS = (("sample", 18), ("rnd", 3), ("origin", 9), ("scenario", 12), ("split", 7), ("act", 3), ("v", 2),
-           ("label", 27), ("probe", 8), ("verdict", 11))
+# Widths fit 120 columns with the scrollbar; the label is cut to its column.
+COLUMNS = (("sample", 18), ("rnd", 3), ("origin", 9), ("scenario", 14), ("split", 7), ("act", 3), ("v", 2),
+           ("label", 23), ("probe", 8), ("verdict", 11))
+
+
+def scenario_cell(scenario: str | None) -> str:
+    """The scenario in 14 columns: templated ones as "tpl single" and so on."""
+    if not scenario:
+        return "-"
+    if scenario.startswith("templated_"):
+        scenario = "tpl " + scenario.removeprefix("templated_")
+    return short(scenario, 14)
 
 
 class SampleTable(DataTable):
@@ -29,8 +38,8 @@ class SampleTable(DataTable):
         self.clear()
         for r in rows:
             # Text, not str: a str cell is read as markup, and "[f(x=1)]" would vanish as a tag.
-            cells = (r["id"], str(r["round_added"]), r["origin"], short(r["scenario"] or "-", 12), r["split"],
-                     "yes" if r["active"] else "no", str(r["label_version"]), label_summary(r["label"], 27),
+            cells = (r["id"], str(r["round_added"]), r["origin"], scenario_cell(r["scenario"]), r["split"],
+                     "yes" if r["active"] else "no", str(r["label_version"]), label_summary(r["label"], 23),
                      r["category"] or "-", r["verdict"] or "-")
             self.add_row(*(Text(c) for c in cells), key=r["id"])
 

@@ -32,7 +32,7 @@ def _usage(model: str | None, latency_ms: float | None, prompt_tokens: int | Non
 
 def _plan(d: Dialogue) -> list[RenderableType]:
     plan = d.plan
-    head = Text(f"dialogue {d.id}", style="bold")
+    head = Text.assemble((f"dialogue {d.id}", "bold"))
     head.append(f"  status {d.status}", style="red" if d.status == "dropped" else "green")
     if d.error:
         head.append(f"  error: {short(d.error, 200)}", style="red")
@@ -57,7 +57,7 @@ def _plan(d: Dialogue) -> list[RenderableType]:
 
 def _trace(t: dict[str, Any]) -> list[RenderableType]:
     ok = t["status"] == "ok"
-    line = Text("    " + ("✓ " if ok else "✗ rejected "), style="green" if ok else "bold red")
+    line = Text.assemble(("    " + ("✓ " if ok else "✗ rejected "), "green" if ok else "bold red"))
     line.append(f"{t['agent']} call {t['call_key']}", style="bold" if not ok else "")
     usage = _usage(t.get("model"), t.get("latency_ms"), t.get("prompt_tokens"), t.get("completion_tokens"))
     if usage:
@@ -85,7 +85,7 @@ def render_transcript(d: Dialogue, message_rows: Sequence[dict[str, Any]],
             parts += _trace(t)
     for row in message_rows:
         m = row["message"]
-        head = Text(f"[{row['idx']}] ", style="dim")
+        head = Text.assemble((f"[{row['idx']}] ", "dim"))
         head.append(m.role.upper() + (f" {m.name}" if m.role == "tool" and m.name else ""),
                     style=ROLE_STYLES.get(m.role, "bold"))
         if m.agent:
