@@ -125,7 +125,11 @@ class LoopToolApp(App):
         if self.loop_process.running:
             self.notify("the loop is already running", severity="warning")
             return
-        pid = self.loop_process.start()
+        try:
+            pid = self.loop_process.start()
+        except OSError as exc:
+            self.notify(f"cannot start the loop: {exc}", severity="error")
+            return
         self.notify(f"loop started (pid {pid}); output in {self.loop_process.log_path.name}")
 
     def action_pause_loop(self) -> None:
@@ -148,7 +152,11 @@ class LoopToolApp(App):
         if self.loop_process.running:
             self.notify("the loop is already running", severity="warning")
             return
-        pid = self.loop_process.start(release_review=True)
+        try:
+            pid = self.loop_process.start(release_review=True)
+        except OSError as exc:
+            self.notify(f"cannot start the loop: {exc}", severity="error")
+            return
         self.review_round = None
         self.notify(f"loop resumed after review (pid {pid})")
 

@@ -94,7 +94,7 @@ class DashboardScreen(Screen):
     def action_refresh(self) -> None:
         self.tick(force=True)
 
-    @work(thread=True, group="dashboard-poll")
+    @work(thread=True, group="dashboard-poll", exit_on_error=False)
     def poll(self, force: bool) -> None:
         app = self.app
         known = None if force or self.data is None else self.data.marks

@@ -72,7 +72,7 @@ class ReviewScreen(Screen):
         if self.data is not None:
             self.load()
 
-    @work(thread=True, exclusive=True, group="review")
+    @work(thread=True, exclusive=True, group="review", exit_on_error=False)
     def load(self) -> None:
         app = self.app
         try:

@@ -118,7 +118,7 @@ class SampleDetailScreen(Screen):
         self.query_one("#detail").focus()
         self.load()
 
-    @work(thread=True, exclusive=True, group="sample-detail")
+    @work(thread=True, exclusive=True, group="sample-detail", exit_on_error=False)
     def load(self) -> None:
         try:
             with self.app.open_store() as store:

@@ -71,7 +71,7 @@ class SamplesScreen(Screen):
         self.query_one(SampleTable).focus()
         self.load()
 
-    @work(thread=True, exclusive=True, group="samples")
+    @work(thread=True, exclusive=True, group="samples", exit_on_error=False)
     def load(self) -> None:
         query, offset = self.query_value, self.page_start
         try:

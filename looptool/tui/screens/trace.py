@@ -66,7 +66,7 @@ class TraceScreen(Screen):
         self.query_one(DialogueList).focus()
         self.load_list()
 
-    @work(thread=True, exclusive=True, group="dialogue-list")
+    @work(thread=True, exclusive=True, group="dialogue-list", exit_on_error=False)
     def load_list(self) -> None:
         try:
             with self.app.open_store() as store:
@@ -88,7 +88,7 @@ class TraceScreen(Screen):
         else:
             self.load_trace(self.dialogue_id)
 
-    @work(thread=True, exclusive=True, group="dialogue-trace")
+    @work(thread=True, exclusive=True, group="dialogue-trace", exit_on_error=False)
     def load_trace(self, dialogue_id: str) -> None:
         try:
             with self.app.open_store() as store:

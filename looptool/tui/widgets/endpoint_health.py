@@ -60,7 +60,7 @@ class EndpointHealth(DataTable):
             self.add_row(role, "", spec.model, "", "checking…", key=role)
         self._check(workspace, config)
 
-    @work(thread=True, exclusive=True, group="health")
+    @work(thread=True, exclusive=True, group="health", exit_on_error=False)
     def _check(self, workspace: Path, config: WorkspaceConfig) -> None:
         rows = role_health(workspace, config)
         self.app.call_from_thread(self._fill, rows)
