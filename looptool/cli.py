@@ -589,7 +589,8 @@ def loop_command(
     """Run the closed loop: train -> probe -> verify -> expand -> assemble -> evaluate, round after
     round (\\[loop] in looptool.toml). Resumable: kill it at any point and run it again; it goes on
     from the stage that was running. With \\[loop] review on, it pauses after the judge's verdicts
-    until 'looptool review --accept'."""
+    until 'looptool review --accept'. 'looptool pause' (or p in 'looptool tui') stops it after the
+    stage it is in; run it again to go on."""
     from looptool.baseline import make_static_workspace
     from looptool.graphs.loop import run_loop
     from looptool.serving.server import ServerManager
