@@ -588,7 +588,8 @@ def loop_command(
     """Run the closed loop: train -> probe -> verify -> expand -> assemble -> evaluate, round after
     round (\\[loop] in looptool.toml). Resumable: kill it at any point and run it again; it goes on
     from the stage that was running. With \\[loop] review on, it pauses after the judge's verdicts
-    until 'looptool review --accept'."""
+    until 'looptool review --accept'. 'looptool pause' (or p in 'looptool tui') stops it after the
+    stage it is in; run it again to go on."""
     from looptool.baseline import make_static_workspace
     from looptool.graphs.loop import run_loop
     from looptool.serving.server import ServerManager
@@ -623,6 +624,19 @@ def _round_summary(metrics: dict) -> dict[str, str]:
     if ev.get("bfcl"):
         out["BFCL subset"] = f"{100 * (ev['bfcl'].get('all') or 0):.1f}%"
     return out
+
+
+@app.command("pause")
+@_user_errors
+def pause_command(workspace: Workspace = Path(".")) -> None:
+    """Ask the loop running on this workspace to stop after the stage it is in (its checkpoint
+    saved); 'looptool loop' goes on from the next stage. The request is the file loop.pause in the
+    workspace; a run that starts later drops a request left over from before it."""
+    from looptool.graphs.loop import request_pause
+
+    _open_workspace(workspace)
+    request_pause(workspace)
+    typer.echo("pause requested: the loop stops after its current stage; 'looptool loop' goes on from there")
 
 
 @app.command("probe")
@@ -895,6 +909,23 @@ def eval_show(
             shown += 1
     if not shown:
         typer.echo("no evaluations yet; run 'looptool eval bfcl' or 'looptool eval heldout'")
+
+
+# -- tui ----------------------------------------------------------------------------------------
+
+
+@app.command("tui")
+@_user_errors
+def tui_command(workspace: Workspace = Path(".")) -> None:
+    """Open the terminal UI on a workspace: a live dashboard of the loop (start, pause, stop it),
+    the samples with filters, agent traces, sample details, the review of judge verdicts, and the
+    config with endpoint health. It only reads the database, except for review decisions, and
+    works while the loop runs in another process. Keys are shown in its footer; ctrl+p lists
+    every action."""
+    from looptool.tui.app import LoopToolApp
+
+    _open_workspace(workspace)
+    LoopToolApp(workspace).run()
 
 
 # -- doctor -------------------------------------------------------------------------------------

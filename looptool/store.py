@@ -299,11 +299,11 @@ class Store:
                 raise
             conn.commit()
 
-    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    def _rows(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
         with self._lock:
-            return list(self.db.query(sql, list(params)))
+            return list(self.db.query(sql, params if isinstance(params, dict) else list(params)))
 
-    def _one(self, sql: str, params: Sequence[Any] = ()) -> dict[str, Any] | None:
+    def _one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> dict[str, Any] | None:
         rows = self._rows(sql, params)
         return rows[0] if rows else None
 
@@ -856,3 +856,131 @@ class Store:
         """Verdicts of a round per effective kind (a human override wins over the judge)."""
         return self._count_by("SELECT coalesce(human_override, verdict) AS k, count(*) AS c "
                               "FROM verdicts WHERE round = ? GROUP BY k", [round])
+
+    # -- read models for the terminal UI ---------------------------------------------------------
+
+    def has_table(self, name: str) -> bool:
+        """Whether the file holds a table of this name (LangGraph's checkpoint tables appear only
+        once a graph has run)."""
+        return self._one("SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = ?", [name]) is not None
+
+    def activity_marks(self) -> tuple[Any, ...]:
+        """A cheap fingerprint of everything the dashboard shows: it changes whenever a round row,
+        the event log, a training step, a probe, a verdict, an expansion or an evaluation result
+        changes, so a reader can skip a full refresh while it stays the same."""
+        row = self._one(
+            "SELECT (SELECT coalesce(max(id), 0) FROM events) AS events, "
+            "(SELECT group_concat(n || ':' || status || ':' || coalesce(stage, '') || ':' || length(metrics_json) "
+            "|| ':' || length(data_ids_json), ',') FROM rounds) AS rounds, "
+            "(SELECT count(*) FROM train_steps) AS steps, (SELECT count(*) FROM probes) AS probes, "
+            "(SELECT count(*) FROM verdicts) AS verdicts, "
+            "(SELECT count(*) || ':' || coalesce(group_concat(coalesce(human_override, ''), ''), '') FROM verdicts) "
+            "AS overrides, (SELECT count(*) FROM expansions) AS expansions, "
+            "(SELECT count(*) FROM eval_results) AS results")
+        return tuple(row.values()) if row else ()
+
+    def round_activity(self, round: int) -> dict[str, int]:
+        """Rows the stages of a round have written so far, to measure a running stage's progress:
+        GRPO steps logged, probes and failed probes, verdicts and error samples (PRED_WRONG after
+        any override), expansion attempts, and evaluation results of the round's runs."""
+        row = self._one(
+            "SELECT (SELECT count(*) FROM train_steps WHERE round = :r AND stage = 'grpo') AS train_steps, "
+            "(SELECT count(*) FROM probes WHERE round = :r) AS probes, "
+            "(SELECT count(*) FROM probes WHERE round = :r AND category = 'failed') AS failed, "
+            "(SELECT count(*) FROM verdicts WHERE round = :r) AS verdicts, "
+            "(SELECT count(*) FROM verdicts WHERE round = :r AND coalesce(human_override, verdict) = 'PRED_WRONG') "
+            "AS errors, (SELECT count(*) FROM expansions WHERE round = :r) AS expansions, "
+            "(SELECT count(*) FROM eval_results WHERE run_id IN (SELECT id FROM eval_runs WHERE round = :r)) "
+            "AS eval_results", {"r": round})
+        return dict(row) if row else {}
+
+    def all_train_steps(self, stage: str = "grpo") -> list[dict[str, Any]]:
+        """Every logged step of every round's run of one stage, by round then step: round, step
+        plus the metrics."""
+        rows = self._rows("SELECT round, step, metrics_json FROM train_steps WHERE stage = ? ORDER BY round, step",
+                          [stage])
+        return [{"round": r["round"], "step": r["step"], **json.loads(r["metrics_json"])} for r in rows]
+
+    def sample_filter_options(self) -> dict[str, list[Any]]:
+        """The values the sample filters can take: rounds samples were added in, origins, scenarios,
+        and the rounds that have probes."""
+        return {
+            "rounds": [r["k"] for r in self._rows("SELECT DISTINCT round_added AS k FROM samples ORDER BY k")],
+            "origins": [r["k"] for r in self._rows("SELECT DISTINCT origin AS k FROM samples ORDER BY k")],
+            "scenarios": [r["k"] for r in self._rows("SELECT DISTINCT scenario AS k FROM samples "
+                                                     "WHERE scenario IS NOT NULL ORDER BY k")],
+            "probe_rounds": [r["k"] for r in self._rows("SELECT DISTINCT round AS k FROM probes ORDER BY k")],
+        }
+
+    def sample_page(self, *, round_added: int | None = None, origin: str | None = None,
+                    category: str | None = None, verdict: str | None = None, probe_round: int | None = None,
+                    tool: str | None = None, scenario: str | None = None, search: str | None = None,
+                    limit: int = 100, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+        """One page of samples that pass every given filter, and how many pass in all.
+
+        `category` (mastered / boundary / failed) and `verdict` (the effective one: a person's
+        override wins) refer to `probe_round`, or to any round when it is None. `tool` is a tool
+        name the sample offers; `search` is a case-insensitive substring of the id, the context
+        messages or the label JSON. Rows are headers (no messages): id, dialogue_id, parent_id,
+        origin, round_added, split, scenario, active, label_version, label (Label), and the latest
+        probe category and effective verdict (of `probe_round` when given). Ordered by round_added
+        then id; only the page is read.
+        """
+        conds: list[str] = []
+        params: dict[str, Any] = {"limit": int(limit), "offset": int(offset), "pr": probe_round}
+        round_cond = "" if probe_round is None else " AND x.round = :pr"
+        for column, value in (("round_added", round_added), ("origin", origin), ("scenario", scenario)):
+            if value is not None:
+                conds.append(f"s.{column} = :{column}")
+                params[column] = value
+        if category is not None:
+            conds.append(f"EXISTS (SELECT 1 FROM probes x WHERE x.sample_id = s.id AND x.category = :category"
+                         f"{round_cond})")
+            params["category"] = category
+        if verdict is not None:
+            conds.append("EXISTS (SELECT 1 FROM verdicts x WHERE x.sample_id = s.id "
+                         f"AND coalesce(x.human_override, x.verdict) = :verdict{round_cond})")
+            params["verdict"] = verdict
+        if tool:
+            conds.append("EXISTS (SELECT 1 FROM json_each(s.tools_json) t "
+                         "WHERE json_extract(t.value, '$.name') = :tool)")
+            params["tool"] = tool
+        if search:
+            conds.append("(s.id LIKE :search OR s.messages_json LIKE :search OR s.label_json LIKE :search)")
+            params["search"] = f"%{search}%"
+        where = ("WHERE " + " AND ".join(conds)) if conds else ""
+        total = self._one(f"SELECT count(*) AS c FROM samples s {where}", params)["c"]  # type: ignore[index]
+        latest = "(SELECT {col} FROM {table} x WHERE x.sample_id = s.id{cond} ORDER BY x.round DESC LIMIT 1)"
+        rows = self._rows(
+            "SELECT s.id, s.dialogue_id, s.parent_id, s.origin, s.round_added, s.split, s.scenario, s.active, "
+            "s.label_version, s.label_json, "
+            f"{latest.format(col='category', table='probes', cond=round_cond)} AS category, "
+            f"{latest.format(col='coalesce(human_override, verdict)', table='verdicts', cond=round_cond)} AS verdict "
+            f"FROM samples s {where} ORDER BY s.round_added, s.id LIMIT :limit OFFSET :offset", params)
+        for r in rows:
+            r["label"] = Label.model_validate_json(r.pop("label_json"))
+            r["active"] = bool(r["active"])
+        return rows, total
+
+    def probes_for_sample(self, sample_id: str) -> list[Probe]:
+        """Every probe of one sample, by round."""
+        rows = self._rows("SELECT * FROM probes WHERE sample_id = ? ORDER BY round", [sample_id])
+        return [Probe(sample_id=r["sample_id"], round=r["round"], raw=r["raw"], correct=bool(r["correct"]),
+                      ppl=r["ppl"], category=r["category"],
+                      prediction=None if r["prediction_json"] is None else json.loads(r["prediction_json"]))
+                for r in rows]
+
+    def verdicts_for_sample(self, sample_id: str) -> list[Verdict]:
+        """Every verdict on one sample, by round."""
+        rows = self._rows("SELECT * FROM verdicts WHERE sample_id = ? ORDER BY round", [sample_id])
+        return [Verdict(sample_id=r["sample_id"], round=r["round"], verdict=r["verdict"], rationale=r["rationale"],
+                        judge_model=r["judge_model"], human_override=r["human_override"],
+                        corrected_label=None if r["corrected_label_json"] is None
+                        else json.loads(r["corrected_label_json"]))
+                for r in rows]
+
+    def expansions_of(self, parent_id: str) -> list[dict[str, Any]]:
+        """The expansion attempts made from one error sample, by round then slot: round, slot,
+        status, sample_id (when kept), dimension, detail."""
+        return self._rows("SELECT round, slot, status, sample_id, dimension, detail FROM expansions "
+                          "WHERE parent_id = ? ORDER BY round, slot", [parent_id])

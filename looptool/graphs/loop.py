@@ -22,24 +22,55 @@ is not trained twice, probes, verdicts and expansions already stored are not ask
 assembly is deterministic, evaluations are stored runs -- so a run killed at any point continues,
 from the node that was running, when `run_loop` is called again. The round's stage and status are
 written to the database as they change (the TUI reads them).
+
+A run can be asked to stop after the node it is running (`request_pause`: `looptool pause` or the
+TUI). The request is a file in the workspace, so any process can make it; the run looks for it
+after each node, stops at that node boundary with the node's checkpoint saved, and returns;
+running the loop again continues from the next node.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TypedDict
 
+from langgraph.errors import GraphDrained
 from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import RunControl
 from langgraph.types import Command
 
 from looptool.config import DB_FILE, WorkspaceConfig
 from looptool.schema import Round
 from looptool.store import Store, utc_now
+
+PAUSE_FILE = "loop.pause"
+
+
+def request_pause(workspace: Path) -> Path:
+    """Ask the loop running on this workspace (in any process) to stop after its current node."""
+    path = Path(workspace) / PAUSE_FILE
+    path.write_text(utc_now() + "\n", encoding="utf-8")
+    return path
+
+
+def pause_requested(workspace: Path) -> bool:
+    """Whether a pause of the loop has been asked for and not yet taken."""
+    return (Path(workspace) / PAUSE_FILE).is_file()
+
+
+def _take_pause_request(workspace: Path) -> bool:
+    """Remove a pending pause request; True when there was one."""
+    try:
+        (Path(workspace) / PAUSE_FILE).unlink()
+    except FileNotFoundError:
+        return False
+    return True
 
 
 
@@ -72,6 +103,9 @@ class LoopContext:
     today: str = field(default_factory=lambda: date.today().isoformat())
     # How a round is trained; tests of the control flow may pass another.
     train: Callable[[Path, WorkspaceConfig, int, Callable[[str], None]], None] = _train_round
+    # Called with a node's name as the node ends (inside it, before its checkpoint): where a pause
+    # request is taken (see run_loop).
+    pause_point: Callable[[str], None] = lambda node: None
 
 
 def build_loop_graph(ctx: LoopContext) -> StateGraph:
@@ -163,27 +197,49 @@ def build_loop_graph(ctx: LoopContext) -> StateGraph:
     def after_evaluate(state: LoopState) -> str:
         return "advance" if state["round"] < state["rounds"] else END
 
+    def pausable(name: str, node: Callable[[LoopState], Any]) -> Callable[[LoopState], Any]:
+        """The node, then the pause point: inside the node, so a pause asked for here stops the
+        run at the very next step boundary (an update streamed out of the graph arrives only
+        once the next step has begun)."""
+        if asyncio.iscoroutinefunction(node):
+            async def run_async(state: LoopState) -> Any:
+                out = await node(state)
+                ctx.pause_point(name)
+                return out
+
+            return run_async
+
+        def run(state: LoopState) -> Any:
+            out = node(state)
+            ctx.pause_point(name)
+            return out
+
+        return run
+
     graph = StateGraph(LoopState)
-    graph.add_node("prepare", prepare)
-    graph.add_node("train", train)
-    graph.add_node("evaluate", evaluate)
-    graph.add_node("assemble", assemble)
+    graph.add_node("prepare", pausable("prepare", prepare))
+    graph.add_node("train", pausable("train", train))
+    graph.add_node("evaluate", pausable("evaluate", evaluate))
+    graph.add_node("assemble", pausable("assemble", assemble))
     graph.add_node("advance", advance)
     graph.add_edge(START, "prepare")
     graph.add_edge("prepare", "train")
     if ctx.static:
         graph.add_edge("train", "assemble")
     else:
-        verify = build_verify_graph(VerifyContext(ws, config, store, ctx.today, ctx.log)).compile()
+        # The verify subgraph takes a pause request at its end, as it finishes (not in between its
+        # nodes: it shares the run control, and would stop itself half-way).
+        verify = build_verify_graph(VerifyContext(ws, config, store, ctx.today, ctx.log,
+                                                  on_applied=lambda: ctx.pause_point("verify"))).compile()
 
         def verify_stage(state: LoopState) -> dict[str, Any]:
             stage(state["round"], "verify")
             return {}
 
-        graph.add_node("probe", probe)
+        graph.add_node("probe", pausable("probe", probe))
         graph.add_node("verify_stage", verify_stage)
         graph.add_node("verify", verify)
-        graph.add_node("expand", expand)
+        graph.add_node("expand", pausable("expand", expand))
         graph.add_edge("train", "probe")
         graph.add_edge("probe", "verify_stage")
         graph.add_edge("verify_stage", "verify")
@@ -254,6 +310,12 @@ class LoopOutcome:
     round: int  # the round reached
     paused: bool  # waiting for a review of the round's verdicts
     finished: bool
+    stopped_after: str | None = None  # the node after which the run stopped because a pause was asked
+
+    @property
+    def stopped(self) -> bool:
+        """The run stopped on request (see `request_pause`); running the loop again goes on."""
+        return self.stopped_after is not None
 
 
 def run_loop(workspace: Path, config: WorkspaceConfig, *, rounds: int | None = None, static: bool = False,
@@ -284,12 +346,64 @@ def run_loop(workspace: Path, config: WorkspaceConfig, *, rounds: int | None = N
                 given = {"round": done + 1 if done else 1, "rounds": last}
                 if done and done >= last:
                     return LoopOutcome(done, False, True)
-            result = asyncio.run(graph.ainvoke(given, thread))
+            # A pause request older than this run (a loop that ended before taking it) is void.
+            _take_pause_request(workspace)
+            control = RunControl()
+            asked: list[str] = []
+
+            def pause_point(node: str) -> None:
+                if not control.drain_requested and _take_pause_request(workspace):
+                    asked.append(node)
+                    control.request_drain("pause")  # LangGraph stops before the next step starts
+
+            ctx.pause_point = pause_point
+            stopped_after = None
+            try:
+                # "sync": each step's checkpoint is written before the next step starts, so a run
+                # that stops at a step boundary continues from the next node.
+                result = asyncio.run(graph.ainvoke(given, thread, durability="sync", control=control))
+            except GraphDrained:
+                result, stopped_after = {}, (asked[-1] if asked else "a node")
             state = graph.get_state(thread)
             paused = bool(result.get("__interrupt__")) if isinstance(result, dict) else False
-            return LoopOutcome(state.values.get("round", 1), paused, not state.next)
+            if stopped_after is not None:
+                message = f"paused after {stopped_after} as asked"
+                store.log_event("info", "loop", message)
+                log(f"loop {message}; run 'looptool loop' again to go on")
+            return LoopOutcome(state.values.get("round", 1), paused, not state.next, stopped_after)
     finally:
         saver.conn.close()
+
+
+def review_pending(workspace: Path) -> int | None:
+    """The round whose verdicts wait at the review gate, or None when the loop is not waiting there.
+
+    This reads LangGraph's own record -- the latest checkpoint of the loop's thread and its pending
+    writes -- because that is what decides whether `run_loop` pauses: a round's stage stays
+    "verify" (and "running") both while the judge works and while the gate waits, so the round
+    rows alone cannot tell the two apart. An interrupt write (from the review node, raised through
+    the verify subgraph) marks the gate; a resume write beside it means the gate was released.
+    Reads only; a workspace where no loop has run has no checkpoint tables and waits for nothing.
+    """
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    db_path = Path(workspace) / DB_FILE
+    with Store.open(db_path) as store:
+        if not store.has_table("checkpoints") or not store.has_table("writes"):
+            return None
+    conn = sqlite3.connect(str(db_path), check_same_thread=False, timeout=10)
+    try:
+        saver = SqliteSaver(conn)
+        saver.is_setup = True  # the tables exist: skip the set-up, which may write
+        found = saver.get_tuple({"configurable": {"thread_id": "loop", "checkpoint_ns": ""}})
+    finally:
+        conn.close()
+    if found is None:
+        return None
+    channels = {channel for _, channel, _ in found.pending_writes or []}
+    if "__interrupt__" not in channels or "__resume__" in channels:
+        return None
+    return int(found.checkpoint.get("channel_values", {}).get("round", 1))
 
 
 def _interrupted(snapshot: Any) -> bool:

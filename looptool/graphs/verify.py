@@ -50,6 +50,7 @@ class VerifyContext:
     store: Store
     today: str
     log: Callable[[str], None] = print
+    on_applied: Callable[[], None] | None = None  # called as apply ends (the loop's pause point)
 
     def judge_endpoint(self) -> Endpoint:
         # Resolved when the judge runs: a managed server may have been stopped (for training) and
@@ -110,6 +111,8 @@ def build_verify_graph(ctx: VerifyContext) -> StateGraph:
                         store.set_sample_label(v.sample_id, label, reason=correction_reason(r))
                 elif kind == "BOTH_WRONG":
                     store.set_sample_active(v.sample_id, False)
+        if ctx.on_applied is not None:
+            ctx.on_applied()
         return {"applied": dict(applied)}
 
     graph = StateGraph(VerifyState)

@@ -1,5 +1,3 @@
-"""The Textual terminal UI.
-
-Will hold the app, its screens and widgets (one per file) and a single .tcss stylesheet: steer
-the loop, watch every stage live, and inspect agent traces, probes and judge verdicts.
-"""
+"""The Textual terminal UI (`looptool tui`): the app (app.py), its screens (screens/), its widgets
+(widgets/, one per module), one stylesheet (looptool.tcss), the loop as a child process
+(loop_process.py) and the shaping of store rows for display (data.py, no SQL)."""

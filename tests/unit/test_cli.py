@@ -85,6 +85,20 @@ def test_missing_workspace_says_init(tmp_path, runner):
     assert_one_line_error(result, "run 'looptool init")
 
 
+def test_pause_writes_the_request_and_tui_needs_a_workspace(workspace, runner, tmp_path):
+    from looptool.graphs.loop import pause_requested
+
+    result = runner.invoke(app, ["pause", "-w", str(workspace)])
+    assert result.exit_code == 0 and "pause requested" in result.output
+    assert pause_requested(workspace)
+    assert_one_line_error(runner.invoke(app, ["pause", "-w", str(tmp_path / "nowhere")]), "run 'looptool init")
+    assert_one_line_error(runner.invoke(app, ["tui", "-w", str(tmp_path / "nowhere")]), "run 'looptool init")
+    (tmp_path / "corrupt").mkdir()
+    runner.invoke(app, ["init", str(tmp_path / "corrupt")])
+    (tmp_path / "corrupt" / "looptool.db").write_bytes(b"not a database at all" * 100)
+    assert_one_line_error(runner.invoke(app, ["tui", "-w", str(tmp_path / "corrupt")]), "not a usable LoopTool database")
+
+
 def test_serve_stop_with_nothing_running(workspace, runner):
     result = runner.invoke(app, ["serve", "stop", "-w", str(workspace)])
     assert result.exit_code == 0 and "no server was running" in result.output

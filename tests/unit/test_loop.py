@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from looptool.config import DB_FILE, load_config
-from looptool.graphs.loop import run_loop
+from looptool.graphs.loop import pause_requested, request_pause, review_pending, run_loop
 from looptool.store import Store
 from looptool.training.rounds import adapter_dir, record_stage
 from looptool.training.templates import load_renderer
@@ -92,6 +92,46 @@ def test_a_run_killed_mid_way_ends_like_an_uninterrupted_one(tmp_path, runner, f
         assert books[0][key] == books[1][key], (key, books[0][key], books[1][key])
 
 
+class PausingTraining(StandInTraining):
+    """Asks for a pause while it trains `pause_at_round`, as `looptool pause` would from outside."""
+
+    def __init__(self, pause_at_round: int) -> None:
+        super().__init__()
+        self.pause_at_round = pause_at_round
+
+    def __call__(self, workspace: Path, config, round: int, log) -> None:
+        if round == self.pause_at_round:
+            request_pause(workspace)
+        super().__call__(workspace, config, round, log)
+
+
+def test_a_pause_stops_after_the_node_and_the_next_run_goes_on(tmp_path, runner, fake_openai, tokenizer):
+    from looptool.cli import app
+
+    books = []
+    for name, pause in (("straight", False), ("paused", True)):
+        ws = tmp_path / name
+        assert runner.invoke(app, ["init", str(ws)]).exit_code == 0
+        scripted_workspace(ws, fake_openai)
+        fake_openai.responder = responder(tokenizer)
+        training = PausingTraining(pause_at_round=1) if pause else StandInTraining()
+        if pause:
+            outcome = run_loop(ws, load_config(ws), rounds=2, log=lambda *_: None, train=training)
+            assert outcome.stopped and outcome.stopped_after == "train"
+            assert not outcome.finished and not outcome.paused and not pause_requested(ws)
+            with Store.open(ws / DB_FILE) as store:
+                assert store.get_round(1).stage == "train" and store.probes(1) == []  # probe did not start
+                assert "paused after train as asked" in [e["message"] for e in store.events()]
+        else:
+            request_pause(ws)  # left over from before the run: void
+        outcome = run_loop(ws, load_config(ws), rounds=2, log=lambda *_: None, train=training)
+        assert outcome.finished and not outcome.stopped
+        assert training.calls == [1, 2]  # the paused run went on with probing, not training round 1 again
+        books.append(bookkeeping(ws))
+    for key in ("status", "data", "probes", "verdicts", "labels", "expansions", "by_origin", "ids_unique"):
+        assert books[0][key] == books[1][key], (key, books[0][key], books[1][key])
+
+
 def test_review_pauses_the_loop_until_accepted(workspace, fake_openai, tokenizer, runner):
     from looptool.cli import app
 
@@ -100,6 +140,7 @@ def test_review_pauses_the_loop_until_accepted(workspace, fake_openai, tokenizer
     training = StandInTraining()
     outcome = run_loop(ws, load_config(ws), rounds=1, log=lambda *_: None, train=training)
     assert outcome.paused and not outcome.finished
+    assert review_pending(ws) == 1  # what the TUI reads agrees
     with Store.open(ws / DB_FILE) as store:
         assert store.get_round(1).stage == "verify" and store.expansion_counts(1) == {}
         verdicts = store.verdicts(1)
@@ -108,7 +149,7 @@ def test_review_pauses_the_loop_until_accepted(workspace, fake_openai, tokenizer
     listing = runner.invoke(app, ["review", "-w", str(ws), "--override", f"{verdicts[0].sample_id}=BOTH_WRONG"])
     assert listing.exit_code == 0 and "BOTH_WRONG (override)" in listing.output
     outcome = run_loop(ws, load_config(ws), rounds=1, resume_review=True, log=lambda *_: None, train=training)
-    assert outcome.finished
+    assert outcome.finished and review_pending(ws) is None
     with Store.open(ws / DB_FILE) as store:
         assert store.get_sample(verdicts[0].sample_id).active is False
         assert store.get_round(1).status == "done"

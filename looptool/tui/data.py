@@ -1,0 +1,210 @@
+"""Shaping store rows into what the TUI's widgets show. No SQL here: rows come from `Store`
+methods; these functions only compute and format (progress of a running stage, table cells,
+plot series, call texts), so they are cheap to test and safe to run on the UI thread."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from looptool.calls import format_calls
+from looptool.config import WorkspaceConfig
+from looptool.schema import Label, Round, ToolCall, Verdict
+
+WAITING_FOR_REVIEW = "waiting for review: 4"  # the status shown while the review gate waits (4: its key)
+# How each stage's progress is counted: the rows it writes, against the rows it will have written.
+STAGE_UNITS = {"train": "steps", "probe": "probes", "verify": "verdicts", "expand": "attempts",
+               "evaluate": "entries"}
+
+
+@dataclass(frozen=True)
+class StageProgress:
+    """Progress of the stage a round is in: done of total (None: unknown), rate per minute."""
+
+    round: int
+    stage: str
+    status: str
+    done: int | None
+    total: int | None
+    per_minute: float | None
+    unit: str = ""
+
+    @property
+    def label(self) -> str:
+        head = f"round {self.round} · {self.stage}"
+        if self.done is None or self.status not in ("running", WAITING_FOR_REVIEW):
+            return head if self.status == "running" else f"{head} ({self.status})"
+        count = f"{self.done}/{self.total}" if self.total is not None else str(self.done)
+        if self.status != "running":
+            return f"{head} · {count} {self.unit} ({self.status})"
+        rate = f" · {self.per_minute:.1f} {self.unit}/min" if self.per_minute is not None else ""
+        return f"{head} · {count} {self.unit}{rate}"
+
+
+def current_round(rounds: Sequence[Round]) -> Round | None:
+    """The round the loop is in: the running one, else the latest that has started."""
+    running = [r for r in rounds if r.status == "running"]
+    if running:
+        return running[-1]
+    started = [r for r in rounds if r.status != "pending"]
+    return started[-1] if started else None
+
+
+def expected_eval_entries(config: WorkspaceConfig, heldout_samples: int) -> int:
+    """Entries a round's evaluation scores: the held-out samples plus the BFCL subset."""
+    from looptool.eval.bfcl_data import load_category
+
+    total = heldout_samples
+    for category in (c.strip() for c in config.loop.eval_bfcl_categories.split(",")):
+        if category:
+            size = len(load_category(category))
+            total += min(size, config.loop.eval_bfcl_limit) if config.loop.eval_bfcl_limit else size
+    return total
+
+
+def stage_progress(info: Round, activity: dict[str, int], config: WorkspaceConfig, now: datetime,
+                   expected_eval: int | None = None) -> StageProgress:
+    """How far the round's current stage is, from the rows it has written (see STAGE_UNITS), and
+    its rate since the stage started (`metrics["stage_started"]`)."""
+    stage = info.stage or "-"
+    done: int | None = None
+    total: int | None = None
+    if stage == "train":
+        done = activity.get("train_steps", 0)
+        grpo = info.metrics.get("grpo") if isinstance(info.metrics.get("grpo"), dict) else {}
+        total = config.loop.grpo_steps or grpo.get("max_steps") or grpo.get("steps")
+    elif stage == "probe":
+        done, total = activity.get("probes", 0), len(info.data_ids)
+    elif stage == "verify":
+        done, total = activity.get("verdicts", 0), activity.get("failed", 0)
+    elif stage == "expand":
+        done, total = activity.get("expansions", 0), activity.get("errors", 0) * config.loop.expansions_per_error
+    elif stage == "evaluate":
+        done, total = activity.get("eval_results", 0), expected_eval
+    per_minute = None
+    started = info.metrics.get("stage_started")
+    if done is not None and started and info.status == "running":
+        try:
+            minutes = (now - datetime.fromisoformat(started)).total_seconds() / 60
+        except ValueError:
+            minutes = 0
+        if minutes > 0:
+            per_minute = done / minutes
+    if total is not None and done is not None:
+        total = max(total, done)
+    return StageProgress(info.n, stage, info.status, done, total, per_minute, STAGE_UNITS.get(stage, ""))
+
+
+# -- rounds -------------------------------------------------------------------------------------
+
+VERDICT_ABBREV = {"LABEL_WRONG": "LW", "PRED_WRONG": "PW", "BOTH_OK": "OK", "BOTH_WRONG": "BW"}
+ROUND_COLUMNS = ("round", "status", "stage", "start", "time", "data", "m/b/f", "verdicts", "kept", "held-out",
+                 "BFCL")
+# Short names of the data composition's parts, so a round's row fits 120 columns.
+PART_ABBREV = {"corrected": "cor", "error": "err", "both_ok": "ok", "expanded": "exp", "fresh_seed": "new",
+               "boundary": "bnd", "seed": "seed"}
+
+
+def _pct(value: Any) -> str:
+    return f"{100 * value:.1f}%" if isinstance(value, (int, float)) and not isinstance(value, bool) else "-"
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+def round_cells(info: Round, verdicts: dict[str, int] | None = None) -> tuple[str, ...]:
+    """One row of the rounds table."""
+    m = info.metrics
+    composition = m.get("composition") or {}
+    data = f"{sum(composition.values())}: " + " ".join(f"{PART_ABBREV.get(k, k)} {v}" for k, v in composition.items()) \
+        if composition else "-"
+    probe = m.get("probe") or {}
+    probe_text = "/".join(str(probe.get(k, 0)) for k in ("mastered", "boundary", "failed")) if probe else "-"
+    verdict_text = " ".join(f"{VERDICT_ABBREV.get(k, k)}{verdicts[k]}" for k in VERDICT_ABBREV if k in verdicts) \
+        if verdicts else "-"
+    expansion = m.get("expansion") or {}
+    kept = f"{expansion.get('kept', 0)}/{sum(expansion.values())}" if expansion else "-"
+    seconds = sum((m.get("stage_seconds") or {}).values())
+    evaluation = m.get("eval") or {}
+    return (str(info.n), info.status, info.stage or "-", (info.started_at or "-")[11:16] or "-",
+            _duration(seconds) if seconds else "-", data, probe_text, verdict_text, kept,
+            _pct(evaluation.get("heldout")), _pct((evaluation.get("bfcl") or {}).get("all")))
+
+
+def reward_series(steps: Iterable[dict[str, Any]]) -> tuple[list[float], list[int]]:
+    """GRPO reward per logged step, numbered on across rounds, and the x where each round after
+    the first begins."""
+    rewards: list[float] = []
+    starts: list[int] = []
+    last_round = None
+    for s in steps:
+        if not isinstance(s.get("reward"), (int, float)):
+            continue
+        if last_round is not None and s["round"] != last_round:
+            starts.append(len(rewards) + 1)
+        last_round = s["round"]
+        rewards.append(float(s["reward"]))
+    return rewards, starts
+
+
+def accuracy_series(rounds: Iterable[Round]) -> dict[str, list[tuple[int, float]]]:
+    """Accuracy (percent) per evaluated round: held-out and the BFCL subset."""
+    out: dict[str, list[tuple[int, float]]] = {"held-out": [], "BFCL": []}
+    for r in rounds:
+        evaluation = r.metrics.get("eval") or {}
+        if isinstance(evaluation.get("heldout"), (int, float)):
+            out["held-out"].append((r.n, 100 * evaluation["heldout"]))
+        bfcl = (evaluation.get("bfcl") or {}).get("all")
+        if isinstance(bfcl, (int, float)):
+            out["BFCL"].append((r.n, 100 * bfcl))
+    return out
+
+
+# -- calls, labels and verdicts -----------------------------------------------------------------
+
+
+def calls_text(calls: Sequence[ToolCall]) -> str:
+    """Calls as Python-style text where they can be, else JSON."""
+    if not calls:
+        return "(no call)"
+    try:
+        return format_calls(list(calls), "python")
+    except ValueError:
+        return format_calls(list(calls), "json")
+
+
+def label_text(label: Label) -> str:
+    return calls_text(label.calls) if label.calls else f"(no call) {label.text or ''}".strip()
+
+
+def label_summary(label: Label, width: int = 60) -> str:
+    """A one-line label for tables."""
+    text = " ".join(label_text(label).split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def effective_verdict(v: Verdict) -> str:
+    """The verdict that applies: a person's override wins over the judge."""
+    return v.human_override or v.verdict
+
+
+def other_answer(v: Verdict) -> str | None:
+    """The override that picks the other answer of the two the judge compared, or None when that
+    is the judge's own verdict (the override is then cleared): a verdict that keeps the label
+    flips to taking the prediction (LABEL_WRONG) and back (PRED_WRONG)."""
+    flipped = "PRED_WRONG" if effective_verdict(v) == "LABEL_WRONG" else "LABEL_WRONG"
+    return None if flipped == v.verdict else flipped
+
+
+def short(text: str | None, width: int) -> str:
+    """One line, at most `width` characters."""
+    text = " ".join((text or "").split())
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"

@@ -1,0 +1,1 @@
+"""The TUI's screens: dashboard, samples, traces, sample detail, review, config."""

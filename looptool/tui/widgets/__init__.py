@@ -1,0 +1,1 @@
+"""The TUI's widgets, one per module; each shows one thing and knows no SQL."""

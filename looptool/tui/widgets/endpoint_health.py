@@ -1,0 +1,74 @@
+"""Roles -> model -> endpoint -> health. Managed models: the state of the server this workspace
+started (from its state file; the TUI never starts one). Endpoint models: a GET of /models with a
+2 s timeout. Checked in a worker thread; the table fills in as answers come."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+from rich.text import Text
+from textual import work
+from textual.widgets import DataTable
+
+from looptool.config import ALL_ROLES, EndpointModel, WorkspaceConfig
+
+HEALTH_TIMEOUT_S = 2.0
+
+
+def role_health(workspace: Path, config: WorkspaceConfig) -> list[tuple[str, str, str, str, str]]:
+    """(role, kind, model, url, health) for every role."""
+    from looptool.serving.server import ServerManager, server_name
+
+    manager = ServerManager(workspace, config.serving)
+    servers = {info.name: info for info in manager.known()}
+    rows = []
+    for role in ALL_ROLES:
+        spec = config.role(role)
+        inherited = "" if getattr(config, role) is not None else " (generator's)"
+        if isinstance(spec, EndpointModel):
+            try:
+                answer = httpx.get(spec.base_url.rstrip("/") + "/models", timeout=HEALTH_TIMEOUT_S,
+                                   headers={"Authorization": f"Bearer {spec.api_key()}"})
+                health = "reachable" if answer.status_code < 400 else f"HTTP {answer.status_code}"
+            except Exception as exc:  # noqa: BLE001 - any failure is a health state to show
+                health = f"unreachable ({type(exc).__name__})"
+            rows.append((role, "endpoint" + inherited, spec.model, spec.base_url, health))
+            continue
+        info = servers.get(server_name(spec.model))
+        if info is None:
+            rows.append((role, "managed" + inherited, spec.model, "-", "stopped"))
+        else:
+            state = manager.state(info)
+            rows.append((role, "managed" + inherited, spec.model, info.base_url,
+                         "stopped (its server exited)" if state == "dead" else state))
+    return rows
+
+
+class EndpointHealth(DataTable):
+    """The roles' models and whether they answer."""
+
+    def on_mount(self) -> None:
+        self.cursor_type = "row"
+        self.add_columns("role", "kind", "model", "url", "health")
+
+    def check(self, workspace: Path, config: WorkspaceConfig) -> None:
+        """Fill the table now with 'checking…', then with the answers."""
+        self.clear()
+        for role in ALL_ROLES:
+            spec = config.role(role)
+            self.add_row(role, "", spec.model, "", "checking…", key=role)
+        self._check(workspace, config)
+
+    @work(thread=True, exclusive=True, group="health", exit_on_error=False)
+    def _check(self, workspace: Path, config: WorkspaceConfig) -> None:
+        rows = role_health(workspace, config)
+        self.app.call_from_thread(self._fill, rows)
+
+    def _fill(self, rows: list[tuple[str, str, str, str, str]]) -> None:
+        self.clear()
+        for row in rows:
+            self.add_row(*(Text(c) for c in row), key=row[0])
+
+    def health_of(self, role: str) -> str:
+        return str(self.get_cell(role, self.ordered_columns[4].key))

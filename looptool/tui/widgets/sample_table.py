@@ -1,0 +1,50 @@
+"""One page of samples: id, round added, origin, scenario, split, active, label, latest probe
+category and verdict. The row key is the sample id."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from rich.text import Text
+from textual.widgets import DataTable
+
+from looptool.tui.data import label_summary, short
+
+# Widths fit 120 columns with the scrollbar; the label is cut to its column.
+COLUMNS = (("sample", 18), ("rnd", 3), ("origin", 9), ("scenario", 14), ("split", 7), ("act", 3), ("v", 2),
+           ("label", 23), ("probe", 8), ("verdict", 11))
+
+
+def scenario_cell(scenario: str | None) -> str:
+    """The scenario in 14 columns: templated ones as "tpl single" and so on."""
+    if not scenario:
+        return "-"
+    if scenario.startswith("templated_"):
+        scenario = "tpl " + scenario.removeprefix("templated_")
+    return short(scenario, 14)
+
+
+class SampleTable(DataTable):
+    """The sample browser's table."""
+
+    def on_mount(self) -> None:
+        self.cursor_type = "row"
+        self.zebra_stripes = True
+        for label, width in COLUMNS:
+            self.add_column(label, width=width)
+
+    def show(self, rows: Sequence[dict[str, Any]]) -> None:
+        self.clear()
+        for r in rows:
+            # Text, not str: a str cell is read as markup, and "[f(x=1)]" would vanish as a tag.
+            cells = (r["id"], str(r["round_added"]), r["origin"], scenario_cell(r["scenario"]), r["split"],
+                     "yes" if r["active"] else "no", str(r["label_version"]), label_summary(r["label"], 23),
+                     r["category"] or "-", r["verdict"] or "-")
+            self.add_row(*(Text(c) for c in cells), key=r["id"])
+
+    @property
+    def selected_id(self) -> str | None:
+        if not self.row_count:
+            return None
+        return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value

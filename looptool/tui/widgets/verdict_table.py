@@ -1,0 +1,49 @@
+"""The judge's verdicts of a round for review: sample, the judge's verdict, a person's override,
+the verdict that will apply, label, prediction and the judge's reasoning. The row key is the
+sample id."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from rich.text import Text
+from textual.widgets import DataTable
+
+from looptool.tui.data import effective_verdict, label_summary, short
+
+VERDICT_STYLES = {"LABEL_WRONG": "yellow", "PRED_WRONG": "cyan", "BOTH_OK": "green", "BOTH_WRONG": "red"}
+
+
+class VerdictTable(DataTable):
+    """One row per verdict; keeps the cursor on the same sample across reloads."""
+
+    def on_mount(self) -> None:
+        self.cursor_type = "row"
+        self.zebra_stripes = True
+        # The judge's reasoning is shown under the table, for the highlighted row.
+        for label, width in (("sample", 18), ("judge", 11), ("override", 11), ("applies", 11), ("label", 28),
+                             ("prediction", 28)):
+            self.add_column(label, width=width)
+
+    def show(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Rows of {verdict: Verdict, label: Label | None, prediction: str}."""
+        keep = self.selected_id
+        self.clear()
+        for r in rows:
+            v = r["verdict"]
+            applies = effective_verdict(v)
+            self.add_row(  # Text, not str: "[f(x=1)]" in a str cell would be read as markup
+                Text(v.sample_id), Text(v.verdict), Text(v.human_override or "-"),
+                Text(applies, style=VERDICT_STYLES.get(applies, "")),
+                Text(label_summary(r["label"], 28) if r["label"] is not None else "?"),
+                Text(short(r["prediction"], 28)), key=v.sample_id)
+        ids = [r["verdict"].sample_id for r in rows]
+        if keep in ids:
+            self.move_cursor(row=ids.index(keep))
+
+    @property
+    def selected_id(self) -> str | None:
+        if not self.row_count:
+            return None
+        return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value

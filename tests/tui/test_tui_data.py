@@ -1,0 +1,92 @@
+"""The store's reads for the TUI and the shaping of their rows, on the fixture workspace."""
+
+from __future__ import annotations
+
+from looptool.config import DB_FILE, load_config
+from looptool.graphs.loop import review_pending
+from looptool.schema import Verdict
+from looptool.store import Store
+from looptool.tui.data import accuracy_series, current_round, other_answer, reward_series, round_cells, stage_progress
+from tests.tui.tui_workspace import NOW
+
+
+def test_sample_page_filters_counts_and_pages(built_workspace):
+    ws, ids = built_workspace
+    with Store.open(ws / DB_FILE) as store:
+        rows, total = store.sample_page(limit=5)
+        assert total == 14 and len(rows) == 5
+        rest, again = store.sample_page(limit=5, offset=10)
+        assert again == 14 and len(rest) == 4
+        assert not {r["id"] for r in rows} & {r["id"] for r in rest}
+        assert store.sample_page(origin="expanded")[1] == 1
+        assert store.sample_page(round_added=2)[1] == 2
+        assert store.sample_page(scenario="parallel")[1] == 2
+        assert store.sample_page(category="failed", probe_round=2)[1] == 3
+        assert store.sample_page(category="failed", probe_round=1)[1] == 5
+        assert store.sample_page(verdict="BOTH_WRONG")[1] == 1
+        assert store.sample_page(tool="get_weather")[1] == 6
+        assert store.sample_page(search="OSLO")[1] == 1  # case-insensitive
+        assert store.sample_page(search="no such text")[1] == 0
+        (oslo,), _ = store.sample_page(search="Oslo?")
+        assert oslo["id"] == ids["oslo"] and oslo["category"] == "mastered" and oslo["dialogue_id"] == "d_weather"
+        (parent,), _ = store.sample_page(verdict="PRED_WRONG", probe_round=1, search="Paris")
+        assert parent["verdict"] == "PRED_WRONG"
+        assert store.sample_filter_options() == {"rounds": [0, 2], "origins": ["corrected", "expanded", "seed"],
+                                                 "scenarios": ["missing_argument", "parallel", "single"],
+                                                 "probe_rounds": [1, 2]}
+
+
+def test_round_activity_and_stage_progress(built_workspace):
+    ws, _ = built_workspace
+    config = load_config(ws)
+    with Store.open(ws / DB_FILE) as store:
+        rounds = store.rounds()
+        activity = store.round_activity(2)
+        marks = store.activity_marks()
+        assert store.activity_marks() == marks  # nothing changed, same fingerprint
+    assert activity == {"train_steps": 3, "probes": 5, "failed": 3, "verdicts": 3, "errors": 1, "expansions": 0,
+                        "eval_results": 0}
+    now = current_round(rounds)
+    assert now.n == 2
+    progress = stage_progress(now, activity, config, NOW)
+    assert (progress.stage, progress.done, progress.total) == ("verify", 3, 3)
+    assert round(progress.per_minute, 2) == 0.3  # 3 verdicts in the 10 minutes since the stage began
+    assert "3/3 verdicts" in progress.label
+    probing = stage_progress(now.model_copy(update={"stage": "probe"}), activity, config, NOW)
+    assert (probing.done, probing.total) == (5, 7)  # probes of the round's 7 samples
+    expanding = stage_progress(now.model_copy(update={"stage": "expand"}), activity, config, NOW)
+    assert (expanding.done, expanding.total) == (0, config.loop.expansions_per_error)
+    assert stage_progress(rounds[0], {}, config, NOW).per_minute is None  # a finished round has no rate
+
+
+def test_round_cells_and_plot_series(built_workspace):
+    ws, _ = built_workspace
+    with Store.open(ws / DB_FILE) as store:
+        rounds = store.rounds()
+        steps = store.all_train_steps()
+        verdicts = store.verdict_counts(1)
+    cells = round_cells(rounds[0], verdicts)
+    assert cells[:3] == ("1", "done", "done") and cells[-2:] == ("50.0%", "25.0%")
+    assert cells[5] == "10: new 10" and cells[7] == "LW1 PW2 OK1 BW1" and cells[8] == "1/3"
+    rewards, starts = reward_series(steps)
+    assert rewards == [0.1, 0.25, 0.3, 0.5, 0.4, 0.55, 0.6] and starts == [5]
+    assert accuracy_series(rounds) == {"held-out": [(1, 50.0)], "BFCL": [(1, 25.0)]}
+
+
+def test_other_answer_flips_between_keeping_the_label_and_taking_the_prediction():
+    def verdict(kind, override=None):
+        return Verdict(sample_id="s", round=1, verdict=kind, human_override=override)
+
+    assert other_answer(verdict("LABEL_WRONG")) == "PRED_WRONG"
+    assert other_answer(verdict("PRED_WRONG")) == "LABEL_WRONG"
+    assert other_answer(verdict("BOTH_OK")) == "LABEL_WRONG"
+    assert other_answer(verdict("PRED_WRONG", "LABEL_WRONG")) is None  # back to the judge's own
+    assert other_answer(verdict("BOTH_OK", "LABEL_WRONG")) == "PRED_WRONG"
+
+
+def test_review_pending_reads_the_checkpoint(built_workspace, workspace):
+    ws, _ = built_workspace
+    assert review_pending(ws) == 2
+    assert review_pending(workspace) is None  # a fresh workspace: no loop has run
+    with Store.open(workspace / DB_FILE) as store:
+        assert not store.has_table("checkpoints")  # and reading did not create LangGraph's tables

@@ -1,0 +1,64 @@
+"""The loop as a child process of the TUI (a fake, fast loop that only writes rows): start, pause
+request, stop; and the dashboard showing another process's stage change within 2 seconds while a
+writer hammers the database, with no "locked" error on screen."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from looptool.graphs.loop import pause_requested
+from looptool.tui.widgets.event_log import EventLog
+from looptool.tui.widgets.rounds_table import RoundsTable
+from tests.tui.conftest import make_app, settle, wait_for
+
+pytestmark = pytest.mark.anyio
+
+FAKE_LOOP = Path(__file__).with_name("fake_loop.py")
+HAMMER = Path(__file__).with_name("hammer_writer.py")
+
+
+def screen_text(app) -> str:
+    return app.export_screenshot()
+
+
+async def test_start_pause_and_stop_a_loop_process(tui_ws):
+    app = make_app(tui_ws, loop_command=[sys.executable, str(FAKE_LOOP), str(tui_ws), "200"])
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        rounds = app.screen.query_one(RoundsTable)
+        await pilot.press("s")
+        assert app.loop_process.running
+        await wait_for(pilot, lambda: rounds.stage_of(3) is not None, timeout=10)
+        await wait_for(pilot, lambda: "round 3:" in "".join(line.text for line in app.screen.query_one(EventLog).lines))
+        await pilot.press("p")
+        assert pause_requested(tui_ws)
+        await pilot.press("x")
+        await wait_for(pilot, lambda: not app.loop_process.running, timeout=15)
+        assert app.loop_process.state().exit_code == -15  # SIGTERM
+        seen = rounds.stage_of(3)
+        await pilot.pause(0.6)
+        assert rounds.stage_of(3) == seen  # nothing writes any more
+
+
+async def test_dashboard_follows_another_process_within_two_seconds(tui_ws):
+    app = make_app(tui_ws, poll_interval=0.5)
+    hammer = subprocess.Popen([sys.executable, str(HAMMER), str(tui_ws), "30"])
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await settle(pilot)
+            rounds = app.screen.query_one(RoundsTable)
+            assert rounds.stage_of(2) == "verify"
+            for stage in ("expand", "assemble", "evaluate"):
+                changer = subprocess.run([sys.executable, str(HAMMER), str(tui_ws), "0", stage], check=True)
+                assert changer.returncode == 0
+                took = await wait_for(pilot, lambda: rounds.stage_of(2) == stage, timeout=2.0)  # noqa: B023
+                assert took < 2.0
+                assert "locked" not in screen_text(app).lower()
+            assert hammer.poll() is None, "the writer should still be hammering"
+    finally:
+        hammer.terminate()
+        hammer.wait(10)

@@ -1,0 +1,52 @@
+"""The sample browser filters in the database and counts what matches."""
+
+from __future__ import annotations
+
+import pytest
+from textual.widgets import Select, Static
+
+from looptool.tui.widgets.sample_table import SampleTable
+from tests.tui.conftest import make_app, settle, wait_for
+
+pytestmark = pytest.mark.anyio
+
+
+def counts_text(app) -> str:
+    return str(app.screen.query_one("#sample-counts", Static).render())
+
+
+async def test_filter_by_origin_and_by_search(tui_ws):
+    app = make_app(tui_ws)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("2")
+        await settle(pilot)
+        table = app.screen.query_one(SampleTable)
+        assert table.row_count == 14 and "14 matching of 14 samples" in counts_text(app)
+        app.screen.query_one("#f-origin", Select).value = "expanded"
+        await wait_for(pilot, lambda: table.row_count == 1)
+        assert "1 matching of 14" in counts_text(app)
+        app.screen.query_one("#f-origin", Select).value = "seed"
+        await wait_for(pilot, lambda: table.row_count == 12)
+        await pilot.press("slash", *"weather in")
+        await wait_for(pilot, lambda: table.row_count == 5)  # Oslo, 2 parallel, 2 held-out
+        await pilot.press(*" paris")
+        await wait_for(pilot, lambda: table.row_count == 1)
+        assert "1 matching" in counts_text(app)
+
+
+async def test_filter_by_probe_category_verdict_and_tool(tui_ws):
+    app = make_app(tui_ws)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("2")
+        await settle(pilot)
+        screen = app.screen
+        table = screen.query_one(SampleTable)
+        screen.query_one("#f-category", Select).value = "failed"
+        await wait_for(pilot, lambda: table.row_count == 6)  # failed in round 1 or 2
+        screen.query_one("#f-verdict", Select).value = "PRED_WRONG"
+        await wait_for(pilot, lambda: table.row_count == 2)
+        screen.query_one("#f-category", Select).value = Select.NULL
+        screen.query_one("#f-verdict", Select).value = Select.NULL
+        await pilot.click("#f-tool")
+        await pilot.press(*"book_table")
+        await wait_for(pilot, lambda: table.row_count == 4)
