@@ -600,12 +600,7 @@ class Store:
         if category is not None:
             where, params = where + " AND category = ?", params + [category]
         rows = self._rows(f"SELECT * FROM probes WHERE {where} ORDER BY sample_id", params)
-        return [
-            Probe(sample_id=r["sample_id"], round=r["round"], raw=r["raw"], correct=bool(r["correct"]),
-                  ppl=r["ppl"], category=r["category"],
-                  prediction=None if r["prediction_json"] is None else json.loads(r["prediction_json"]))
-            for r in rows
-        ]
+        return [_probe(r) for r in rows]
 
     def upsert_verdict(self, v: Verdict) -> None:
         label = None if v.corrected_label is None else _dump(v.corrected_label)
@@ -616,14 +611,7 @@ class Store:
 
     def verdicts(self, round: int) -> list[Verdict]:
         rows = self._rows("SELECT * FROM verdicts WHERE round = ? ORDER BY sample_id", [round])
-        return [
-            Verdict(sample_id=r["sample_id"], round=r["round"], verdict=r["verdict"],
-                    rationale=r["rationale"], judge_model=r["judge_model"],
-                    human_override=r["human_override"],
-                    corrected_label=None if r["corrected_label_json"] is None
-                    else json.loads(r["corrected_label_json"]))
-            for r in rows
-        ]
+        return [_verdict(r) for r in rows]
 
     def set_human_override(self, sample_id: str, round: int, verdict_kind: VerdictKind | None) -> None:
         """Record (or, with None, clear) a human's verdict that overrides the judge's."""
@@ -965,22 +953,28 @@ class Store:
     def probes_for_sample(self, sample_id: str) -> list[Probe]:
         """Every probe of one sample, by round."""
         rows = self._rows("SELECT * FROM probes WHERE sample_id = ? ORDER BY round", [sample_id])
-        return [Probe(sample_id=r["sample_id"], round=r["round"], raw=r["raw"], correct=bool(r["correct"]),
-                      ppl=r["ppl"], category=r["category"],
-                      prediction=None if r["prediction_json"] is None else json.loads(r["prediction_json"]))
-                for r in rows]
+        return [_probe(r) for r in rows]
 
     def verdicts_for_sample(self, sample_id: str) -> list[Verdict]:
         """Every verdict on one sample, by round."""
         rows = self._rows("SELECT * FROM verdicts WHERE sample_id = ? ORDER BY round", [sample_id])
-        return [Verdict(sample_id=r["sample_id"], round=r["round"], verdict=r["verdict"], rationale=r["rationale"],
-                        judge_model=r["judge_model"], human_override=r["human_override"],
-                        corrected_label=None if r["corrected_label_json"] is None
-                        else json.loads(r["corrected_label_json"]))
-                for r in rows]
+        return [_verdict(r) for r in rows]
 
     def expansions_of(self, parent_id: str) -> list[dict[str, Any]]:
         """The expansion attempts made from one error sample, by round then slot: round, slot,
         status, sample_id (when kept), dimension, detail."""
         return self._rows("SELECT round, slot, status, sample_id, dimension, detail FROM expansions "
                           "WHERE parent_id = ? ORDER BY round, slot", [parent_id])
+
+
+def _probe(r: dict[str, Any]) -> Probe:
+    return Probe(sample_id=r["sample_id"], round=r["round"], raw=r["raw"], correct=bool(r["correct"]),
+                 ppl=r["ppl"], category=r["category"],
+                 prediction=None if r["prediction_json"] is None else json.loads(r["prediction_json"]))
+
+
+def _verdict(r: dict[str, Any]) -> Verdict:
+    return Verdict(sample_id=r["sample_id"], round=r["round"], verdict=r["verdict"], rationale=r["rationale"],
+                   judge_model=r["judge_model"], human_override=r["human_override"],
+                   corrected_label=None if r["corrected_label_json"] is None
+                   else json.loads(r["corrected_label_json"]))

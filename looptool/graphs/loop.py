@@ -27,14 +27,22 @@ A run can be asked to stop after the node it is running (`request_pause`: `loopt
 TUI). The request is a file in the workspace, so any process can make it; the run looks for it
 after each node, stops at that node boundary with the node's checkpoint saved, and returns;
 running the loop again continues from the next node.
+
+One loop at a time runs on a workspace: `run_loop` holds an exclusive lock on `loop.lock` (an
+flock, so it goes with the process however it ends) and writes its pid there; a second run fails
+with a one-line error, and `running_loop_pid` tells any process (the TUI) which loop runs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 import random
 import sqlite3
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -50,6 +58,7 @@ from looptool.schema import Round
 from looptool.store import Store, utc_now
 
 PAUSE_FILE = "loop.pause"
+LOCK_FILE = "loop.lock"
 
 
 def request_pause(workspace: Path) -> Path:
@@ -72,6 +81,48 @@ def _take_pause_request(workspace: Path) -> bool:
         return False
     return True
 
+
+def running_loop_pid(workspace: Path) -> int | None:
+    """The pid of the loop running on this workspace (in any process), or None when none runs."""
+    path = Path(workspace) / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+            return int(text) if text.isdigit() else 0  # 0: running, its pid not yet written
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def _only_loop(workspace: Path, wait_s: float = 2.0) -> Iterator[None]:
+    """Hold the workspace's loop lock while the loop runs; LoopError when another loop holds it.
+    It waits up to `wait_s`, since a reader (`running_loop_pid`) holds it for an instant."""
+    fd = os.open(Path(workspace) / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    pid = running_loop_pid(workspace)
+                    raise LoopError(f"another loop runs on {workspace} (pid {pid or '?'}); 'looptool pause -w "
+                                    f"{workspace}' stops it after its current stage") from None
+                time.sleep(0.05)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 class LoopState(TypedDict, total=False):
@@ -322,6 +373,13 @@ def run_loop(workspace: Path, config: WorkspaceConfig, *, rounds: int | None = N
              resume_review: bool = False, log: Callable[[str], None] = print,
              train: Callable[..., None] | None = None) -> LoopOutcome:
     """Run the loop to its last round, continuing a killed or paused run of the same workspace."""
+    with _only_loop(workspace):
+        return _run_loop(workspace, config, rounds=rounds, static=static, resume_review=resume_review, log=log,
+                         train=train)
+
+
+def _run_loop(workspace: Path, config: WorkspaceConfig, *, rounds: int | None, static: bool, resume_review: bool,
+              log: Callable[[str], None], train: Callable[..., None] | None) -> LoopOutcome:
     from looptool.graphs.checkpoint import open_checkpointer
 
     last = rounds or config.loop.rounds

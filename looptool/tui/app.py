@@ -24,7 +24,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 
 from looptool.config import DB_FILE, WorkspaceConfig, load_config
-from looptool.store import Store, StoreError
+from looptool.store import Store
 from looptool.tui.loop_process import LoopProcess
 from looptool.tui.screens.config import ConfigScreen
 from looptool.tui.screens.dashboard import DashboardScreen
@@ -127,7 +127,7 @@ class LoopToolApp(App):
             return
         try:
             pid = self.loop_process.start()
-        except OSError as exc:
+        except (OSError, RuntimeError) as exc:
             self.notify(f"cannot start the loop: {exc}", severity="error")
             return
         self.notify(f"loop started (pid {pid}); output in {self.loop_process.log_path.name}")
@@ -138,7 +138,10 @@ class LoopToolApp(App):
 
     def action_stop_loop(self) -> None:
         if not self.loop_process.running:
-            self.notify("no loop started from here is running", severity="warning")
+            elsewhere = self.loop_process.state().elsewhere_pid
+            self.notify("no loop started from here is running" if elsewhere is None else
+                        f"the loop (pid {elsewhere or '?'}) was started elsewhere: p pauses it after its stage",
+                        severity="warning")
             return
         self._stop_loop()
 
@@ -154,7 +157,7 @@ class LoopToolApp(App):
             return
         try:
             pid = self.loop_process.start(release_review=True)
-        except OSError as exc:
+        except (OSError, RuntimeError) as exc:
             self.notify(f"cannot start the loop: {exc}", severity="error")
             return
         self.review_round = None

@@ -9,6 +9,8 @@ output going to `logs/tui-loop.log` in the workspace.
   with its checkpoint saved. Any loop on the workspace takes it, whoever started it.
 * stop: SIGTERM to the child's process group (the loop and the trainer or servers it started);
   the loop is resumable after a kill by design, so nothing is lost but the node's work so far.
+* a loop started elsewhere (another terminal) is seen through the workspace's loop lock
+  (`graphs.loop.running_loop_pid`): start refuses, pause reaches it, stop does not touch it.
 
 The commands are injectable, so tests drive a fake loop that only writes rows.
 """
@@ -24,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from looptool.graphs.loop import pause_requested, request_pause
+from looptool.graphs.loop import pause_requested, request_pause, running_loop_pid
 
 LOG_NAME = "tui-loop.log"
 
@@ -48,6 +50,7 @@ class ProcessState:
     what: str  # "loop", "review --accept", or "" before the first start
     exit_code: int | None
     pause_requested: bool
+    elsewhere_pid: int | None = None  # a loop on this workspace that was not started here
 
 
 class LoopProcess:
@@ -72,14 +75,20 @@ class LoopProcess:
     def state(self) -> ProcessState:
         proc = self._proc
         code = None if proc is None else proc.poll()
-        return ProcessState(running=proc is not None and code is None, pid=None if proc is None else proc.pid,
-                            what=self._what, exit_code=code, pause_requested=pause_requested(self.workspace))
+        running = proc is not None and code is None
+        elsewhere = None if running else running_loop_pid(self.workspace)
+        return ProcessState(running=running, pid=None if proc is None else proc.pid, what=self._what, exit_code=code,
+                            pause_requested=pause_requested(self.workspace), elsewhere_pid=elsewhere)
 
     def start(self, *, release_review: bool = False) -> int:
         """Start the loop (or, with release_review, `review --accept`); returns the pid.
-        Raises RuntimeError when this TUI's loop is already running."""
+        Raises RuntimeError when a loop already runs on the workspace, started here or elsewhere."""
         if self.running:
             raise RuntimeError(f"the loop is already running (pid {self._proc.pid})")  # type: ignore[union-attr]
+        elsewhere = running_loop_pid(self.workspace)
+        if elsewhere is not None:
+            raise RuntimeError(f"a loop started elsewhere runs on this workspace (pid {elsewhere or '?'}); "
+                               "p pauses it")
         command = self.review_command if release_review else self.loop_command
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:

@@ -1,5 +1,5 @@
 """The loop as a child process of the TUI (a fake, fast loop that only writes rows): start, pause
-request, stop; and the dashboard showing another process's stage change within 2 seconds while a
+request, stop; a loop started elsewhere is seen and not started twice; and the dashboard showing another process's stage change within 2 seconds while a
 writer hammers the database, with no "locked" error on screen."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import pytest
 
 from looptool.graphs.loop import pause_requested
 from looptool.tui.widgets.event_log import EventLog
+from looptool.tui.widgets.loop_status import LoopStatus
 from looptool.tui.widgets.rounds_table import RoundsTable
 from tests.tui.conftest import make_app, settle, wait_for
 
@@ -42,6 +43,28 @@ async def test_start_pause_and_stop_a_loop_process(tui_ws):
         seen = rounds.stage_of(3)
         await pilot.pause(0.6)
         assert rounds.stage_of(3) == seen  # nothing writes any more
+
+
+async def test_a_loop_started_elsewhere_is_shown_and_not_started_again(tui_ws):
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
+                               "from looptool.graphs.loop import _only_loop\n"
+                               "with _only_loop(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(60)",
+                               str(tui_ws)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        app = make_app(tui_ws, loop_command=[sys.executable, str(FAKE_LOOP), str(tui_ws), "200"])
+        async with app.run_test(size=(120, 40)) as pilot:
+            await settle(pilot)
+            status = app.screen.query_one(LoopStatus)
+            await wait_for(pilot, lambda: f"started elsewhere (pid {holder.pid})" in str(status.render()))
+            await pilot.press("s")
+            assert not app.loop_process.running
+            assert any("started elsewhere" in n.message for n in app._notifications)
+            await pilot.press("p")
+            assert pause_requested(tui_ws)  # a pause reaches any loop on the workspace
+    finally:
+        holder.kill()
+        holder.wait(10)
 
 
 async def test_dashboard_follows_another_process_within_two_seconds(tui_ws):

@@ -1,17 +1,24 @@
 """The loop graph's control flow against the scripted server, with training replaced by a stand-in
 that writes an adapter directory and records the stage (real training is tested in
 tests/integration). Two rounds run end to end; a run that dies in the middle and is run again ends
-with the same bookkeeping as an uninterrupted one; the review gate pauses the loop."""
+with the same bookkeeping as an uninterrupted one; the review gate pauses the loop; a pause request
+stops it after a node; one loop at a time runs on a workspace."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from looptool.config import DB_FILE, load_config
-from looptool.graphs.loop import pause_requested, request_pause, review_pending, run_loop
+from looptool.graphs.loop import (LoopError, _only_loop, pause_requested, request_pause, review_pending, run_loop,
+                                  running_loop_pid)
 from looptool.store import Store
 from looptool.training.rounds import adapter_dir, record_stage
 from looptool.training.templates import load_renderer
@@ -130,6 +137,36 @@ def test_a_pause_stops_after_the_node_and_the_next_run_goes_on(tmp_path, runner,
         books.append(bookkeeping(ws))
     for key in ("status", "data", "probes", "verdicts", "labels", "expansions", "by_origin", "ids_unique"):
         assert books[0][key] == books[1][key], (key, books[0][key], books[1][key])
+
+
+def test_one_loop_at_a_time_runs_on_a_workspace(tmp_path):
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    assert running_loop_pid(ws) is None  # no loop has ever run
+    with _only_loop(ws):
+        assert running_loop_pid(ws) == os.getpid()
+        with pytest.raises(LoopError, match=rf"another loop runs on .* \(pid {os.getpid()}\)"):
+            with _only_loop(ws, wait_s=0.1):
+                pass
+    assert running_loop_pid(ws) is None  # released as the run ends
+
+    # A loop in another process holds it until that process dies, however it dies.
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
+                               "from looptool.graphs.loop import _only_loop\n"
+                               "with _only_loop(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(60)",
+                               str(ws)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert running_loop_pid(ws) == holder.pid
+        with pytest.raises(LoopError, match=f"pid {holder.pid}"):
+            run_loop(ws, None, log=lambda *_: None)  # refused before it reads anything
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(10)
+    deadline = time.monotonic() + 5
+    while running_loop_pid(ws) is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert running_loop_pid(ws) is None
 
 
 def test_review_pauses_the_loop_until_accepted(workspace, fake_openai, tokenizer, runner):

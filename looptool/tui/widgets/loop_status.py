@@ -1,4 +1,4 @@
-"""One line on the loop: whether this TUI's loop process runs, a pending pause, the review gate."""
+"""One line on the loop: whether a loop runs (started here or elsewhere), a pending pause, the review gate."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ class LoopStatus(Static):
         text.append("  loop: ")
         if process.running:
             text.append(f"{process.what} running (pid {process.pid})", style="bold green")
+        elif process.elsewhere_pid is not None:
+            text.append(f"running, started elsewhere (pid {process.elsewhere_pid or '?'})", style="bold green")
         elif process.what:
             code = process.exit_code
             text.append(f"{process.what} ended" + ("" if code == 0 else f" (exit {code})"),
