@@ -35,7 +35,7 @@ class StageProgress:
     def label(self) -> str:
         head = f"round {self.round} · {self.stage}"
         if self.done is None or self.status not in ("running", WAITING_FOR_REVIEW):
-            return head if self.status == "running" else f"{head} ({self.status})"
+            return head if self.status in ("running", self.stage) else f"{head} ({self.status})"
         count = f"{self.done}/{self.total}" if self.total is not None else str(self.done)
         if self.status != "running":
             return f"{head} · {count} {self.unit} ({self.status})"

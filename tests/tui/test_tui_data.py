@@ -56,7 +56,10 @@ def test_round_activity_and_stage_progress(built_workspace):
     assert (probing.done, probing.total) == (5, 7)  # probes of the round's 7 samples
     expanding = stage_progress(now.model_copy(update={"stage": "expand"}), activity, config, NOW)
     assert (expanding.done, expanding.total) == (0, config.loop.expansions_per_error)
-    assert stage_progress(rounds[0], {}, config, NOW).per_minute is None  # a finished round has no rate
+    finished = stage_progress(rounds[0], {}, config, NOW)
+    assert finished.per_minute is None and finished.label == "round 1 · done"  # no rate, "done" said once
+    failed = stage_progress(rounds[0].model_copy(update={"status": "failed", "stage": "probe"}), {}, config, NOW)
+    assert failed.label == "round 1 · probe (failed)"
 
 
 def test_round_cells_and_plot_series(built_workspace):

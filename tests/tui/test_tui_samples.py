@@ -50,3 +50,20 @@ async def test_filter_by_probe_category_verdict_and_tool(tui_ws):
         await pilot.click("#f-tool")
         await pilot.press(*"book_table")
         await wait_for(pilot, lambda: table.row_count == 4)
+
+
+async def test_back_from_a_sample_the_cursor_stays_on_it(tui_ws):
+    app = make_app(tui_ws)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("2")
+        await settle(pilot)
+        table = app.screen.query_one(SampleTable)
+        await pilot.press("down", "down", "down")
+        chosen = table.selected_id
+        assert table.cursor_row == 3
+        await pilot.press("enter")
+        await settle(pilot)
+        assert chosen in str(app.screen.sub_title) or chosen in app.export_screenshot()
+        await pilot.press("escape")
+        await settle(pilot)  # the page is read again on the way back
+        assert app.screen.query_one(SampleTable) is table and table.selected_id == chosen and table.cursor_row == 3

@@ -141,7 +141,9 @@ class ReviewScreen(Screen):
         probe = row["probe"]
         diff.show(row["label"], None if probe is None else probe.prediction, None if probe is None else probe.raw)
         v = row["verdict"]
-        text = Text.assemble((f"judge ({v.judge_model or '?'}): {v.verdict}", "bold"))
+        # A verdict without a judge model was decided by rule (no judge asked; the rationale says why).
+        who = f"judge ({v.judge_model})" if v.judge_model else "by rule, no judge asked"
+        text = Text.assemble((f"{who}: {v.verdict}", "bold"))
         if v.human_override:
             text.append(f" -> your override {v.human_override}", style="bold yellow")
         text.append("\n" + short(v.rationale, 600))

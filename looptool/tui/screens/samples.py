@@ -71,6 +71,10 @@ class SamplesScreen(Screen):
         self.query_one(SampleTable).focus()
         self.load()
 
+    def on_screen_resume(self) -> None:
+        if self.page is not None:
+            self.load()  # the loop may have added samples or verdicts since
+
     @work(thread=True, exclusive=True, group="samples", exit_on_error=False)
     def load(self) -> None:
         query, offset = self.query_value, self.page_start

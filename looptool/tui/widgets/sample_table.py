@@ -35,6 +35,8 @@ class SampleTable(DataTable):
             self.add_column(label, width=width)
 
     def show(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Show a page of samples; the cursor stays on the sample it was on, if it is still there."""
+        keep = self.selected_id
         self.clear()
         for r in rows:
             # Text, not str: a str cell is read as markup, and "[f(x=1)]" would vanish as a tag.
@@ -42,6 +44,8 @@ class SampleTable(DataTable):
                      "yes" if r["active"] else "no", str(r["label_version"]), label_summary(r["label"], 23),
                      r["category"] or "-", r["verdict"] or "-")
             self.add_row(*(Text(c) for c in cells), key=r["id"])
+        if keep is not None and keep in self.rows:
+            self.move_cursor(row=self.get_row_index(keep))
 
     @property
     def selected_id(self) -> str | None:

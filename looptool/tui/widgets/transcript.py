@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Group, RenderableType
+from rich.padding import Padding
 from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
@@ -18,6 +19,11 @@ from looptool.schema import Dialogue
 from looptool.tui.data import calls_text, short
 
 ROLE_STYLES = {"user": "bold cyan", "assistant": "bold green", "tool": "bold magenta", "system": "bold"}
+
+
+def _indented(text: Text, spaces: int) -> Padding:
+    """Text indented as a block, so its wrapped lines stay under its first one."""
+    return Padding(text, (0, 0, 0, spaces))
 
 
 def _usage(model: str | None, latency_ms: float | None, prompt_tokens: int | None,
@@ -39,36 +45,37 @@ def _plan(d: Dialogue) -> list[RenderableType]:
     out: list[RenderableType] = [head]
     facts = [f"{k} {plan[k]}" for k in ("scenario", "split") if plan.get(k)]
     if facts:
-        out.append(Text("  " + " · ".join(facts)))
+        out.append(_indented(Text(" · ".join(facts)), 2))
     for key in ("persona", "goal"):
         if plan.get(key):
-            out.append(Text(f"  {key}: {short(str(plan[key]), 300)}"))
+            out.append(_indented(Text(f"{key}: {short(str(plan[key]), 300)}"), 2))
     if plan.get("tools"):
-        out.append(Text("  tools: " + ", ".join(map(str, plan["tools"]))))
+        out.append(_indented(Text("tools: " + ", ".join(map(str, plan["tools"]))), 2))
     for i, turn in enumerate(plan.get("turns") or [], start=1):
         actions = []
         for a in turn.get("actions", []):
             calls = ", ".join(f"{c.get('tool')}{json.dumps(c.get('arguments', {}), ensure_ascii=False)}"
                               for c in a.get("calls", []))
             actions.append(a.get("kind", "?") + (f"({calls})" if calls else ""))
-        out.append(Text(f"  plan {i}. user {turn.get('kind', '?')} -> {short(', '.join(actions), 160)}", style="dim"))
+        out.append(_indented(Text(f"plan {i}. user {turn.get('kind', '?')} -> {short(', '.join(actions), 160)}",
+                                  style="dim"), 2))
     return out
 
 
 def _trace(t: dict[str, Any]) -> list[RenderableType]:
     ok = t["status"] == "ok"
-    line = Text.assemble(("    " + ("✓ " if ok else "✗ rejected "), "green" if ok else "bold red"))
+    line = Text.assemble(("✓ " if ok else "✗ rejected ", "green" if ok else "bold red"))
     line.append(f"{t['agent']} call {t['call_key']}", style="bold" if not ok else "")
     usage = _usage(t.get("model"), t.get("latency_ms"), t.get("prompt_tokens"), t.get("completion_tokens"))
     if usage:
         line.append(f"  ({usage})", style="dim")
-    out: list[RenderableType] = [line]
+    out: list[RenderableType] = [_indented(line, 4)]
     if t.get("error"):
-        out.append(Text(f"       why: {short(t['error'], 400)}", style="red"))
-    out.append(Text(f"       raw:    {short(t.get('raw'), 400) or '(none)'}", style="dim" if ok else ""))
+        out.append(_indented(Text(f"why: {short(t['error'], 400)}", style="red"), 7))
+    out.append(_indented(Text(f"raw:    {short(t.get('raw'), 400) or '(none)'}", style="dim" if ok else ""), 7))
     parsed = t.get("parsed")
     if parsed is not None:
-        out.append(Text(f"       parsed: {short(json.dumps(parsed, ensure_ascii=False), 400)}", style="dim"))
+        out.append(_indented(Text(f"parsed: {short(json.dumps(parsed, ensure_ascii=False), 400)}", style="dim"), 7))
     return out
 
 
@@ -98,9 +105,9 @@ def render_transcript(d: Dialogue, message_rows: Sequence[dict[str, Any]],
         parts.append(Text(""))
         parts.append(head)
         if m.content:
-            parts.append(Text("    " + short(m.content, 1200)))
+            parts.append(_indented(Text(short(m.content, 1200)), 4))
         if m.tool_calls:
-            parts.append(Text("    calls: " + short(calls_text(m.tool_calls), 1200), style="green"))
+            parts.append(_indented(Text("calls: " + short(calls_text(m.tool_calls), 1200), style="green"), 4))
         for t in by_message.get(row["idx"], []):
             parts += _trace(t)
     if not message_rows:
