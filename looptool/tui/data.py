@@ -99,10 +99,13 @@ def stage_progress(info: Round, activity: dict[str, int], config: WorkspaceConfi
 
 # -- rounds -------------------------------------------------------------------------------------
 
+# The verdict kinds in the order of the rounds table's "LW/PW/OK/BW" column.
 VERDICT_ABBREV = {"LABEL_WRONG": "LW", "PRED_WRONG": "PW", "BOTH_OK": "OK", "BOTH_WRONG": "BW"}
-ROUND_COLUMNS = ("round", "status", "stage", "start", "time", "data", "m/b/f", "verdicts", "kept", "held-out",
-                 "BFCL")
-# Short names of the data composition's parts, so a round's row fits 120 columns.
+ROUND_COLUMNS = ("round", "status", "stage", "time", "data", "m/b/f", "/".join(VERDICT_ABBREV.values()), "kept",
+                 "heldout", "BFCL")
+# The composition cell's width and short part names: with them, a round's row fits 120 columns even
+# with thousands of probes and hundreds of verdicts (tests/tui check the widest row).
+DATA_WIDTH = 23
 PART_ABBREV = {"corrected": "cor", "error": "err", "both_ok": "ok", "expanded": "exp", "fresh_seed": "new",
                "boundary": "bnd", "seed": "seed"}
 
@@ -124,19 +127,17 @@ def round_cells(info: Round, verdicts: dict[str, int] | None = None) -> tuple[st
     """One row of the rounds table."""
     m = info.metrics
     composition = m.get("composition") or {}
-    data = f"{sum(composition.values())}: " + " ".join(f"{PART_ABBREV.get(k, k)} {v}" for k, v in composition.items()) \
-        if composition else "-"
+    parts = " ".join(f"{PART_ABBREV.get(k, k)}{v}" for k, v in composition.items() if v)  # parts with none: left out
+    data = short(f"{sum(composition.values())}: {parts}", DATA_WIDTH) if composition else "-"
     probe = m.get("probe") or {}
     probe_text = "/".join(str(probe.get(k, 0)) for k in ("mastered", "boundary", "failed")) if probe else "-"
-    verdict_text = " ".join(f"{VERDICT_ABBREV.get(k, k)}{verdicts[k]}" for k in VERDICT_ABBREV if k in verdicts) \
-        if verdicts else "-"
+    verdict_text = "/".join(str(verdicts.get(k, 0)) for k in VERDICT_ABBREV) if verdicts else "-"
     expansion = m.get("expansion") or {}
     kept = f"{expansion.get('kept', 0)}/{sum(expansion.values())}" if expansion else "-"
     seconds = sum((m.get("stage_seconds") or {}).values())
     evaluation = m.get("eval") or {}
-    return (str(info.n), info.status, info.stage or "-", (info.started_at or "-")[11:16] or "-",
-            _duration(seconds) if seconds else "-", data, probe_text, verdict_text, kept,
-            _pct(evaluation.get("heldout")), _pct((evaluation.get("bfcl") or {}).get("all")))
+    return (str(info.n), info.status, info.stage or "-", _duration(seconds) if seconds else "-", data, probe_text,
+            verdict_text, kept, _pct(evaluation.get("heldout")), _pct((evaluation.get("bfcl") or {}).get("all")))
 
 
 def reward_series(steps: Iterable[dict[str, Any]]) -> tuple[list[float], list[int]]:

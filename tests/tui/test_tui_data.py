@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from looptool.config import DB_FILE, load_config
 from looptool.graphs.loop import review_pending
-from looptool.schema import Verdict
+from looptool.schema import Round, Verdict
 from looptool.store import Store
-from looptool.tui.data import accuracy_series, current_round, other_answer, reward_series, round_cells, stage_progress
+from looptool.tui.data import (ROUND_COLUMNS, accuracy_series, current_round, other_answer, reward_series, round_cells,
+                               stage_progress)
 from tests.tui.tui_workspace import NOW
 
 
@@ -62,6 +63,20 @@ def test_round_activity_and_stage_progress(built_workspace):
     assert failed.label == "round 1 · probe (failed)"
 
 
+def test_the_widest_round_row_fits_120_columns():
+    """Cell widths as the rounds table lays them out: the wider of header and cell, plus one column
+    of padding each side; one column more for the table's scrollbar."""
+    metrics = {"composition": {"corrected": 120, "error": 340, "both_ok": 60, "boundary": 80, "expanded": 510,
+                               "fresh_seed": 200},
+               "probe": {"mastered": 1000, "boundary": 1000, "failed": 1000}, "expansion": {"kept": 500, "rejected": 520},
+               "stage_seconds": {"train": 40000.0}, "eval": {"heldout": 0.123, "bfcl": {"all": 0.456}}}
+    widest = Round(n=12, status="running", stage="evaluate", metrics=metrics)
+    cells = round_cells(widest, {"LABEL_WRONG": 120, "PRED_WRONG": 340, "BOTH_OK": 60, "BOTH_WRONG": 15})
+    assert cells[4].startswith("1310: cor120 err340") and cells[4].endswith("…")
+    width = sum(max(len(header), len(cell)) + 2 for header, cell in zip(ROUND_COLUMNS, cells, strict=True)) + 1
+    assert width <= 120, (width, cells)
+
+
 def test_round_cells_and_plot_series(built_workspace):
     ws, _ = built_workspace
     with Store.open(ws / DB_FILE) as store:
@@ -70,7 +85,7 @@ def test_round_cells_and_plot_series(built_workspace):
         verdicts = store.verdict_counts(1)
     cells = round_cells(rounds[0], verdicts)
     assert cells[:3] == ("1", "done", "done") and cells[-2:] == ("50.0%", "25.0%")
-    assert cells[5] == "10: new 10" and cells[7] == "LW1 PW2 OK1 BW1" and cells[8] == "1/3"
+    assert cells[4] == "10: new10" and cells[6] == "1/2/1/1" and cells[7] == "1/3"
     rewards, starts = reward_series(steps)
     assert rewards == [0.1, 0.25, 0.3, 0.5, 0.4, 0.55, 0.6] and starts == [5]
     assert accuracy_series(rounds) == {"held-out": [(1, 50.0)], "BFCL": [(1, 25.0)]}

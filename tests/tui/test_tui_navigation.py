@@ -39,6 +39,29 @@ async def test_every_screen_by_key(tui_ws):
         assert health.health_of("policy") == "stopped"  # managed, and no server started
 
 
+async def test_the_widest_round_rows_fit_120_columns(tui_ws):
+    from looptool.config import DB_FILE
+    from looptool.store import Store
+
+    with Store.open(tui_ws / DB_FILE) as store:  # the widest cells a round shows, as a big run has them
+        info = store.get_round(2)
+        metrics = {**info.metrics, "composition": {"corrected": 120, "error": 340, "both_ok": 0, "boundary": 80,
+                                                   "expanded": 510, "fresh_seed": 200},
+                   "probe": {"mastered": 1000, "boundary": 1000, "failed": 1000},
+                   "expansion": {"kept": 500, "rejected": 520}, "stage_seconds": {"train": 4000.0},
+                   "eval": {"heldout": 0.123, "bfcl": {"all": 0.456}}}
+        store.upsert_round(info.model_copy(update={"stage": "evaluate", "metrics": metrics}))
+        for n in range(3, 13):  # more rounds than the table has lines: a scrollbar takes a column
+            store.upsert_round(info.model_copy(update={"n": n, "status": "done", "stage": "done", "metrics": metrics}))
+    app = make_app(tui_ws)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one(RoundsTable)
+        await wait_for(pilot, lambda: table.stage_of(2) == "evaluate")
+        print("rounds table width", table.virtual_size.width, "of", table.scrollable_content_region.width)
+        assert table.virtual_size.width <= table.scrollable_content_region.width, "rounds table wider than 120 columns"
+
+
 async def test_every_screen_by_command_palette(tui_ws):
     app = make_app(tui_ws)
     async with app.run_test(size=(120, 40)) as pilot:
