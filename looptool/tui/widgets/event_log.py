@@ -15,7 +15,8 @@ class EventLog(RichLog):
     """Events, oldest first; remembers the last id so each is written once."""
 
     def __init__(self, **kwargs) -> None:
-        super().__init__(max_lines=500, wrap=False, markup=False, highlight=False, **kwargs)
+        # wrap: a long warning is read whole, with no sideways scrolling
+        super().__init__(max_lines=500, wrap=True, markup=False, highlight=False, **kwargs)
         self.last_id = 0
 
     def add_events(self, events: Iterable[dict[str, Any]]) -> None:
