@@ -102,7 +102,7 @@ def running_loop_pid(workspace: Path) -> int | None:
 
 
 @contextmanager
-def _only_loop(workspace: Path, wait_s: float = 2.0) -> Iterator[None]:
+def _only_loop(workspace: Path, wait_s: float = 1.0) -> Iterator[None]:
     """Hold the workspace's loop lock while the loop runs; LoopError when another loop holds it.
     It waits up to `wait_s`, since a reader (`running_loop_pid`) holds it for an instant."""
     fd = os.open(Path(workspace) / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)

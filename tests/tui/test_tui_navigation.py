@@ -58,7 +58,6 @@ async def test_the_widest_round_rows_fit_120_columns(tui_ws):
         await settle(pilot)
         table = app.screen.query_one(RoundsTable)
         await wait_for(pilot, lambda: table.stage_of(2) == "evaluate")
-        print("rounds table width", table.virtual_size.width, "of", table.scrollable_content_region.width)
         assert table.virtual_size.width <= table.scrollable_content_region.width, "rounds table wider than 120 columns"
 
 
