@@ -1,12 +1,17 @@
 """A scripted loop for tests: templated samples, a deterministic fake-server responder for the
 policy, judge and expander, a workspace wired to the fake server, and the bookkeeping that two
-runs of the loop must agree on."""
+runs of the loop must agree on; and a process that holds a workspace's loop lock, as a loop
+running elsewhere does."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from looptool.config import DB_FILE, EndpointModel, load_config, save_config
@@ -107,3 +112,19 @@ def bookkeeping(ws: Path) -> dict:
             "status": {r.n: r.status for r in rounds},
             "labels": sorted((s.id, s.label_version) for s in samples),
         }
+
+
+@contextmanager
+def loop_running_elsewhere(workspace: Path) -> Iterator[subprocess.Popen]:
+    """A process that holds the workspace's loop lock, as a loop started in another terminal does;
+    SIGKILLed at the end (the lock goes with it)."""
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
+                               "from looptool.graphs.loop import _only_loop\n"
+                               "with _only_loop(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(120)",
+                               str(workspace)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield holder
+    finally:
+        holder.kill()
+        holder.wait(10)

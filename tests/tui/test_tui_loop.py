@@ -14,6 +14,7 @@ from looptool.graphs.loop import pause_requested
 from looptool.tui.widgets.event_log import EventLog
 from looptool.tui.widgets.loop_status import LoopStatus
 from looptool.tui.widgets.rounds_table import RoundsTable
+from tests.scripted_loop import loop_running_elsewhere
 from tests.tui.conftest import make_app, settle, wait_for
 
 pytestmark = pytest.mark.anyio
@@ -46,12 +47,7 @@ async def test_start_pause_and_stop_a_loop_process(tui_ws):
 
 
 async def test_a_loop_started_elsewhere_is_shown_and_not_started_again(tui_ws):
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
-                               "from looptool.graphs.loop import _only_loop\n"
-                               "with _only_loop(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(60)",
-                               str(tui_ws)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with loop_running_elsewhere(tui_ws) as holder:
         app = make_app(tui_ws, loop_command=[sys.executable, str(FAKE_LOOP), str(tui_ws), "200"])
         async with app.run_test(size=(120, 40)) as pilot:
             await settle(pilot)
@@ -62,9 +58,6 @@ async def test_a_loop_started_elsewhere_is_shown_and_not_started_again(tui_ws):
             assert any("started elsewhere" in n.message for n in app._notifications)
             await pilot.press("p")
             assert pause_requested(tui_ws)  # a pause reaches any loop on the workspace
-    finally:
-        holder.kill()
-        holder.wait(10)
 
 
 async def test_dashboard_follows_another_process_within_two_seconds(tui_ws):

@@ -7,9 +7,6 @@ stops it after a node; one loop at a time runs on a workspace."""
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -22,7 +19,7 @@ from looptool.graphs.loop import (LoopError, _only_loop, pause_requested, reques
 from looptool.store import Store
 from looptool.training.rounds import adapter_dir, record_stage
 from looptool.training.templates import load_renderer
-from tests.scripted_loop import SAMPLES, bookkeeping, responder, scripted_workspace
+from tests.scripted_loop import SAMPLES, bookkeeping, loop_running_elsewhere, responder, scripted_workspace
 
 
 @pytest.fixture(scope="module")
@@ -151,18 +148,10 @@ def test_one_loop_at_a_time_runs_on_a_workspace(tmp_path):
     assert running_loop_pid(ws) is None  # released as the run ends
 
     # A loop in another process holds it until that process dies, however it dies.
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
-                               "from looptool.graphs.loop import _only_loop\n"
-                               "with _only_loop(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(60)",
-                               str(ws)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with loop_running_elsewhere(ws) as holder:
         assert running_loop_pid(ws) == holder.pid
         with pytest.raises(LoopError, match=f"pid {holder.pid}"):
             run_loop(ws, None, log=lambda *_: None)  # refused before it reads anything
-    finally:
-        holder.send_signal(signal.SIGKILL)
-        holder.wait(10)
     deadline = time.monotonic() + 5
     while running_loop_pid(ws) is not None and time.monotonic() < deadline:
         time.sleep(0.05)
