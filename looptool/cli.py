@@ -631,12 +631,17 @@ def _round_summary(metrics: dict) -> dict[str, str]:
 def pause_command(workspace: Workspace = Path(".")) -> None:
     """Ask the loop running on this workspace to stop after the stage it is in (its checkpoint
     saved); 'looptool loop' goes on from the next stage. The request is the file loop.pause in the
-    workspace; a run that starts later drops a request left over from before it."""
-    from looptool.graphs.loop import request_pause
+    workspace; with no loop running, nothing is asked."""
+    from looptool.graphs.loop import request_pause, running_loop_pid
 
     _open_workspace(workspace)
+    pid = running_loop_pid(workspace)
+    if pid is None:
+        typer.echo(f"no loop is running on {workspace}: nothing to pause")
+        return
     request_pause(workspace)
-    typer.echo("pause requested: the loop stops after its current stage; 'looptool loop' goes on from there")
+    typer.echo(f"pause requested: the loop (pid {pid or '?'}) stops after its current stage; 'looptool loop' goes "
+               "on from there")
 
 
 @app.command("probe")

@@ -133,6 +133,11 @@ class LoopToolApp(App):
         self.notify(f"loop started (pid {pid}); output in {self.loop_process.log_path.name}")
 
     def action_pause_loop(self) -> None:
+        state = self.loop_process.state()
+        if not state.running and state.elsewhere_pid is None:
+            # No request is left behind: a loop started later drops it anyway, but it would show as pending.
+            self.notify("no loop is running on this workspace: nothing to pause", severity="warning")
+            return
         self.loop_process.pause()
         self.notify("pause requested: the loop stops after its current stage; s starts it again")
 

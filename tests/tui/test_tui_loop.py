@@ -32,6 +32,8 @@ async def test_start_pause_and_stop_a_loop_process(tui_ws):
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         rounds = app.screen.query_one(RoundsTable)
+        await pilot.press("p")
+        assert not pause_requested(tui_ws)  # no loop runs: nothing to pause
         await pilot.press("s")
         assert app.loop_process.running
         await wait_for(pilot, lambda: rounds.stage_of(3) is not None, timeout=10)

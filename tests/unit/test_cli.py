@@ -85,11 +85,15 @@ def test_missing_workspace_says_init(tmp_path, runner):
     assert_one_line_error(result, "run 'looptool init")
 
 
-def test_pause_writes_the_request_and_tui_needs_a_workspace(workspace, runner, tmp_path):
+def test_pause_asks_the_running_loop_and_tui_needs_a_workspace(workspace, runner, tmp_path):
     from looptool.graphs.loop import pause_requested
+    from tests.scripted_loop import loop_running_elsewhere
 
     result = runner.invoke(app, ["pause", "-w", str(workspace)])
-    assert result.exit_code == 0 and "pause requested" in result.output
+    assert result.exit_code == 0 and "no loop is running" in result.output and not pause_requested(workspace)
+    with loop_running_elsewhere(workspace) as loop:
+        result = runner.invoke(app, ["pause", "-w", str(workspace)])
+    assert result.exit_code == 0 and f"pause requested: the loop (pid {loop.pid})" in result.output
     assert pause_requested(workspace)
     assert_one_line_error(runner.invoke(app, ["pause", "-w", str(tmp_path / "nowhere")]), "run 'looptool init")
     assert_one_line_error(runner.invoke(app, ["tui", "-w", str(tmp_path / "nowhere")]), "run 'looptool init")
