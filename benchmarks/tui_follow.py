@@ -25,29 +25,23 @@ from pathlib import Path
 
 from looptool.config import DB_FILE
 from looptool.graphs.loop import running_loop_pid
+from looptool.store import Store, StoreError
 from looptool.tui.app import LoopToolApp
 from looptool.tui.widgets.rounds_table import RoundsTable
 
 
-def db_stages(db: Path) -> dict[str, tuple[str, str]]:
-    """round -> (status, stage), read in one short read-only transaction."""
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
-    try:
-        return {str(n): (status, stage or "-") for n, status, stage in conn.execute("SELECT n, status, stage FROM rounds")}
-    finally:
-        conn.close()
-
-
-def shown_stages(table: RoundsTable) -> dict[str, tuple[str, str]]:
-    return {cells[0]: (cells[1], cells[2]) for cells in table._shown}
+def db_stages(db: Path) -> dict[int, tuple[str, str]]:
+    """round -> (status, stage), read through a store opened for this one read."""
+    with Store.open(db) as store:
+        return {r.n: (r.status, r.stage or "-") for r in store.rounds()}
 
 
 async def follow(workspace: Path, seconds: float, loop: subprocess.Popen | None) -> int:
     db = workspace / DB_FILE
     app = LoopToolApp(workspace)
     lags: list[float] = []
-    pending: dict[str, tuple[tuple[str, str], float]] = {}  # round -> (state in the db, when first seen)
-    last_db: dict[str, tuple[str, str]] = {}
+    pending: dict[int, tuple[tuple[str, str], float]] = {}  # round -> (state in the db, when first seen)
+    last_db: dict[int, tuple[str, str]] = {}
     locked_seen = False
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause(2.0)
@@ -60,7 +54,7 @@ async def follow(workspace: Path, seconds: float, loop: subprocess.Popen | None)
             now = time.monotonic()
             try:
                 current = db_stages(db)
-            except sqlite3.Error as exc:  # the benchmark's own read; the TUI's are counted apart
+            except (sqlite3.Error, StoreError) as exc:  # the benchmark's own read; the TUI's are counted apart
                 print(f"  (benchmark read failed: {exc})")
                 current = last_db
             for n, state in current.items():
@@ -68,9 +62,8 @@ async def follow(workspace: Path, seconds: float, loop: subprocess.Popen | None)
                     pending[n] = (state, now)
                     print(f"{now - started:7.1f}s  db      round {n}: {state[0]} / {state[1]}", flush=True)
             last_db = current
-            shown = shown_stages(table)
             for n, (state, since) in list(pending.items()):
-                if shown.get(n) == state:
+                if table.state_of(n) == state:
                     lags.append(now - since)
                     print(f"{now - started:7.1f}s  screen  round {n}: {state[0]} / {state[1]}  lag {now - since:.2f}s",
                           flush=True)

@@ -34,6 +34,11 @@ class RoundsTable(DataTable):
         if rows:
             self.move_cursor(row=min(row, len(rows) - 1))
 
+    def state_of(self, round: int) -> tuple[str, str] | None:
+        """The (status, stage) shown for a round (what tests, benchmarks and people read)."""
+        return next(((cells[1], cells[2]) for cells in self._shown if cells[0] == str(round)), None)
+
     def stage_of(self, round: int) -> str | None:
-        """The stage shown for a round (what tests and people read)."""
-        return next((cells[2] for cells in self._shown if cells[0] == str(round)), None)
+        """The stage shown for a round."""
+        state = self.state_of(round)
+        return None if state is None else state[1]
