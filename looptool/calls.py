@@ -389,13 +389,18 @@ def calls_match(predicted: list[ToolCall], expected: list[ToolCall], mode: Match
 
 def label_matches(parse: ParseResult, label: Label, mode: MatchMode = "strict") -> bool:
     """The binary reward: an unreadable answer never scores, a no-call label wants no call, and
-    a call label wants exactly its calls."""
+    a call label wants exactly its calls. A label's accepted alternatives (a judge's BOTH_OK)
+    count as it does: matching any accepted answer is a match."""
     matcher = _matcher(mode)  # unknown modes fail loudly even on parse errors
     if not parse.ok:
         return False
-    if label.is_no_call:
+    return any(_answer_matches(parse, answer, matcher) for answer in label.answers())
+
+
+def _answer_matches(parse: ParseResult, answer: Label, matcher: Matcher) -> bool:
+    if answer.is_no_call:
         return parse.status == "no_call"
-    return parse.status == "calls" and matcher(parse.calls, label.calls)
+    return parse.status == "calls" and matcher(parse.calls, answer.calls)
 
 
 def diff_calls(predicted: list[ToolCall], expected: list[ToolCall]) -> dict[str, list[ToolCall]]:

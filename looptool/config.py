@@ -274,7 +274,8 @@ class LoopConfig(_Section):
     )
     eval_bfcl_categories: str = Field(
         default="simple,multiple,parallel,irrelevance",
-        description="BFCL-v3 categories each round is evaluated on (comma-separated; empty: none).",
+        description="BFCL-v3 categories each round is evaluated on (comma-separated; 'all': every category; empty: "
+        "none).",
     )
     eval_bfcl_limit: int | None = Field(
         default=20, ge=1, description="Entries per BFCL category each round (None: all of them)."
@@ -301,9 +302,10 @@ class LoopConfig(_Section):
     )
     concurrency: int = Field(default=16, ge=1, le=512, description="Judge and expander requests in flight at once.")
     expansions_per_error: int = Field(
-        default=3, ge=0, le=16,
-        description="Expansion: new samples written per error sample (the paper's code: 3), each varying one of "
-        "complexity, persona, interaction style, data values; each is validated and checked by the judge.",
+        default=4, ge=0, le=16,
+        description="Expansion: new samples written per error seed (PRED_WRONG and LABEL_WRONG samples; the paper: "
+        "4), each varying one of complexity, persona, interaction style, data values; each is validated against the "
+        "tools' schemas and checked by the judge.",
     )
     expander_temperature: float = Field(default=0.9, ge=0, le=2, description="Expansion: the expander's temperature.")
     review: bool = Field(
@@ -311,15 +313,20 @@ class LoopConfig(_Section):
         description="Pause before the judge's verdicts apply, so a person can accept or override them (the TUI, or "
         "'looptool review'); off: verdicts apply at once.",
     )
+    first_round_share: float = Field(
+        default=0.65, gt=0, le=1,
+        description="Round 1's data: this share of the seed training samples (the paper: 18,304 of 28,160), so that "
+        "fresh seed data is left for later rounds. Every later round has round 1's size.",
+    )
     round_size: int | None = Field(
         default=None, ge=1,
-        description="Assembly: samples per round after the first (the paper keeps every round the same size). "
-        "Default: the size of round 1's data.",
+        description="Override: samples in every round, round 1 included (round 1 takes this many seed samples). "
+        "Default: first_round_share of the seed training samples.",
     )
     fresh_share: float = Field(
-        default=0.3, ge=0, le=1,
+        default=0.308, ge=0, le=1,
         description="Assembly: the share of round 2's data drawn fresh from seed samples no round has used; it halves "
-        "every round after (the paper: 5,632 -> 2,816 -> 1,408 of 18,304).",
+        "every round after (the paper: 5,632 -> 2,816 -> 1,408 of 18,304, i.e. 0.308). Seeds are never reused.",
     )
     perplexity_of: Literal["label", "output"] = Field(
         default="output",

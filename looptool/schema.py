@@ -110,10 +110,16 @@ class ToolCall(_Model):
 
 
 class Label(_Model):
-    """What the assistant should do at a turn: a list of calls, or a text with no call."""
+    """What the assistant should do at a turn: a list of calls, or a text with no call.
+
+    `alternatives` are other answers accepted as correct (a judge's BOTH_OK verdict adds the
+    policy's answer here): the reward, the probe and the held-out evaluation count a match with
+    the label or with any of them. An alternative is itself a plain answer (no alternatives).
+    """
 
     calls: list[ToolCall] = Field(default_factory=list)
     text: str | None = None
+    alternatives: list[Label] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _one_form(self) -> Label:
@@ -121,11 +127,29 @@ class Label(_Model):
             raise ValueError("a label is either calls or a no-call text, not both")
         if not self.calls and self.text is None:
             raise ValueError("a label needs calls or a no-call text")
+        if any(a.alternatives for a in self.alternatives):
+            raise ValueError("an alternative answer cannot have alternatives of its own")
         return self
 
     @property
     def is_no_call(self) -> bool:
         return not self.calls
+
+    def primary(self) -> Label:
+        """The label's own answer, without its alternatives."""
+        return Label(calls=self.calls, text=self.text) if self.alternatives else self
+
+    def answers(self) -> list[Label]:
+        """Every accepted answer: the label's own first, then its alternatives."""
+        return [self.primary(), *self.alternatives]
+
+    def with_alternative(self, answer: Label) -> Label:
+        """The label with `answer` accepted too (unchanged when it is already accepted)."""
+        plain = answer.primary()
+        if any(canonical_json(a.model_dump(mode="json")) == canonical_json(plain.model_dump(mode="json"))
+               for a in self.answers()):
+            return self
+        return self.model_copy(update={"alternatives": [*self.alternatives, plain]})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -187,6 +211,9 @@ class Sample(_Model):
     active: bool = True
     split: Split = "train"  # "heldout": its tools never appear in training samples
     scenario: str | None = None  # the dialogue scenario it came from (single, parallel, ...)
+    # The label is exact by construction (templated tasks, imported ground truth): a failed probe
+    # on it is the policy's error by rule, and no judge may replace it.
+    exact: bool = False
 
     @model_validator(mode="after")
     def _fill_id(self) -> Sample:
@@ -220,6 +247,10 @@ class Probe(_Model):
 
 
 VerdictKind = Literal["LABEL_WRONG", "PRED_WRONG", "BOTH_OK", "BOTH_WRONG"]
+# How a verdict was reached: "judge" -- the judge's answer; "rule" -- by a rule, no judge asked
+# (an exact label, an unreadable prediction, or an arm that runs without the judge);
+# "no_answer" -- the judge was asked but gave no valid verdict, so the label was kept.
+VerdictBasis = Literal["judge", "rule", "no_answer"]
 
 
 class Verdict(_Model):
@@ -232,6 +263,7 @@ class Verdict(_Model):
     rationale: str = ""
     judge_model: str = ""
     human_override: VerdictKind | None = None
+    basis: VerdictBasis = "judge"
 
 
 RoundStatus = Literal["pending", "running", "done", "failed"]

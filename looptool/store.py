@@ -43,12 +43,12 @@ from .schema import (
     stable_id,
 )
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 TABLES = (
     "tools", "dialogues", "messages", "traces", "samples", "probes", "verdicts", "rounds", "events",
     "eval_runs", "eval_results", "eval_scores", "train_steps", "label_history",
-    "expansions",
+    "expansions", "agent_calls",
 )
 
 # The schema of version 1. A new database is created at version 1 and brought up to date by the
@@ -161,9 +161,34 @@ def _migrate_4_to_5(db: Database) -> None:
         PRIMARY KEY (parent_id, round, slot))""")
 
 
+def _migrate_5_to_6(db: Database) -> None:
+    """The method as the paper runs it: exact labels, how a verdict was reached, and a trace of
+    every judge and expander call of the loop."""
+    for statement in [
+        # 1: the label is exact by construction (templated, imported ground truth): never judged.
+        "ALTER TABLE samples ADD COLUMN exact INTEGER NOT NULL DEFAULT 0",
+        # judge / rule / no_answer (schema.VerdictBasis); older rows marked "no valid verdict" by
+        # their rationale's prefix get their own value.
+        "ALTER TABLE verdicts ADD COLUMN basis TEXT NOT NULL DEFAULT 'judge'",
+        "UPDATE verdicts SET basis = 'no_answer' WHERE rationale LIKE '[the judge gave no valid verdict]%'",
+        "UPDATE verdicts SET basis = 'rule' WHERE judge_model = '' AND rationale LIKE '%(no judge asked)%'",
+        # One row per model call of a loop agent (judge, expander) about a subject: "verdict:<sample
+        # id>:<round>", "expansion:<parent id>:<round>:<slot>". `call_key` names the call within its
+        # subject ("v0.a1": vote 0, attempt 1), so a call made again after a kill overwrites its row.
+        # `prompt` is the text the model was given (the seed agents' traces keep only its reference).
+        """CREATE TABLE agent_calls (subject TEXT NOT NULL, call_key TEXT NOT NULL, sample_id TEXT,
+            round INTEGER, agent TEXT NOT NULL, prompt_ref TEXT NOT NULL, prompt TEXT, raw TEXT,
+            parsed_json TEXT, status TEXT NOT NULL, error TEXT, model TEXT, latency_ms REAL,
+            prompt_tokens INTEGER, completion_tokens INTEGER, created_at TEXT NOT NULL,
+            PRIMARY KEY (subject, call_key))""",
+        "CREATE INDEX idx_agent_calls_sample ON agent_calls (sample_id, round)",
+    ]:
+        db.execute(statement)
+
+
 # MIGRATIONS[n] upgrades a database from version n to n + 1; all run in one transaction.
 MIGRATIONS: dict[int, Callable[[Database], None]] = {
-    1: _migrate_1_to_2, 2: _migrate_2_to_3, 3: _migrate_3_to_4, 4: _migrate_4_to_5,
+    1: _migrate_1_to_2, 2: _migrate_2_to_3, 3: _migrate_3_to_4, 4: _migrate_4_to_5, 5: _migrate_5_to_6,
 }
 
 
@@ -466,6 +491,40 @@ class Store:
             r.pop("parsed_json", None)
         return rows
 
+    # -- the loop agents' calls (judge, expander) ------------------------------------------------
+
+    def record_agent_calls(self, subject: str, key: str, calls: Sequence[dict[str, Any]], *,
+                           sample_id: str | None = None, round: int | None = None) -> None:
+        """Record the model calls of one agent turn about `subject` under `key` ("v0", "check"):
+        each dict has agent, prompt_ref, prompt, status and optionally raw, parsed, error, model,
+        latency_ms, prompt_tokens, completion_tokens. Earlier calls under the same key are replaced
+        (a turn asked again after a kill leaves no stale attempts)."""
+        with self.transaction():
+            self.db.execute("DELETE FROM agent_calls WHERE subject = ? AND substr(call_key, 1, ?) = ?",
+                            [subject, len(key) + 1, key + "."])
+            for a, call in enumerate(calls):
+                parsed = call.get("parsed")
+                row = {"subject": subject, "call_key": f"{key}.a{a}", "sample_id": sample_id, "round": round,
+                       "agent": call["agent"], "prompt_ref": call["prompt_ref"], "prompt": call.get("prompt"),
+                       "raw": call.get("raw"), "parsed_json": None if parsed is None else canonical_json(parsed),
+                       "status": call["status"], "error": call.get("error"), "model": call.get("model"),
+                       "latency_ms": call.get("latency_ms"), "prompt_tokens": call.get("prompt_tokens"),
+                       "completion_tokens": call.get("completion_tokens"), "created_at": utc_now()}
+                self._upsert("agent_calls", row, ("subject", "call_key"))
+
+    def agent_calls(self, *, subject: str | None = None, sample_id: str | None = None,
+                    round: int | None = None) -> list[dict[str, Any]]:
+        """Recorded loop-agent calls, in the order they were made, filtered by whichever of
+        subject, sample_id and round is given; `parsed` is decoded JSON."""
+        filters = {"subject": subject, "sample_id": sample_id, "round": round}
+        conds = [f"{k} = ?" for k, v in filters.items() if v is not None] or ["1 = 1"]
+        rows = self._rows(f"SELECT * FROM agent_calls WHERE {' AND '.join(conds)} ORDER BY created_at, subject, "
+                          "call_key", [v for v in filters.values() if v is not None])
+        for r in rows:
+            r["parsed"] = None if r["parsed_json"] is None else json.loads(r["parsed_json"])
+            r.pop("parsed_json", None)
+        return rows
+
     # -- samples ---------------------------------------------------------------------------------
 
     def upsert_sample(self, s: Sample) -> None:
@@ -474,7 +533,7 @@ class Store:
                "round_added": s.round_added, "messages_json": _dumps(s.messages),
                "tools_json": _dumps(s.tools), "label_json": _dump(s.label),
                "label_version": s.label_version, "active": int(s.active), "split": s.split,
-               "scenario": s.scenario, "created_at": now, "updated_at": now}
+               "scenario": s.scenario, "exact": int(s.exact), "created_at": now, "updated_at": now}
         self._upsert("samples", row, ("id",))
 
     def upsert_samples(self, samples: Sequence[Sample]) -> None:
@@ -503,7 +562,7 @@ class Store:
                       origin=r["origin"], round_added=r["round_added"],
                       messages=json.loads(r["messages_json"]), tools=json.loads(r["tools_json"]),
                       label=json.loads(r["label_json"]), label_version=r["label_version"],
-                      active=bool(r["active"]), split=r["split"], scenario=r["scenario"])
+                      active=bool(r["active"]), split=r["split"], scenario=r["scenario"], exact=bool(r["exact"]))
 
     def get_sample(self, sample_id: str) -> Sample:
         r = self._one("SELECT * FROM samples WHERE id = ?", [sample_id])
@@ -606,7 +665,7 @@ class Store:
         label = None if v.corrected_label is None else _dump(v.corrected_label)
         row = {"sample_id": v.sample_id, "round": v.round, "verdict": v.verdict,
                "corrected_label_json": label, "rationale": v.rationale, "judge_model": v.judge_model,
-               "human_override": v.human_override, "created_at": utc_now()}
+               "human_override": v.human_override, "basis": v.basis, "created_at": utc_now()}
         self._upsert("verdicts", row, ("sample_id", "round"))
 
     def verdicts(self, round: int) -> list[Verdict]:
@@ -785,7 +844,8 @@ class Store:
             # Only the verify stage deactivates samples (BOTH_WRONG).
             self.db.execute("UPDATE samples SET active = 1 WHERE id IN (SELECT sample_id FROM verdicts)")
             for statement in ("DELETE FROM label_history", "DELETE FROM probes", "DELETE FROM verdicts",
-                              "DELETE FROM expansions", "DELETE FROM samples WHERE origin != 'seed'"):
+                              "DELETE FROM expansions", "DELETE FROM agent_calls",
+                              "DELETE FROM samples WHERE origin != 'seed'"):
                 self.db.execute(statement)
             self.db.execute("DELETE FROM rounds WHERE n > ?", [keep])
             self.db.execute("DELETE FROM train_steps WHERE round > ?", [keep])
@@ -975,6 +1035,6 @@ def _probe(r: dict[str, Any]) -> Probe:
 
 def _verdict(r: dict[str, Any]) -> Verdict:
     return Verdict(sample_id=r["sample_id"], round=r["round"], verdict=r["verdict"], rationale=r["rationale"],
-                   judge_model=r["judge_model"], human_override=r["human_override"],
+                   judge_model=r["judge_model"], human_override=r["human_override"], basis=r["basis"],
                    corrected_label=None if r["corrected_label_json"] is None
                    else json.loads(r["corrected_label_json"]))

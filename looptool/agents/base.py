@@ -39,6 +39,7 @@ class AgentResult(Generic[T]):
     prompt_ref: str
     value: T | None = None
     attempts: list[Attempt] = field(default_factory=list)
+    prompt: str = ""  # the text the model was given (the loop's traces keep it)
 
     @property
     def error(self) -> str | None:
@@ -60,7 +61,7 @@ async def ask_json(
     max_tokens: int,
 ) -> AgentResult[T]:
     """Ask until an answer fits `schema` and `convert` accepts it, at most `max_attempts` times."""
-    result: AgentResult[T] = AgentResult(agent, prompt_ref)
+    result: AgentResult[T] = AgentResult(agent, prompt_ref, prompt=prompt)
     for _ in range(max_attempts):
         completion = await acomplete_json(
             endpoint, [("user", prompt)], schema, name=agent, temperature=temperature, max_tokens=max_tokens
@@ -78,6 +79,19 @@ async def ask_json(
         result.value = value
         return result
     return result
+
+
+def trace_rows(result: AgentResult[Any]) -> list[dict[str, Any]]:
+    """The attempts of an agent turn as rows for `Store.record_agent_calls`, one per model call."""
+    rows = []
+    for attempt in result.attempts:
+        c = attempt.completion
+        rows.append({"agent": result.agent, "prompt_ref": result.prompt_ref, "prompt": result.prompt,
+                     "status": "ok" if attempt.error is None else "error", "raw": c.content if c else None,
+                     "parsed": attempt.parsed, "error": attempt.error, "model": c.model if c else None,
+                     "latency_ms": c.latency_ms if c else None, "prompt_tokens": c.prompt_tokens if c else None,
+                     "completion_tokens": c.completion_tokens if c else None})
+    return rows
 
 
 def arguments_schema(spec: ToolSpec) -> dict[str, Any]:

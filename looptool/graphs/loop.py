@@ -337,7 +337,9 @@ def evaluate_round(workspace: Path, config: WorkspaceConfig, round: int, log: Ca
             scores = store.eval_scores(run_id)
         out["heldout"] = _accuracy(scores)
         out["heldout_run"] = run_id
-    categories = bfcl_suite.parse_categories(config.loop.eval_bfcl_categories)
+    # An empty setting means no BFCL evaluation ("all" names every category).
+    wanted = config.loop.eval_bfcl_categories.strip()
+    categories = bfcl_suite.parse_categories(wanted) if wanted else []
     if categories:
         run_id, _ = bfcl_suite.run_bfcl(workspace, config, target, categories, config.loop.eval_bfcl_limit)
         with Store.open(workspace / DB_FILE) as store:

@@ -144,7 +144,7 @@ def test_version_1_file_is_migrated_and_keeps_its_rows(db_path):
     con.commit()
     con.close()
     with Store(db_path) as s:
-        assert s.schema_version() == SCHEMA_VERSION == 5
+        assert s.schema_version() == SCHEMA_VERSION == 6
         sample = s.get_sample("s_1")
         assert (sample.split, sample.scenario) == ("train", None)
         assert "masked" in s.db["messages"].columns_dict
