@@ -40,7 +40,7 @@ def probe_with_vllm(workspace: Path, samples, adapter: Path | None, max_tokens: 
                     serving: str):
     config = load_config(workspace)
     config.serving.policy_adapter = serving
-    renderer = load_renderer(str(base_model_dir(config)))
+    renderer = load_renderer(str(base_model_dir(config)), thinking=config.policy.thinking)
     t0 = time.monotonic()
     target = resolve_target(workspace, config, None, adapter=adapter, log=lambda *_: None)
     startup = time.monotonic() - t0
@@ -67,7 +67,7 @@ def probe_with_transformers(workspace: Path, samples, adapter: Path | None, max_
 
     config = load_config(workspace)
     model_dir = base_model_dir(config)
-    renderer = load_renderer(str(model_dir))
+    renderer = load_renderer(str(model_dir), thinking=config.policy.thinking)
     t0 = time.monotonic()
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
     if adapter is not None:

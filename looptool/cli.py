@@ -72,6 +72,7 @@ def _user_errors(fn):
     from looptool.seed.scenarios import NoToolsError
     from looptool.tools_sim.importers import ToolImportError
     from looptool.graphs.loop import LoopError
+    from looptool.arms import ArmError
     from looptool.training.stage import TrainingError
     from looptool.demo import DemoError
 
@@ -81,7 +82,7 @@ def _user_errors(fn):
             return fn(*args, **kwargs)
         except (
             ConfigError, StoreError, ServingError, ModelOutputError, EmbeddedModelError, ToolImportError, NoToolsError,
-            TrainingError, LoopError, DemoError,
+            TrainingError, LoopError, DemoError, ArmError,
         ) as exc:  # fmt: skip
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
@@ -414,8 +415,8 @@ def seed_command(
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from looptool.graphs.seed import REASON_SEPARATOR
-    from looptool.seed.runner import run_seed
+    from looptool.graphs.seed import JUDGE_REJECTED, REASON_SEPARATOR, reason_kind
+    from looptool.seed.runner import resolve_judge_check, run_seed
 
     config, db_path = _open_workspace(workspace)
     columns = (
@@ -452,8 +453,11 @@ def seed_command(
     typer.echo("verified by scenario: " + (", ".join(f"{k} {v}" for k, v in sorted(by_scenario.items())) or "none"))
     counted: dict[str, int] = {}
     for error, count in reasons.items():
-        for reason in error.split(REASON_SEPARATOR):
+        for reason in map(reason_kind, error.split(REASON_SEPARATOR)):
             counted[reason] = counted.get(reason, 0) + count
+    if resolve_judge_check(config) or counted.get(JUDGE_REJECTED):
+        typer.echo(f"judge check: {counted.get(JUDGE_REJECTED, 0)} dialogues dropped for a call turn the judge rejected "
+                   "('looptool dialogues list --status dropped' shows why)")
     for reason, count in sorted(counted.items(), key=lambda kv: -kv[1])[:8]:
         typer.echo(f"  dropped {count:>4}  {reason[:150]}")
 
@@ -579,28 +583,39 @@ def train_grpo(workspace: Workspace = Path("."), round: TrainRound = 1, max_step
 def loop_command(
     workspace: Workspace = Path("."),
     rounds: Annotated[int | None, typer.Option(min=1, help="Run up to this round (default: \\[loop] rounds).")] = None,
-    static: Annotated[bool, typer.Option(
-        "--static", help="The baseline: the same GRPO steps per round on round 1's seed data, with no probing, "
-        "verification or expansion, in the workspace's 'static' folder (made on first use from the seed state; "
-        "round 1 is shared with the loop when the loop has trained it).",
-    )] = False,
+    arm: Annotated[str, typer.Option(
+        "--arm", help="Which arm to run: 'loop' (the default), 'static' (the paper's baseline w/o iterations: the "
+        "whole seed pool every round, no probing, verification or expansion), or an ablation: 'no-jglv' (no judge: "
+        "every mismatch is a model error), 'random-hppl' (random correct samples instead of high-perplexity ones), "
+        "'no-edde' (no expansions), 'repeat-errors' (error seeds repeated instead of expanded). An arm other than "
+        "the loop runs in the folder of its name in the workspace, made on first use from the seed state; it "
+        "spends exactly the loop's GRPO steps in each round, so the loop must have trained a round first.",
+    )] = "loop",
+    static: Annotated[bool, typer.Option("--static", help="The same as --arm static.")] = False,
 ) -> None:
     """Run the closed loop: train -> probe -> verify -> expand -> assemble -> evaluate, round after
-    round (\\[loop] in looptool.toml). Resumable: kill it at any point and run it again; it goes on
-    from the stage that was running. With \\[loop] review on, it pauses after the judge's verdicts
-    until 'looptool review --accept'. 'looptool pause' (or p in 'looptool tui') stops it after the
-    stage it is in; run it again to go on."""
-    from looptool.baseline import make_static_workspace
+    round (\\[loop] in looptool.toml), or one of the arms it is compared with (--arm). Resumable:
+    kill it at any point and run it again; it goes on from the stage that was running. With
+    \\[loop] review on, it pauses after the judge's verdicts until 'looptool review --accept'.
+    'looptool pause' (or p in 'looptool tui') stops it after the stage it is in; run it again to go
+    on."""
+    from looptool.arms import LOOP, STATIC, ArmError, arm_of, check_arm, make_arm_workspace
     from looptool.graphs.loop import run_loop
     from looptool.serving.server import ServerManager
 
+    arm = check_arm(STATIC if static else arm)
     config, db_path = _open_workspace(workspace)
-    if static:
-        ServerManager(workspace, config.serving).stop_all()  # the baseline starts servers of its own
-        workspace = make_static_workspace(workspace)
-        typer.echo(f"static baseline in {workspace}")
+    own = arm_of(workspace)
+    if own != LOOP:  # -w names an arm's own workspace: run that arm there
+        if arm not in (LOOP, own):
+            raise ArmError(f"{workspace} is the {own!r} arm's workspace; name the loop's workspace to run {arm!r}")
+        arm = own
+    elif arm != LOOP:
+        ServerManager(workspace, config.serving).stop_all()  # the arm starts servers of its own
+        workspace = make_arm_workspace(workspace, arm)
+        typer.echo(f"{arm} arm in {workspace}")
         config, db_path = _open_workspace(workspace)
-    outcome = run_loop(workspace, config, rounds=rounds, static=static, log=typer.echo)
+    outcome = run_loop(workspace, config, rounds=rounds, arm=arm, log=typer.echo)
     with Store.open(db_path) as store:
         for info in store.rounds():
             at = f" at {info.stage}" if info.status != "done" and info.stage else ""

@@ -28,7 +28,20 @@ PRIMARY_ROLES = ("policy", "generator", "judge")
 AGENT_ROLES = ("planner", "user", "assistant", "tool", "expander")
 SCENARIOS = ("single", "parallel", "multiple", "sequential", "missing_argument", "irrelevant")
 ALL_ROLES = PRIMARY_ROLES + AGENT_ROLES
+OTHER_ROLES = tuple(r for r in ALL_ROLES if r != "policy")
 LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+
+
+# Reasoning chat templates (Qwen3) think aloud before answering. The policy is prompted one way
+# everywhere -- training rows, probes, evaluation -- so the setting lives on [policy] only.
+Thinking = Literal["off", "on"]
+THINKING_MIN_COMPLETION_TOKENS = 512  # reasoning plus a call; the paper sampled 1024 response tokens
+THINKING_DOC = (
+    "Only in [policy]: whether a reasoning chat template (one that reads `enable_thinking`, as Qwen3's does) lets "
+    "the policy think aloud ('on') or renders an empty `<think></think>` block before its answer ('off'). Training, "
+    "probing and evaluation all prompt this way. 'on' needs [train] max_completion_tokens >= "
+    f"{THINKING_MIN_COMPLETION_TOKENS}, which then also bounds evaluation answers (see [eval] max_tokens)."
+)
 
 
 class ConfigError(Exception):
@@ -60,6 +73,7 @@ class ManagedModel(_Section):
     extra_args: list[str] = Field(
         default_factory=list, description="Extra command-line arguments passed to the vLLM server as they are."
     )
+    thinking: Thinking = Field(default="off", description=THINKING_DOC)
 
     @field_validator("max_lora_rank")
     @classmethod
@@ -86,6 +100,7 @@ class EndpointModel(_Section):
         default=None,
         description="Name of the environment variable holding the API key. The key itself is never stored.",
     )
+    thinking: Thinking = Field(default="off", description=THINKING_DOC)
 
     @field_validator("base_url")
     @classmethod
@@ -109,6 +124,11 @@ def _role_kind(value: Any) -> str:
     if isinstance(value, dict):
         return value.get("kind", "managed")
     return getattr(value, "kind", "managed")
+
+
+def _server_settings(spec: ManagedModel) -> dict[str, Any]:
+    """What a managed model's server is started with (thinking is how the policy is prompted)."""
+    return spec.model_dump(exclude={"thinking"})
 
 
 RoleModel = Annotated[
@@ -173,6 +193,12 @@ class SeedConfig(_Section):
     history_token_budget: int = Field(
         default=1536, ge=128, description="Sample context budget in tokens; the oldest user turns are dropped first."
     )
+    judge_check: Literal["auto", "on", "off"] = Field(
+        default="auto",
+        description="Second verification tier: the judge checks the label of every call turn of a dialogue that "
+        "passed the rule checks, and a turn it rejects drops the dialogue. 'auto' = on unless the judge is the "
+        f"embedded model ('{EMBEDDED_MODEL}' is too small to judge).",
+    )
 
     @field_validator("scenario_mix")
     @classmethod
@@ -196,7 +222,9 @@ class EvalConfig(_Section):
 
     concurrency: int = Field(default=16, ge=1, le=512, description="Requests in flight at once.")
     max_tokens: int = Field(
-        default=256, ge=16, description="Completion length limit per answer (raise it for models that think aloud)."
+        default=256, ge=16,
+        description="Completion length limit per answer. With [policy] thinking = 'on' an answer gets at least [train] "
+        "max_completion_tokens, the budget the policy was trained and probed with.",
     )
     temperature: float = Field(default=0.0, ge=0, le=2, description="Sampling temperature (0: greedy, reproducible).")
     prompt_format: Literal["tool_call_tags", "python"] = Field(
@@ -234,11 +262,21 @@ class TrainConfig(_Section):
         default="all-linear", description="Modules that get adapters: 'all-linear' or a list of module names."
     )
     learning_rate: float = Field(default=1e-5, gt=0, description="GRPO learning rate.")
+    lr_scheduler: Literal["constant", "constant_with_warmup", "linear", "cosine"] = Field(
+        default="constant",
+        description="GRPO learning-rate schedule (transformers' lr_scheduler_type); the paper's is 'constant'.",
+    )
+    weight_decay: float = Field(default=0.01, ge=0, lt=1, description="GRPO AdamW weight decay (the paper: 0.01).")
     num_generations: int = Field(default=8, ge=2, description="Group size: completions sampled per prompt.")
     prompts_per_step: int = Field(default=4, ge=1, description="Prompts per optimiser step (each with a full group).")
     epochs: float = Field(default=2.0, gt=0, description="Passes over the round's data (the paper: 2).")
     max_steps: int | None = Field(default=None, ge=1, description="Stop after this many steps (overrides epochs).")
-    max_completion_tokens: int = Field(default=256, ge=8, description="Completion length limit while sampling.")
+    max_completion_tokens: int = Field(
+        default=256, ge=8,
+        description="Completion length limit of the policy while sampling groups and while probing (the paper: 1024). "
+        f"With [policy] thinking = 'on' at least {THINKING_MIN_COMPLETION_TOKENS}, and evaluation answers get at "
+        "least as much.",
+    )
     max_prompt_tokens: int = Field(
         default=1536, ge=64, description="Prompts are trimmed to this (oldest turns first); TRL does not truncate them."
     )
@@ -368,7 +406,7 @@ class WorkspaceConfig(_Section):
             if not isinstance(spec, ManagedModel):
                 continue
             first = by_model.setdefault(spec.model, (role, spec))
-            if first[1] != spec:
+            if _server_settings(first[1]) != _server_settings(spec):
                 raise ValueError(
                     f"{first[0]} and {role} use model {spec.model!r} with different server settings; "
                     "roles sharing a model share one server, so give them the same settings"
@@ -376,6 +414,30 @@ class WorkspaceConfig(_Section):
             if spec.port and by_port.setdefault(spec.port, spec.model) != spec.model:
                 raise ValueError(f"port {spec.port} is given to two different models")
         return self
+
+    @model_validator(mode="after")
+    def _thinking_is_the_policys(self) -> WorkspaceConfig:
+        # Only the policy is prompted through its own chat template; the other roles are asked
+        # through their servers' chat endpoints, where the setting would mean nothing. ('off', the
+        # default, is let through: a plain model_dump of the config carries it for every role.)
+        for role in OTHER_ROLES:
+            spec = getattr(self, role)
+            if spec is not None and spec.thinking != "off":
+                raise ValueError(f"{role}.thinking: only [policy] takes thinking (got {spec.thinking!r})")
+        if self.policy.thinking == "on" and self.train.max_completion_tokens < THINKING_MIN_COMPLETION_TOKENS:
+            raise ValueError(
+                f"train.max_completion_tokens ({self.train.max_completion_tokens}) is below "
+                f"{THINKING_MIN_COMPLETION_TOKENS}, too small for reasoning plus a call with policy.thinking = 'on'"
+            )
+        return self
+
+    def answer_tokens(self) -> int:
+        """The completion budget of one evaluation answer of the policy: `[eval] max_tokens`, and
+        with thinking on at least `[train] max_completion_tokens` -- a thinking policy is never
+        cut shorter than it was trained and probed with."""
+        if self.policy.thinking == "on":
+            return max(self.eval.max_tokens, self.train.max_completion_tokens)
+        return self.eval.max_tokens
 
     @model_validator(mode="after")
     def _adapter_fits_the_server(self) -> WorkspaceConfig:
@@ -427,6 +489,8 @@ def load_config(workspace: str | Path) -> WorkspaceConfig:
 def dump_config(config: WorkspaceConfig) -> str:
     """The config as TOML (unset agent overrides are left out)."""
     data: dict[str, Any] = config.model_dump(exclude_none=True)
+    for role in OTHER_ROLES:  # thinking is a [policy] setting only
+        data.get(role, {}).pop("thinking", None)
     return tomli_w.dumps(data)
 
 

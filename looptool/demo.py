@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from looptool.baseline import static_workspace
+from looptool.arms import static_workspace
 from looptool.config import CONFIG_FILE, DB_FILE, WorkspaceConfig, load_config, save_config
 
 # Section -> field -> value, over the defaults. Why each: CPU time is what the demo spends; on 2

@@ -1,11 +1,15 @@
-"""A Markdown report of a loop workspace, with plots: does the loop beat the static baseline?
+"""A Markdown report of a loop workspace, with plots: does the loop beat the arms it is compared with?
 
-`write_report(workspace)` reads the loop's workspace and, where it was run, the static baseline's
-workspace at `workspace / "static"` (the same GRPO steps per round on seed data, without probing,
-verification or expansion), and writes `report.md` with PNG plots under `report/`:
+`write_report(workspace)` reads the loop's workspace and every arm that was run beside it (arms.py:
+the static baseline at `workspace / "static"` -- the same GRPO steps per round on the whole seed
+pool, without probing, verification or expansion -- and the ablations), and writes `report.md`
+with PNG plots under `report/`:
 
-* Loop vs static: held-out and BFCL-subset accuracy of every trained round, side by side, with
-  the difference in percentage points.
+* GRPO steps and signal: each arm's GRPO steps per round, the mean share of groups whose rewards
+  were all equal (`frac_reward_zero_std`: such a group teaches nothing) and the mean reward.
+* Loop vs each arm: held-out and BFCL-subset accuracy of every trained round, side by side, with
+  the difference in percentage points -- only for an arm that spent the loop's GRPO steps in every
+  round both trained; otherwise one line says why the two are not compared.
 * Per round of the loop: data composition, probe categories, judge verdicts, expansion yield,
   held-out and BFCL accuracy per category, GRPO reward of the first and last logged step, the
   training summaries and the wall time of each stage. The same for the static baseline, less
@@ -26,8 +30,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, get_args
 
-from looptool.baseline import static_workspace
-from looptool.config import CONFIG_FILE, DB_FILE, load_config
+from looptool.arms import LOOP, STATIC, existing_arms, static_workspace
+from looptool.config import DB_FILE, load_config
 from looptool.schema import ROUND_STAGES, VerdictKind
 from looptool.store import Store
 
@@ -40,7 +44,8 @@ PLOTS = {  # file name -> caption, in the report's order
     "expansion_yield.png": "Expansion outcomes per round",
 }
 # Orders for columns and stacks; the stored dicts come back sorted by name.
-COMPOSITION_PARTS = ("corrected", "error", "both_ok", "expanded", "fresh_seed", "boundary", "seed")
+COMPOSITION_PARTS = ("fresh_seed", "corrected", "error", "both_ok", "expanded", "repeated", "boundary",
+                     "random_correct", "seed")
 PROBE_CATEGORIES = ("mastered", "boundary", "failed")
 VERDICT_KINDS: tuple[str, ...] = get_args(VerdictKind)
 EXPANSION_STATUSES = ("kept", "invalid", "rejected", "duplicate")
@@ -60,7 +65,14 @@ class RoundData:
     bfcl: dict[str, float | None] = field(default_factory=dict)  # category -> accuracy; "all" overall
     training: dict[str, dict[str, Any]] = field(default_factory=dict)  # "sft" / "grpo" -> summary
     rewards: list[float] = field(default_factory=list)  # GRPO reward of each logged step, in order
+    zero_std: list[float] = field(default_factory=list)  # frac_reward_zero_std of each logged step
     stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def steps(self) -> int | None:
+        """The GRPO steps the round spent, as its training recorded them."""
+        steps = self.training.get("grpo", {}).get("steps")
+        return steps if isinstance(steps, int) and not isinstance(steps, bool) else None
 
     @property
     def trained(self) -> bool:
@@ -75,12 +87,13 @@ class RunData:
     name: str
     model: str | None
     rounds: list[RoundData]
+    arm: str = LOOP
 
     def trained_round(self, n: int) -> RoundData | None:
         return next((r for r in self.rounds if r.n == n and r.trained), None)
 
 
-def collect(workspace: Path) -> RunData:
+def collect(workspace: Path, arm: str = LOOP) -> RunData:
     """Read a workspace's rounds; not a workspace raises what every command raises (ConfigError)."""
     config = load_config(workspace)
     rounds = []
@@ -99,21 +112,22 @@ def collect(workspace: Path) -> RunData:
                 bfcl=dict(evaluation.get("bfcl") or {}),
                 training={k: metrics[k] for k in ("sft", "grpo") if isinstance(metrics.get(k), dict)},
                 rewards=[s["reward"] for s in steps if isinstance(s.get("reward"), (int, float))],
+                zero_std=[s["frac_reward_zero_std"] for s in steps
+                          if isinstance(s.get("frac_reward_zero_std"), (int, float))],
                 stage_seconds=dict(metrics.get("stage_seconds") or {}),
             ))
-    return RunData(config.name, config.train.model or config.policy.model, rounds)
+    return RunData(config.name, config.train.model or getattr(config.policy, "model", None), rounds, arm)
 
 
 def write_report(workspace: Path) -> Path:
     """Write `<workspace>/report.md` and its plots under `<workspace>/report/`; return report.md's path."""
     workspace = Path(workspace)
     loop = collect(workspace)
-    static_ws = static_workspace(workspace)
-    static = collect(static_ws) if (static_ws / CONFIG_FILE).is_file() else None
+    arms = [collect(path, arm) for arm, path in existing_arms(workspace).items() if arm != LOOP]
     plot_dir = workspace / PLOT_DIR
     plot_dir.mkdir(exist_ok=True)
-    plot_reward_per_step(loop, static, plot_dir / "reward_per_step.png")
-    plot_accuracy_per_round(loop, static, plot_dir / "accuracy_per_round.png")
+    plot_reward_per_step([loop, *arms], plot_dir / "reward_per_step.png")
+    plot_accuracy_per_round([loop, *arms], plot_dir / "accuracy_per_round.png")
     plot_stacked_bars({r.n: r.composition for r in loop.rounds}, COMPOSITION_PARTS, "Loop data composition",
                       "samples", plot_dir / "data_composition.png")
     plot_stacked_bars({r.n: r.verdicts for r in loop.rounds if r.trained}, VERDICT_KINDS, "Judge verdicts",
@@ -121,14 +135,14 @@ def write_report(workspace: Path) -> Path:
     plot_stacked_bars({r.n: r.expansion for r in loop.rounds if r.trained}, EXPANSION_STATUSES,
                       "Expansion attempts", "attempts", plot_dir / "expansion_yield.png")
     path = workspace / "report.md"
-    path.write_text(render_markdown(workspace, loop, static), encoding="utf-8")
+    path.write_text(render_markdown(workspace, loop, arms), encoding="utf-8")
     return path
 
 
 # -- Markdown ---------------------------------------------------------------------------------
 
 
-def render_markdown(workspace: Path, loop: RunData, static: RunData | None) -> str:
+def render_markdown(workspace: Path, loop: RunData, arms: Sequence[RunData]) -> str:
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [f"# LoopTool report: {loop.name}", "", f"- Workspace: `{workspace}`"]
     if loop.model:
@@ -136,26 +150,65 @@ def render_markdown(workspace: Path, loop: RunData, static: RunData | None) -> s
     lines += [f"- Generated: {generated}", ""]
     if not loop.rounds:
         lines += [f"No rounds yet: start the loop with `looptool loop -w {workspace}`.", ""]
-    lines += ["## Loop vs static", "", comparison_table(loop, static), ""]
-    if static is None:
+    lines += ["## GRPO steps and signal per round", "",
+              "Arms are compared only at equal GRPO steps. `frac_reward_zero_std`: the mean share of a round's "
+              "groups whose rewards were all equal (such a group gives no gradient).", "",
+              signal_table([loop, *arms]), ""]
+    ran_static = any(a.arm == STATIC for a in arms)
+    # The static arm first (arms come in the order of arms.ARMS); an empty table where it was not run.
+    for arm in arms if ran_static else [None, *arms]:
+        lines += [f"## Loop vs {arm.arm if arm is not None else STATIC}", ""]
+        refusal = None if arm is None else steps_differ(loop, arm)
+        lines += [refusal or comparison_table(loop, arm), ""]
+    if not ran_static:
         lines += [f"The static baseline was not run (no workspace at `{static_workspace(workspace)}`); "
                   f"run it with `looptool loop --static -w {workspace}`.", ""]
     lines += ["## Plots", ""] + [f"![{caption}]({PLOT_DIR}/{name})\n" for name, caption in PLOTS.items()]
     lines += ["## Loop, per round", ""] + run_sections(loop, is_loop=True)
-    if static is not None:
-        lines += ["## Static baseline, per round", ""] + run_sections(static, is_loop=False)
+    for arm in arms:
+        title = "Static baseline" if arm.arm == STATIC else f"Arm {arm.arm}"
+        lines += [f"## {title}, per round", ""] + run_sections(arm, is_loop=arm.arm != STATIC)
     return "\n".join(lines)
 
 
-def comparison_table(loop: RunData, static: RunData | None) -> str:
-    numbers = sorted({r.n for run in (loop, static) if run for r in run.rounds if r.trained})
+def steps_differ(loop: RunData, arm: RunData) -> str | None:
+    """Why the arm cannot be compared with the loop (one line), or None when every round both have
+    trained spent the same recorded GRPO steps."""
+    for n in sorted({r.n for r in arm.rounds if r.trained}):
+        ours, theirs = loop.trained_round(n), arm.trained_round(n)
+        if ours is None or theirs is None:
+            continue
+        if ours.steps is None or theirs.steps is None or ours.steps != theirs.steps:
+            spent = lambda r: "no recorded" if r.steps is None else str(r.steps)  # noqa: E731
+            return (f"Not compared: in round {n} the {arm.arm} arm spent {spent(theirs)} GRPO steps and the loop "
+                    f"{spent(ours)}; arms are compared only at equal steps.")
+    return None
+
+
+def signal_table(runs: Sequence[RunData]) -> str:
+    rows = []
+    for n in sorted({r.n for run in runs for r in run.rounds if r.trained}):
+        for run in runs:
+            r = run.trained_round(n)
+            if r is not None:
+                rows.append([str(n), run.arm, _num(r.steps), _num(_mean(r.zero_std)), _num(_mean(r.rewards))])
+    return _table(["Round", "Arm", "GRPO steps", "frac_reward_zero_std (mean)", "Reward (mean)"], rows)
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def comparison_table(loop: RunData, arm: RunData | None) -> str:
+    numbers = sorted({r.n for run in (loop, arm) if run for r in run.rounds if r.trained})
     rows = []
     for n in numbers:
-        ours, theirs = loop.trained_round(n), static.trained_round(n) if static else None
+        ours, theirs = loop.trained_round(n), arm.trained_round(n) if arm else None
         held = (ours.heldout if ours else None, theirs.heldout if theirs else None)
         bfcl = (ours.bfcl.get("all") if ours else None, theirs.bfcl.get("all") if theirs else None)
         rows.append([str(n), _pct(held[0]), _pct(held[1]), _diff(*held), _pct(bfcl[0]), _pct(bfcl[1]), _diff(*bfcl)])
-    return _table(["Round", "Held-out loop", "Held-out static", "Δ", "BFCL loop", "BFCL static", "Δ"], rows)
+    other = arm.arm if arm is not None else STATIC
+    return _table(["Round", "Held-out loop", f"Held-out {other}", "Δ", "BFCL loop", f"BFCL {other}", "Δ"], rows)
 
 
 def run_sections(run: RunData, *, is_loop: bool) -> list[str]:
@@ -187,9 +240,10 @@ def run_sections(run: RunData, *, is_loop: bool) -> list[str]:
         [[str(r.n), _pct(r.heldout), *(_pct(r.bfcl.get(c)) for c in categories), _pct(r.bfcl.get("all"))]
          for r in trained])
     sections["Training"] = _table(
-        ["Round", "GRPO reward, first step", "GRPO reward, last step", "GRPO", "SFT"],
+        ["Round", "GRPO reward, first step", "GRPO reward, last step", "frac_reward_zero_std (mean)", "GRPO", "SFT"],
         [[str(r.n), _num(r.rewards[0] if r.rewards else None), _num(r.rewards[-1] if r.rewards else None),
-          _summary(r.training.get("grpo")), _summary(r.training.get("sft"))] for r in trained])
+          _num(_mean(r.zero_std)), _summary(r.training.get("grpo")), _summary(r.training.get("sft"))]
+         for r in trained])
     stages = _ordered((k for r in trained for k in r.stage_seconds), ROUND_STAGES)
     sections["Stage wall time (s)"] = _table(
         ["Round", *stages, "Total"],
@@ -266,14 +320,13 @@ def _save(fig: Any, ax: Any, path: Path, *, title: str, has_data: bool) -> None:
     _pyplot().close(fig)  # pyplot keeps every open figure alive otherwise
 
 
-def plot_reward_per_step(loop: RunData, static: RunData | None, path: Path) -> None:
-    """Steps numbered on across rounds; a dotted line where a round begins."""
+def plot_reward_per_step(runs: Sequence[RunData], path: Path) -> None:
+    """Steps numbered on across rounds; a dotted line where a round begins; a colour per arm."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 4))
     has_data = False
-    for run, label, color in ((loop, "loop", "C0"), (static, "static", "C1")):
-        if run is None:
-            continue
+    for i, run in enumerate(runs):
+        label, color = run.arm, f"C{i}"
         rewards: list[float] = []
         for r in run.rounds:
             if rewards and r.rewards:
@@ -288,18 +341,17 @@ def plot_reward_per_step(loop: RunData, static: RunData | None, path: Path) -> N
     _save(fig, ax, path, title="GRPO reward per step", has_data=has_data)
 
 
-def plot_accuracy_per_round(loop: RunData, static: RunData | None, path: Path) -> None:
+def plot_accuracy_per_round(runs: Sequence[RunData], path: Path) -> None:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 4))
     has_data = False
-    suites = (("held-out", "C0", lambda r: r.heldout), ("BFCL", "C1", lambda r: r.bfcl.get("all")))
-    # A colour per suite, a line style per run: loop and static of one suite read as a pair.
-    for run, label, linestyle in ((loop, "loop", "-"), (static, "static", "--")):
-        for suite, color, accuracy in suites:
-            points = [(r.n, 100 * accuracy(r)) for r in (run.rounds if run else [])
-                      if r.trained and accuracy(r) is not None]
+    suites = (("held-out", "-", lambda r: r.heldout), ("BFCL", "--", lambda r: r.bfcl.get("all")))
+    # A colour per arm, a line style per suite: an arm's two suites read as a pair.
+    for i, run in enumerate(runs):
+        for suite, linestyle, accuracy in suites:
+            points = [(r.n, 100 * accuracy(r)) for r in run.rounds if r.trained and accuracy(r) is not None]
             if points:
-                ax.plot(*zip(*points), color=color, linestyle=linestyle, marker="o", label=f"{label} {suite}")
+                ax.plot(*zip(*points), color=f"C{i}", linestyle=linestyle, marker="o", label=f"{run.arm} {suite}")
                 has_data = True
     ax.set_xlabel("round")
     ax.set_ylabel("accuracy (%)")

@@ -830,10 +830,11 @@ class Store:
         finally:
             dest.close()
 
-    def reset_to_seed(self, keep_round: int | None = None) -> None:
+    def reset_to_seed(self, keep_round: int | None = None, *, keep_probes: bool = False) -> None:
         """Undo what the loop did to this database (meant for a copy): seed labels and samples back
-        as they were, expansions gone, no probes, verdicts or label history; rounds, their logged
-        training steps and evaluations kept only up to `keep_round` (none when None)."""
+        as they were, expansions gone, no verdicts, label history or loop-agent traces; rounds, their
+        logged training steps and evaluations (and, with `keep_probes`, their probes) kept only up
+        to `keep_round` (none when None)."""
         keep = keep_round or 0
         with self.transaction():
             first = ("(SELECT {col} FROM label_history h WHERE h.sample_id = samples.id "
@@ -843,7 +844,8 @@ class Store:
                             "WHERE id IN (SELECT sample_id FROM label_history)")
             # Only the verify stage deactivates samples (BOTH_WRONG).
             self.db.execute("UPDATE samples SET active = 1 WHERE id IN (SELECT sample_id FROM verdicts)")
-            for statement in ("DELETE FROM label_history", "DELETE FROM probes", "DELETE FROM verdicts",
+            self.db.execute("DELETE FROM probes WHERE round > ?", [keep if keep_probes else 0])
+            for statement in ("DELETE FROM label_history", "DELETE FROM verdicts",
                               "DELETE FROM expansions", "DELETE FROM agent_calls",
                               "DELETE FROM samples WHERE origin != 'seed'"):
                 self.db.execute(statement)
@@ -929,14 +931,15 @@ class Store:
 
     def round_activity(self, round: int) -> dict[str, int]:
         """Rows the stages of a round have written so far, to measure a running stage's progress:
-        GRPO steps logged, probes and failed probes, verdicts and error samples (PRED_WRONG after
-        any override), expansion attempts, and evaluation results of the round's runs."""
+        GRPO steps logged, probes and failed probes, verdicts and expansion seeds (PRED_WRONG or
+        LABEL_WRONG after any override), expansion attempts, and evaluation results of the round's runs."""
         row = self._one(
             "SELECT (SELECT count(*) FROM train_steps WHERE round = :r AND stage = 'grpo') AS train_steps, "
             "(SELECT count(*) FROM probes WHERE round = :r) AS probes, "
             "(SELECT count(*) FROM probes WHERE round = :r AND category = 'failed') AS failed, "
             "(SELECT count(*) FROM verdicts WHERE round = :r) AS verdicts, "
-            "(SELECT count(*) FROM verdicts WHERE round = :r AND coalesce(human_override, verdict) = 'PRED_WRONG') "
+            "(SELECT count(*) FROM verdicts WHERE round = :r AND coalesce(human_override, verdict) IN ('PRED_WRONG', "
+            "'LABEL_WRONG')) "
             "AS errors, (SELECT count(*) FROM expansions WHERE round = :r) AS expansions, "
             "(SELECT count(*) FROM eval_results WHERE run_id IN (SELECT id FROM eval_runs WHERE round = :r)) "
             "AS eval_results", {"r": round})

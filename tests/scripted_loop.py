@@ -20,7 +20,11 @@ from looptool.store import Store
 from looptool.training.templates import label_text
 from tests.fakes import chat_reply, json_schema_responder, schema_name
 
-SAMPLES = templated_samples(24, seed=5, heldout_fraction=0.25)
+# Half the samples say their label is model-written, not exact, so that the judge has labels to rule
+# on (templated labels are exact by construction, and a failed probe on one is the policy's error
+# by rule).
+SAMPLES = [s if i % 2 else s.model_copy(update={"exact": False})
+           for i, s in enumerate(templated_samples(24, seed=5, heldout_fraction=0.25))]
 BY_USER = {s.messages[-1].content: s for s in SAMPLES}
 
 

@@ -6,8 +6,11 @@ first is drawn per (sample, round, vote), so a judge that favours the first posi
 favour the label; the verdict is mapped back to LABEL_WRONG / PRED_WRONG / BOTH_OK / BOTH_WRONG.
 With several votes the majority wins; a tie goes to the verdict that changes the data least.
 
-An unreadable prediction (or none: the server refused the prompt) cannot be a correct answer, so
-it is PRED_WRONG without asking the judge.
+The judge only rules on model-written labels. A label that is exact by construction (templated
+tasks, imported ground truth) is right by rule, and an unreadable prediction (or none: the server
+refused the prompt) cannot be a correct answer: both are PRED_WRONG without asking the judge
+(`basis="rule"`). When the judge is asked but gives no valid verdict, the label is kept
+(`basis="no_answer"`).
 
 Output schema: {"analysis": str, "verdict": "ANSWER_1_WRONG" | "ANSWER_2_WRONG" | "BOTH_OK" | "BOTH_WRONG"}.
 """
@@ -37,7 +40,7 @@ JUDGE_SCHEMA: dict[str, Any] = {
     "required": ["analysis", "verdict"],
     "additionalProperties": False,
 }
-NO_VERDICT = "[the judge gave no valid verdict]"  # how a verdict made without one starts
+EXACT_LABEL = "the label is exact by construction, so no judge was asked: the prediction is wrong"
 # On a tie between votes: the verdict that changes the data least wins.
 TIE_ORDER: tuple[VerdictKind, ...] = ("PRED_WRONG", "BOTH_OK", "BOTH_WRONG", "LABEL_WRONG")
 
@@ -58,6 +61,12 @@ def prediction_label(probe: Probe) -> Label | None:
     if not parse.ok or probe.raw.startswith("[request refused"):
         return None
     return Label(text=probe.raw.strip())
+
+
+def rule_verdict(sample_id: str, round: int, rationale: str) -> Verdict:
+    """PRED_WRONG decided by a rule, with no judge asked; the rationale says which rule."""
+    return Verdict(sample_id=sample_id, round=round, verdict="PRED_WRONG", judge_model="", basis="rule",
+                   rationale=rationale)
 
 
 def label_first(sample_id: str, round: int, vote: int) -> bool:
@@ -84,11 +93,11 @@ async def judge_sample(
     max_attempts: int = 3, judge_model: str = "",
 ) -> tuple[Verdict, list[AgentResult[dict]]]:
     """The verdict on one failed probe, and the judge's calls (for the trace)."""
+    if sample.exact:
+        return rule_verdict(sample.id, probe.round, EXACT_LABEL), []
     predicted = prediction_label(probe)
     if predicted is None:
-        verdict = Verdict(sample_id=sample.id, round=probe.round, verdict="PRED_WRONG", judge_model="",
-                          rationale="the prediction could not be read (no judge asked)")
-        return verdict, []
+        return rule_verdict(sample.id, probe.round, "the prediction could not be read (no judge asked)"), []
     label_answer = answer_text(sample.label.calls, sample.label.text)
     pred_answer = answer_text(predicted.calls, predicted.text)
     results: list[AgentResult[dict]] = []
@@ -108,7 +117,8 @@ async def judge_sample(
         # without a verdict the label is presumed right, as the method does for samples the judge
         # never sees, and the rationale says why (a person can override it at review).
         verdict = Verdict(sample_id=sample.id, round=probe.round, verdict="PRED_WRONG", judge_model=judge_model,
-                          rationale=f"{NO_VERDICT} after {max_attempts} attempts ({results[-1].error}); the label is kept")
+                          basis="no_answer", rationale=f"the judge gave no valid verdict after {max_attempts} "
+                          f"attempts ({results[-1].error}); the label is kept")
         return verdict, results
     tally = Counter(kinds)
     top = max(tally.values())

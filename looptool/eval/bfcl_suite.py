@@ -19,7 +19,7 @@ from looptool.eval.bfcl_data import CATEGORIES, Entry, category_of, load_categor
 from looptool.eval.bfcl_decode import decode
 from looptool.eval.bfcl_prompt import PromptFormat, prompt_messages, prompt_text
 from looptool.eval.runner import EvalItem, EvalProgress, Scored, result_row, run_items, score_safely
-from looptool.eval.target import EvalTarget, policy_renderer
+from looptool.eval.target import EvalTarget, answer_settings, chat_template_kwargs, policy_renderer
 from looptool.schema import stable_id
 from looptool.store import Store
 from looptool.training.templates import PromptRenderer
@@ -79,8 +79,7 @@ def items(entries: Sequence[Entry], fmt: PromptFormat, parallel_matching: str,
 def run_settings(config: WorkspaceConfig) -> dict[str, Any]:
     """The settings that change an answer or its score, hence part of a run's identity."""
     ev = config.eval
-    return {"prompt_format": ev.prompt_format, "parallel_matching": ev.parallel_matching,
-            "max_tokens": ev.max_tokens, "temperature": ev.temperature}
+    return {"prompt_format": ev.prompt_format, "parallel_matching": ev.parallel_matching, **answer_settings(config)}
 
 
 def run_bfcl(workspace: Path, config: WorkspaceConfig, target: EvalTarget, categories: Sequence[str],
@@ -95,8 +94,9 @@ def run_bfcl(workspace: Path, config: WorkspaceConfig, target: EvalTarget, categ
         store.upsert_eval_run(run_id, suite=SUITE, model=target.endpoint.model, adapter=target.adapter,
                               round=target.round, settings=settings)
         progress = run_items(todo, store, run_id, target.endpoint, target.model,
-                             concurrency=config.eval.concurrency, max_tokens=config.eval.max_tokens,
-                             temperature=config.eval.temperature, on_progress=on_progress)
+                             concurrency=config.eval.concurrency, max_tokens=settings["max_tokens"],
+                             temperature=config.eval.temperature, on_progress=on_progress,
+                             chat_template_kwargs=chat_template_kwargs(config))
     return run_id, progress
 
 

@@ -4,6 +4,7 @@ Held-out samples come from dialogues over tools that no training sample uses (se
 heldout_fraction`), so this measures tool calling on unseen tools in the project's own format.
 A sample's prompt is its stored context (system prompt with tools, then the history) rendered by
 the policy's renderer, as in training, and the answer is judged by `calls.label_matches` -- the same binary rule as the training reward.
+A match with any of the label's accepted answers (its own, or one a judge accepted) counts.
 Accuracy is reported per scenario type (single, parallel, ...) and label kind (call or text).
 """
 
@@ -15,7 +16,7 @@ from pathlib import Path
 from looptool.calls import format_calls, label_matches, parse_calls
 from looptool.config import DB_FILE, WorkspaceConfig
 from looptool.eval.runner import EvalItem, EvalProgress, Scored, run_items
-from looptool.eval.target import EvalTarget, policy_renderer
+from looptool.eval.target import EvalTarget, answer_settings, chat_template_kwargs, policy_renderer
 from looptool.schema import Sample
 from looptool.store import Store, StoreError
 from looptool.training.templates import PromptRenderer, fallback_chat
@@ -56,7 +57,7 @@ def sample_items(samples: list[Sample], renderer: PromptRenderer | None = None) 
 def run_heldout(workspace: Path, config: WorkspaceConfig, target: EvalTarget, *,
                 on_progress: Callable[[EvalProgress], None] = lambda p: None) -> tuple[str, EvalProgress]:
     """Evaluate `target` on every active held-out sample; returns the run id and this call's progress."""
-    settings = {"max_tokens": config.eval.max_tokens, "temperature": config.eval.temperature}
+    settings = answer_settings(config)
     run_id = target.run_id(SUITE, settings)
     with Store.open(workspace / DB_FILE) as store:
         samples = list(store.iter_samples(split="heldout", active=True))
@@ -68,6 +69,7 @@ def run_heldout(workspace: Path, config: WorkspaceConfig, target: EvalTarget, *,
         # Samples deactivated or relabelled since the last run no longer count.
         store.prune_eval_results(run_id, {item.id for item in todo})
         progress = run_items(todo, store, run_id, target.endpoint, target.model,
-                             concurrency=config.eval.concurrency, max_tokens=config.eval.max_tokens,
-                             temperature=config.eval.temperature, on_progress=on_progress)
+                             concurrency=config.eval.concurrency, max_tokens=settings["max_tokens"],
+                             temperature=config.eval.temperature, on_progress=on_progress,
+                             chat_template_kwargs=chat_template_kwargs(config))
     return run_id, progress

@@ -77,7 +77,8 @@ def score_safely(item: EvalItem, output: str) -> Scored:
 
 async def _ask_all(items: Sequence[EvalItem], store: Store, run_id: str, endpoint: Endpoint, model: str, *,
                    concurrency: int, max_tokens: int, temperature: float, progress: EvalProgress,
-                   on_progress: Callable[[EvalProgress], None]) -> None:
+                   on_progress: Callable[[EvalProgress], None],
+                   chat_template_kwargs: dict[str, Any] | None = None) -> None:
     gate = asyncio.Semaphore(concurrency)
 
     async def one(item: EvalItem) -> None:
@@ -88,7 +89,7 @@ async def _ask_all(items: Sequence[EvalItem], store: Store, run_id: str, endpoin
                                                         temperature=temperature)
                 else:
                     completion = await acomplete(endpoint, item.messages, model=model, max_tokens=max_tokens,
-                                                 temperature=temperature)
+                                                 temperature=temperature, chat_template_kwargs=chat_template_kwargs)
             except RequestRejected as exc:
                 # The server cannot take this prompt (e.g. longer than its context): the model gave
                 # no answer, so the item fails; the kind is kept so tables can show such items.
@@ -107,8 +108,10 @@ async def _ask_all(items: Sequence[EvalItem], store: Store, run_id: str, endpoin
 
 def run_items(items: Sequence[EvalItem], store: Store, run_id: str, endpoint: Endpoint, model: str, *,
               concurrency: int, max_tokens: int, temperature: float,
-              on_progress: Callable[[EvalProgress], None] = lambda p: None) -> EvalProgress:
-    """Ask every item not yet scored in `run_id`, store the results, then refresh the run's scores."""
+              on_progress: Callable[[EvalProgress], None] = lambda p: None,
+              chat_template_kwargs: dict[str, Any] | None = None) -> EvalProgress:
+    """Ask every item not yet scored in `run_id`, store the results, then refresh the run's scores.
+    `chat_template_kwargs` go with items sent as chat messages (the server renders those)."""
     scored = store.scored_entry_ids(run_id)
     todo = [item for item in items if item.id not in scored]
     progress = EvalProgress(total=len(items), already=len(items) - len(todo))
@@ -117,7 +120,7 @@ def run_items(items: Sequence[EvalItem], store: Store, run_id: str, endpoint: En
         if todo:
             asyncio.run(_ask_all(todo, store, run_id, endpoint, model, concurrency=concurrency,
                                  max_tokens=max_tokens, temperature=temperature, progress=progress,
-                                 on_progress=on_progress))  # fmt: skip
+                                 on_progress=on_progress, chat_template_kwargs=chat_template_kwargs))  # fmt: skip
     finally:
         store.update_eval_scores(run_id)
     return progress

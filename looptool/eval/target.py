@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from filelock import FileLock
 
@@ -136,4 +136,20 @@ def policy_renderer(config: WorkspaceConfig) -> PromptRenderer | None:
     whose server applies its own chat template to the same messages."""
     if not isinstance(config.policy, ManagedModel):
         return None
-    return load_renderer(config.policy.model)
+    return load_renderer(config.policy.model, thinking=config.policy.thinking)
+
+
+def chat_template_kwargs(config: WorkspaceConfig) -> dict[str, Any]:
+    """The template switches for prompts the policy's server renders (sent as chat messages):
+    `enable_thinking` as `PromptRenderer` sets it, so those prompts agree with training's."""
+    return {"enable_thinking": config.policy.thinking == "on"}
+
+
+def answer_settings(config: WorkspaceConfig) -> dict[str, Any]:
+    """How the policy's answers are asked for, as part of a run's identity: the completion budget
+    (`WorkspaceConfig.answer_tokens`), the temperature, and thinking when on (left out when off,
+    so runs made before the setting existed keep their ids)."""
+    settings: dict[str, Any] = {"max_tokens": config.answer_tokens(), "temperature": config.eval.temperature}
+    if config.policy.thinking == "on":
+        settings["thinking"] = "on"
+    return settings

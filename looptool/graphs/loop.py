@@ -4,18 +4,22 @@
                ^                                                                            |
                +------------------------------ next round ---------------------------------+
 
-* prepare: round 1's data, a seeded subsample of the seed training samples (`[loop] round_size`,
-  default all of them).
+* prepare: round 1's data, a seeded subsample of the seed training samples (`[loop]
+  first_round_share`, or `round_size`; see training/assemble.py).
 * train: GRPO on the round's data in a child process (round 1 of the embedded model starts with
-  the SFT warm start); local vLLM servers on the GPU are stopped first, so training has it.
+  the SFT warm start); local vLLM servers on the GPU are stopped first, so training has it. The
+  loop spends `[loop] grpo_steps` (default: `[train] epochs` over the round's data) and records the
+  count; every other arm spends exactly the loop's count of the same round (arms.py).
 * probe, verify, expand, assemble: see training/probe.py, graphs/verify.py, graphs/expand.py,
   training/assemble.py.
 * evaluate: the round's adapter on the held-out samples and on a BFCL-v3 subset
   (`[loop] eval_bfcl_categories`, `eval_bfcl_limit`); scores go to the round's metrics.
 
-`static = True` is the baseline of the paper's claim: the same GRPO steps per round on round 1's
-seed data, without probing, verification or expansion, run in a workspace of its own
-(baseline.py makes it).
+The arm (`arms.py`) changes the graph where the paper's baseline and ablations differ from the
+loop: `static` trains on the whole seed pool every round with no probing, verification or
+expansion; `no-jglv` verifies without the judge (every mismatch is a model error); `no-edde` and
+`repeat-errors` write no expansions; `random-hppl` and `repeat-errors` assemble differently.
+Every arm other than the loop runs in a workspace of its own (`arms.make_arm_workspace`).
 
 The state carries the round and counters only. Every node is safe to run again -- a trained round
 is not trained twice, probes, verdicts and expansions already stored are not asked for again,
@@ -38,7 +42,6 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
-import random
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -53,6 +56,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import RunControl
 from langgraph.types import Command
 
+from looptool.arms import LOOP, STATIC, ArmError, check_arm, matched_steps
 from looptool.config import DB_FILE, WorkspaceConfig
 from looptool.schema import Round
 from looptool.store import Store, utc_now
@@ -132,8 +136,10 @@ class LoopState(TypedDict, total=False):
     applied: dict[str, int]  # (from the verify subgraph)
 
 
-def _train_round(workspace: Path, config: WorkspaceConfig, round: int, log: Callable[[str], None]) -> None:
-    """GRPO for the round in a child process, after the SFT warm start where it is wanted."""
+def _train_round(workspace: Path, config: WorkspaceConfig, round: int, log: Callable[[str], None],
+                 max_steps: int | None) -> None:
+    """GRPO for the round in a child process (at most `max_steps` steps when given), after the
+    SFT warm start where it is wanted."""
     from looptool.training.process import make_room_for_training, run_stage
     from looptool.training.rounds import adapter_dir
     from looptool.training.sft import warm_start_wanted
@@ -141,7 +147,7 @@ def _train_round(workspace: Path, config: WorkspaceConfig, round: int, log: Call
     make_room_for_training(workspace, config, log)
     if round == 1 and warm_start_wanted(config) and not adapter_dir(workspace, 1, "sft").is_dir():
         run_stage(workspace, "sft", 1, echo=log)
-    run_stage(workspace, "grpo", round, max_steps=config.loop.grpo_steps, echo=log)
+    run_stage(workspace, "grpo", round, max_steps=max_steps, echo=log)
 
 
 @dataclass
@@ -149,11 +155,12 @@ class LoopContext:
     workspace: Path
     config: WorkspaceConfig
     store: Store
-    static: bool = False
+    arm: str = LOOP  # see arms.py
     log: Callable[[str], None] = print
     today: str = field(default_factory=lambda: date.today().isoformat())
-    # How a round is trained; tests of the control flow may pass another.
-    train: Callable[[Path, WorkspaceConfig, int, Callable[[str], None]], None] = _train_round
+    # How a round is trained (workspace, config, round, log, max_steps); tests of the control flow
+    # may pass another.
+    train: Callable[[Path, WorkspaceConfig, int, Callable[[str], None], int | None], None] = _train_round
     # Called with a node's name as the node ends (inside it, before its checkpoint): where a pause
     # request is taken (see run_loop).
     pause_point: Callable[[str], None] = lambda node: None
@@ -163,7 +170,7 @@ def build_loop_graph(ctx: LoopContext) -> StateGraph:
     from looptool.graphs.expand import ExpandContext, expand_round
     from looptool.graphs.verify import VerifyContext, build_verify_graph
     from looptool.serving.client import resolve_endpoint
-    from looptool.training.assemble import assemble_round, record_assembly
+    from looptool.training.assemble import Assembly, assemble_round, first_round_ids, record_assembly, static_round
     from looptool.training.probe import probe_round
 
     store, config, ws, loop = ctx.store, ctx.config, ctx.workspace, ctx.config.loop
@@ -186,14 +193,11 @@ def build_loop_graph(ctx: LoopContext) -> StateGraph:
     def prepare(state: LoopState) -> dict[str, Any]:
         first = store.get_round(1)
         if first is None or not first.data_ids:
-            seed = sorted(s.id for s in store.iter_samples(origin="seed", split="train", active=True))
-            if not seed:
+            # Round 1 is the same in every arm, the static one included: the same seeded subset.
+            data = Assembly(1, {"fresh_seed": first_round_ids(store, loop, seed=config.train.seed)})
+            if not data.ids:
                 raise LoopError(f"{ws} has no seed training samples; run 'looptool seed' first")
-            random.Random(f"round-1:{config.train.seed}").shuffle(seed)
-            ids = seed[: loop.round_size] if loop.round_size else seed
-            info = first or Round(n=1)
-            store.upsert_round(info.model_copy(update={
-                "data_ids": ids, "metrics": {**info.metrics, "composition": {"fresh_seed": len(ids)}}}))
+            record_assembly(store, data)
         if state["round"] == 1:
             stage(1, "prepare")
         return {}
@@ -203,7 +207,11 @@ def build_loop_graph(ctx: LoopContext) -> StateGraph:
         stage(r, "train")
         info = store.get_round(r)
         if info is None or not info.adapter_path or "grpo" not in info.metrics or not (ws / info.adapter_path).is_dir():
-            ctx.train(ws, config, r, ctx.log)
+            try:
+                steps = loop.grpo_steps if ctx.arm == LOOP else matched_steps(ws, r)
+            except ArmError as exc:
+                raise LoopError(str(exc)) from None
+            ctx.train(ws, config, r, ctx.log, steps)
         return {}
 
     def probe(state: LoopState) -> dict[str, Any]:
@@ -216,6 +224,8 @@ def build_loop_graph(ctx: LoopContext) -> StateGraph:
     async def expand(state: LoopState) -> dict[str, Any]:
         r = state["round"]
         stage(r, "expand")
+        if ctx.arm in ("no-edde", "repeat-errors"):  # these arms write no new samples
+            return {}
         expander = resolve_endpoint(config, "expander", ws, log=ctx.log)
         judge = resolve_endpoint(config, "judge", ws, log=ctx.log)
         counts = await expand_round(ExpandContext(config, store, expander, judge, ctx.today), r)
@@ -225,13 +235,10 @@ def build_loop_graph(ctx: LoopContext) -> StateGraph:
     def assemble(state: LoopState) -> dict[str, Any]:
         r = state["round"]
         stage(r, "assemble")
-        if ctx.static:
-            first = store.get_round(1)
-            nxt = store.get_round(r + 1) or Round(n=r + 1)
-            store.upsert_round(nxt.model_copy(update={
-                "data_ids": first.data_ids, "metrics": {**nxt.metrics, "composition": {"seed": len(first.data_ids)}}}))
+        if ctx.arm == STATIC:
+            record_assembly(store, static_round(store, r + 1))
         else:
-            record_assembly(store, assemble_round(store, r, loop, seed=config.train.seed))
+            record_assembly(store, assemble_round(store, r, loop, seed=config.train.seed, arm=ctx.arm))
         return {}
 
     def evaluate(state: LoopState) -> dict[str, Any]:
@@ -275,13 +282,14 @@ def build_loop_graph(ctx: LoopContext) -> StateGraph:
     graph.add_node("advance", advance)
     graph.add_edge(START, "prepare")
     graph.add_edge("prepare", "train")
-    if ctx.static:
+    if ctx.arm == STATIC:
         graph.add_edge("train", "assemble")
     else:
         # The verify subgraph takes a pause request at its end, as it finishes (not in between its
         # nodes: it shares the run control, and would stop itself half-way).
         verify = build_verify_graph(VerifyContext(ws, config, store, ctx.today, ctx.log,
-                                                  on_applied=lambda: ctx.pause_point("verify"))).compile()
+                                                  on_applied=lambda: ctx.pause_point("verify"),
+                                                  use_judge=ctx.arm != "no-jglv")).compile()
 
         def verify_stage(state: LoopState) -> dict[str, Any]:
             stage(state["round"], "verify")
@@ -371,16 +379,23 @@ class LoopOutcome:
         return self.stopped_after is not None
 
 
-def run_loop(workspace: Path, config: WorkspaceConfig, *, rounds: int | None = None, static: bool = False,
+def run_loop(workspace: Path, config: WorkspaceConfig, *, rounds: int | None = None, arm: str | None = None,
              resume_review: bool = False, log: Callable[[str], None] = print,
              train: Callable[..., None] | None = None) -> LoopOutcome:
-    """Run the loop to its last round, continuing a killed or paused run of the same workspace."""
+    """Run the loop to its last round, continuing a killed or paused run of the same workspace.
+    `arm` is the arm the workspace runs (default: what its arm.json says, else the loop)."""
+    from looptool.arms import arm_of
+
+    arm = check_arm(arm or arm_of(workspace))
+    if arm != arm_of(workspace):
+        raise LoopError(f"{workspace} runs the {arm_of(workspace)!r} arm, not {arm!r}; an arm runs in a workspace "
+                        "of its own, made by 'looptool loop --arm NAME' from the loop's workspace")
     with _only_loop(workspace):
-        return _run_loop(workspace, config, rounds=rounds, static=static, resume_review=resume_review, log=log,
+        return _run_loop(workspace, config, rounds=rounds, arm=arm, resume_review=resume_review, log=log,
                          train=train)
 
 
-def _run_loop(workspace: Path, config: WorkspaceConfig, *, rounds: int | None, static: bool, resume_review: bool,
+def _run_loop(workspace: Path, config: WorkspaceConfig, *, rounds: int | None, arm: str, resume_review: bool,
               log: Callable[[str], None], train: Callable[..., None] | None) -> LoopOutcome:
     from looptool.graphs.checkpoint import open_checkpointer
 
@@ -388,11 +403,13 @@ def _run_loop(workspace: Path, config: WorkspaceConfig, *, rounds: int | None, s
     saver = open_checkpointer(workspace / DB_FILE)
     try:
         with Store.open(workspace / DB_FILE) as store:
-            ctx = LoopContext(workspace, config, store, static=static, log=log)
+            ctx = LoopContext(workspace, config, store, arm=arm, log=log)
             if train is not None:
                 ctx.train = train
             graph = build_loop_graph(ctx).compile(checkpointer=saver)
-            thread = {"configurable": {"thread_id": "loop-static" if static else "loop"}, "recursion_limit": 200}
+            # (The static arm's thread keeps the name it had before there were other arms.)
+            thread = {"configurable": {"thread_id": "loop-static" if arm == STATIC else "loop"},
+                      "recursion_limit": 200}
             pending = graph.get_state(thread, subgraphs=True)
             given: Any
             if pending.next and _interrupted(pending):

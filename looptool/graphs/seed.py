@@ -8,17 +8,29 @@ third is drawn and a 2-of-3 majority wins, otherwise the turn is kept but masked
 sample). Where the grammar admits only a text answer, one sample is drawn: any two texts agree.
 An agent that fails `max_attempts` times drops the dialogue with its reason.
 
+A finished dialogue is verified in two tiers before it may yield samples. Tier 1 (`verify`) are
+rule checks: calls parse, name offered tools, fit their schemas, the scenario happened. Tier 2
+(`judge`, when `[seed] judge_check` is on) asks the judge to check the label of every sample a
+call turn makes, as the expansions are checked before they join. Both tiers reject at the same
+granularity: a failed check drops the whole dialogue, its status "dropped" and its error a stable
+reason ("judge rejected call turn m5: <the judge's analysis>"), so rejections are counted by kind
+as the rule checks' are. Dropping only the turn would keep later samples whose context is built on
+the wrong call and the tool results it got, which the rule checks never allow either. The judge
+stops at the first rejected turn (the dialogue is dropped: the rest would not be used).
+
 State holds ids and counters only; messages, plans and traces are rows in the store, written by
 the node that makes them. A node re-run after a crash rewrites the same rows (messages by index,
-traces by key), so a resumed dialogue never duplicates anything. Each dialogue is one thread of
-the SQLite checkpointer.
+traces by key), so a resumed dialogue never duplicates anything. The judge's answer on a turn is
+read back from its trace rows when there are any, so a re-run judge node asks only about turns it
+has not checked yet. Each dialogue is one thread of the SQLite checkpointer.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date
 from typing import Annotated, Any, TypedDict
 
 from langgraph.graph import END, START, StateGraph
@@ -26,13 +38,14 @@ from langgraph.types import Send
 
 from looptool.agents.assistant import Guidance, assistant_turn
 from looptool.agents.base import AgentResult
+from looptool.agents.judge import check_label
 from looptool.agents.planner import plan_dialogue
 from looptool.agents.tool import tool_result
 from looptool.agents.user import user_turn
 from looptool.calls import calls_match
 from looptool.config import SeedConfig
-from looptool.schema import Dialogue, Label, Message, ToolSpec
-from looptool.seed.samples import dialogue_samples
+from looptool.schema import Dialogue, Label, Message, Sample, ToolSpec
+from looptool.seed.samples import turn_samples
 from looptool.seed.scenarios import Plan, draft_plan
 from looptool.seed.verify import verify
 from looptool.serving.client import Endpoint
@@ -40,6 +53,18 @@ from looptool.store import Store
 
 
 REASON_SEPARATOR = " | "  # between the reasons of a dialogue that failed verification in several ways
+JUDGE_REJECTED = "judge rejected call turn"  # how the reason of a turn the judge rejected starts
+
+
+def judge_rejection(idx: int, analysis: str) -> str:
+    """The drop reason of a dialogue whose call turn (message `idx`) the judge rejected."""
+    analysis = " ".join(analysis.replace("|", "/").split())  # one line, never a REASON_SEPARATOR
+    return f"{JUDGE_REJECTED} m{idx}: {analysis}"
+
+
+def reason_kind(reason: str) -> str:
+    """A drop reason without the details of its dialogue, so that reasons can be counted by kind."""
+    return JUDGE_REJECTED if reason.startswith(JUDGE_REJECTED) else reason
 
 
 def _candidates(old: list[dict] | None, new: list[dict] | None) -> list[dict]:
@@ -80,6 +105,8 @@ class SeedContext:
     tool_records: list[dict[str, Any]]
     seed: int
     count_tokens: Callable[[list[dict[str, Any]]], int]
+    judge: Endpoint | None = None  # None: the judge's check (tier 2) is off
+    today: str = field(default_factory=lambda: date.today().isoformat())  # the date the judge is told
 
 
 def build_seed_graph(ctx: SeedContext) -> StateGraph:
@@ -189,26 +216,63 @@ def build_seed_graph(ctx: SeedContext) -> StateGraph:
                 store.add_messages(did, [message], n + j, **usage(result))
         return {"n_messages": n + len(calls)}
 
-    def finish(state: SeedState) -> dict:
-        did = state["dialogue_id"]
-        if state.get("outcome") == "dropped":
-            store.set_dialogue_status(did, "dropped", state.get("error") or "dropped")
-            return {"outcome": "dropped"}
+    def checked_samples(did: str) -> tuple[list[str], dict[int, Sample]]:
+        """Tier 1: why the dialogue is not usable (empty when it passed), and its samples by turn."""
         p, tools = load(did)
         rows = store.message_rows(did)
         reasons = verify(p, tools, rows)
-        samples = []
-        if not reasons:
-            samples, skipped = dialogue_samples(did, p, tools, rows, budget=cfg.history_token_budget,
-                                                count_tokens=ctx.count_tokens, final_replies=cfg.final_replies_as_samples)  # fmt: skip
-            if not samples:
-                reasons = ["no usable sample: " + ", ".join(sorted(skipped))]
+        if reasons:
+            return reasons, {}
+        samples, skipped = turn_samples(did, p, tools, rows, budget=cfg.history_token_budget,
+                                        count_tokens=ctx.count_tokens, final_replies=cfg.final_replies_as_samples)  # fmt: skip
+        if not samples:
+            return ["no usable sample: " + ", ".join(sorted(skipped))], {}
+        return [], samples
+
+    def verify_rules(state: SeedState) -> dict:
+        reasons, _ = checked_samples(state["dialogue_id"])
+        return {"outcome": "dropped", "error": REASON_SEPARATOR.join(reasons)} if reasons else {}
+
+    def stored_check(did: str, idx: int) -> tuple[dict | None, str | None] | None:
+        """The judge's answer on a turn as its trace rows keep it (value, error); None if it was not asked."""
+        key = f"m{idx}.judge.a"
+        attempts = [t for t in store.traces(did) if t["call_key"].startswith(key)]
+        if not attempts:
+            return None
+        last = max(attempts, key=lambda t: int(t["call_key"][len(key) :]))
+        return (last["parsed"], None) if last["status"] == "ok" else (None, last["error"])
+
+    async def judge(state: SeedState) -> dict:
+        did = state["dialogue_id"]
+        _, samples = checked_samples(did)
+        for idx, sample in samples.items():
+            if sample.label.is_no_call:
+                continue
+            checked = stored_check(did, idx)
+            if checked is None:
+                result = await check_label(ctx.judge, sample, date=ctx.today, max_attempts=attempts)
+                with store.transaction():  # all attempts or none: the last stored one is the answer
+                    record(did, f"m{idx}.judge", idx, result)
+                checked = (result.value, result.error)
+            value, error = checked
+            if value is None:
+                return {"outcome": "dropped", "error": error}
+            if not value["correct"]:
+                return {"outcome": "dropped", "error": judge_rejection(idx, value["analysis"])}
+        return {}
+
+    def finish(state: SeedState) -> dict:
+        did = state["dialogue_id"]
+        if state.get("outcome") == "dropped":
+            reasons, samples = [state.get("error") or "dropped"], {}
+        else:
+            reasons, samples = checked_samples(did)
         with store.transaction():
             if reasons:
                 store.set_dialogue_samples(did, [])
                 store.set_dialogue_status(did, "dropped", REASON_SEPARATOR.join(reasons))
                 return {"outcome": "dropped", "error": REASON_SEPARATOR.join(reasons)}
-            store.set_dialogue_samples(did, samples)
+            store.set_dialogue_samples(did, list(samples.values()))
             store.set_dialogue_status(did, "done")
         return {"outcome": "done"}
 
@@ -236,15 +300,18 @@ def build_seed_graph(ctx: SeedContext) -> StateGraph:
         if state["vote"] == "third":
             return sample_assistant(state, (2,))
         if state["n_messages"] >= cfg.max_messages:
-            return "finish"
+            return "verify"
         if state["last"] == "calls":
             return "tool"
-        return "user" if state["turn"] < state["n_turns"] else "finish"
+        return "user" if state["turn"] < state["n_turns"] else "verify"
 
     def after_tool(state: SeedState):
-        if state.get("outcome") == "dropped" or state["n_messages"] >= cfg.max_messages:
+        if state.get("outcome") == "dropped":
             return "finish"
-        return sample_assistant(state)
+        return "verify" if state["n_messages"] >= cfg.max_messages else sample_assistant(state)
+
+    def after_verify(state: SeedState) -> str:
+        return "finish" if state.get("outcome") == "dropped" or ctx.judge is None else "judge"
 
     graph = StateGraph(SeedState)
     graph.add_node("plan", plan)
@@ -252,13 +319,17 @@ def build_seed_graph(ctx: SeedContext) -> StateGraph:
     graph.add_node("assistant", assistant, input_schema=AssistantTask)
     graph.add_node("vote", vote)
     graph.add_node("tool", tool)
+    graph.add_node("verify", verify_rules)
+    graph.add_node("judge", judge)
     graph.add_node("finish", finish)
     graph.add_edge(START, "plan")
     graph.add_conditional_edges("plan", after_plan, ["user", "finish"])
     graph.add_conditional_edges("user", after_user, ["assistant", "finish"])
     graph.add_edge("assistant", "vote")
-    graph.add_conditional_edges("vote", after_vote, ["assistant", "tool", "user", "finish"])
-    graph.add_conditional_edges("tool", after_tool, ["assistant", "finish"])
+    graph.add_conditional_edges("vote", after_vote, ["assistant", "tool", "user", "verify", "finish"])
+    graph.add_conditional_edges("tool", after_tool, ["assistant", "verify", "finish"])
+    graph.add_conditional_edges("verify", after_verify, ["judge", "finish"])
+    graph.add_edge("judge", "finish")
     graph.add_edge("finish", END)
     return graph
 

@@ -4,14 +4,19 @@
 
 * judge: the judge agent gives a verdict on every failed probe of the round that has none yet,
   with `[loop] concurrency` requests in flight; each verdict is written as it arrives, so a killed
-  run asks only for the missing ones.
+  run asks only for the missing ones. The judge only rules on model-written labels: a failed probe
+  on a label that is exact by construction is PRED_WRONG by rule, with no judge call, and so is
+  every failed probe in an arm that runs without the judge (`use_judge=False`, "w/o JGLV").
+  Every judge call is recorded (`Store.agent_calls`, subject "verdict:<sample id>:<round>").
 * review: with `[loop] review` on, the graph pauses (a LangGraph interrupt) until a person has
   accepted the verdicts or overridden some (`Store.set_human_override`) and the run is resumed.
 * apply: LABEL_WRONG -> the prediction becomes the label (label_version + 1, the old label kept in
   the label history); BOTH_WRONG -> the sample leaves training (inactive, the verdict flags it);
-  PRED_WRONG -> an error sample, kept for expansion; BOTH_OK -> kept. A person's override wins.
-  Applying twice changes nothing: a correction is recorded with the reason "round R: LABEL_WRONG",
-  and a sample that has that record is not corrected again.
+  PRED_WRONG -> an error sample, kept for expansion; BOTH_OK -> the prediction becomes an accepted
+  alternative of the label (label_version + 1), so the reward, the probe and the held-out evaluation
+  never count it wrong again. A person's override wins. Applying twice changes nothing: a label
+  change is recorded with the reason "round R: LABEL_WRONG" (or "round R: BOTH_OK"), and a sample
+  that has that record is not changed again for that reason.
 
 The state carries the round and counters, never samples.
 """
@@ -29,10 +34,11 @@ from typing import Any, TypedDict
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, interrupt
 
-from looptool.agents.judge import NO_VERDICT, judge_sample, prediction_label
+from looptool.agents.base import AgentResult, trace_rows
+from looptool.agents.judge import EXACT_LABEL, judge_sample, prediction_label, rule_verdict
 from looptool.concurrency import run_all
 from looptool.config import DB_FILE, WorkspaceConfig
-from looptool.schema import Probe
+from looptool.schema import Probe, Sample, Verdict
 from looptool.serving.client import Endpoint, resolve_endpoint
 from looptool.store import Store
 
@@ -51,6 +57,7 @@ class VerifyContext:
     today: str
     log: Callable[[str], None] = print
     on_applied: Callable[[], None] | None = None  # called as apply ends (the loop's pause point)
+    use_judge: bool = True  # False: the "w/o JGLV" arm -- every mismatch is the model's error, labels kept
 
     def judge_endpoint(self) -> Endpoint:
         # Resolved when the judge runs: a managed server may have been stopped (for training) and
@@ -58,8 +65,24 @@ class VerifyContext:
         return resolve_endpoint(self.config, "judge", self.workspace, log=self.log)
 
 
+NO_JUDGE = "no judge in this arm: every mismatch is a model error"
+
+
 def correction_reason(round: int) -> str:
     return f"round {round}: LABEL_WRONG"
+
+
+def alternative_reason(round: int) -> str:
+    return f"round {round}: BOTH_OK"
+
+
+def rule_reason(sample: Sample, use_judge: bool) -> str | None:
+    """Why a failed probe on `sample` is PRED_WRONG without asking the judge; None when the judge rules."""
+    if not use_judge:
+        return NO_JUDGE
+    if sample.exact:
+        return EXACT_LABEL
+    return None
 
 
 def build_verify_graph(ctx: VerifyContext) -> StateGraph:
@@ -71,24 +94,41 @@ def build_verify_graph(ctx: VerifyContext) -> StateGraph:
         todo = [p for p in store.probes(r, "failed") if p.sample_id not in have]
         if not todo:
             return {"judged": 0}
+        samples = await asyncio.to_thread(lambda: {p.sample_id: store.get_sample(p.sample_id) for p in todo})
+        reasons = {p.sample_id: rule_reason(samples[p.sample_id], ctx.use_judge) for p in todo}
+        with store.transaction():
+            for p in todo:
+                if reasons[p.sample_id] is not None:
+                    store.upsert_verdict(rule_verdict(p.sample_id, r, reasons[p.sample_id]))
+        to_judge = [p for p in todo if reasons[p.sample_id] is None]
+        if not to_judge:
+            return {"judged": len(todo)}  # no judge needed: a managed judge server is not started
         endpoint = ctx.judge_endpoint()
         gate = asyncio.Semaphore(loop.concurrency)
 
+        def record(sample: Sample, verdict: Verdict, results: list[AgentResult[dict]]) -> None:
+            # The trace and the verdict land together: a verdict on record always has its calls.
+            with store.transaction():
+                for vote, result in enumerate(results):
+                    store.record_agent_calls(f"verdict:{sample.id}:{r}", f"v{vote}", trace_rows(result),
+                                             sample_id=sample.id, round=r)
+                store.upsert_verdict(verdict)
+
         async def one(probe: Probe) -> None:
-            sample = await asyncio.to_thread(store.get_sample, probe.sample_id)
+            sample = samples[probe.sample_id]
             async with gate:
-                verdict, _ = await judge_sample(
+                verdict, results = await judge_sample(
                     endpoint, sample, probe, date=ctx.today, votes=loop.judge_votes,
                     temperature=loop.judge_temperature, max_attempts=loop.judge_attempts,
                     judge_model=endpoint.model,
                 )  # fmt: skip
-            await asyncio.to_thread(store.upsert_verdict, verdict)
-            if verdict.rationale.startswith(NO_VERDICT):
+            await asyncio.to_thread(record, sample, verdict, results)
+            if verdict.basis == "no_answer":
                 ctx.log(f"round {r}: sample {sample.id}: {verdict.rationale}")
                 await asyncio.to_thread(store.log_event, "warning", "verify", f"round {r}: sample {sample.id}: "
                                         f"{verdict.rationale}")
 
-        await run_all(one(p) for p in todo)
+        await run_all(one(p) for p in to_judge)
         return {"judged": len(todo)}
 
     def review(state: VerifyState) -> dict[str, Any]:
@@ -109,6 +149,13 @@ def build_verify_graph(ctx: VerifyContext) -> StateGraph:
                     label = v.corrected_label or (prediction_label(probes[v.sample_id]) if v.sample_id in probes else None)
                     if label is not None and not store.has_label_change(v.sample_id, correction_reason(r)):
                         store.set_sample_label(v.sample_id, label, reason=correction_reason(r))
+                elif kind == "BOTH_OK":
+                    answer = prediction_label(probes[v.sample_id]) if v.sample_id in probes else None
+                    if answer is not None and not store.has_label_change(v.sample_id, alternative_reason(r)):
+                        label = store.get_sample(v.sample_id).label
+                        accepted = label.with_alternative(answer)
+                        if accepted != label:
+                            store.set_sample_label(v.sample_id, accepted, reason=alternative_reason(r))
                 elif kind == "BOTH_WRONG":
                     store.set_sample_active(v.sample_id, False)
         if ctx.on_applied is not None:
@@ -135,15 +182,16 @@ class VerifyOutcome:
 
 
 def run_verify(workspace: Path, config: WorkspaceConfig, round: int, *, resume: bool = False,
-               log: Callable[[str], None] = print) -> VerifyOutcome:
+               log: Callable[[str], None] = print, use_judge: bool = True) -> VerifyOutcome:
     """Verify the round's failed probes: continue a run that was killed or paused for review
-    (`resume=True` releases the review pause), or start one."""
+    (`resume=True` releases the review pause), or start one. `use_judge=False` runs the "w/o JGLV"
+    arm: every failed probe is PRED_WRONG by rule."""
     from looptool.graphs.checkpoint import open_checkpointer
 
     saver = open_checkpointer(workspace / DB_FILE)
     try:
         with Store.open(workspace / DB_FILE) as store:
-            ctx = VerifyContext(workspace, config, store, date.today().isoformat(), log)
+            ctx = VerifyContext(workspace, config, store, date.today().isoformat(), log, use_judge=use_judge)
             graph = build_verify_graph(ctx).compile(checkpointer=saver)
             thread = {"configurable": {"thread_id": f"verify-round-{round}"}}
             pending = graph.get_state(thread)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from looptool.config import DB_FILE, EMBEDDED_MODEL, ManagedModel, WorkspaceConfig
-from looptool.graphs.seed import REASON_SEPARATOR, SeedContext, build_seed_graph
+from looptool.graphs.seed import REASON_SEPARATOR, SeedContext, build_seed_graph, reason_kind
 from looptool.seed.scenarios import NoToolsError, dialogue_id
 from looptool.serving.client import resolve_endpoint
 from looptool.store import Store
@@ -33,7 +33,7 @@ class SeedReport:
     dropped: int = 0  # dropped in this run
     in_flight: int = 0
     started: float = field(default_factory=time.monotonic)
-    drop_reasons: Counter = field(default_factory=Counter)
+    drop_reasons: Counter = field(default_factory=Counter)  # by kind (see graphs.seed.reason_kind)
 
     @property
     def finished(self) -> int:
@@ -49,6 +49,15 @@ def resolve_guidance(config: WorkspaceConfig) -> str:
         return config.seed.guidance
     role = config.role("assistant")
     return "grammar" if isinstance(role, ManagedModel) and role.model == EMBEDDED_MODEL else "hint"
+
+
+def resolve_judge_check(config: WorkspaceConfig) -> bool:
+    """Whether the judge checks the call turns of verified dialogues: 'auto' is on unless the judge
+    is the embedded model, whose verdicts are not worth the dialogues they would drop."""
+    if config.seed.judge_check != "auto":
+        return config.seed.judge_check == "on"
+    role = config.role("judge")
+    return not (isinstance(role, ManagedModel) and role.model == EMBEDDED_MODEL)
 
 
 def run_seed(
@@ -79,10 +88,11 @@ def run_seed(
                 log(line)
 
         endpoints = {agent: resolve_endpoint(config, agent, workspace, log=log_once) for agent in AGENTS}
+        judge = resolve_endpoint(config, "judge", workspace, log=log_once) if resolve_judge_check(config) else None
         policy = config.role("policy")
         ctx = SeedContext(
             store=store, config=config.seed, endpoints=endpoints, guidance=resolve_guidance(config),  # type: ignore[arg-type]
-            tool_records=records, seed=seed,
+            tool_records=records, seed=seed, judge=judge,
             count_tokens=token_counter(policy.model if isinstance(policy, ManagedModel) else None),
         )  # fmt: skip
         saver = open_checkpointer(db_path)
@@ -126,7 +136,7 @@ async def _run(ctx: SeedContext, saver, n: int, concurrency: int, on_progress) -
                 report.done += 1
             else:
                 report.dropped += 1
-                report.drop_reasons.update((out.get("error") or "dropped").split(REASON_SEPARATOR))
+                report.drop_reasons.update(map(reason_kind, (out.get("error") or "dropped").split(REASON_SEPARATOR)))
             on_progress(report)
 
     tasks = [asyncio.create_task(one(i)) for i in todo]

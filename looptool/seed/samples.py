@@ -29,8 +29,25 @@ def dialogue_samples(
     final_replies: bool = True,
 ) -> tuple[list[Sample], Counter]:
     """The samples of a verified dialogue, and the turns skipped by reason."""
+    by_turn, skipped = turn_samples(dialogue_id, plan, tools, rows, budget=budget, count_tokens=count_tokens,
+                                    final_replies=final_replies)  # fmt: skip
+    return list(by_turn.values()), skipped
+
+
+def turn_samples(
+    dialogue_id: str,
+    plan: Plan,
+    tools: Sequence[ToolSpec],
+    rows: Sequence[dict[str, Any]],
+    *,
+    budget: int,
+    count_tokens: Callable[[list[dict[str, Any]]], int],
+    final_replies: bool = True,
+) -> tuple[dict[int, Sample], Counter]:
+    """The samples of a verified dialogue by the index of the assistant message each labels (the
+    judge's check needs to know which turn made a sample), and the turns skipped by reason."""
     skipped: Counter = Counter()
-    samples: list[Sample] = []
+    samples: dict[int, Sample] = {}
     messages: list[Message] = [r["message"] for r in rows]
     position = {r["idx"]: i for i, r in enumerate(rows)}
     system = system_message(tools)
@@ -55,6 +72,6 @@ def dialogue_samples(
         if context is None:
             skipped["context over the token budget"] += 1
             continue
-        samples.append(Sample(dialogue_id=dialogue_id, origin="seed", round_added=0, messages=context,
-                              tools=list(tools), label=label, split=plan.split, scenario=plan.scenario))  # fmt: skip
+        samples[t.idx] = Sample(dialogue_id=dialogue_id, origin="seed", round_added=0, messages=context,
+                                tools=list(tools), label=label, split=plan.split, scenario=plan.scenario)  # fmt: skip
     return samples, skipped

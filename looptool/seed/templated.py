@@ -3,8 +3,9 @@
 A small generator model (the embedded one) writes dialogues whose labels are mostly noise; a
 model trained on them learns the call format but not to copy the request into the arguments.
 Templated samples are exact by construction -- the request states every value the label
-passes -- so they teach a policy that cannot call tools yet what a call is (the SFT warm start)
-and measure whether it learnt that on tools it never saw (the held-out split).
+passes -- and say so (`Sample.exact`: the loop never asks a judge about their labels). They
+teach a policy that cannot call tools yet what a call is (the SFT warm start) and measure
+whether it learnt that on tools it never saw (the held-out split).
 
 Sample i is a pure function of (seed, i), so adding samples again adds nothing twice: ids hash
 the content. The data (`data/templated_tasks.json`) holds the tools, the request templates and
@@ -164,7 +165,7 @@ def renamed(sample: Sample, rng: random.Random) -> Sample:
              for c in sample.label.calls]
     label = Label(calls=calls) if calls else sample.label
     return Sample(origin=sample.origin, messages=[system_message(tools), *sample.messages[1:]], tools=tools,
-                  label=label, split=sample.split, scenario=sample.scenario)
+                  label=label, split=sample.split, scenario=sample.scenario, exact=sample.exact)
 
 
 def _sample(rng: random.Random, pool: list[Task], scenario: str, split: str) -> Sample:
@@ -195,7 +196,7 @@ def _sample(rng: random.Random, pool: list[Task], scenario: str, split: str) -> 
     rng.shuffle(offered)
     tools = [t.tool for t in offered]
     return Sample(origin="seed", messages=[system_message(tools), Message(role="user", content=user)],
-                  tools=tools, label=label, split=split, scenario=f"templated_{scenario}")  # fmt: skip
+                  tools=tools, label=label, split=split, scenario=f"templated_{scenario}", exact=True)  # fmt: skip
 
 
 def _fill(rng: random.Random, task: Task, request: Request | None = None) -> tuple[str, ToolCall]:

@@ -297,15 +297,18 @@ def _async_openai(endpoint: Endpoint) -> openai.AsyncOpenAI:
 
 async def acomplete(
     endpoint: Endpoint, messages: list[dict[str, Any]], *, model: str | None = None, max_tokens: int = 256,
-    temperature: float = 0.0,
+    temperature: float = 0.0, chat_template_kwargs: dict[str, Any] | None = None,
 ) -> Completion:
     """Ask (asynchronously) for a free-text chat answer; messages are role/content dicts, rendered
-    by the server's chat template. Connection errors and 5xx are retried by the client, then fail
-    with ServingError; a refused request fails with RequestRejected."""
+    by the server's chat template (with `chat_template_kwargs`, vLLM's extension, when given).
+    Connection errors and 5xx are retried by the client, then fail with ServingError; a refused
+    request fails with RequestRejected."""
     client = _async_openai(endpoint)
     started = time.perf_counter()
+    extra = {"extra_body": {"chat_template_kwargs": chat_template_kwargs}} if chat_template_kwargs else {}
     response = await _guarded(endpoint, "chat", lambda: client.chat.completions.create(
         model=model or endpoint.model, messages=messages, max_tokens=max_tokens, temperature=temperature,  # type: ignore[arg-type]
+        **extra,
     ))
     latency_ms = (time.perf_counter() - started) * 1000
     choice = response.choices[0] if response.choices else None

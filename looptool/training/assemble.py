@@ -1,24 +1,42 @@
-"""Round assembly: the next round's data, chosen by what the current model cannot yet do.
+"""Round assembly: each round's data, chosen by what the current model cannot yet do.
 
-Round r+1 = corrected samples (the judge fixed their label) + error samples (the policy was
-wrong) + samples both answers got right (BOTH_OK) + the round's kept expansions + a fresh
-subsample of seed samples no round has used (`[loop] fresh_share` of the round size in round 2,
-halving every round after) + boundary samples (correct, high perplexity), highest perplexity
-first, filling what is left of `[loop] round_size`. Mastered samples and samples both answers got
-wrong are left out. Everything but the boundary fill is kept even when it overflows the round
-size: those are the samples the round is for.
+Round 1 is a seeded subsample of the seed training samples: `[loop] first_round_share` of them
+(the paper: 18,304 of 28,160), so that fresh seed data is left for later rounds; `[loop]
+round_size` overrides the count. Every later round has round 1's size (the paper keeps 18,304 in
+every round) and is filled, part by part, until that size is reached:
 
-The fresh subsample is drawn by a seeded shuffle, so assembling a round again gives the same ids.
+1. fresh seed -- seed samples no round has used, `[loop] fresh_share` of the size in round 2,
+   halving every round after (the paper: 5,632 -> 2,816 -> 1,408 of 18,304); seeds are never
+   reused;
+2. corrected -- the judge said the label was wrong and the policy right (LABEL_WRONG);
+3. error -- the policy was wrong (PRED_WRONG);
+4. both_ok -- the judge accepted both answers (the prediction is now an accepted alternative);
+5. expanded -- the round's kept expansions, one per error seed in turn, so that a cut leaves every
+   seed some of its expansions;
+6. boundary -- correct answers with high perplexity, highest first (HPPL).
+
+Mastered samples and samples both answers got wrong are left out. Should the first parts overflow
+the size, the later ones are cut (a part that is cut keeps a seeded choice of its samples).
+
+The ablation arms (arms.py) change one part: `random-hppl` fills the last part with a seeded random
+choice of the round's correct samples instead of the highest-perplexity ones; `no-edde` has no
+expansions; `repeat-errors` repeats each error seed (corrected and error) `expansions_per_error`
+times instead of expanding it -- the only part whose ids may repeat in a round's data.
+
+Every choice is a seeded shuffle, so assembling a round again gives the same ids.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from looptool.config import LoopConfig
 from looptool.schema import Round
 from looptool.store import Store
+
+REPEATED = "repeated"  # the part whose ids repeat (the repeat-errors arm)
 
 
 @dataclass
@@ -28,10 +46,12 @@ class Assembly:
 
     @property
     def ids(self) -> list[str]:
+        """The round's data: every part's ids once, in part order, then the repeated ones."""
         seen: dict[str, None] = {}
-        for ids in self.parts.values():
-            seen.update(dict.fromkeys(ids))
-        return list(seen)
+        for name, ids in self.parts.items():
+            if name != REPEATED:
+                seen.update(dict.fromkeys(ids))
+        return [*seen, *self.parts.get(REPEATED, [])]
 
     def composition(self) -> dict[str, int]:
         return {k: len(v) for k, v in self.parts.items()}
@@ -46,37 +66,104 @@ def previous_data(store: Store, upto: int) -> set[str]:
     return used
 
 
-def assemble_round(store: Store, round: int, loop: LoopConfig, *, seed: int = 0) -> Assembly:
-    """The data of round `round + 1` from round `round`'s probes, verdicts and expansions."""
-    nxt = Assembly(round + 1)
-    active = {s.id: s for s in store.iter_samples(active=True, split="train")}
-    this = store.get_round(round)
-    size = loop.round_size or (len(this.data_ids) if this and this.data_ids else len(active))
-    kinds: dict[str, list[str]] = {"LABEL_WRONG": [], "PRED_WRONG": [], "BOTH_OK": []}
-    for v in store.verdicts(round):
-        kind = v.human_override or v.verdict
-        if kind in kinds and v.sample_id in active:
-            kinds[kind].append(v.sample_id)
-    nxt.parts["corrected"] = kinds["LABEL_WRONG"]
-    nxt.parts["error"] = kinds["PRED_WRONG"]
-    nxt.parts["both_ok"] = kinds["BOTH_OK"]
-    nxt.parts["expanded"] = sorted(s.id for s in active.values()
-                                   if s.origin == "expanded" and s.round_added == round + 1)
-    used = previous_data(store, round)
-    unused = sorted(i for i, s in active.items() if s.origin == "seed" and i not in used)
-    random.Random(f"fresh:{seed}:{round + 1}").shuffle(unused)
-    fresh_n = round_share(size, loop.fresh_share, round + 1)
-    nxt.parts["fresh_seed"] = unused[:fresh_n]
-    taken = set(nxt.ids)
-    boundary = sorted((p for p in store.probes(round, "boundary") if p.sample_id in active and p.sample_id not in taken),
-                      key=lambda p: -(p.ppl or 0.0))
-    nxt.parts["boundary"] = [p.sample_id for p in boundary[: max(0, size - len(taken))]]
-    return nxt
+def seed_pool(store: Store) -> list[str]:
+    """The ids of every active seed training sample, sorted."""
+    return sorted(s.id for s in store.iter_samples(origin="seed", split="train", active=True))
+
+
+def first_round_ids(store: Store, loop: LoopConfig, *, seed: int = 0) -> list[str]:
+    """Round 1's data: a seeded subsample of the seed pool, `round_size` or `first_round_share` of it."""
+    pool = seed_pool(store)
+    random.Random(f"round-1:{seed}").shuffle(pool)
+    return pool[: first_round_size(len(pool), loop)]
+
+
+def first_round_size(pool: int, loop: LoopConfig) -> int:
+    """How many seed samples round 1 takes from a pool of `pool` (at least one when there are any)."""
+    if loop.round_size:
+        return min(pool, loop.round_size)
+    return min(pool, max(1, int(pool * loop.first_round_share + 0.5))) if pool else 0
+
+
+def round_size(store: Store, loop: LoopConfig) -> int:
+    """The size of every round: `round_size` when set, else round 1's."""
+    if loop.round_size:
+        return loop.round_size
+    first = store.get_round(1)
+    return len(first.data_ids) if first is not None else 0
 
 
 def round_share(size: int, share: float, round: int) -> int:
     """Fresh seed samples in `round` (2, 3, ...): share x size in round 2, halving each round after."""
     return int(size * share * 0.5 ** max(0, round - 2) + 0.5)
+
+
+def _shuffled(ids: Iterable[str], key: str) -> list[str]:
+    out = sorted(ids)
+    random.Random(key).shuffle(out)
+    return out
+
+
+def _by_parent_in_turn(samples: list[tuple[str, str]]) -> list[str]:
+    """(parent, id) pairs as ids ordered one per parent in turn: the first expansion of every
+    parent, then the second of every parent, ..."""
+    by_parent: dict[str, list[str]] = {}
+    for parent, sample_id in sorted(samples):
+        by_parent.setdefault(parent, []).append(sample_id)
+    out, depth = [], 0
+    while any(len(ids) > depth for ids in by_parent.values()):
+        out += [ids[depth] for ids in by_parent.values() if len(ids) > depth]
+        depth += 1
+    return out
+
+
+def assemble_round(store: Store, round: int, loop: LoopConfig, *, seed: int = 0, arm: str = "loop") -> Assembly:
+    """The data of round `round + 1` from round `round`'s probes, verdicts and expansions."""
+    nxt = Assembly(round + 1)
+    active = {s.id: s for s in store.iter_samples(active=True, split="train")}
+    size = round_size(store, loop) or len(active)
+    kinds: dict[str, list[str]] = {"LABEL_WRONG": [], "PRED_WRONG": [], "BOTH_OK": []}
+    for v in store.verdicts(round):
+        kind = v.human_override or v.verdict
+        if kind in kinds and v.sample_id in active:
+            kinds[kind].append(v.sample_id)
+    used = previous_data(store, round)
+    unused = [i for i, s in active.items() if s.origin == "seed" and i not in used]
+    key = f"{seed}:{round + 1}"
+    candidates: dict[str, list[str]] = {
+        "fresh_seed": _shuffled(unused, f"fresh:{key}")[: round_share(size, loop.fresh_share, round + 1)],
+        "corrected": _shuffled(kinds["LABEL_WRONG"], f"corrected:{key}"),
+        "error": _shuffled(kinds["PRED_WRONG"], f"error:{key}"),
+        "both_ok": _shuffled(kinds["BOTH_OK"], f"both-ok:{key}"),
+    }
+    if arm == "repeat-errors":
+        seeds = candidates["corrected"] + candidates["error"]
+        candidates[REPEATED] = [i for _ in range(loop.expansions_per_error) for i in seeds]
+    elif arm != "no-edde":
+        candidates["expanded"] = _by_parent_in_turn(
+            [(s.parent_id or "", s.id) for s in active.values() if s.origin == "expanded" and s.round_added == round + 1])
+    if arm == "random-hppl":
+        correct = [p.sample_id for p in store.probes(round) if p.correct and p.sample_id in active]
+        candidates["random_correct"] = _shuffled(correct, f"random-correct:{key}")
+    else:
+        boundary = sorted((p for p in store.probes(round, "boundary") if p.sample_id in active),
+                          key=lambda p: (-(p.ppl or 0.0), p.sample_id))
+        candidates["boundary"] = [p.sample_id for p in boundary]
+    taken: set[str] = set()
+    filled = 0
+    for part, ids in candidates.items():
+        fresh = ids if part == REPEATED else [i for i in dict.fromkeys(ids) if i not in taken]
+        chosen = fresh[: max(0, size - filled)]
+        nxt.parts[part] = chosen
+        taken.update(chosen)
+        filled += len(chosen)
+    return nxt
+
+
+def static_round(store: Store, round: int) -> Assembly:
+    """The static arm's data for `round`: the whole seed pool, every round (the paper's "w/o
+    iterations" baseline; its steps, not its data, are matched to the loop's)."""
+    return Assembly(round, {"seed": seed_pool(store)})
 
 
 def record_assembly(store: Store, assembly: Assembly) -> Round:

@@ -3,7 +3,9 @@
 Prompts are rendered to text here (not left as chat messages for TRL to render), so that the
 prompt is exactly what `templates.PromptRenderer` makes -- the same at training, probing and
 evaluation -- and so it can be trimmed to `max_prompt_tokens` first: TRL's GRPO trainer does not
-truncate prompts.
+truncate prompts. The label is written the way the template writes an assistant turn
+(`PromptRenderer.answer`), so a reasoning template's empty `<think></think>` block is part of what
+SFT learns exactly when the template would put it there.
 """
 
 from __future__ import annotations
@@ -12,12 +14,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from looptool.schema import Sample
-from looptool.training.templates import PromptRenderer, label_text
+from looptool.training.templates import PromptRenderer
 
 
 @dataclass
 class Rows:
-    rows: list[dict]  # prompt, completion (the label as text), label (JSON), sample_id
+    rows: list[dict]  # prompt, completion (the label as the template answers), label (JSON), sample_id
     too_long: int = 0  # samples left out: even their last exchange exceeds the budget
 
 
@@ -30,7 +32,7 @@ def training_rows(samples: Iterable[Sample], renderer: PromptRenderer, max_promp
             continue
         out.rows.append({
             "prompt": renderer.render(history, sample.tools),
-            "completion": label_text(sample.label),
+            "completion": renderer.answer(history, sample.tools, sample.label),
             "label": sample.label.model_dump_json(),
             "sample_id": sample.id,
         })  # fmt: skip

@@ -12,12 +12,36 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from looptool.config import WorkspaceConfig
+from looptool.config import TrainConfig, WorkspaceConfig
 from looptool.training.model import load_policy
 from looptool.training.stage import StageResult, common_args, finish, prepare, quiet
 
 RewardFn = Callable[..., list[float]]
+
+
+def grpo_args(train: TrainConfig, max_steps: int | None = None) -> dict[str, Any]:
+    """GRPOConfig's arguments that come from `[train]` (the stage adds paths, device and seed)."""
+    return dict(
+        learning_rate=train.learning_rate,
+        lr_scheduler_type=train.lr_scheduler,
+        weight_decay=train.weight_decay,
+        num_generations=train.num_generations,
+        # One prompt's group per forward pass, accumulated over the step's prompts (memory: see sft.py);
+        # TRL still samples all of a step's completions in one generation batch.
+        per_device_train_batch_size=train.num_generations,
+        gradient_accumulation_steps=train.prompts_per_step,
+        num_train_epochs=train.epochs,
+        max_steps=max_steps or train.max_steps or -1,
+        max_completion_length=train.max_completion_tokens,
+        temperature=train.temperature,
+        beta=train.beta,
+        epsilon=train.epsilon,
+        epsilon_high=train.epsilon_high,
+        loss_type=train.loss_type,
+        remove_unused_columns=False,
+    )  # fmt: skip
 
 
 def run_grpo(workspace: Path, config: WorkspaceConfig, round: int, *, max_steps: int | None = None,
@@ -35,24 +59,7 @@ def run_grpo(workspace: Path, config: WorkspaceConfig, round: int, *, max_steps:
     stage = prepare(workspace, config, round, "grpo")
     print(stage.describe(), flush=True)
     model = load_policy(stage.model_dir, train, stage.device, start_adapter=stage.start)
-    args = GRPOConfig(
-        learning_rate=train.learning_rate,
-        num_generations=train.num_generations,
-        # One prompt's group per forward pass, accumulated over the step's prompts (memory: see sft.py);
-        # TRL still samples all of a step's completions in one generation batch.
-        per_device_train_batch_size=train.num_generations,
-        gradient_accumulation_steps=train.prompts_per_step,
-        num_train_epochs=train.epochs,
-        max_steps=max_steps or train.max_steps or -1,
-        max_completion_length=train.max_completion_tokens,
-        temperature=train.temperature,
-        beta=train.beta,
-        epsilon=train.epsilon,
-        epsilon_high=train.epsilon_high,
-        loss_type=train.loss_type,
-        remove_unused_columns=False,
-        **common_args(stage, config),
-    )  # fmt: skip
+    args = GRPOConfig(**grpo_args(train, max_steps), **common_args(stage, config))
     trainer = GRPOTrainer(
         model=model,
         reward_funcs=reward_fn or reward_function(train.reward),

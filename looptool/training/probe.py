@@ -33,7 +33,7 @@ from looptool.serving.client import RequestRejected, acomplete_prompt, aprompt_l
 from looptool.serving.server import vllm_flavour
 from looptool.store import Store
 from looptool.training.stage import TrainingError, base_model_dir, round_samples
-from looptool.training.templates import PromptRenderer, label_text, load_renderer
+from looptool.training.templates import PromptRenderer, load_renderer
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ async def probe_sample(sample: Sample, round: int, renderer: PromptRenderer, tar
     if perplexity_of == "output":
         ppl = mean_perplexity(answer.token_logprobs or ())
     else:
-        ppl = await label_perplexity(prompt, label_text(sample.label), renderer, target)
+        ppl = await label_perplexity(prompt, renderer.answer(history, sample.tools, sample.label), renderer, target)
     return Probe(sample_id=sample.id, round=round, prediction=parse.calls if parse.ok else None,
                  raw=answer.content, correct=correct, ppl=ppl)
 
@@ -120,9 +120,10 @@ def probe_round(workspace: Path, config: WorkspaceConfig, round: int, *, log: Ca
                             'build cannot give prompt log-probs through a LoRA adapter: use "output", or '
                             '[serving] policy_adapter = "merged"')
     # The renderer of the trained base model: the prompts are exactly those training used.
-    renderer = load_renderer(str(base_model_dir(config)))
+    renderer = load_renderer(str(base_model_dir(config)), thinking=config.policy.thinking)
     with Store.open(workspace / DB_FILE) as store:
-        samples = round_samples(store, round)
+        # Once each: a round's data may repeat a sample (the repeat-errors arm).
+        samples = list({s.id: s for s in round_samples(store, round)}.values())
         probed = {p.sample_id for p in store.probes(round)}
     if not samples:
         raise TrainingError(f"round {round} has no samples to probe")
@@ -149,7 +150,8 @@ async def _probe_all(samples: Sequence[Sample], round: int, renderer: PromptRend
 
     async def one(sample: Sample) -> None:
         async with gate:
-            probe = await probe_sample(sample, round, renderer, target, max_tokens=config.eval.max_tokens,
+            # The budget GRPO samples with: the probe asks the model as training did.
+            probe = await probe_sample(sample, round, renderer, target, max_tokens=config.train.max_completion_tokens,
                                        max_prompt_tokens=config.train.max_prompt_tokens,
                                        perplexity_of=config.loop.perplexity_of)
         await asyncio.to_thread(store.upsert_probe, probe)

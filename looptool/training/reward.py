@@ -20,6 +20,10 @@ predicted call counts so that extra calls cost as much as missing ones. It is 1.
 the binary reward is 1.0 and strictly lower otherwise, and an unreadable answer still gets 0.
 It is off by default: the binary reward is the method's.
 
+Accepted alternatives. A label may hold other accepted answers (a judge's BOTH_OK verdict adds the
+policy's answer): the binary reward is 1 for a match with any of them, and the partial reward
+takes its credit against the closest one.
+
 TRL. `reward_function(kind)` gives the callable that `trl.GRPOTrainer` takes in
 `reward_funcs`. TRL calls it with `prompts`, `completions`, `completion_ids` and every dataset
 column as keyword arguments; the dataset must have a "label" column holding
@@ -39,7 +43,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from looptool.calls import ParseResult, label_matches, match_key, parse_calls
-from looptool.schema import Label
+from looptool.schema import Label, ToolCall
 
 __all__ = [
     "REWARDS",
@@ -153,9 +157,14 @@ def _binary(parse: ParseResult, label: Label) -> float:
 def _partial(parse: ParseResult, label: Label) -> float:
     if label_matches(parse, label):
         return 1.0  # the one way to score 1, so partial == 1.0 exactly when binary == 1.0
-    if not parse.ok or label.is_no_call or parse.status != "calls":
+    if not parse.ok or parse.status != "calls":
         return 0.0
-    expected, predicted = label.calls, parse.calls
+    # Credit against the closest accepted answer: the label's own or one a judge accepted (BOTH_OK).
+    return max((_call_credit(answer.calls, parse.calls) for answer in label.answers() if not answer.is_no_call),
+               default=0.0)
+
+
+def _call_credit(expected: list[ToolCall], predicted: list[ToolCall]) -> float:
     n = max(len(expected), len(predicted))
     names = Counter(c.name for c in expected) & Counter(c.name for c in predicted)
     exact = Counter(map(match_key, expected)) & Counter(map(match_key, predicted))

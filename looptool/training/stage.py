@@ -80,7 +80,8 @@ def prepare(workspace: Path, config: WorkspaceConfig, round: int, name: str) -> 
     model_dir = base_model_dir(config)
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     with Store.open(workspace / DB_FILE) as store:
-        data = training_rows(round_samples(store, round), PromptRenderer(tokenizer), config.train.max_prompt_tokens)
+        renderer = PromptRenderer(tokenizer, thinking=config.policy.thinking)
+        data = training_rows(round_samples(store, round), renderer, config.train.max_prompt_tokens)
         start = rounds.start_adapter(workspace, store, round, name)
     if not data.rows:
         raise TrainingError(f"round {round} has no training samples that fit {config.train.max_prompt_tokens} prompt "
@@ -112,11 +113,18 @@ def quiet(trainer: Any) -> None:
     trainer.remove_callback(ProgressCallback)
 
 
+def data_seed(stage: Stage, config: WorkspaceConfig) -> int:
+    """The trainer's seed: `[train] seed` for round 1, one more each round after. TRL draws a
+    round's prompt order from it, so a round that trains on the same pool as the one before (the
+    static arm: the whole seed pool every round) does not see the same first prompts again."""
+    return config.train.seed + stage.round - 1
+
+
 def common_args(stage: Stage, config: WorkspaceConfig) -> dict[str, Any]:
     """Trainer arguments both stages share."""
     return dict(
         output_dir=str(stage.checkpoints), save_strategy="steps", save_steps=config.train.save_steps,
-        logging_steps=1, report_to="none", seed=config.train.seed, use_cpu=not stage.device.cuda,
+        logging_steps=1, report_to="none", seed=data_seed(stage, config), use_cpu=not stage.device.cuda,
         bf16=stage.device.cuda, gradient_checkpointing=stage.device.cuda, disable_tqdm=True,
         dataloader_num_workers=0,
     )  # fmt: skip

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from looptool.calls import format_calls
+from looptool.config import Thinking
 from looptool.prompts import render
 from looptool.schema import Label, Message, ToolSpec
 
@@ -123,11 +124,19 @@ class PromptRenderer:
 
     Either way the answer format is `<tool_call>{"name": ..., "arguments": {...}}</tool_call>`,
     which `calls.parse_calls` reads.
+
+    `thinking` is `[policy] thinking`. Reasoning templates that read `enable_thinking` (Qwen3) get
+    it as `enable_thinking = (thinking == "on")` on every render, so training rows, probes and
+    evaluation prompts agree; with it off, Qwen3's generation prompt ends with an empty
+    `<think></think>` block. Templates without the switch render as they always do.
     """
 
-    def __init__(self, tokenizer: Any) -> None:
+    def __init__(self, tokenizer: Any, *, thinking: Thinking = "off") -> None:
         self.tokenizer = tokenizer
-        self.native_tools = "tools" in (getattr(tokenizer, "chat_template", None) or "")
+        self.thinking = thinking
+        template = getattr(tokenizer, "chat_template", None) or ""
+        self.native_tools = "tools" in template
+        self.thinking_switch = "enable_thinking" in template
 
     def chat(self, messages: Sequence[Message], tools: Sequence[ToolSpec], *,
              system_note: str | None = None) -> list[dict[str, Any]]:
@@ -141,11 +150,29 @@ class PromptRenderer:
 
     def render(self, messages: Sequence[Message], tools: Sequence[ToolSpec], *, add_generation_prompt: bool = True,
                system_note: str | None = None) -> str:
-        extra = {"tools": [openai_tool(t) for t in tools]} if self.native_tools else {}
+        extra: dict[str, Any] = {"tools": [openai_tool(t) for t in tools]} if self.native_tools else {}
+        if self.thinking_switch:
+            extra["enable_thinking"] = self.thinking == "on"
         return self.tokenizer.apply_chat_template(
             self.chat(messages, tools, system_note=system_note), tokenize=False,
             add_generation_prompt=add_generation_prompt, **extra,
         )
+
+    def answer(self, messages: Sequence[Message], tools: Sequence[ToolSpec], label: Label, *,
+               system_note: str | None = None) -> str:
+        """The label as the continuation of this prompt, written the way the chat template writes
+        an assistant turn: whatever the template puts before the answer that the generation prompt
+        does not already hold (Qwen3 with thinking on: an empty `<think></think>` block), then
+        the answer in the call format. The end-of-turn token is left to the trainer. SFT learns
+        this text and probing measures its perplexity, so both see the answer as the template does."""
+        answer = label_text(label)
+        prompt = self.render(messages, tools, system_note=system_note)
+        turn = Message(role="assistant", content=label.text, tool_calls=label.calls)
+        full = self.render([*messages, turn], tools, add_generation_prompt=False, system_note=system_note)
+        rest = full[len(prompt):] if full.startswith(prompt) else ""
+        if not answer or answer not in rest:
+            return answer  # a template that rewrites the turn: the answer alone is the best guess
+        return rest.split(answer, 1)[0] + answer
 
     def count_tokens(self, messages: Sequence[Message], tools: Sequence[ToolSpec]) -> int:
         return len(self.tokenizer(self.render(messages, tools), add_special_tokens=False)["input_ids"])
@@ -175,11 +202,12 @@ def openai_tool(tool: ToolSpec) -> dict[str, Any]:
                                              "parameters": tool.parameters}}
 
 
-def load_renderer(model: str | None) -> PromptRenderer:
-    """The renderer of a local model (embedded name or checkpoint directory)."""
+def load_renderer(model: str | None, *, thinking: Thinking = "off") -> PromptRenderer:
+    """The renderer of a local model (embedded name or checkpoint directory); `thinking` is the
+    config's `[policy] thinking`."""
     path = local_model_dir(model)
     if path is None:
         raise ValueError(f"model {model!r} is not on this machine: name the embedded model or a checkpoint directory")
     from transformers import AutoTokenizer
 
-    return PromptRenderer(AutoTokenizer.from_pretrained(str(path)))
+    return PromptRenderer(AutoTokenizer.from_pretrained(str(path)), thinking=thinking)

@@ -9,7 +9,8 @@ import pytest
 from looptool.config import DB_FILE, LoopConfig
 from looptool.schema import Label, Message, Probe, Round, Sample, Verdict
 from looptool.store import Store
-from looptool.training.assemble import assemble_round, record_assembly, round_share
+from looptool.training.assemble import (assemble_round, first_round_ids, first_round_size, record_assembly,
+                                        round_share, static_round)
 
 
 def _sample(i: int, **kw) -> Sample:
@@ -58,3 +59,102 @@ def test_next_round_takes_what_the_model_cannot_do_yet(store):
 def test_fresh_share_halves_each_round():
     assert [round_share(1000, 0.3, r) for r in (2, 3, 4)] == [300, 150, 75]
     assert round_share(10, 0.0, 2) == 0
+    # The paper's numbers: 18,304 a round, fresh 5,632 -> 2,816 -> 1,408 (a share of 0.308).
+    assert [round_share(18304, LoopConfig().fresh_share, r) for r in (2, 3, 4)] == [5638, 2819, 1409]
+
+
+def test_round_one_is_a_share_of_the_seed_pool():
+    assert LoopConfig().first_round_share == 0.65 and LoopConfig().fresh_share == 0.308
+    assert first_round_size(28160, LoopConfig()) == 18304  # the paper's round 1
+    assert first_round_size(10, LoopConfig()) == 7 and first_round_size(1, LoopConfig()) == 1
+    assert first_round_size(0, LoopConfig()) == 0
+    assert first_round_size(100, LoopConfig(round_size=12)) == 12 and first_round_size(5, LoopConfig(round_size=12)) == 5
+
+
+def _probe_everything_correct(store: Store, round: int, ids: list[str]) -> None:
+    for i, sample_id in enumerate(ids):
+        store.upsert_probe(Probe(sample_id=sample_id, round=round, correct=True, ppl=1.0 + i, category="boundary"))
+
+
+def test_three_rounds_have_round_ones_size_and_the_formulas_fresh_seed(store):
+    """Round 1 = 0.65 of the pool; rounds 2-4 the same size with fresh seed 0.308 x size, halving;
+    no seed is ever fresh twice."""
+    seed = [_sample(i) for i in range(200)]
+    store.upsert_samples(seed)
+    loop = LoopConfig()
+    first = first_round_ids(store, loop, seed=3)
+    assert len(first) == 130 and len(set(first)) == 130
+    assert first_round_ids(store, loop, seed=3) == first and first_round_ids(store, loop, seed=4) != first
+    store.upsert_round(Round(n=1, status="done", data_ids=first))
+    fresh_seen: set[str] = set(first)
+    for r, fresh in ((1, 40), (2, 20), (3, 10)):  # round_share(130, 0.308, r + 1)
+        data = store.get_round(r).data_ids
+        _probe_everything_correct(store, r, data)
+        nxt = assemble_round(store, r, loop, seed=3)
+        assert len(nxt.parts["fresh_seed"]) == fresh == round_share(130, 0.308, r + 1)
+        assert not set(nxt.parts["fresh_seed"]) & fresh_seen  # seeds are never reused as fresh data
+        fresh_seen |= set(nxt.parts["fresh_seed"])
+        assert len(nxt.ids) == 130  # every round has round 1's size (the boundary fills the rest)
+        record_assembly(store, nxt)
+        store.upsert_round(store.get_round(r + 1).model_copy(update={"status": "done"}))
+
+
+def test_an_overflowing_round_is_cut_to_its_size_keeping_every_seeds_expansions(store):
+    seed = [_sample(i) for i in range(30)]
+    parents = seed[:4]
+    expanded = [_sample(100 + 10 * p + k, origin="expanded", round_added=2, parent_id=parents[p].id)
+                for p in range(4) for k in range(4)]
+    store.upsert_samples([*seed, *expanded])
+    store.upsert_round(Round(n=1, status="done", data_ids=[s.id for s in seed[:10]]))
+    for p in parents:
+        store.upsert_verdict(Verdict(sample_id=p.id, round=1, verdict="PRED_WRONG"))
+    nxt = assemble_round(store, 1, LoopConfig(fresh_share=0.2))
+    assert nxt.composition() == {"fresh_seed": 2, "corrected": 0, "error": 4, "both_ok": 0, "expanded": 4,
+                                 "boundary": 0}
+    kept = {store.get_sample(i).parent_id for i in nxt.parts["expanded"]}
+    assert kept == {p.id for p in parents}  # one expansion of each seed, not four of one
+    assert len(nxt.ids) == 10
+
+
+def _round_with_errors(store: Store) -> tuple[list[Sample], list[Sample]]:
+    seed = [_sample(i) for i in range(40)]
+    expanded = [_sample(100 + i, origin="expanded", round_added=2, parent_id=seed[1].id) for i in range(2)]
+    store.upsert_samples([*seed, *expanded])
+    store.upsert_round(Round(n=1, status="done", data_ids=[s.id for s in seed[:20]]))
+    for i in range(10):  # 0-1 failed; 2-9 correct, perplexity rising
+        store.upsert_probe(Probe(sample_id=seed[i].id, round=1, correct=i >= 2, ppl=1.0 + i,
+                                 category="failed" if i < 2 else ("mastered" if i < 6 else "boundary")))
+    store.upsert_verdict(Verdict(sample_id=seed[0].id, round=1, verdict="LABEL_WRONG"))
+    store.upsert_verdict(Verdict(sample_id=seed[1].id, round=1, verdict="PRED_WRONG"))
+    return seed, expanded
+
+
+def test_the_ablation_arms_change_one_part_each(store):
+    seed, expanded = _round_with_errors(store)
+    loop = LoopConfig(round_size=12, fresh_share=0.25, expansions_per_error=3)
+    base = assemble_round(store, 1, loop)
+    assert base.parts["expanded"] == sorted(s.id for s in expanded)
+    # fresh 3 + corrected 1 + error 1 + expanded 2 leave room for 5; only 4 are boundary (6-9).
+    assert base.parts["boundary"] == [seed[9].id, seed[8].id, seed[7].id, seed[6].id] and len(base.ids) == 11
+
+    no_edde = assemble_round(store, 1, loop, arm="no-edde")
+    assert "expanded" not in no_edde.parts and no_edde.parts["error"] == base.parts["error"]
+
+    repeat = assemble_round(store, 1, loop, arm="repeat-errors")
+    assert "expanded" not in repeat.parts
+    assert sorted(repeat.parts["repeated"]) == sorted([seed[0].id] * 3 + [seed[1].id] * 3)
+    assert repeat.ids.count(seed[1].id) == 4  # once as an error sample, three times repeated
+    assert len(repeat.ids) == 12
+
+    random_hppl = assemble_round(store, 1, loop, arm="random-hppl")
+    assert "boundary" not in random_hppl.parts
+    correct = {seed[i].id for i in range(2, 10)}
+    assert set(random_hppl.parts["random_correct"]) <= correct and len(random_hppl.parts["random_correct"]) == 5
+    assert random_hppl.parts["random_correct"] == assemble_round(store, 1, loop, arm="random-hppl").parts["random_correct"]
+
+
+def test_the_static_arm_trains_on_the_whole_seed_pool(store):
+    seed = [_sample(i) for i in range(12)]
+    store.upsert_samples([*seed, _sample(50, origin="expanded", round_added=2), _sample(60, split="heldout")])
+    assert static_round(store, 2).ids == sorted(s.id for s in seed)
+    assert static_round(store, 2).composition() == {"seed": 12}

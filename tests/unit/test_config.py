@@ -91,6 +91,19 @@ def test_roles_sharing_a_model_must_share_server_settings(tmp_path):
         load_config(tmp_path)
 
 
+def test_grpo_schedule_defaults_and_choices(tmp_path):
+    train = WorkspaceConfig().train
+    assert (train.lr_scheduler, train.weight_decay) == ("constant", 0.01)
+    write(tmp_path, "[train]\nlr_scheduler = 'cosine'\nweight_decay = 0.1\n")
+    assert load_config(tmp_path).train.lr_scheduler == "cosine"
+    write(tmp_path, "[train]\nlr_scheduler = 'exponential'\n")
+    with pytest.raises(ConfigError, match=r"train.lr_scheduler: .*'constant'.*\(got 'exponential'\)$"):
+        load_config(tmp_path)
+    write(tmp_path, "[train]\nweight_decay = -0.1\n")
+    with pytest.raises(ConfigError, match="train.weight_decay"):
+        load_config(tmp_path)
+
+
 def test_api_key_is_read_from_the_environment_only(monkeypatch):
     spec = EndpointModel(base_url="http://x/v1", model="m", api_key_env="LT_TEST_KEY")
     monkeypatch.delenv("LT_TEST_KEY", raising=False)

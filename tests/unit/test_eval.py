@@ -308,6 +308,13 @@ def test_heldout_scoring_is_the_reward_rule(label, output, passed, error_type):
     assert (scored.passed, scored.error_type) == (passed, error_type)
 
 
+def test_heldout_counts_a_match_with_an_accepted_alternative():
+    rome = '<tool_call>{"name": "get_weather", "arguments": {"city": "Rome"}}</tool_call>'
+    label = CALL.with_alternative(Label(calls=[ToolCall(name="get_weather", arguments={"city": "Rome"})]))
+    assert score_sample(_sample(label, "single", "weather?"), rome).passed
+    assert score_sample(_sample(label, "single", "weather?"), GOOD).passed
+
+
 def test_run_heldout_by_scenario(policy_ws, fake_openai):
     with Store.open(policy_ws / DB_FILE) as store:
         store.upsert_samples([_sample(CALL, "single", "weather in Paris"), _sample(TEXT, "missing_argument", "weather?"),

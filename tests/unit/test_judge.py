@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from looptool.agents.judge import NO_VERDICT, judge_sample, label_first, prediction_label, unmap
+from looptool.agents.judge import check_label, judge_sample, label_first, prediction_label, unmap
 from looptool.schema import Label, Message, Probe, Sample, ToolCall, ToolSpec
 from looptool.training.templates import system_message
 from tests.fakes import chat_reply
@@ -60,6 +60,7 @@ def test_unmap_and_unreadable_predictions(fake_openai):
     broken = Probe(sample_id=sample.id, round=1, correct=False, raw='<tool_call>{"name": "get_weather", ')
     verdict, results = asyncio.run(judge_sample(fake_openai.endpoint, sample, broken, date="2026-11-23"))
     assert verdict.verdict == "PRED_WRONG" and results == [] and fake_openai.requests == []
+    assert verdict.basis == "rule" and verdict.judge_model == ""
     text = Probe(sample_id=sample.id, round=1, correct=False, raw="Which city?")
     assert prediction_label(text) == Label(text="Which city?")
 
@@ -92,4 +93,26 @@ def test_a_judge_that_never_answers_validly_leaves_the_label_and_says_so(fake_op
                                                 judge_model="j"))
     assert len(fake_openai.requests) == 2 and len(results) == 1 and results[0].value is None
     assert verdict.verdict == "PRED_WRONG" and verdict.corrected_label is None and verdict.judge_model == "j"
-    assert verdict.rationale.startswith(NO_VERDICT) and "after 2 attempts" in verdict.rationale
+    assert verdict.basis == "no_answer" and "no valid verdict after 2 attempts" in verdict.rationale
+
+
+def test_an_exact_label_is_never_judged(fake_openai):
+    fake_openai.responder = right_judge  # would call the label wrong: the user asked for Paris
+    sample, probe = _case("Paris", "Springfield", "Paris")
+    exact = sample.model_copy(update={"exact": True})
+    verdict, results = asyncio.run(judge_sample(fake_openai.endpoint, exact, probe, date="d", judge_model="j"))
+    assert fake_openai.requests == [] and results == []
+    assert verdict.verdict == "PRED_WRONG" and verdict.basis == "rule" and verdict.judge_model == ""
+    assert verdict.corrected_label is None and "exact by construction" in verdict.rationale
+
+
+def test_judge_calls_carry_their_prompt_for_the_trace(fake_openai):
+    from looptool.agents.base import trace_rows
+
+    fake_openai.responder = lambda path, body: (200, chat_reply('{"analysis": "fine", "correct": true}'))
+    sample, _ = _case("Paris", "Paris", "Paris")
+    result = asyncio.run(check_label(fake_openai.endpoint, sample, date="d"))
+    assert result.value == {"analysis": "fine", "correct": True}
+    (row,) = trace_rows(result)
+    assert row["prompt"] == result.prompt == fake_openai.requests[0][1]["messages"][-1]["content"]
+    assert 'get_weather({"city": "Paris"})' in row["prompt"] and row["status"] == "ok"

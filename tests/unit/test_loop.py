@@ -32,10 +32,12 @@ class StandInTraining:
 
     def __init__(self, die_at_round: int | None = None) -> None:
         self.calls: list[int] = []
+        self.steps: dict[int, int | None] = {}  # round -> the max_steps it was asked for
         self.die_at_round = die_at_round
 
-    def __call__(self, workspace: Path, config, round: int, log) -> None:
+    def __call__(self, workspace: Path, config, round: int, log, max_steps: int | None = None) -> None:
         self.calls.append(round)
+        self.steps[round] = max_steps
         if round == self.die_at_round:
             self.die_at_round = None
             raise RuntimeError("killed")
@@ -43,7 +45,9 @@ class StandInTraining:
         target.mkdir(parents=True, exist_ok=True)
         (target / "adapter_config.json").write_text("{}")
         with Store.open(workspace / DB_FILE) as store:
-            record_stage(store, workspace, round, "grpo", {"steps": 1})
+            # Like a real run: max_steps when given, else epochs over the data (here: one step per 4 samples).
+            record_stage(store, workspace, round, "grpo",
+                         {"steps": max_steps or -(-len(store.get_round(round).data_ids) // 4)})
 
 
 def test_two_rounds_end_to_end(workspace, fake_openai, tokenizer):
@@ -55,10 +59,23 @@ def test_two_rounds_end_to_end(workspace, fake_openai, tokenizer):
     book = bookkeeping(ws)
     assert book["status"] == {1: "done", 2: "done", 3: "pending"}  # round 3's data is assembled, not trained
     train_ids = {s.id for s in SAMPLES if s.split == "train"}
-    assert set(book["data"][1]) == train_ids
+    # Round 1 is 0.65 of the seed pool; round 2 has its size, with fresh seed no round has used.
+    assert set(book["data"][1]) < train_ids and len(book["data"][1]) == round(0.65 * len(train_ids))
+    with Store.open(ws / DB_FILE) as store:
+        composition = store.get_round(2).metrics["composition"]
+    assert composition["fresh_seed"] == round(0.308 * len(book["data"][1])) > 0
+    assert len(book["data"][2]) <= len(book["data"][1])
     for r in (1, 2):
-        assert sum(book["probes"][r].values()) == len(book["data"][r])
+        assert sum(book["probes"][r].values()) == len(set(book["data"][r]))
         assert sum(book["verdicts"][r].values()) == book["probes"][r]["failed"]
+    exact = {s.id for s in SAMPLES if s.exact}
+    with Store.open(ws / DB_FILE) as store:
+        verdicts = [v for r in (1, 2) for v in store.verdicts(r)]
+    # The judge ruled on model-written labels only; a failed exact label is the policy's error by rule.
+    assert {v.basis for v in verdicts if v.sample_id in exact} == {"rule"}
+    assert all(v.verdict == "PRED_WRONG" for v in verdicts if v.sample_id in exact)
+    assert {v.basis for v in verdicts if v.sample_id not in exact} == {"judge"}
+    assert any(v.verdict == "LABEL_WRONG" for v in verdicts)  # ... and corrected some of those
     assert book["by_origin"]["expanded"] > 0 and book["ids_unique"]
     with Store.open(ws / DB_FILE) as store:
         r1, r2 = store.get_round(1), store.get_round(2)
@@ -103,10 +120,10 @@ class PausingTraining(StandInTraining):
         super().__init__()
         self.pause_at_round = pause_at_round
 
-    def __call__(self, workspace: Path, config, round: int, log) -> None:
+    def __call__(self, workspace: Path, config, round: int, log, max_steps: int | None = None) -> None:
         if round == self.pause_at_round:
             request_pause(workspace)
-        super().__call__(workspace, config, round, log)
+        super().__call__(workspace, config, round, log, max_steps)
 
 
 def test_a_pause_stops_after_the_node_and_the_next_run_goes_on(tmp_path, runner, fake_openai, tokenizer):
@@ -195,45 +212,96 @@ def test_more_rounds_continue_a_finished_loop(workspace, fake_openai, tokenizer)
         assert store.get_round(2).data_ids == planned
 
 
-def test_static_baseline_shares_round_one_and_trains_on_seed_data(workspace, fake_openai, tokenizer):
-    from looptool.baseline import make_static_workspace
+def test_static_baseline_shares_round_one_and_trains_on_the_whole_seed_pool_at_the_loops_steps(
+        workspace, fake_openai, tokenizer):
+    from looptool.arms import make_static_workspace
 
     ws = scripted_workspace(workspace, fake_openai)
     fake_openai.responder = responder(tokenizer)
-    assert run_loop(ws, load_config(ws), rounds=2, log=lambda *_: None, train=StandInTraining()).finished
+    loop_training = StandInTraining()
+    assert run_loop(ws, load_config(ws), rounds=2, log=lambda *_: None, train=loop_training).finished
     loop_before = bookkeeping(ws)
-    assert loop_before["by_origin"]["expanded"] > 0 and any(v > 0 for _, v in loop_before["labels"])
+    assert loop_before["by_origin"]["expanded"] > 0
 
     static = make_static_workspace(ws)
     assert static == ws / "static" and make_static_workspace(ws) == static  # made once
     training = StandInTraining()
-    outcome = run_loop(static, load_config(static), rounds=2, static=True, log=lambda *_: None, train=training)
+    outcome = run_loop(static, load_config(static), rounds=2, log=lambda *_: None, train=training)
     assert outcome.finished and training.calls == [2]  # round 1 is the loop's
     book = bookkeeping(static)
+    seed_pool = sorted(s.id for s in SAMPLES if s.split == "train")
     assert book["by_origin"] == Counter(s.origin for s in SAMPLES)  # seed samples only
     assert book["labels"] == sorted((s.id, s.label_version) for s in SAMPLES)  # every label as seeded
-    assert all(not p for p in book["probes"].values()) and all(not v for v in book["verdicts"].values())
-    assert book["data"][2] == book["data"][1] == loop_before["data"][1]
+    assert all(not v for v in book["verdicts"].values())
+    assert book["data"][1] == loop_before["data"][1]  # round 1 is shared
+    assert book["data"][2] == seed_pool != book["data"][1]  # then the whole seed pool, not round 1's subset
     assert book["status"] == {1: "done", 2: "done", 3: "pending"}
     assert adapter_dir(static, 1, "grpo").is_dir()
     with Store.open(static / DB_FILE) as store, Store.open(ws / DB_FILE) as loop_store:
+        # Steps are matched: the static arm spent exactly the loop's steps in round 2.
+        loop_steps = loop_store.get_round(2).metrics["grpo"]["steps"]
+        assert training.steps == {2: loop_steps} and store.get_round(2).metrics["grpo"]["steps"] == loop_steps
+        assert len(seed_pool) // 4 != loop_steps  # (which is not what its own data would have given)
         assert store.get_round(1).metrics["eval"] == loop_store.get_round(1).metrics["eval"]
         assert all(store.get_sample(s.id).label == s.label for s in SAMPLES)
-        assert any(loop_store.get_sample(s.id).label != s.label for s in SAMPLES)  # the loop corrected some
         assert set(store.get_round(2).metrics["stage_seconds"]) == {"train", "assemble", "evaluate"}
-        assert store.get_round(2).metrics["composition"] == {"seed": len(book["data"][1])}
+        assert store.get_round(3).metrics["composition"] == {"seed": len(seed_pool)}
     assert bookkeeping(ws) == loop_before  # the loop's workspace is untouched
 
 
-def test_static_baseline_made_before_the_loop_trains_its_own_round_one(workspace, fake_openai, tokenizer):
-    from looptool.baseline import make_static_workspace
+def test_an_arm_waits_for_the_loop_to_train_a_round_first(workspace, fake_openai, tokenizer):
+    from looptool.arms import make_static_workspace
 
     ws = scripted_workspace(workspace, fake_openai)
     fake_openai.responder = responder(tokenizer)
     static = make_static_workspace(ws)
     training = StandInTraining()
-    assert run_loop(static, load_config(static), rounds=2, static=True, log=lambda *_: None, train=training).finished
-    assert training.calls == [1, 2]
-    with Store.open(static / DB_FILE) as store:
-        assert store.get_round(2).data_ids == store.get_round(1).data_ids
+    with pytest.raises(LoopError, match="the loop has not trained round 1 yet"):
+        run_loop(static, load_config(static), rounds=2, log=lambda *_: None, train=training)
+    assert training.calls == []
+    loop_training = StandInTraining()
+    assert run_loop(ws, load_config(ws), rounds=2, log=lambda *_: None, train=loop_training).finished
+    assert run_loop(static, load_config(static), rounds=2, log=lambda *_: None, train=training).finished
+    assert training.calls == [1, 2]  # made before the loop trained round 1: it trains its own
+    with Store.open(static / DB_FILE) as store, Store.open(ws / DB_FILE) as loop_store:
+        assert [store.get_round(r).metrics["grpo"]["steps"] for r in (1, 2)] == \
+            [loop_store.get_round(r).metrics["grpo"]["steps"] for r in (1, 2)]
+        assert store.get_round(1).data_ids == loop_store.get_round(1).data_ids  # the same seeded subset
         assert set(store.get_round(1).metrics["stage_seconds"]) == {"prepare", "train", "assemble", "evaluate"}
+
+
+@pytest.mark.parametrize("arm", ["no-jglv", "random-hppl", "no-edde", "repeat-errors"])
+def test_an_ablation_arm_runs_in_its_own_workspace_at_the_loops_steps(arm, workspace, fake_openai, tokenizer):
+    from looptool.arms import make_arm_workspace
+
+    ws = scripted_workspace(workspace, fake_openai)
+    fake_openai.responder = responder(tokenizer)
+    assert run_loop(ws, load_config(ws), rounds=2, log=lambda *_: None, train=StandInTraining()).finished
+    loop_book = bookkeeping(ws)
+    arm_ws = make_arm_workspace(ws, arm)
+    assert arm_ws == ws / arm
+    with pytest.raises(LoopError, match="runs the 'no-jglv' arm|runs the '.*' arm"):
+        run_loop(arm_ws, load_config(arm_ws), rounds=2, arm="loop", log=lambda *_: None, train=StandInTraining())
+    asked = len(fake_openai.requests)
+    training = StandInTraining()
+    assert run_loop(arm_ws, load_config(arm_ws), rounds=2, log=lambda *_: None, train=training).finished
+    assert training.calls == [2]
+    book = bookkeeping(arm_ws)
+    requests = fake_openai.requests[asked:]
+    with Store.open(arm_ws / DB_FILE) as store, Store.open(ws / DB_FILE) as loop_store:
+        assert store.get_round(2).metrics["grpo"]["steps"] == loop_store.get_round(2).metrics["grpo"]["steps"]
+        assert store.probes(1) == loop_store.probes(1)  # round 1's probes came with the copy
+        composition = store.get_round(2).metrics["composition"]
+        verdicts = [v for r in (1, 2) for v in store.verdicts(r)]
+    assert book["data"][1] == loop_book["data"][1]
+    if arm == "no-jglv":
+        assert verdicts and all(v.verdict == "PRED_WRONG" and v.basis == "rule" for v in verdicts)
+        assert not any("verdict" in str(body.get("response_format", "")) for _, body in requests)  # no judge
+        assert all(version == 1 for _, version in book["labels"])  # labels kept
+    if arm in ("no-edde", "repeat-errors"):
+        assert book["by_origin"]["expanded"] == 0 and "expanded" not in composition
+    if arm == "repeat-errors":
+        seeds = composition["corrected"] + composition["error"]
+        assert composition["repeated"] == 2 * seeds  # expansions_per_error = 2 in the scripted workspace
+    if arm == "random-hppl":
+        assert "boundary" not in composition and "random_correct" in composition

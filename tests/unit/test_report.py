@@ -38,7 +38,7 @@ def _fill_loop(ws: Path) -> None:
         }))
         store.upsert_round(Round(n=2, status="done", stage="done", data_ids=ids[:6], metrics={
             "composition": {"corrected": 1, "error": 2, "both_ok": 0, "expanded": 3, "fresh_seed": 0},
-            "eval": {"heldout": 0.375},
+            "eval": {"heldout": 0.375}, "grpo": {"steps": 3},
         }))
         store.upsert_round(Round(n=3, status="pending", data_ids=ids[:4],
                                  metrics={"composition": {"error": 2, "boundary": 2}}))
@@ -48,15 +48,18 @@ def _fill_loop(ws: Path) -> None:
             store.add_expansion(ids[1], 1, slot, status=status, dimension="paraphrase")
         for round, rewards in ((1, [0.25, 0.5]), (2, [0.5, 0.75])):
             for step, reward in enumerate(rewards, start=1):
-                store.add_train_step(round, "grpo", step, {"reward": reward, "loss": 0.1})
+                store.add_train_step(round, "grpo", step, {"reward": reward, "loss": 0.1,
+                                                           "frac_reward_zero_std": 1.0 if step == 1 else 0.5})
 
 
-def _fill_static(ws: Path) -> None:
+def _fill_static(ws: Path, round_two_steps: int = 3) -> None:
     with Store.open(ws / DB_FILE) as store:
         store.upsert_round(Round(n=1, status="done", stage="done", metrics={
-            "composition": {"seed": 8}, "eval": {"heldout": 0.125, "bfcl": {"simple": 0.25, "all": 0.25}}}))
-        store.upsert_round(Round(n=2, status="done", stage="done", metrics={"composition": {"seed": 8}}))
-        store.add_train_step(1, "grpo", 1, {"reward": 0.125})
+            "composition": {"seed": 8}, "grpo": {"steps": 2},
+            "eval": {"heldout": 0.125, "bfcl": {"simple": 0.25, "all": 0.25}}}))
+        store.upsert_round(Round(n=2, status="done", stage="done", metrics={"composition": {"seed": 8},
+                                                                            "grpo": {"steps": round_two_steps}}))
+        store.add_train_step(1, "grpo", 1, {"reward": 0.125, "frac_reward_zero_std": 0.25})
 
 
 def _section(text: str, title: str) -> str:
@@ -89,14 +92,35 @@ def test_the_report_compares_the_loop_with_the_static_baseline(tmp_path, runner)
     static = text.split("## Static baseline, per round", 1)[1]
     assert "| 1 | done | 8 | 8 |" in static  # composition: seed, total
     assert "Verdicts" not in static
+    signal = _section(text, "## GRPO steps and signal per round")
+    assert "| Round | Arm | GRPO steps | frac_reward_zero_std (mean) | Reward (mean) |" in signal
+    assert "| 1 | loop | 2 | 0.750 | 0.375 |" in signal and "| 1 | static | 2 | 0.250 | 0.125 |" in signal
+    assert "| 2 | loop | 3 | 0.750 | 0.625 |" in signal and "| 2 | static | 3 | - | - |" in signal
+
+
+def test_arms_whose_steps_differ_from_the_loops_are_not_compared(tmp_path, runner):
+    loop_ws = _init(runner, tmp_path / "ws", "loopws")
+    _fill_loop(loop_ws)
+    _fill_static(_init(runner, loop_ws / "static", "staticws"), round_two_steps=5)
+    arm = _init(runner, loop_ws / "no-edde", "noeddews")
+    (arm / "arm.json").write_text('{"arm": "no-edde"}')
+    _fill_static(arm)
+    text = write_report(loop_ws).read_text()
+    assert _section(text, "## Loop vs static").strip() == (
+        "Not compared: in round 2 the static arm spent 5 GRPO steps and the loop 3; arms are compared only at "
+        "equal steps.")
+    comparison = _section(text, "## Loop vs no-edde")
+    assert "| Round | Held-out loop | Held-out no-edde | Δ | BFCL loop | BFCL no-edde | Δ |" in comparison
+    assert "| 1 | 25.0% | 12.5% | +12.5 pp | 50.0% | 25.0% | +25.0 pp |" in comparison
+    assert "## Arm no-edde, per round" in text
 
 
 def test_the_loop_tables_hold_each_rounds_numbers(loop_report):
     _, text = loop_report
     loop = text.split("## Loop, per round", 1)[1]
     composition = _section(loop, "### Data composition")
-    assert "| Round | Status | corrected | error | both_ok | expanded | fresh_seed | boundary | Total |" in composition
-    assert "| 3 | pending (data only) | 0 | 2 | 0 | 0 | 0 | 2 | 4 |" in composition
+    assert "| Round | Status | fresh_seed | corrected | error | both_ok | expanded | boundary | Total |" in composition
+    assert "| 3 | pending (data only) | 0 | 0 | 2 | 0 | 0 | 2 | 4 |" in composition
     assert "| 1 | 3 | 2 | 3 | 1.750 |" in _section(loop, "### Probe categories")
     verdicts = _section(loop, "### Verdicts")
     assert "| Round | LABEL_WRONG | PRED_WRONG | BOTH_OK | BOTH_WRONG |" in verdicts
@@ -106,8 +130,8 @@ def test_the_loop_tables_hold_each_rounds_numbers(loop_report):
     assert "| Round | Held-out | BFCL multiple | BFCL simple | BFCL all |" in evaluation
     assert "| 1 | 25.0% | - | 50.0% | 50.0% |" in evaluation
     training = _section(loop, "### Training")
-    assert "| 1 | 0.250 | 0.500 | steps 2, seconds 42.5 | - |" in training
-    assert "| 2 | 0.500 | 0.750 | - | - |" in training
+    assert "| 1 | 0.250 | 0.500 | 0.750 | steps 2, seconds 42.5 | - |" in training
+    assert "| 2 | 0.500 | 0.750 | 0.750 | steps 3 | - |" in training
     stages = _section(loop, "### Stage wall time (s)")
     assert "| Round | train | probe | Total |" in stages and "| 1 | 30.0 | 5.0 | 35.0 |" in stages
     assert "| 3 |" not in evaluation + training + stages

@@ -250,6 +250,21 @@ def test_label_itself_scores_one(label):
     assert partial_reward(answer, label.model_dump_json()) == 1.0
 
 
+def test_an_accepted_alternative_scores_like_the_label():
+    other = C("get_weather", city="Paris", unit="fahrenheit")
+    label = L(WEATHER).with_alternative(L(other))
+    for answer in (tags(WEATHER), tags(other)):
+        assert binary_reward(answer, label.model_dump_json()) == partial_reward(answer, label) == 1.0
+    # Partial credit is taken against the closest accepted answer.
+    near_other = tags(other, TIME)
+    closest, farther = partial_reward(near_other, L(other)), partial_reward(near_other, L(WEATHER))
+    assert partial_reward(near_other, label) == closest > farther
+    assert binary_reward(near_other, label) == 0.0
+    # A no-call alternative accepts any text; a call still needs a matching call answer.
+    either = L(WEATHER).with_alternative(NO_CALL)
+    assert binary_reward("Which city?", either) == 1.0 and partial_reward(tags(TIME), either) == 0.0
+
+
 # ---------------------------------------------------------------------------------------------
 # The TRL-style batch function
 

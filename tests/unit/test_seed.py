@@ -23,9 +23,10 @@ import pytest
 from typer.testing import CliRunner
 
 from looptool.cli import app
-from looptool.config import SCENARIOS, ConfigError, SeedConfig, load_config
+from looptool.config import SCENARIOS, ConfigError, SeedConfig, WorkspaceConfig, load_config
+from looptool.graphs.seed import JUDGE_REJECTED, judge_rejection
 from looptool.schema import Message, ToolCall, ToolSpec
-from looptool.seed.runner import run_seed
+from looptool.seed.runner import resolve_judge_check, run_seed
 from looptool.seed.samples import dialogue_samples
 from looptool.seed.scenarios import (
     SCENARIO_DESCRIPTIONS,
@@ -109,14 +110,17 @@ def tool_records(tools: dict[str, list[dict]] = TOOLS) -> list[dict]:
 # -- workspaces at the fake ----------------------------------------------------------------------
 
 
-def make_workspace(root: Path, base_url: str, *, seed: str = "", serving: str = "", tools: bool = True) -> Path:
-    """A workspace whose roles all point at `base_url`, with TOOLS in three domains."""
+def make_workspace(
+    root: Path, base_url: str, *, seed: str = "", serving: str = "", tools: bool = True, judge_check: str = "off"
+) -> Path:
+    """A workspace whose roles all point at `base_url`, with TOOLS in three domains. The judge's
+    check is off unless asked for (the fake's verdicts would be random)."""
     ws = root / "ws"
     result = CliRunner().invoke(app, ["init", str(ws)])
     assert result.exit_code == 0, result.output
     role = f'kind = "endpoint"\nbase_url = "{base_url}"\nmodel = "m"\n'
     (ws / "looptool.toml").write_text(
-        f'name = "t"\n[serving]\n{serving}\n[seed]\nguidance = "grammar"\n{seed}\n'
+        f'name = "t"\n[serving]\n{serving}\n[seed]\nguidance = "grammar"\njudge_check = "{judge_check}"\n{seed}\n'
         + "".join(f"[{section}]\n{role}" for section in ("policy", "generator", "judge"))
     )
     if tools:
@@ -654,9 +658,9 @@ def test_a_second_run_changes_nothing_and_a_larger_one_adds_only_new_dialogues(s
 # -- self-consistency ----------------------------------------------------------------------------
 
 
-def single_workspace(root: Path, fake: FakeOpenAI, extra: str = "") -> Path:
+def single_workspace(root: Path, fake: FakeOpenAI, extra: str = "", **kw) -> Path:
     return make_workspace(root, fake.endpoint.base_url,
-                          seed=f'scenario_mix = {{single = 1.0}}\nchit_chat_rate = 0\n{extra}')  # fmt: skip
+                          seed=f'scenario_mix = {{single = 1.0}}\nchit_chat_rate = 0\n{extra}', **kw)  # fmt: skip
 
 
 def assistant_traces(store: Store, did: str, idx: int) -> dict[str, dict]:
@@ -715,6 +719,145 @@ def test_self_consistency_agreement_is_same_calls_as_a_multiset_or_both_text():
     assert not _agree(Label(calls=[a]), Label(text="Sure."))
     assert not _agree(Label(calls=[a]), Label(calls=[a, a]))
     assert not _agree(Label(calls=[b]), Label(calls=[ToolCall(name="g", arguments={"y": [2, 1]})]))  # list order counts
+
+
+# -- the judge's check (tier 2) -------------------------------------------------------------------
+
+WRONG = "The city is not the one the user named."
+
+
+class ScriptedJudge:
+    """Answers like schema_responder, but the judge's nth check gets `verdicts[n]` (the last one
+    repeats): True or False as its "correct", or None for a server error."""
+
+    def __init__(self, verdicts: list[bool | None]):
+        self.verdicts = verdicts
+        self.base = schema_responder()
+        self.asked = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, path: str, body: dict) -> tuple[int, dict]:
+        if schema_name(body) != "judge":
+            return self.base(path, body)
+        with self.lock:
+            n, self.asked = self.asked, self.asked + 1
+        correct = self.verdicts[min(n, len(self.verdicts) - 1)]
+        if correct is None:
+            return 500, {"error": {"message": "the judge is down"}}
+        analysis = "The calls fit the request." if correct else WRONG
+        return 200, chat_reply(json.dumps({"analysis": analysis, "correct": correct}))
+
+
+def sequential_workspace(root: Path, fake: FakeOpenAI, **kw) -> Path:
+    """Dialogues with two call turns (the second uses the first one's result), judge check on."""
+    return make_workspace(root, fake.endpoint.base_url, seed="scenario_mix = {sequential = 1.0}\nchit_chat_rate = 0",
+                          judge_check="on", **kw)  # fmt: skip
+
+
+def call_turns(store: Store, did: str) -> list[int]:
+    return [m["idx"] for m in store.message_rows(did) if m["message"].tool_calls]
+
+
+def judge_traces(store: Store, did: str) -> dict[str, dict]:
+    return {t["call_key"]: t for t in store.traces(did) if t["agent"] == "judge"}
+
+
+def test_judge_check_auto_is_on_unless_the_judge_is_the_embedded_model(tmp_path):
+    endpoint = {"kind": "endpoint", "base_url": "http://judge:8000/v1", "model": "big"}
+    assert not resolve_judge_check(WorkspaceConfig())  # every role the embedded model
+    assert resolve_judge_check(WorkspaceConfig(judge=endpoint))
+    assert resolve_judge_check(WorkspaceConfig(judge={"model": str(tmp_path)}))  # a local checkpoint
+    assert resolve_judge_check(WorkspaceConfig(seed={"judge_check": "on"}))
+    assert not resolve_judge_check(WorkspaceConfig(judge=endpoint, seed={"judge_check": "off"}))
+
+
+def test_a_call_turn_the_judge_rejects_drops_the_dialogue_with_its_reason(fake, tmp_path, runner):
+    fake.responder = judge = ScriptedJudge([True, False])  # the first call turn passes, the second not
+    ws = sequential_workspace(tmp_path, fake)
+    report = seed_run(ws, 1)
+    did = dialogue_id(0, 0)
+    assert (report.done, report.dropped, report.drop_reasons) == (0, 1, Counter({JUDGE_REJECTED: 1}))
+    with Store.open(ws / "looptool.db") as store:
+        first, second = call_turns(store, did)
+        (row,) = store.dialogue_rows()
+        assert (row["status"], row["error"], row["n_samples"]) == ("dropped", judge_rejection(second, WRONG), 0)
+        assert row["error"] == f"judge rejected call turn m{second}: {WRONG}"
+        assert list(store.iter_samples(dialogue_id=did)) == []
+        traces = judge_traces(store, did)
+        assert set(traces) == {f"m{first}.judge.a0", f"m{second}.judge.a0"}
+        for idx, correct in ((first, True), (second, False)):
+            t = traces[f"m{idx}.judge.a0"]
+            assert (t["role"], t["prompt_ref"], t["status"], t["msg_idx"]) == ("judge", "agents/judge_check.md", "ok", idx)
+            assert t["parsed"]["correct"] is correct
+    assert judge.asked == 2
+
+    listing = runner.invoke(app, ["dialogues", "list", "-w", str(ws), "--status", "dropped"])
+    assert f"judge rejected call turn m{second}" in listing.stdout
+    shown = runner.invoke(app, ["dialogues", "show", did, "-w", str(ws), "--trace"])
+    assert f"error: {judge_rejection(second, WRONG)}" in shown.stdout
+    assert any(line.split()[:2] == [f"m{second}.judge.a0", "judge"] for line in shown.stdout.splitlines())
+    summary = runner.invoke(app, ["seed", "-w", str(ws), "--n", "1"])  # finished: nothing is asked again
+    assert summary.exit_code == 0, summary.output
+    assert "judge check: 1 dialogues dropped for a call turn the judge rejected" in summary.stdout
+    assert f"dropped    1  {JUDGE_REJECTED}\n" in summary.stdout
+    assert judge.asked == 2
+
+
+def test_a_judge_that_accepts_every_call_turn_keeps_the_samples_of_a_run_without_it(fake, tmp_path):
+    fake.responder = judge = ScriptedJudge([True])
+    checked = sequential_workspace(tmp_path / "on", fake)
+    unchecked = make_workspace(tmp_path / "off", fake.endpoint.base_url,
+                               seed="scenario_mix = {sequential = 1.0}\nchit_chat_rate = 0")  # fmt: skip
+    assert seed_run(checked, 2).done == seed_run(unchecked, 2).done == 2
+    n_call_turns = 0
+    with Store.open(checked / "looptool.db") as on, Store.open(unchecked / "looptool.db") as off:
+        for did in (dialogue_id(0, 0), dialogue_id(0, 1)):
+            assert sorted(s.id for s in on.iter_samples(dialogue_id=did)) == sorted(
+                s.id for s in off.iter_samples(dialogue_id=did))
+            turns = call_turns(on, did)
+            assert len(turns) == 2 and set(judge_traces(on, did)) == {f"m{i}.judge.a0" for i in turns}
+            assert judge_traces(off, did) == {}
+            n_call_turns += len(turns)
+    assert judge.asked == n_call_turns
+
+
+def test_a_run_killed_while_the_judge_checks_asks_it_only_about_turns_not_yet_checked(fake, tmp_path):
+    fake.responder = ScriptedJudge([True, None])  # the server fails on the second call turn's check
+    ws = sequential_workspace(tmp_path, fake, serving="max_retries = 0")
+    did = dialogue_id(0, 0)
+    with pytest.raises(ServingError):
+        seed_run(ws, 1)
+    with Store.open(ws / "looptool.db") as store:
+        first, second = call_turns(store, did)
+        assert store.dialogue_rows()[0]["status"] == "running"
+        (checked,) = judge_traces(store, did).values()
+        assert checked["call_key"] == f"m{first}.judge.a0"
+
+    fake.requests.clear()
+    fake.responder = judge = ScriptedJudge([True])
+    report = seed_run(ws, 1)
+    assert report.done == 1, report.drop_reasons
+    assert judge.asked == 1 and [schema_name(body) for _, body in fake.requests] == ["judge"]  # the second turn only
+    with Store.open(ws / "looptool.db") as store:
+        traces = judge_traces(store, did)
+        assert set(traces) == {f"m{first}.judge.a0", f"m{second}.judge.a0"}
+        assert traces[f"m{first}.judge.a0"] == checked  # the stored check, not a new one
+        assert list(store.iter_samples(dialogue_id=did))
+
+
+def test_a_judge_that_never_answers_in_schema_drops_the_dialogue_after_max_attempts(fake, tmp_path):
+    base = schema_responder()
+    fake.responder = lambda path, body: (200, chat_reply("Looks fine.")) if schema_name(body) == "judge" else base(path, body)
+    ws = single_workspace(tmp_path, fake, "max_attempts = 2", judge_check="on")
+    report = seed_run(ws, 1)
+    assert report.dropped == 1
+    with Store.open(ws / "looptool.db") as store:
+        (row,) = store.dialogue_rows()
+        assert row["status"] == "dropped" and "model output for judge is not JSON" in row["error"]
+        (turn,) = call_turns(store, row["id"])
+        traces = judge_traces(store, row["id"])
+        assert set(traces) == {f"m{turn}.judge.a0", f"m{turn}.judge.a1"}
+        assert {t["status"] for t in traces.values()} == {"error"}
 
 
 # -- invalid model output ------------------------------------------------------------------------

@@ -118,6 +118,7 @@ def test_seed_templated_command_adds_nothing_twice_and_keeps_corrections(workspa
         assert store.get_sample(sample.id).label.text == "corrected"
         stored = [json.loads(s.model_dump_json()) for s in store.iter_samples()]
     assert len(stored) == 50
+    assert all(s["exact"] for s in stored)  # the flag survives the store: no judge is asked about them
 
 
 def test_training_names_vary_and_heldout_names_do_not():
@@ -127,3 +128,4 @@ def test_training_names_vary_and_heldout_names_do_not():
     assert train_names - curated, "no training tool was renamed"
     assert {t.name for s in samples if s.split == "heldout" for t in s.tools} <= curated
     assert all(t.name in curated for s in templated_samples(100, seed=2, vary_names=0.0) for t in s.tools)
+    assert all(s.exact for s in samples)  # a renamed sample's label is renamed with it: still exact

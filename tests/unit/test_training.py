@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 
 from looptool.calls import format_calls
-from looptool.config import WorkspaceConfig
+from looptool.config import TrainConfig, WorkspaceConfig
 from looptool.schema import Label, Message, Round, Sample, ToolCall, ToolSpec
 from looptool.store import Store
 from looptool.training import rounds
 from looptool.training.dataset import training_rows
+from looptool.training.grpo import grpo_args
 from looptool.training.sft import warm_start_wanted
 from looptool.training.stage import TrainingError
 from looptool.training.templates import PromptRenderer, system_message
@@ -35,7 +36,7 @@ class WordTokenizer:
     def apply_chat_template(self, chat, tokenize=False, add_generation_prompt=True, **kwargs):
         self.calls.append({"chat": chat, **kwargs})
         tools = "TOOLS " + json.dumps(kwargs["tools"]) + "\n" if "tools" in kwargs else ""
-        return tools + "".join(f"<{m['role']}> {m['content']}\n" for m in chat) + ("<assistant>" if add_generation_prompt else "")
+        return tools + "".join(f"<{m['role']}>\n{m['content']}\n" for m in chat) + ("<assistant>\n" if add_generation_prompt else "")
 
     def __call__(self, text, add_special_tokens=False):
         return {"input_ids": text.split()}
@@ -82,7 +83,26 @@ def test_training_rows_render_prompts_and_labels_and_count_what_does_not_fit():
     assert rows.too_long == 1 and [r["sample_id"] for r in rows.rows] == [samples[0].id, samples[1].id]
     assert rows.rows[0]["completion"] == format_calls(call.calls, "tool_call_tags")
     assert rows.rows[1]["completion"] == "Hello!" and Label.model_validate_json(rows.rows[0]["label"]) == call
-    assert rows.rows[0]["prompt"].endswith("<assistant>")
+    assert rows.rows[0]["prompt"].endswith("<assistant>\n")
+
+
+def test_grpo_gets_the_configured_schedule_and_weight_decay():
+    args = grpo_args(TrainConfig())
+    assert (args["lr_scheduler_type"], args["weight_decay"]) == ("constant", 0.01)  # the paper's schedule
+    args = grpo_args(TrainConfig(lr_scheduler="cosine", weight_decay=0.0, max_completion_tokens=1024), max_steps=3)
+    assert (args["lr_scheduler_type"], args["weight_decay"], args["max_completion_length"], args["max_steps"]) == (
+        "cosine", 0.0, 1024, 3)
+
+
+def test_enable_thinking_is_passed_only_to_templates_that_read_it():
+    plain = WordTokenizer(native_tools=False)
+    PromptRenderer(plain, thinking="on").render(history("hi"), [TOOL])
+    assert "enable_thinking" not in plain.calls[-1]
+    switched = WordTokenizer(native_tools=False)
+    switched.chat_template += "{% if enable_thinking %}{% endif %}"
+    PromptRenderer(switched, thinking="on").render(history("hi"), [TOOL])
+    PromptRenderer(switched).render(history("hi"), [TOOL])
+    assert [c["enable_thinking"] for c in switched.calls] == [True, False]
 
 
 def test_warm_start_rule():

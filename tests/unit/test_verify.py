@@ -1,20 +1,27 @@
 """Label verification of a round (graphs/verify.py) against a scripted judge: planted wrong labels
-become corrected samples with a new label version and their old label in the history; the review
-gate pauses until resumed and a person's override wins; a killed or repeated run neither re-asks
-nor re-applies."""
+become corrected samples with a new label version and their old label in the history; a BOTH_OK
+prediction becomes an accepted answer the reward then scores 1; exact labels and the arm without
+a judge get PRED_WRONG by rule, no judge asked; every judge call is traced; the review gate pauses
+until resumed and a person's override wins; a killed or repeated run neither re-asks nor
+re-applies."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
+from looptool.calls import label_matches, parse_calls
 from looptool.config import DB_FILE, EndpointModel, load_config, save_config
-from looptool.graphs.verify import correction_reason, run_verify
+from looptool.graphs.verify import NO_JUDGE, alternative_reason, correction_reason, run_verify
 from looptool.schema import Label, Message, Probe, Sample, ToolCall, ToolSpec
 from looptool.serving.client import ServingError
 from looptool.store import Store
-from looptool.training.templates import system_message
+from looptool.training.dataset import training_rows
+from looptool.training.reward import ToolCallReward, binary_reward, partial_reward
+from looptool.training.templates import label_text, load_renderer, system_message
+from tests.fakes import chat_reply
 from tests.unit.test_judge import right_judge
 
 TOOL = ToolSpec(name="get_weather", description="Weather of a city.",
@@ -74,7 +81,14 @@ def test_planted_wrong_labels_are_corrected_and_the_old_label_kept(verify_ws, fa
             assert store.label_history(sample.id) == []
         assert samples["Weather in Perth?"].active is False
         verdicts = {v.sample_id: v for v in store.verdicts(1)}
-    assert all(v.judge_model == "judge-m" and v.rationale for v in verdicts.values())
+    assert all(v.judge_model == "judge-m" and v.rationale and v.basis == "judge" for v in verdicts.values())
+    with Store.open(verify_ws / DB_FILE) as store:
+        calls = store.agent_calls(round=1)
+    # One vote of one attempt per sample, each with the prompt the judge read and what it answered.
+    assert sorted((c["subject"], c["call_key"]) for c in calls) == sorted((f"verdict:{i}:1", "v0.a0") for i in verdicts)
+    for c in calls:
+        assert c["agent"] == "judge" and c["status"] == "ok" and c["sample_id"] in verdicts
+        assert "Answer 1:" in c["prompt"] and c["parsed"]["verdict"] in c["raw"]
 
     asked = len(fake_openai.requests)
     again = run_verify(verify_ws, load_config(verify_ws), 1, log=lambda *_: None)
@@ -139,5 +153,68 @@ def test_a_judge_without_a_valid_verdict_keeps_the_label_and_the_round_goes_on(v
     with Store.open(verify_ws / DB_FILE) as store:
         verdict = next(v for v in store.verdicts(1) if v.sample_id == oslo.id)
         warnings = [e["message"] for e in store.events() if e["level"] == "warning"]
-    assert verdict.verdict == "PRED_WRONG" and "no valid verdict" in verdict.rationale
+    assert verdict.verdict == "PRED_WRONG" and verdict.basis == "no_answer" and "no valid verdict" in verdict.rationale
     assert any(oslo.id in w for w in warnings) and any(oslo.id in line for line in lines)
+
+
+def test_a_both_ok_prediction_becomes_an_accepted_answer_the_reward_scores(verify_ws, fake_openai):
+    oslo, probe = PLANTED[1]  # label Springfield, prediction Oslo
+
+    def judge(path, body):
+        if "Weather in Oslo?" in body["messages"][-1]["content"]:
+            return 200, chat_reply(json.dumps({"analysis": "either will do", "verdict": "BOTH_OK"}))
+        return right_judge(path, body)
+
+    fake_openai.responder = judge
+    outcome = run_verify(verify_ws, load_config(verify_ws), 1, log=lambda *_: None)
+    assert outcome.applied == {"LABEL_WRONG": 3, "BOTH_OK": 1, "PRED_WRONG": 2, "BOTH_WRONG": 1}
+    prediction = Label(calls=probe.prediction)
+    with Store.open(verify_ws / DB_FILE) as store:
+        now = store.get_sample(oslo.id)
+        (old,) = store.label_history(oslo.id)
+    assert now.label.primary() == oslo.label and now.label.alternatives == [prediction] and now.label_version == 2
+    assert old["label"] == oslo.label and old["reason"] == alternative_reason(1)
+
+    answer, own = label_text(prediction), label_text(oslo.label)
+    for completion in (answer, own):  # the accepted prediction and the label's own answer both pass
+        assert binary_reward(completion, now.label) == partial_reward(completion, now.label) == 1.0
+        assert label_matches(parse_calls(completion), now.label)  # the probe's matcher
+    (row,) = training_rows([now], load_renderer("smollm2-135m-instruct"), max_prompt_tokens=1024).rows
+    assert Label.model_validate_json(row["label"]) == now.label  # the dataset's label column keeps it
+    assert ToolCallReward("binary")(completions=[answer], label=[row["label"]]) == [1.0]
+
+    run_verify(verify_ws, load_config(verify_ws), 1, log=lambda *_: None)  # applied once
+    assert _labels(verify_ws)["Weather in Oslo?"].label_version == 2
+
+
+def test_exact_labels_are_never_judged_and_never_changed(verify_ws, fake_openai):
+    fake_openai.responder = right_judge  # it would call the planted labels wrong
+    cases = PLANTED + GENUINE + BOTH
+    with Store.open(verify_ws / DB_FILE) as store:
+        store.upsert_samples([s.model_copy(update={"exact": True}) for s, _ in cases])
+    outcome = run_verify(verify_ws, load_config(verify_ws), 1, log=lambda *_: None)
+    assert fake_openai.requests == []  # not one request reached the judge
+    assert outcome.judged == 7 and outcome.applied == {"PRED_WRONG": 7}
+    samples = _labels(verify_ws)
+    with Store.open(verify_ws / DB_FILE) as store:
+        for sample, _ in cases:
+            now = samples[sample.messages[-1].content]
+            assert now.label == sample.label and now.label_version == 1 and now.active
+            assert store.label_history(sample.id) == []
+        verdicts = store.verdicts(1)
+        assert store.agent_calls(round=1) == []
+    assert all(v.verdict == "PRED_WRONG" and v.basis == "rule" and v.judge_model == "" and v.corrected_label is None
+               and "exact by construction" in v.rationale for v in verdicts)
+
+
+def test_without_the_judge_every_mismatch_is_the_models_error(verify_ws, fake_openai):
+    fake_openai.responder = right_judge
+    outcome = run_verify(verify_ws, load_config(verify_ws), 1, log=lambda *_: None, use_judge=False)
+    assert fake_openai.requests == [] and outcome.judged == 7 and outcome.applied == {"PRED_WRONG": 7}
+    samples = _labels(verify_ws)
+    assert all(samples[s.messages[-1].content].label == s.label and samples[s.messages[-1].content].active
+               for s, _ in PLANTED + GENUINE + BOTH)
+    with Store.open(verify_ws / DB_FILE) as store:
+        verdicts = store.verdicts(1)
+    assert all(v.verdict == "PRED_WRONG" and v.basis == "rule" and v.judge_model == "" and v.rationale == NO_JUDGE
+               for v in verdicts)

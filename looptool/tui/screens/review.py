@@ -141,8 +141,9 @@ class ReviewScreen(Screen):
         probe = row["probe"]
         diff.show(row["label"], None if probe is None else probe.prediction, None if probe is None else probe.raw)
         v = row["verdict"]
-        # A verdict without a judge model was decided by rule (no judge asked; the rationale says why).
-        who = f"judge ({v.judge_model})" if v.judge_model else "by rule, no judge asked"
+        # How the verdict was reached (the rationale says why when no judge was asked or answered).
+        who = {"rule": "by rule, no judge asked",
+               "no_answer": f"judge ({v.judge_model}) gave no valid verdict"}.get(v.basis, f"judge ({v.judge_model})")
         text = Text.assemble((f"{who}: {v.verdict}", "bold"))
         if v.human_override:
             text.append(f" -> your override {v.human_override}", style="bold yellow")
