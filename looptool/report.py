@@ -60,6 +60,7 @@ class RoundData:
     composition: dict[str, int] = field(default_factory=dict)
     probe: dict[str, Any] = field(default_factory=dict)  # category counts and "boundary_cut"
     verdicts: dict[str, int] = field(default_factory=dict)
+    bases: dict[str, int] = field(default_factory=dict)  # how the verdicts were reached (Store.verdict_bases)
     expansion: dict[str, int] = field(default_factory=dict)  # attempts by status
     heldout: float | None = None
     bfcl: dict[str, float | None] = field(default_factory=dict)  # category -> accuracy; "all" overall
@@ -106,6 +107,7 @@ def collect(workspace: Path, arm: str = LOOP) -> RunData:
                 composition=dict(metrics.get("composition") or {}),
                 probe=dict(metrics.get("probe") or {}),
                 verdicts=store.verdict_counts(r.n),
+                bases=store.verdict_bases(r.n),
                 # The expansions table is the record; the metric is a copy written after the stage.
                 expansion=store.expansion_counts(r.n) or dict(metrics.get("expansion") or {}),
                 heldout=evaluation.get("heldout"),
@@ -227,8 +229,9 @@ def run_sections(run: RunData, *, is_loop: bool) -> list[str]:
             [[str(r.n), *(str(r.probe.get(c, 0)) for c in PROBE_CATEGORIES), _num(r.probe.get("boundary_cut"))]
              for r in trained if r.probe])
         sections["Verdicts"] = _table(
-            ["Round", *VERDICT_KINDS],
-            [[str(r.n), *(str(r.verdicts.get(k, 0)) for k in VERDICT_KINDS)] for r in trained])
+            ["Round", *VERDICT_KINDS, "by rule (no judge asked)", "judge gave no answer", "LABEL_WRONG on exact labels"],
+            [[str(r.n), *(str(r.verdicts.get(k, 0)) for k in VERDICT_KINDS), str(r.bases.get("rule", 0)),
+              str(r.bases.get("no_answer", 0)), str(r.bases.get("label_wrong_on_exact", 0))] for r in trained])
         statuses = _ordered((k for r in trained for k in r.expansion), EXPANSION_STATUSES)
         sections["Expansion"] = _table(
             ["Round", *statuses, "Yield (kept / attempts)"],

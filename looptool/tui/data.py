@@ -107,7 +107,7 @@ ROUND_COLUMNS = ("round", "status", "stage", "time", "data", "m/b/f", "/".join(V
 # with thousands of probes and hundreds of verdicts (tests/tui check the widest row).
 DATA_WIDTH = 23
 PART_ABBREV = {"corrected": "cor", "error": "err", "both_ok": "ok", "expanded": "exp", "fresh_seed": "new",
-               "boundary": "bnd", "seed": "seed"}
+               "boundary": "bnd", "seed": "seed", "repeated": "rep", "random_correct": "rnd"}
 
 
 def _pct(value: Any) -> str:
@@ -203,6 +203,53 @@ def other_answer(v: Verdict) -> str | None:
     flips to taking the prediction (LABEL_WRONG) and back (PRED_WRONG)."""
     flipped = "PRED_WRONG" if effective_verdict(v) == "LABEL_WRONG" else "LABEL_WRONG"
     return None if flipped == v.verdict else flipped
+
+
+# -- the loop agents' calls (judge, expander) ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CallGroup:
+    """The recorded model calls made for one thing: a verdict, or one expansion attempt."""
+
+    title: str
+    calls: list[dict[str, Any]]
+
+
+def usage_text(model: str | None, latency_ms: float | None, prompt_tokens: int | None,
+               completion_tokens: int | None) -> str:
+    """A call's usage as "model · 120 ms · 200+20 tok", leaving out what is not known."""
+    parts = [model or ""]
+    if latency_ms is not None:
+        parts.append(f"{latency_ms:.0f} ms")
+    if prompt_tokens is not None:
+        parts.append(f"{prompt_tokens}+{completion_tokens or 0} tok")
+    return " · ".join(p for p in parts if p)
+
+
+def call_groups(calls: Iterable[dict[str, Any]], expansions: Sequence[dict[str, Any]] = ()) -> list[CallGroup]:
+    """A sample's loop-agent calls (`Store.agent_calls`) grouped by subject, in the order they were
+    made: "verdict · round R" for the judge's verdict, "expansion · round R · slot S · <dimension> ·
+    <status>" for an expansion attempt (dimension and status from `Store.expansions_of`)."""
+    attempts = {(str(e["round"]), str(e["slot"])): e for e in expansions}
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for c in calls:
+        groups.setdefault(c["subject"], []).append(c)
+    out = []
+    for subject, rows in groups.items():
+        kind, _, rest = subject.partition(":")
+        parts = rest.split(":")  # the sample id, the round, and the slot of an expansion
+        title = subject
+        if kind == "verdict" and len(parts) == 2:
+            title = f"verdict · round {parts[1]}"
+        elif kind == "expansion" and len(parts) == 3:
+            title = f"expansion · round {parts[1]} · slot {parts[2]}"
+            attempt = attempts.get((parts[1], parts[2]))
+            if attempt is not None:
+                title += f" · {attempt['dimension']} · {attempt['status']}"
+        # An expansion's check follows its expander calls, even when both were stored in the same millisecond.
+        out.append(CallGroup(title, sorted(rows, key=lambda c: c["call_key"].startswith("check."))))
+    return out
 
 
 def short(text: str | None, width: int) -> str:

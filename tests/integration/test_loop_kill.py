@@ -49,14 +49,15 @@ def _progress(ws: Path) -> tuple[int, int]:
     return (last.n, ORDER.index(last.stage))
 
 
-def _run(ws: Path, log: Path, kill_at: tuple[int, int] | None = None, delay: float = 0.0) -> bool:
-    """One `looptool loop` process; SIGKILL it once it reaches `kill_at` (+ delay). Killed or not."""
+def _run(ws: Path, log: Path, kill_at: tuple[int, int] | None = None, delay: float = 0.0, arm: str = "loop") -> bool:
+    """One `looptool loop` process (of `arm`); SIGKILL it once it reaches `kill_at` (+ delay). Killed or not."""
+    watched = ws if arm == "loop" else ws / arm
     with open(log, "a") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "looptool.cli", "loop", "-w", str(ws), "--rounds", "2"],
-                                stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([sys.executable, "-m", "looptool.cli", "loop", "-w", str(ws), "--rounds", "2",
+                                 "--arm", arm], stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + TIMEOUT_S
         while proc.poll() is None and time.monotonic() < deadline:
-            if kill_at is not None and _progress(ws) >= kill_at:
+            if kill_at is not None and (watched / DB_FILE).is_file() and _progress(watched) >= kill_at:
                 time.sleep(delay)
                 if proc.poll() is None:
                     os.kill(proc.pid, signal.SIGKILL)  # the trainer child dies with it (PDEATHSIG)
@@ -101,3 +102,17 @@ def test_loop_killed_at_random_stages_resumes_to_the_same_bookkeeping(tmp_path, 
             probes = store.probes(r)
             assert len(probes) == len({p.sample_id for p in probes}) == len(store.get_round(r).data_ids)
             assert [s["step"] for s in store.train_steps(r, "grpo")] == [1, 2]
+
+    # The static arm, killed in round 2's training and evaluation, ends like an uninterrupted one,
+    # at the loop's steps.
+    assert not _run(workspaces["straight"], tmp_path / "straight.log", arm="static")
+    kills = [t for t in ((2, ORDER.index("train")), (2, ORDER.index("evaluate")))
+             if _run(workspaces["killed"], tmp_path / "killed.log", t, delay=rng.uniform(0, 1.0), arm="static")]
+    assert kills, "the static arm was never killed"
+    assert not _run(workspaces["killed"], tmp_path / "killed.log", arm="static")
+    straight, killed = bookkeeping(workspaces["straight"] / "static"), bookkeeping(workspaces["killed"] / "static")
+    for key in ("status", "data", "labels", "by_origin", "ids_unique"):
+        assert straight[key] == killed[key], (key, kills, straight[key], killed[key])
+    with Store.open(workspaces["killed"] / "static" / DB_FILE) as store:
+        assert [s["step"] for s in store.train_steps(2, "grpo")] == [1, 2]
+        assert store.get_round(2).metrics["grpo"]["steps"] == 2

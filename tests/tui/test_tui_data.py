@@ -6,8 +6,8 @@ from looptool.config import DB_FILE, load_config
 from looptool.graphs.loop import review_pending
 from looptool.schema import Round, Verdict
 from looptool.store import Store
-from looptool.tui.data import (ROUND_COLUMNS, accuracy_series, current_round, other_answer, reward_series, round_cells,
-                               stage_progress)
+from looptool.tui.data import (ROUND_COLUMNS, accuracy_series, call_groups, current_round, other_answer, reward_series,
+                               round_cells, stage_progress, usage_text)
 from tests.tui.tui_workspace import NOW
 
 
@@ -45,7 +45,7 @@ def test_round_activity_and_stage_progress(built_workspace):
         activity = store.round_activity(2)
         marks = store.activity_marks()
         assert store.activity_marks() == marks  # nothing changed, same fingerprint
-    assert activity == {"train_steps": 3, "probes": 5, "failed": 3, "verdicts": 3, "errors": 1, "expansions": 0,
+    assert activity == {"train_steps": 3, "probes": 5, "failed": 3, "verdicts": 3, "errors": 2, "expansions": 0,
                         "eval_results": 0}
     now = current_round(rounds)
     assert now.n == 2
@@ -56,7 +56,7 @@ def test_round_activity_and_stage_progress(built_workspace):
     probing = stage_progress(now.model_copy(update={"stage": "probe"}), activity, config, NOW)
     assert (probing.done, probing.total) == (5, 7)  # probes of the round's 7 samples
     expanding = stage_progress(now.model_copy(update={"stage": "expand"}), activity, config, NOW)
-    assert (expanding.done, expanding.total) == (0, config.loop.expansions_per_error)
+    assert (expanding.done, expanding.total) == (0, 2 * config.loop.expansions_per_error)  # PRED_ and LABEL_WRONG
     finished = stage_progress(rounds[0], {}, config, NOW)
     assert finished.per_minute is None and finished.label == "round 1 · done"  # no rate, "done" said once
     failed = stage_progress(rounds[0].model_copy(update={"status": "failed", "stage": "probe"}), {}, config, NOW)
@@ -108,3 +108,18 @@ def test_review_pending_reads_the_checkpoint(built_workspace, workspace):
     assert review_pending(workspace) is None  # a fresh workspace: no loop has run
     with Store.open(workspace / DB_FILE) as store:
         assert not store.has_table("checkpoints")  # and reading did not create LangGraph's tables
+
+
+def test_agent_calls_are_grouped_by_verdict_and_expansion_attempt():
+    def row(subject: str, key: str) -> dict:
+        return {"subject": subject, "call_key": key}
+
+    calls = [row("verdict:s_1:2", "v0.a0"), row("expansion:s_1:2:0", "check.a0"), row("verdict:s_1:2", "v1.a0"),
+             row("expansion:s_1:2:0", "expand.a0"), row("expansion:s_1:2:1", "expand.a0"), row("other", "x")]
+    groups = call_groups(calls, [{"round": 2, "slot": 0, "dimension": "values", "status": "kept"}])
+    assert [(g.title, [c["call_key"] for c in g.calls]) for g in groups] == [
+        ("verdict · round 2", ["v0.a0", "v1.a0"]),
+        ("expansion · round 2 · slot 0 · values · kept", ["expand.a0", "check.a0"]),
+        ("expansion · round 2 · slot 1", ["expand.a0"]), ("other", ["x"])]
+    assert usage_text("m", 1234.4, 200, None) == "m · 1234 ms · 200+0 tok"
+    assert usage_text(None, None, None, None) == ""

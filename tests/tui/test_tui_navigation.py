@@ -11,6 +11,7 @@ from looptool.tui.screens.config import ConfigScreen
 from looptool.tui.screens.dashboard import DashboardScreen
 from looptool.tui.screens.review import ReviewScreen
 from looptool.tui.screens.sample_detail import SampleDetailScreen
+from looptool.tui.widgets.agent_calls import AgentCallList
 from looptool.tui.screens.samples import SamplesScreen
 from looptool.tui.screens.trace import TraceScreen
 from looptool.tui.widgets.endpoint_health import EndpointHealth
@@ -120,6 +121,18 @@ async def test_sample_detail_shows_history_verdicts_and_expansions(tui_ws, ids):
         assert [v.verdict for v in record.verdicts] == ["PRED_WRONG"]
         assert [(e["status"], e["sample_id"]) for e in record.expansions] == [("kept", ids["expanded"]),
                                                                               ("rejected", None)]
+        # The judge's and the expander's calls, by the verdict and the expansion attempt they were made for.
+        shown = app.screen.query_one(AgentCallList).groups
+        assert [g.title for g in shown] == ["verdict · round 1", "expansion · round 1 · slot 0 · persona · kept",
+                                            "expansion · round 1 · slot 1 · values · rejected"]
+        assert [(c["call_key"], c["status"]) for c in shown[2].calls] == [("expand.a0", "error"), ("expand.a1", "ok"),
+                                                                          ("check.a0", "ok")]
+        assert shown[2].calls[0]["error"].startswith("expander: the answer hit max_tokens")
+        app.open_sample(ids["by_rule"])
+        await settle(pilot)
+        assert [(v.verdict, v.basis) for v in app.screen.record.verdicts] == [("PRED_WRONG", "rule"),
+                                                                              ("PRED_WRONG", "judge")]
+        assert app.screen.query_one(AgentCallList).groups == ()  # no judge asked, no expansion traced
         app.open_sample(ids["oslo"])
         await settle(pilot)
         assert app.screen.record.history == []

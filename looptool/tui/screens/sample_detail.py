@@ -1,6 +1,7 @@
 """One sample in full: where it came from, its context, its label beside the latest probe's
 prediction with the difference highlighted, every probe (with perplexity), the judge's verdicts
-and reasoning, the labels it had before (versions), and the expansions made from it."""
+(how each was reached) and reasoning, the labels it had before (versions), the expansions made
+from it, and the judge's and the expander's model calls behind those verdicts and expansions."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ from textual.widgets import Footer, Header, Static
 
 from looptool.schema import Probe, Sample, Verdict
 from looptool.store import StoreError
-from looptool.tui.data import calls_text, effective_verdict, label_text, short
+from looptool.tui.data import CallGroup, call_groups, calls_text, effective_verdict, label_text, short
+from looptool.tui.widgets.agent_calls import AgentCallList
 from looptool.tui.widgets.label_diff import LabelDiff
 
 
@@ -32,6 +34,7 @@ class SampleRecord:
     probes: list[Probe]
     verdicts: list[Verdict]
     expansions: list[dict[str, Any]]
+    calls: list[CallGroup]  # the judge's and the expander's calls about it
 
 
 def _facts(s: Sample) -> Text:
@@ -62,11 +65,11 @@ def _records(r: SampleRecord) -> Group:
         probes.add_row(str(p.round), "yes" if p.correct else "no", "-" if p.ppl is None else f"{p.ppl:.3f}",
                        p.category or "-", short(p.raw, 200))
     verdicts = Table(title="verdicts", title_justify="left", expand=True, show_edge=False)
-    for column in ("round", "judge", "override", "applies", "judge model", "analysis"):
+    for column in ("round", "judge", "basis", "override", "applies", "judge model", "analysis"):
         verdicts.add_column(column, overflow="fold", ratio=4 if column == "analysis" else None)
     for v in r.verdicts:
-        verdicts.add_row(str(v.round), v.verdict, v.human_override or "-", effective_verdict(v), v.judge_model or "-",
-                         v.rationale or "-")
+        verdicts.add_row(str(v.round), v.verdict, v.basis, v.human_override or "-", effective_verdict(v),
+                         v.judge_model or "-", v.rationale or "-")
     history = Text.assemble(("label history (versions before the current one)\n", "bold underline"))
     for h in r.history:
         history.append(f"  v{h['label_version']}  {label_text(h['label'])}", style="")
@@ -111,6 +114,7 @@ class SampleDetailScreen(Screen):
             yield Static("", id="detail-diff-title")
             yield LabelDiff(id="detail-diff")
             yield Static("", id="detail-records")
+            yield AgentCallList(id="detail-calls")
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -127,9 +131,11 @@ class SampleDetailScreen(Screen):
                 except KeyError:
                     self.post_message(self.Loaded(None))
                     return
+                expansions = store.expansions_of(self.sample_id)
+                calls = call_groups(store.agent_calls(sample_id=self.sample_id), expansions)
                 record = SampleRecord(sample, store.label_history(self.sample_id),
                                       store.probes_for_sample(self.sample_id),
-                                      store.verdicts_for_sample(self.sample_id), store.expansions_of(self.sample_id))
+                                      store.verdicts_for_sample(self.sample_id), expansions, calls)
         except (sqlite3.Error, StoreError) as exc:
             self.app.note_read_error(exc)
             self.app.call_from_thread(self.set_timer, 1.0, self.load)
@@ -154,6 +160,7 @@ class SampleDetailScreen(Screen):
                                        None if probe is None else probe.raw,
                                        title=f"round {probe.round} prediction" if probe else "prediction")
         self.query_one("#detail-records", Static).update(_records(r))
+        self.query_one(AgentCallList).show(r.calls)
 
     def action_back(self) -> None:
         if len(self.app.screen_stack) > 1:

@@ -16,7 +16,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from looptool.schema import Dialogue
-from looptool.tui.data import calls_text, short
+from looptool.tui.data import calls_text, short, usage_text
 
 ROLE_STYLES = {"user": "bold cyan", "assistant": "bold green", "tool": "bold magenta", "system": "bold"}
 
@@ -24,16 +24,6 @@ ROLE_STYLES = {"user": "bold cyan", "assistant": "bold green", "tool": "bold mag
 def _indented(text: Text, spaces: int) -> Padding:
     """Text indented as a block, so its wrapped lines stay under its first one."""
     return Padding(text, (0, 0, 0, spaces))
-
-
-def _usage(model: str | None, latency_ms: float | None, prompt_tokens: int | None,
-           completion_tokens: int | None) -> str:
-    parts = [model or ""]
-    if latency_ms is not None:
-        parts.append(f"{latency_ms:.0f} ms")
-    if prompt_tokens is not None:
-        parts.append(f"{prompt_tokens}+{completion_tokens or 0} tok")
-    return " · ".join(p for p in parts if p)
 
 
 def _plan(d: Dialogue) -> list[RenderableType]:
@@ -66,7 +56,7 @@ def _trace(t: dict[str, Any]) -> list[RenderableType]:
     ok = t["status"] == "ok"
     line = Text.assemble(("✓ " if ok else "✗ rejected ", "green" if ok else "bold red"))
     line.append(f"{t['agent']} call {t['call_key']}", style="bold" if not ok else "")
-    usage = _usage(t.get("model"), t.get("latency_ms"), t.get("prompt_tokens"), t.get("completion_tokens"))
+    usage = usage_text(t.get("model"), t.get("latency_ms"), t.get("prompt_tokens"), t.get("completion_tokens"))
     if usage:
         line.append(f"  ({usage})", style="dim")
     out: list[RenderableType] = [_indented(line, 4)]
@@ -97,7 +87,7 @@ def render_transcript(d: Dialogue, message_rows: Sequence[dict[str, Any]],
                     style=ROLE_STYLES.get(m.role, "bold"))
         if m.agent:
             head.append(f"  agent {m.agent}")
-        usage = _usage(row.get("model"), row.get("latency_ms"), row.get("prompt_tokens"), row.get("completion_tokens"))
+        usage = usage_text(row.get("model"), row.get("latency_ms"), row.get("prompt_tokens"), row.get("completion_tokens"))
         if usage:
             head.append(f"  {usage}", style="dim")
         if row.get("masked"):
