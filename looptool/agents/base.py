@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from looptool.schema import Message, ToolSpec
-from looptool.serving.client import Completion, Endpoint, ModelOutputError, acomplete_json, parse_json_answer
+from looptool.serving.client import (Completion, Endpoint, ModelOutputError, RequestRejected, acomplete_json,
+                                     parse_json_answer)
 from looptool.serving.grammar import decoding_schema
 
 T = TypeVar("T")
@@ -63,9 +64,15 @@ async def ask_json(
     """Ask until an answer fits `schema` and `convert` accepts it, at most `max_attempts` times."""
     result: AgentResult[T] = AgentResult(agent, prompt_ref, prompt=prompt)
     for _ in range(max_attempts):
-        completion = await acomplete_json(
-            endpoint, [("user", prompt)], schema, name=agent, temperature=temperature, max_tokens=max_tokens
-        )
+        try:
+            completion = await acomplete_json(
+                endpoint, [("user", prompt)], schema, name=agent, temperature=temperature, max_tokens=max_tokens
+            )
+        except RequestRejected as exc:
+            # The server refused this request (e.g. prompt plus answer longer than its context): the
+            # same request would be refused again, so the turn fails here, recorded, and the run goes on.
+            result.attempts.append(Attempt(None, error=f"{agent}: {exc}"))
+            return result
         if completion.truncated:
             result.attempts.append(Attempt(completion, error=f"{agent}: the answer hit max_tokens ({max_tokens})"))
             continue

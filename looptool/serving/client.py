@@ -251,7 +251,8 @@ async def acomplete_json(
     """Ask (asynchronously) for an answer constrained to a JSON Schema; return its raw text and usage.
 
     The text is not decoded here (see `parse_json_answer`), so a caller can record what the model
-    said even when it does not validate. Connection errors fail with a one-line ServingError.
+    said even when it does not validate. A refused request (4xx, e.g. a prompt longer than the
+    context) fails with RequestRejected; connection errors with a one-line ServingError.
     """
     llm = _json_schema_llm(endpoint, name, schema, model, kwargs)
     started = time.perf_counter()
@@ -264,6 +265,10 @@ async def acomplete_json(
         usage = getattr(getattr(exc, "completion", None), "usage", None)
         return Completion(text, model or endpoint.model, (time.perf_counter() - started) * 1000,
                           getattr(usage, "prompt_tokens", None), getattr(usage, "completion_tokens", None), True)
+    except openai.APIStatusError as exc:
+        if _refused(exc):
+            raise RequestRejected(f"request refused by {endpoint.base_url}: {_openai_message(exc)}") from None
+        raise ServingError(f"structured call to {endpoint.base_url} failed: {str(exc).splitlines()[0]}") from None
     except openai.OpenAIError as exc:
         raise ServingError(f"structured call to {endpoint.base_url} failed: {str(exc).splitlines()[0]}") from None
     latency_ms = (time.perf_counter() - started) * 1000
@@ -362,11 +367,16 @@ async def _guarded(endpoint: Endpoint, what: str, request: Callable[[], Any]) ->
     try:
         return await request()
     except openai.APIStatusError as exc:
-        if 400 <= exc.status_code < 500 and exc.status_code not in (401, 403, 404, 408, 429):
+        if _refused(exc):
             raise RequestRejected(f"request refused by {endpoint.base_url}: {_openai_message(exc)}") from None
         raise ServingError(f"{what} request to {endpoint.base_url} failed: {_openai_message(exc)}") from None
     except openai.OpenAIError as exc:
         raise ServingError(f"{what} request to {endpoint.base_url} failed: {_openai_message(exc)}") from None
+
+
+def _refused(exc: openai.APIStatusError) -> bool:
+    """A refusal of this one request (4xx other than auth, missing model, timeout, rate limit)."""
+    return 400 <= exc.status_code < 500 and exc.status_code not in (401, 403, 404, 408, 429)
 
 
 def _openai_message(exc: Exception) -> str:

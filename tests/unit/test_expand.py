@@ -260,3 +260,23 @@ def test_a_killed_expansion_run_resumes_slot_by_slot(ws, fake_openai):
     with Store.open(ws / DB_FILE) as store:
         ids = [s.id for s in store.iter_samples(origin="expanded")]
     assert len(ids) == len(set(ids)) == SEEDS * 4
+
+
+def test_a_refused_expander_request_is_an_invalid_expansion_and_the_round_goes_on(ws, fake_openai):
+    """A server that refuses a request (HTTP 400, e.g. prompt plus answer longer than its context)
+    fails that slot once -- the same request would be refused again -- and the other slots go on."""
+    judge = judging()
+
+    def respond(path: str, body: dict):
+        if schema_name(body) == "expander" and "Weather in Paris" in body["messages"][-1]["content"]:
+            return 400, {"error": {"message": "maximum context length is 2048 tokens"}}
+        return judge(path, body)
+
+    fake_openai.responder = respond
+    counts = _expand(ws, fake_openai, attempts=3)
+    assert counts == {"invalid": 4, "kept": (SEEDS - 1) * 4}
+    with Store.open(ws / DB_FILE) as store:
+        (attempt,) = [e for e in store.expansions_of(ERROR_CALL.id) if e["slot"] == 0]
+        calls = store.agent_calls(subject=f"expansion:{ERROR_CALL.id}:1:0")
+    assert "maximum context length" in attempt["detail"]
+    assert [(c["call_key"], c["status"], c["raw"]) for c in calls] == [("expand.a0", "error", None)]
