@@ -319,6 +319,19 @@ class LoopConfig(_Section):
         default=20, ge=1, description="Entries per BFCL category each round (None: all of them)."
     )
 
+    @field_validator("eval_bfcl_categories")
+    @classmethod
+    def _bfcl_categories(cls, value: str) -> str:
+        # Checked here, so that a misspelt category fails at load, not after a round of training.
+        from looptool.eval.bfcl_data import CATEGORIES
+
+        if value.strip() in ("", "all"):
+            return value
+        unknown = [c.strip() for c in value.split(",") if c.strip() and c.strip() not in CATEGORIES]
+        if unknown:
+            raise ValueError(f"unknown BFCL category {unknown[0]!r}; categories are: {', '.join(CATEGORIES)}")
+        return value
+
     boundary_quantile: float = Field(
         default=0.5, ge=0, le=1,
         description="Probing: a correct answer is 'boundary' (kept for the next round) when its perplexity is above "

@@ -125,3 +125,13 @@ def test_init_writes_a_config_that_loads_and_documents_itself(workspace):
     text = (workspace / "looptool.toml").read_text()
     assert text.startswith("# LoopTool workspace configuration")
     assert load_config(workspace).policy.model == EMBEDDED_MODEL
+
+
+def test_bfcl_categories_of_the_loop_are_checked_at_load():
+    from looptool.config import LoopConfig
+
+    assert LoopConfig(eval_bfcl_categories="").eval_bfcl_categories == ""  # none
+    assert LoopConfig(eval_bfcl_categories="all").eval_bfcl_categories == "all"
+    assert LoopConfig(eval_bfcl_categories="simple, parallel").eval_bfcl_categories == "simple, parallel"
+    with pytest.raises(ValueError, match="unknown BFCL category 'simpel'"):
+        LoopConfig(eval_bfcl_categories="simple,simpel")

@@ -210,6 +210,9 @@ def test_more_rounds_continue_a_finished_loop(workspace, fake_openai, tokenizer)
     with Store.open(ws / DB_FILE) as store:
         assert store.get_round(1).status == "done" and store.get_round(2).status == "done"
         assert store.get_round(2).data_ids == planned
+        # `eval_bfcl_categories = ""` (the scripted workspace's) means no BFCL evaluation, not all 13.
+        assert load_config(ws).loop.eval_bfcl_categories == ""
+        assert set(store.get_round(1).metrics["eval"]) == {"heldout", "heldout_run"} and not store.eval_runs("bfcl")
 
 
 def test_static_baseline_shares_round_one_and_trains_on_the_whole_seed_pool_at_the_loops_steps(
