@@ -359,6 +359,12 @@ class LoopConfig(_Section):
         "tools' schemas and checked by the judge.",
     )
     expander_temperature: float = Field(default=0.9, ge=0, le=2, description="Expansion: the expander's temperature.")
+    expander_max_tokens: int = Field(
+        default=1024, ge=64,
+        description="Expansion: the longest answer the expander may write (a new sample with up to two earlier "
+        "exchanges and its calls). The prompt and this must fit the expander's context (2048 tokens for the embedded "
+        "model); an answer cut off here is an invalid attempt.",
+    )
     review: bool = Field(
         default=False,
         description="Pause before the judge's verdicts apply, so a person can accept or override them (the TUI, or "

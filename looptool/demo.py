@@ -49,6 +49,7 @@ DEMO_SIZES: dict[str, dict[str, object]] = {
         "round_size": 10,
         "judge_attempts": 2,  # a 135M judge that rambles past its token limit once rarely does better the third time
         "expansions_per_error": 1,
+        "expander_max_tokens": 512,  # a 135M expander that rambles in a string stops at half the default
         "eval_bfcl_limit": 1,  # one entry of each of the 4 default categories
     },
 }

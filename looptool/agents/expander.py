@@ -46,8 +46,7 @@ MAX_HISTORY_CALLS = 2
 HISTORY_USER_SCHEMA = {"type": "string", "minLength": 2, "maxLength": 300}
 RESULT_SCHEMA = {"type": "string", "minLength": 2, "maxLength": 200}
 HISTORY_REPLY_SCHEMA = {"type": "string", "minLength": 2, "maxLength": 200}
-# Room for the longest answers the schema allows, while prompt and answer fit a 2048-token context.
-MAX_TOKENS = {"calls": 1024, "reply": 400}
+REPLY_MAX_TOKENS = 400  # a no-call seed's answer: a user message and a reply
 
 
 @dataclass(frozen=True)
@@ -164,13 +163,14 @@ def new_sample(seed: Sample, answer: dict[str, Any], round: int, vary: str) -> S
 
 
 async def expand_sample(endpoint: Endpoint, seed: ExpansionSeed, round: int, slot: int, *, max_attempts: int,
-                        temperature: float) -> AgentResult[Sample]:
-    """One expansion of `seed` (its `slot`-th) for the round after `round`."""
+                        temperature: float, max_tokens: int) -> AgentResult[Sample]:
+    """One expansion of `seed` (its `slot`-th) for the round after `round`; `max_tokens` bounds an
+    answer with calls (`[loop] expander_max_tokens`)."""
     parent = seed.sample
     vary = dimension(parent.id, round, slot)
     persona = random.Random(f"expand-persona:{parent.id}:{round}:{slot}").choice(personas())
     return await ask_json(
         "expander", PROMPT_REF, endpoint, expander_prompt(seed, vary, persona), expander_schema(parent, vary),
         lambda answer: new_sample(parent, answer, round, vary), max_attempts=max_attempts,
-        temperature=temperature, max_tokens=MAX_TOKENS["calls" if parent.label.calls else "reply"],
+        temperature=temperature, max_tokens=max_tokens if parent.label.calls else min(max_tokens, REPLY_MAX_TOKENS),
     )  # fmt: skip

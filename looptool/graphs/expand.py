@@ -97,7 +97,7 @@ async def expand_round(ctx: ExpandContext, round: int) -> dict[str, int]:
         vary = dimension(parent_id, round, slot)
         async with gate:
             made = await expand_sample(ctx.expander, seed, round, slot, max_attempts=loop.judge_attempts,
-                                       temperature=loop.expander_temperature)
+                                       temperature=loop.expander_temperature, max_tokens=loop.expander_max_tokens)
             if made.value is None:
                 await asyncio.to_thread(finish, parent_id, slot, "invalid", vary, {"expand": made},
                                         detail=made.error)

@@ -56,7 +56,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import RunControl
 from langgraph.types import Command
 
-from looptool.arms import LOOP, STATIC, ArmError, check_arm, matched_steps
+from looptool.arms import LOOP, STATIC, ArmError, arm_of, check_arm, matched_steps
 from looptool.config import DB_FILE, WorkspaceConfig
 from looptool.schema import Round
 from looptool.store import Store, utc_now
@@ -384,8 +384,6 @@ def run_loop(workspace: Path, config: WorkspaceConfig, *, rounds: int | None = N
              train: Callable[..., None] | None = None) -> LoopOutcome:
     """Run the loop to its last round, continuing a killed or paused run of the same workspace.
     `arm` is the arm the workspace runs (default: what its arm.json says, else the loop)."""
-    from looptool.arms import arm_of
-
     arm = check_arm(arm or arm_of(workspace))
     if arm != arm_of(workspace):
         raise LoopError(f"{workspace} runs the {arm_of(workspace)!r} arm, not {arm!r}; an arm runs in a workspace "

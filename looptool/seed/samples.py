@@ -18,22 +18,6 @@ from looptool.seed.verify import assistant_turns, result_is_error
 from looptool.training.templates import chat_messages, system_message, trim_history
 
 
-def dialogue_samples(
-    dialogue_id: str,
-    plan: Plan,
-    tools: Sequence[ToolSpec],
-    rows: Sequence[dict[str, Any]],
-    *,
-    budget: int,
-    count_tokens: Callable[[list[dict[str, Any]]], int],
-    final_replies: bool = True,
-) -> tuple[list[Sample], Counter]:
-    """The samples of a verified dialogue, and the turns skipped by reason."""
-    by_turn, skipped = turn_samples(dialogue_id, plan, tools, rows, budget=budget, count_tokens=count_tokens,
-                                    final_replies=final_replies)  # fmt: skip
-    return list(by_turn.values()), skipped
-
-
 def turn_samples(
     dialogue_id: str,
     plan: Plan,

@@ -15,8 +15,10 @@ every round) and is filled, part by part, until that size is reached:
    seed some of its expansions;
 6. boundary -- correct answers with high perplexity, highest first (HPPL).
 
-Mastered samples and samples both answers got wrong are left out. Should the first parts overflow
-the size, the later ones are cut (a part that is cut keeps a seeded choice of its samples).
+Mastered samples and samples both answers got wrong are left out. Should the parts overflow the
+size, the later ones are cut (a part that is cut keeps a seeded choice of its samples), except that
+the error seeds (corrected and error) and their expansions share the room they have in proportion
+to their counts, so that a small round keeps some of each rather than only the seeds.
 
 The ablation arms (arms.py) change one part: `random-hppl` fills the last part with a seeded random
 choice of the round's correct samples instead of the highest-perplexity ones; `no-edde` has no
@@ -149,15 +151,35 @@ def assemble_round(store: Store, round: int, loop: LoopConfig, *, seed: int = 0,
         boundary = sorted((p for p in store.probes(round, "boundary") if p.sample_id in active),
                           key=lambda p: (-(p.ppl or 0.0), p.sample_id))
         candidates["boundary"] = [p.sample_id for p in boundary]
+    quota = _error_quotas(candidates, size)
     taken: set[str] = set()
     filled = 0
     for part, ids in candidates.items():
         fresh = ids if part == REPEATED else [i for i in dict.fromkeys(ids) if i not in taken]
-        chosen = fresh[: max(0, size - filled)]
+        chosen = fresh[: max(0, min(size - filled, quota.get(part, size)))]
         nxt.parts[part] = chosen
         taken.update(chosen)
         filled += len(chosen)
     return nxt
+
+
+SEED_PARTS = ("corrected", "error")
+GROWN_PARTS = ("expanded", REPEATED)  # what an arm makes from the error seeds
+
+
+def _error_quotas(candidates: dict[str, list[str]], size: int) -> dict[str, int]:
+    """How many of the error seeds and of what was made from them fit when together they overflow
+    the room the fresh seed leaves: a share of that room in proportion to their counts (the seeds'
+    share rounded, the corrected ones first); no limit when they fit."""
+    room = max(0, size - len(candidates["fresh_seed"]))
+    seeds = sum(len(candidates[p]) for p in SEED_PARTS)
+    grown = sum(len(candidates.get(p, [])) for p in GROWN_PARTS)
+    if seeds + grown <= room:
+        return {}
+    keep_seeds = min(seeds, int(room * seeds / (seeds + grown) + 0.5))
+    corrected = min(len(candidates["corrected"]), keep_seeds)
+    return {"corrected": corrected, "error": keep_seeds - corrected,
+            **{p: room - keep_seeds for p in GROWN_PARTS}}
 
 
 def static_round(store: Store, round: int) -> Assembly:

@@ -109,10 +109,11 @@ def test_an_overflowing_round_is_cut_to_its_size_keeping_every_seeds_expansions(
     for p in parents:
         store.upsert_verdict(Verdict(sample_id=p.id, round=1, verdict="PRED_WRONG"))
     nxt = assemble_round(store, 1, LoopConfig(fresh_share=0.2))
-    assert nxt.composition() == {"fresh_seed": 2, "corrected": 0, "error": 4, "both_ok": 0, "expanded": 4,
+    # 4 seeds and 16 expansions share the 8 places fresh seed leaves in proportion: 2 and 6.
+    assert nxt.composition() == {"fresh_seed": 2, "corrected": 0, "error": 2, "both_ok": 0, "expanded": 6,
                                  "boundary": 0}
-    kept = {store.get_sample(i).parent_id for i in nxt.parts["expanded"]}
-    assert kept == {p.id for p in parents}  # one expansion of each seed, not four of one
+    kept = [store.get_sample(i).parent_id for i in nxt.parts["expanded"]]
+    assert set(kept) == {p.id for p in parents} and max(kept.count(p.id) for p in parents) == 2  # spread over seeds
     assert len(nxt.ids) == 10
 
 

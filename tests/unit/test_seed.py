@@ -27,7 +27,7 @@ from looptool.config import SCENARIOS, ConfigError, SeedConfig, WorkspaceConfig,
 from looptool.graphs.seed import JUDGE_REJECTED, judge_rejection
 from looptool.schema import Message, ToolCall, ToolSpec
 from looptool.seed.runner import resolve_judge_check, run_seed
-from looptool.seed.samples import dialogue_samples
+from looptool.seed.samples import turn_samples
 from looptool.seed.scenarios import (
     SCENARIO_DESCRIPTIONS,
     Action,
@@ -509,8 +509,9 @@ def count_messages(chat: list[dict]) -> int:
 
 def make_samples(the_plan: Plan, messages: list[Message], *, masked=(), budget=10_000, counter=count_messages, **kw):
     tools = [SPECS[name] for name in the_plan.tools]
-    return dialogue_samples("d_1", the_plan, tools, rows(*messages, masked=masked), budget=budget,
-                            count_tokens=counter, **kw)  # fmt: skip
+    by_turn, skipped = turn_samples("d_1", the_plan, tools, rows(*messages, masked=masked), budget=budget,
+                                    count_tokens=counter, **kw)  # fmt: skip
+    return list(by_turn.values()), skipped
 
 
 WEATHER_DIALOGUE = [user("Weather in Paris?"), calls(W), result("get_weather", '{"temp": 20}'), text("It is 20 degrees.")]
