@@ -20,12 +20,19 @@ class RoundsTable(DataTable):
         self._shown: list[tuple[str, ...]] = []
 
     def on_mount(self) -> None:
-        self.add_columns(*ROUND_COLUMNS)
+        self._columns_added()
+
+    def _columns_added(self) -> None:
+        # The first read may arrive before on_mount: rows added before their columns would leave
+        # every column as wide as its header, cutting the cells off.
+        if not self.columns:
+            self.add_columns(*ROUND_COLUMNS)
 
     def show(self, rounds: Sequence[Round], verdicts: dict[int, dict[str, int]]) -> None:
         rows = [round_cells(r, verdicts.get(r.n)) for r in rounds]
         if rows == self._shown:
             return
+        self._columns_added()
         row = self.cursor_row
         self.clear()
         for cells in rows:
