@@ -45,6 +45,16 @@ def screen_lines(svg: str) -> list[str]:
     return lines
 
 
+def tables_measured(app) -> bool:
+    """Whether every table on the screen has measured its rows. A DataTable sizes its columns to
+    new rows only when its own message queue is idle; a picture taken before that (a busy CI
+    machine) shows every column as wide as its header."""
+    from textual.widgets import DataTable
+
+    return all(not (t._require_update_dimensions or t._new_rows or t._updated_cells)
+               for t in app.screen.query(DataTable))
+
+
 async def _ready(pilot, screen_name: str, ids: dict[str, str]) -> None:
     app = pilot.app
     if screen_name == "sample_detail":
@@ -66,6 +76,7 @@ async def _ready(pilot, screen_name: str, ids: dict[str, str]) -> None:
     if screen_name == "dashboard":
         await wait_for(pilot, lambda: app.screen.data is not None and app.review_round == 2)
     await settle(pilot)
+    await wait_for(pilot, lambda: tables_measured(app))
 
 
 @pytest.mark.parametrize("screen_name", ["dashboard", "samples", "trace", "sample_detail", "review", "config"])

@@ -6,18 +6,20 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich.text import Text
-from textual.widgets import DataTable
+
+from looptool.tui.widgets.column_table import ColumnTable
 
 
-class DialogueList(DataTable):
+class DialogueList(ColumnTable):
     """Dialogue headers to pick one for the trace inspector."""
 
-    def on_mount(self) -> None:
-        self.cursor_type = "row"
-        self.add_columns("dialogue", "status", "scenario", "msgs")
+    COLUMNS = (("dialogue", None), ("status", None), ("scenario", None), ("msgs", None))
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(cursor_type="row", **kwargs)
 
     def show(self, rows: Sequence[dict[str, Any]], selected: str | None = None) -> None:
-        self.clear()
+        self.clear_rows()
         for r in rows:
             cells = (r["id"], r["status"], r["scenario"] or "-", str(r["n_messages"]))
             self.add_row(*(Text(c) for c in cells), key=r["id"])

@@ -9,9 +9,9 @@ from pathlib import Path
 import httpx
 from rich.text import Text
 from textual import work
-from textual.widgets import DataTable
 
 from looptool.config import ALL_ROLES, EndpointModel, WorkspaceConfig
+from looptool.tui.widgets.column_table import ColumnTable
 
 HEALTH_TIMEOUT_S = 2.0
 
@@ -45,16 +45,17 @@ def role_health(workspace: Path, config: WorkspaceConfig) -> list[tuple[str, str
     return rows
 
 
-class EndpointHealth(DataTable):
+class EndpointHealth(ColumnTable):
     """The roles' models and whether they answer."""
 
-    def on_mount(self) -> None:
-        self.cursor_type = "row"
-        self.add_columns("role", "kind", "model", "url", "health")
+    COLUMNS = (("role", None), ("kind", None), ("model", None), ("url", None), ("health", None))
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(cursor_type="row", **kwargs)
 
     def check(self, workspace: Path, config: WorkspaceConfig) -> None:
         """Fill the table now with 'checking…', then with the answers."""
-        self.clear()
+        self.clear_rows()
         for role in ALL_ROLES:
             spec = config.role(role)
             self.add_row(role, "", spec.model, "", "checking…", key=role)
@@ -66,7 +67,7 @@ class EndpointHealth(DataTable):
         self.app.call_from_thread(self._fill, rows)
 
     def _fill(self, rows: list[tuple[str, str, str, str, str]]) -> None:
-        self.clear()
+        self.clear_rows()
         for row in rows:
             self.add_row(*(Text(c) for c in row), key=row[0])
 

@@ -6,35 +6,27 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rich.text import Text
-from textual.widgets import DataTable
 
 from looptool.schema import Round
 from looptool.tui.data import ROUND_COLUMNS, round_cells
+from looptool.tui.widgets.column_table import ColumnTable
 
 
-class RoundsTable(DataTable):
+class RoundsTable(ColumnTable):
     """One row per round; rows are rewritten only when their cells change."""
+
+    COLUMNS = tuple((label, None) for label in ROUND_COLUMNS)
 
     def __init__(self, **kwargs) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self._shown: list[tuple[str, ...]] = []
 
-    def on_mount(self) -> None:
-        self._columns_added()
-
-    def _columns_added(self) -> None:
-        # The first read may arrive before on_mount: rows added before their columns would leave
-        # every column as wide as its header, cutting the cells off.
-        if not self.columns:
-            self.add_columns(*ROUND_COLUMNS)
-
     def show(self, rounds: Sequence[Round], verdicts: dict[int, dict[str, int]]) -> None:
         rows = [round_cells(r, verdicts.get(r.n)) for r in rounds]
         if rows == self._shown:
             return
-        self._columns_added()
         row = self.cursor_row
-        self.clear()
+        self.clear_rows()
         for cells in rows:
             self.add_row(*(Text(c) for c in cells), key=cells[0])
         self._shown = rows

@@ -7,12 +7,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich.text import Text
-from textual.widgets import DataTable
 
 from looptool.tui.data import label_summary, short
+from looptool.tui.widgets.column_table import ColumnTable
 
 # Widths fit 120 columns with the scrollbar; the label is cut to its column.
-COLUMNS = (("sample", 18), ("rnd", 3), ("origin", 9), ("scenario", 14), ("split", 7), ("act", 3), ("v", 2),
+SAMPLE_COLUMNS = (("sample", 18), ("rnd", 3), ("origin", 9), ("scenario", 14), ("split", 7), ("act", 3), ("v", 2),
            ("label", 23), ("probe", 8), ("verdict", 11))
 
 
@@ -25,19 +25,18 @@ def scenario_cell(scenario: str | None) -> str:
     return short(scenario, 14)
 
 
-class SampleTable(DataTable):
+class SampleTable(ColumnTable):
     """The sample browser's table."""
 
-    def on_mount(self) -> None:
-        self.cursor_type = "row"
-        self.zebra_stripes = True
-        for label, width in COLUMNS:
-            self.add_column(label, width=width)
+    COLUMNS = SAMPLE_COLUMNS
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
 
     def show(self, rows: Sequence[dict[str, Any]]) -> None:
         """Show a page of samples; the cursor stays on the sample it was on, if it is still there."""
         keep = self.selected_id
-        self.clear()
+        self.clear_rows()
         for r in rows:
             # Text, not str: a str cell is read as markup, and "[f(x=1)]" would vanish as a tag.
             cells = (r["id"], str(r["round_added"]), r["origin"], scenario_cell(r["scenario"]), r["split"],

@@ -8,28 +8,26 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich.text import Text
-from textual.widgets import DataTable
 
 from looptool.tui.data import effective_verdict, label_summary, short
+from looptool.tui.widgets.column_table import ColumnTable
 
 VERDICT_STYLES = {"LABEL_WRONG": "yellow", "PRED_WRONG": "cyan", "BOTH_OK": "green", "BOTH_WRONG": "red"}
 
 
-class VerdictTable(DataTable):
+class VerdictTable(ColumnTable):
     """One row per verdict; keeps the cursor on the same sample across reloads."""
 
-    def on_mount(self) -> None:
-        self.cursor_type = "row"
-        self.zebra_stripes = True
-        # The judge's reasoning is shown under the table, for the highlighted row.
-        for label, width in (("sample", 18), ("judge", 11), ("override", 11), ("applies", 11), ("label", 28),
-                             ("prediction", 28)):
-            self.add_column(label, width=width)
+    # The judge's reasoning is shown under the table, for the highlighted row.
+    COLUMNS = (("sample", 18), ("judge", 11), ("override", 11), ("applies", 11), ("label", 28), ("prediction", 28))
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
 
     def show(self, rows: Sequence[dict[str, Any]]) -> None:
         """Rows of {verdict: Verdict, label: Label | None, prediction: str}."""
         keep = self.selected_id
-        self.clear()
+        self.clear_rows()
         for r in rows:
             v = r["verdict"]
             applies = effective_verdict(v)
