@@ -24,7 +24,7 @@ Everything is read through the Store; the report writes nothing to the database.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -67,6 +67,7 @@ class RoundData:
     training: dict[str, dict[str, Any]] = field(default_factory=dict)  # "sft" / "grpo" -> summary
     rewards: list[float] = field(default_factory=list)  # GRPO reward of each logged step, in order
     zero_std: list[float] = field(default_factory=list)  # frac_reward_zero_std of each logged step
+    losses: list[float] = field(default_factory=list)  # GRPO loss of each logged step
     stage_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -113,12 +114,17 @@ def collect(workspace: Path, arm: str = LOOP) -> RunData:
                 heldout=evaluation.get("heldout"),
                 bfcl=dict(evaluation.get("bfcl") or {}),
                 training={k: metrics[k] for k in ("sft", "grpo") if isinstance(metrics.get(k), dict)},
-                rewards=[s["reward"] for s in steps if isinstance(s.get("reward"), (int, float))],
-                zero_std=[s["frac_reward_zero_std"] for s in steps
-                          if isinstance(s.get("frac_reward_zero_std"), (int, float))],
+                rewards=_step_values(steps, "reward"),
+                zero_std=_step_values(steps, "frac_reward_zero_std"),
+                losses=_step_values(steps, "loss"),
                 stage_seconds=dict(metrics.get("stage_seconds") or {}),
             ))
     return RunData(config.name, config.train.model or getattr(config.policy, "model", None), rounds, arm)
+
+
+def _step_values(steps: Sequence[dict[str, Any]], key: str) -> list[float]:
+    """One metric of each logged step that has it, in order."""
+    return [s[key] for s in steps if isinstance(s.get(key), (int, float)) and not isinstance(s.get(key), bool)]
 
 
 def write_report(workspace: Path) -> Path:
@@ -324,24 +330,30 @@ def _save(fig: Any, ax: Any, path: Path, *, title: str, has_data: bool) -> None:
 
 
 def plot_reward_per_step(runs: Sequence[RunData], path: Path) -> None:
-    """Steps numbered on across rounds; a dotted line where a round begins; a colour per arm."""
+    plot_per_step(runs, path, values=lambda r: r.rewards, ylabel="mean reward", title="GRPO reward per step")
+
+
+def plot_per_step(runs: Sequence[RunData], path: Path, *, values: Callable[[RoundData], list[float]], ylabel: str,
+                  title: str) -> None:
+    """One GRPO metric per logged step, steps numbered on across rounds; a dotted line where a round
+    begins; a colour per arm."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 4))
     has_data = False
     for i, run in enumerate(runs):
         label, color = run.arm, f"C{i}"
-        rewards: list[float] = []
+        points: list[float] = []
         for r in run.rounds:
-            if rewards and r.rewards:
-                ax.axvline(len(rewards) + 0.5, color=color, linestyle=":", linewidth=1)
-            rewards += r.rewards
-        if rewards:
-            ax.plot(range(1, len(rewards) + 1), rewards, color=color, marker=".", label=label)
+            if points and values(r):
+                ax.axvline(len(points) + 0.5, color=color, linestyle=":", linewidth=1)
+            points += values(r)
+        if points:
+            ax.plot(range(1, len(points) + 1), points, color=color, marker=".", label=label)
             has_data = True
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel("GRPO step (all rounds)")
-    ax.set_ylabel("mean reward")
-    _save(fig, ax, path, title="GRPO reward per step", has_data=has_data)
+    ax.set_ylabel(ylabel)
+    _save(fig, ax, path, title=title, has_data=has_data)
 
 
 def plot_accuracy_per_round(runs: Sequence[RunData], path: Path) -> None:

@@ -95,6 +95,7 @@ def scripted_workspace(workspace: Path, fake_openai, *, review: bool = False, bf
     config.loop.eval_bfcl_categories = bfcl  # BFCL in one test only: the rest is the same path
     config.loop.eval_bfcl_limit = 2
     config.loop.expansions_per_error = 2
+    config.loop.expander = "model"  # the model expander and its judge check: the templated one has its own tests
     config.loop.review = review
     save_config(workspace, config)
     with Store.open(workspace / DB_FILE) as store:

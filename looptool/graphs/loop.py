@@ -11,7 +11,8 @@
   loop spends `[loop] grpo_steps` (default: `[train] epochs` over the round's data) and records the
   count; every other arm spends exactly the loop's count of the same round (arms.py).
 * probe, verify, expand, assemble: see training/probe.py, graphs/verify.py, graphs/expand.py,
-  training/assemble.py.
+  training/assemble.py. The expand node starts the expander's and the judge's servers only when a
+  seed of the round goes to the expander model (`[loop] expander`).
 * evaluate: the round's adapter on the held-out samples and on a BFCL-v3 subset
   (`[loop] eval_bfcl_categories`, `eval_bfcl_limit`); scores go to the round's metrics.
 
@@ -167,7 +168,7 @@ class LoopContext:
 
 
 def build_loop_graph(ctx: LoopContext) -> StateGraph:
-    from looptool.graphs.expand import ExpandContext, expand_round
+    from looptool.graphs.expand import ExpandContext, expand_round, needs_model
     from looptool.graphs.verify import VerifyContext, build_verify_graph
     from looptool.serving.client import resolve_endpoint
     from looptool.training.assemble import Assembly, assemble_round, first_round_ids, record_assembly, static_round
@@ -226,8 +227,10 @@ def build_loop_graph(ctx: LoopContext) -> StateGraph:
         stage(r, "expand")
         if ctx.arm in ("no-edde", "repeat-errors"):  # these arms write no new samples
             return {}
-        expander = resolve_endpoint(config, "expander", ws, log=ctx.log)
-        judge = resolve_endpoint(config, "judge", ws, log=ctx.log)
+        # The servers start only for seeds the model expands (none when the templated expander takes them all).
+        model = needs_model(store, config, r)
+        expander = resolve_endpoint(config, "expander", ws, log=ctx.log) if model else None
+        judge = resolve_endpoint(config, "judge", ws, log=ctx.log) if model else None
         counts = await expand_round(ExpandContext(config, store, expander, judge, ctx.today), r)
         metric(r, "expansion", counts)
         return {}

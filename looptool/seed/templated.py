@@ -10,6 +10,14 @@ whether it learnt that on tools it never saw (the held-out split).
 Sample i is a pure function of (seed, i), so adding samples again adds nothing twice: ids hash
 the content. The data (`data/templated_tasks.json`) holds the tools, the request templates and
 the value pools; its description says how a template is read.
+
+`variant` is the loop's templated expander: a new sample around a templated sample the policy got
+wrong, made by code. It keeps what the policy got wrong -- the same curated tasks, scenario and
+call count -- and changes the rest: the argument values, the request's wording (another template
+of the task where there is one), the tool order, the distractor tools, and for a training sample
+at times the tool and parameter names (`renamed`). The seed's tools are traced back to the curated
+tasks by their descriptions, which `renamed` keeps; a variant is a pure function of its seed
+string, and exact like its seed.
 """
 
 from __future__ import annotations
@@ -17,18 +25,20 @@ from __future__ import annotations
 import json
 import random
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import cache
 from importlib import resources
 from typing import Any
 
-from looptool.schema import Label, Message, Sample, ToolCall, ToolSpec
+from looptool.schema import Label, Message, Sample, ToolCall, ToolSpec, canonical_json
 from looptool.training.templates import system_message
 
 SCENARIOS = ("single", "parallel", "missing_argument", "irrelevant")
 DEFAULT_MIX = {"single": 0.4, "parallel": 0.2, "missing_argument": 0.2, "irrelevant": 0.2}
 _SLOT = re.compile(r"\{(\w+)\}")
+ALSO = " Also, "  # joins a parallel sample's two requests
 
 
 @dataclass(frozen=True)
@@ -173,16 +183,14 @@ def _sample(rng: random.Random, pool: list[Task], scenario: str, split: str) -> 
     if scenario == "parallel" and len(pool) >= 2:
         first, second = rng.sample(pool, 2)
         (text1, call1), (text2, call2) = _fill(rng, first), _fill(rng, second)
-        user = f"{text1} Also, {text2[0].lower()}{text2[1:]}"
+        user = _joined([text1, text2])
         offered, label = [first, second], Label(calls=[call1, call2])
     elif scenario == "missing_argument":
         candidates = [t for t in pool if len(t.complete()) < len(t.requests)]
         task = rng.choice(candidates)
         request = rng.choice([r for r in task.requests if task.missing(r)])
         user, _ = _fill(rng, task, request)
-        param = task.missing(request)[0]
-        description = task.tool.parameters["properties"][param].get("description", param)
-        offered, label = [task], Label(text=texts["missing"].format(description_lower=description.lower()))
+        offered, label = [task], _missing_label(task, task.missing(request)[0])
     elif scenario == "irrelevant":
         user = rng.choice(_data()["irrelevant_requests"])
         offered, label = [rng.choice(pool)], Label(text=texts["irrelevant"])
@@ -226,3 +234,183 @@ def _draw(rng: random.Random, pool: str, taken: set) -> Any:
     value = rng.choice([v for v in values if v not in taken] or values)
     taken.add(value)
     return value
+
+
+def _joined(requests: list[str]) -> str:
+    """Requests as one user message: "<first> Also, <second, first letter lowered>"."""
+    return requests[0] + "".join(f"{ALSO}{r[0].lower()}{r[1:]}" for r in requests[1:])
+
+
+def _missing_label(task: Task, param: str) -> Label:
+    description = task.tool.parameters["properties"][param].get("description", param)
+    return Label(text=_data()["no_call_replies"]["missing"].format(description_lower=description.lower()))
+
+
+# -- the templated expander ----------------------------------------------------------------------
+
+VARY_NAMES = 0.5  # the share of training variants whose names are varied (as templated_samples)
+REDRAWS = 8  # draws of a request before a variant settles for the seed's own wording (a template without slots)
+
+
+class NotTemplated(ValueError):
+    """A sample the templated expander cannot vary: not an exact templated sample, or its tools are
+    not the curated ones."""
+
+
+def _schema_key(tool: ToolSpec) -> list[str]:
+    # `renamed` changes the parameters' names and order, never their schemas.
+    return sorted(canonical_json(p) for p in tool.parameters.get("properties", {}).values())
+
+
+@cache
+def _by_description() -> dict[str, Task]:
+    out: dict[str, Task] = {}
+    for task in tasks():
+        first = out.setdefault(task.tool.description, task)
+        if first is not task:
+            raise ValueError(f"templated data: {first.tool.name} and {task.tool.name} share the description "
+                             f"{task.tool.description!r}; descriptions must be unique, they trace renamed tools back")
+    return out
+
+
+def curated_task(tool: ToolSpec) -> Task | None:
+    """The curated task a tool is, renamed or not: the one with its description and parameter
+    schemas (`renamed` keeps both); None for any other tool."""
+    task = _by_description().get(tool.description)
+    return task if task is not None and _schema_key(task.tool) == _schema_key(tool) else None
+
+
+def curated_tasks_by_split(samples: Iterable[Sample]) -> dict[str, list[Task]]:
+    """The curated tasks the samples offer, by split: the tools a variant of that split may offer
+    as distractors (held-out tools never appear in training samples, so none reaches a training
+    variant either)."""
+    seen: dict[str, set[str]] = {}
+    for sample in samples:
+        names = seen.setdefault(sample.split, set())
+        for tool in sample.tools:
+            task = curated_task(tool)
+            if task is not None:
+                names.add(task.tool.name)
+    return {split: [t for t in tasks() if t.tool.name in names] for split, names in seen.items()}
+
+
+def _pattern(request: Request) -> re.Pattern[str]:
+    # Literal text between the slots; case-blind, since a parallel sample's second request starts lowered.
+    parts = _SLOT.split(request.text)  # literal, slot name, literal, ...
+    return re.compile("".join(re.escape(p) if i % 2 == 0 else "(.+?)" for i, p in enumerate(parts)),
+                      re.IGNORECASE | re.DOTALL)
+
+
+def _request_of(task: Task, text: str, candidates: Iterable[Request] | None = None) -> Request | None:
+    """The template of the task the text was made from, or None."""
+    return next((r for r in (task.requests if candidates is None else candidates) if _pattern(r).fullmatch(text)),
+                None)
+
+
+@dataclass(frozen=True)
+class _Traced:
+    """A templated sample read back: its scenario, the curated tasks it offers, the tasks its label
+    is about (in call order) with the request each was asked by (None when not recognised)."""
+
+    scenario: str  # single, parallel, missing_argument, irrelevant
+    offered: list[Task]
+    targets: list[tuple[Task, Request | None]]
+    user: str
+
+
+def _trace(sample: Sample) -> _Traced:
+    scenario = (sample.scenario or "").removeprefix("templated_")
+    if not sample.exact:
+        raise NotTemplated("its label is not exact")
+    if not (sample.scenario or "").startswith("templated_") or scenario not in SCENARIOS:
+        raise NotTemplated(f"its scenario {sample.scenario!r} is not a templated one")
+    if [m.role for m in sample.messages] != ["system", "user"]:
+        raise NotTemplated("it is not a single request")
+    offered: dict[str, Task] = {}
+    for tool in sample.tools:
+        task = curated_task(tool)
+        if task is None:
+            raise NotTemplated(f"its tool {tool.name!r} is not one of the curated tools")
+        offered[tool.name] = task
+    user = sample.messages[-1].content or ""
+    calls = sample.label.calls
+    targets: list[tuple[Task, Request | None]] = []
+    if scenario in ("single", "parallel"):
+        if len(calls) != (1 if scenario == "single" else 2) or any(c.name not in offered for c in calls):
+            raise NotTemplated(f"its label does not fit a templated {scenario} sample")
+        parts = user.split(ALSO, 1) if scenario == "parallel" else [user]
+        if len(parts) != len(calls):
+            parts = [""] * len(calls)  # wording not recognised: any request of the task will do
+        targets = [(offered[c.name], _request_of(offered[c.name], part)) for c, part in zip(calls, parts)]
+    elif scenario == "missing_argument":
+        found = [(t, r) for t in offered.values()
+                 if (r := _request_of(t, user, [r for r in t.requests if t.missing(r)])) is not None]
+        if not found:
+            raise NotTemplated("its request matches no missing-argument template of its tools")
+        targets = found[:1]
+    return _Traced(scenario, list(offered.values()), targets, user)
+
+
+def why_not_templated(sample: Sample) -> str | None:
+    """Why the templated expander cannot vary the sample, or None when it can."""
+    try:
+        _trace(sample)
+    except NotTemplated as exc:
+        return str(exc)
+    return None
+
+
+def _another(rng: random.Random, options: list[Any], current: Any) -> Any:
+    """One of the options other than `current` where there is one."""
+    return rng.choice([o for o in options if o != current] or options)
+
+
+def _reworded(rng: random.Random, traced: _Traced) -> tuple[str, Label]:
+    """The seed's request asked anew (another template where there is one, other values), and its label."""
+    if traced.scenario in ("single", "parallel"):
+        filled = [_fill(rng, task, _another(rng, task.complete(), request)) for task, request in traced.targets]
+        return _joined([text for text, _ in filled]), Label(calls=[call for _, call in filled])
+    if traced.scenario == "missing_argument":
+        ((task, request),) = traced.targets
+        assert request is not None
+        param = task.missing(request)[0]  # the detail the label asks for: a variant leaves out the same one
+        user, _ = _fill(rng, task, _another(rng, [r for r in task.requests if task.missing(r)[:1] == [param]],
+                                            request))
+        return user, _missing_label(task, param)
+    user = _another(rng, list(_data()["irrelevant_requests"]), traced.user)
+    return user, Label(text=_data()["no_call_replies"]["irrelevant"])
+
+
+def variant(sample: Sample, *, seed: str, pool: Sequence[Task] = (), vary_names: float = VARY_NAMES) -> Sample:
+    """A new sample that sets the templated sample's trap again (see the module docstring), as an
+    expansion of it: origin "expanded", parent_id the sample's id, the same split and scenario,
+    exact. The same `seed` string makes the same variant.
+
+    The label's tasks stay; an irrelevant sample keeps every tool it offers and gets another
+    irrelevant request. Distractors come from the sample's own tools and `pool`, which must hold
+    only tools of the sample's split (`curated_tasks_by_split`). Raises NotTemplated for a sample
+    that is not a templated one (`why_not_templated`)."""
+    traced = _trace(sample)
+    rng = random.Random(f"templated-variant:{seed}")
+    for _ in range(REDRAWS):  # a request the seed did not already make, where the templates allow one
+        user, label = _reworded(rng, traced)
+        if user != traced.user:
+            break
+    if traced.scenario == "irrelevant":
+        offered = list(traced.offered)
+    else:
+        kept = [task for task, _ in traced.targets]
+        kept_names = {t.tool.name for t in kept}
+        candidates = {t.tool.name: t for t in [*traced.offered, *pool] if t.tool.name not in kept_names}
+        distractors = rng.sample(sorted(candidates.values(), key=lambda t: t.tool.name),
+                                 min(len(candidates), rng.randint(1, 2)))
+        offered = kept + distractors
+    rng.shuffle(offered)
+    tools = [t.tool for t in offered]
+    made = Sample(messages=[system_message(tools), Message(role="user", content=user)], tools=tools, label=label,
+                  split=sample.split, scenario=sample.scenario, exact=True)
+    if sample.split == "train" and rng.random() < vary_names:
+        made = renamed(made, rng)
+    # Built anew, so that the id hashes the parent too.
+    return Sample(parent_id=sample.id, origin="expanded", messages=made.messages, tools=made.tools, label=made.label,
+                  split=sample.split, scenario=sample.scenario, exact=True)
