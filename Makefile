@@ -3,13 +3,16 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-unit test-slow bench clean
+.PHONY: install demo experiment test test-unit test-slow bench clean
 
 install:  ## create .venv and install everything (no-op when up to date)
 	bash scripts/install.sh $(VENV)
 
 demo: install  ## run the main job on the embedded default model
 	$(VENV)/bin/looptool demo -w runs/demo
+
+experiment: install  ## does the loop teach? loop vs static at equal GRPO steps (about an hour on 2 cores)
+	$(VENV)/bin/looptool experiment -w runs/experiment$(if $(SEED),-seed$(SEED)) --seed $(or $(SEED),0)
 
 test: install  ## the whole suite: unit + integration (real vLLM on the CPU)
 	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
@@ -21,4 +24,4 @@ bench: install  ## serving benchmarks; results go to docs/BENCHMARKS.md by hand
 	$(PY) benchmarks/bench_serving.py
 
 clean:
-	rm -rf runs/demo .pytest_cache
+	rm -rf runs/demo runs/experiment* .pytest_cache

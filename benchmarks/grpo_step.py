@@ -1,4 +1,5 @@
-"""GRPO step time and peak memory, LoRA vs QLoRA, for a model shape (random init: nothing to download).
+"""GRPO step time and peak memory, LoRA vs QLoRA (vs LoRA under bf16 autocast on the CPU: mode
+`lora-bf16`), for a model shape (random init: nothing to download).
 
 For each mode, in a fresh process (so each peak is its own), this builds a random-initialised
 checkpoint of the chosen shape, a temporary workspace with synthetic tool-call samples, and runs
@@ -72,6 +73,7 @@ def one_mode(args: argparse.Namespace, mode: str) -> dict:
     config = WorkspaceConfig(name="bench")
     config.train = config.train.model_copy(update=dict(
         model=str(model_dir), quantization="nf4" if mode == "qlora" else "none", num_generations=args.group,
+        cpu_precision="bfloat16" if mode == "lora-bf16" else "float32",
         prompts_per_step=args.prompts, max_completion_tokens=args.completion, save_steps=10_000, lora_r=16))
     save_config(ws, config)
     tool = ToolSpec(name="get_weather", description="Current weather in a city.", parameters={
@@ -119,7 +121,11 @@ def main() -> None:
             continue
         results[mode] = json.loads(line.removeprefix("RESULT "))
         r = results[mode]
-        print(f"{mode:>6}: median step {r['step_time_s']:.2f} s, peak memory {r['peak_memory_mb']:.0f} MiB")
+        print(f"{mode:>9}: median step {r['step_time_s']:.2f} s, peak memory {r['peak_memory_mb']:.0f} MiB")
+    if {"lora", "lora-bf16"} <= set(results):
+        lora, bf16 = results["lora"], results["lora-bf16"]
+        print(f"bf16 autocast/float32: step time x{bf16['step_time_s'] / lora['step_time_s']:.2f}, "
+              f"peak memory x{bf16['peak_memory_mb'] / lora['peak_memory_mb']:.2f}")
     if {"lora", "qlora"} <= set(results):
         lora, qlora = results["lora"], results["qlora"]
         print(f"QLoRA/LoRA: step time x{qlora['step_time_s'] / lora['step_time_s']:.2f}, "

@@ -255,6 +255,12 @@ class TrainConfig(_Section):
     quantization: Literal["auto", "none", "nf4"] = Field(
         default="auto", description="'nf4' loads the base in 4 bits (QLoRA, bitsandbytes); 'auto' does so when CUDA is present."
     )
+    cpu_precision: Literal["auto", "float32", "bfloat16"] = Field(
+        default="auto",
+        description="Training on a CPU: 'bfloat16' runs forward and backward passes under bfloat16 autocast (weights and "
+        "optimiser stay float32); 'auto' does so when the CPU computes bfloat16 natively (AVX512-BF16 or AMX) and uses "
+        "float32 elsewhere, where bfloat16 is emulated and slower. On CUDA training is bf16 whatever this says.",
+    )
     lora_r: int = Field(default=16, ge=1, le=512, description="LoRA rank (at most the policy server's max_lora_rank).")
     lora_alpha: int = Field(default=32, ge=1, description="LoRA alpha (scale = alpha / r).")
     lora_dropout: float = Field(default=0.0, ge=0, lt=1, description="Dropout on the LoRA path.")

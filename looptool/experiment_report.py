@@ -138,6 +138,7 @@ class Experiment:
     base: dict[str, Outcomes]  # suite -> the base model's run
     warm_start: dict[str, Outcomes]  # suite -> the warm start's run
     missing: list[str]  # what was looked for and not found, one line each
+    step_seconds: dict[str, float] = field(default_factory=dict)  # `looptool experiment`'s steps, in order
 
     @property
     def loop(self) -> ArmResults:
@@ -185,7 +186,19 @@ def collect_experiment(workspace: Path, *, seed_label: str | None = None) -> Exp
     if STATIC not in arms:
         missing.append(f"{STATIC}: not run (no workspace at `{arm_workspace(workspace, STATIC)}`)")
     seed = seed_label if seed_label is not None else f"{config.train.seed} (`[train] seed`)"
-    return Experiment(workspace, config.name, seed, arms, base, warm_start, missing)
+    return Experiment(workspace, config.name, seed, arms, base, warm_start, missing, _step_seconds(workspace))
+
+
+def _step_seconds(workspace: Path) -> dict[str, float]:
+    """The wall time of each finished step of `looptool experiment` (its state file), if it ran."""
+    import json
+
+    from looptool.experiment import STATE_FILE
+
+    path = workspace / STATE_FILE
+    if not path.is_file():
+        return {}
+    return dict(json.loads(path.read_text(encoding="utf-8")).get("steps", {}))
 
 
 def collect_arm(workspace: Path, arm: str, missing: list[str]) -> ArmResults:
@@ -280,6 +293,7 @@ def render_experiment(experiment: Experiment) -> str:
             f"![{PLOTS['experiment_reward.png']}](experiment_reward.png)"]),
         ("## Data composition per round", [composition_table(experiment)]),
         ("## Wall time per stage (s)", [stage_time_table(experiment)]),
+        ("## Wall time per experiment step (s)", [step_time_table(experiment)]),
         ("## Missing", [f"- {line}" for line in experiment.missing] or ["Nothing: every run looked for was found."]),
     ]
     return "\n".join(line for title, body in sections for line in (title, "", *body, ""))
@@ -512,6 +526,14 @@ def stage_time_table(experiment: Experiment) -> str:
     rows = [[str(n), arm, *(_num(r.stage_seconds.get(s), 1) for s in stages), _num(sum(r.stage_seconds.values()), 1)]
             for n, arm, r in trained]
     return _table(["Round", "Arm", *stages, "Total"], rows)
+
+
+def step_time_table(experiment: Experiment) -> str:
+    if not experiment.step_seconds:
+        return "Not recorded (the arms were not run by `looptool experiment`)."
+    rows = [[key, _num(seconds, 0)] for key, seconds in experiment.step_seconds.items()]
+    total = sum(experiment.step_seconds.values())
+    return _table(["Step", "Seconds"], [*rows, ["total", f"{_num(total, 0)} ({total / 60:.1f} min)"]])
 
 
 def _trained_rounds(experiment: Experiment) -> list[tuple[int, str, RoundData]]:

@@ -1,9 +1,11 @@
 """Loading the policy for training: the base model (full precision, or 4-bit nf4 for QLoRA) with
 a LoRA adapter -- a fresh one, or the previous stage's adapter continued.
 
-On a machine without CUDA everything runs in float32 on the CPU (no gradient checkpointing: it
-only trades compute for memory, and the CPU has memory). With CUDA the compute dtype is bf16,
-and gradient checkpointing is on so an 8B policy's activations fit beside it on one GPU.
+On a machine without CUDA the weights are float32 on the CPU, and forward and backward passes run
+under bfloat16 autocast where the CPU computes bfloat16 natively (`[train] cpu_precision`; no
+gradient checkpointing: it only trades compute for memory, and the CPU has memory). With CUDA
+the compute dtype is bf16, and gradient checkpointing is on so an 8B policy's activations fit
+beside it on one GPU.
 """
 
 from __future__ import annotations
@@ -19,18 +21,29 @@ from looptool.config import TrainConfig
 class Device:
     cuda: bool
     quantized: bool  # the base is loaded in 4 bits (QLoRA)
+    cpu_bf16: bool = False  # bfloat16 autocast on the CPU
+
+    @property
+    def bf16(self) -> bool:
+        """Whether the trainer runs in bf16 (mixed) precision."""
+        return self.cuda or self.cpu_bf16
 
     @property
     def description(self) -> str:
-        return ("CUDA" if self.cuda else "CPU") + (", QLoRA (nf4 base)" if self.quantized else ", LoRA")
+        where = "CUDA" if self.cuda else "CPU (bf16 autocast)" if self.cpu_bf16 else "CPU"
+        return where + (", QLoRA (nf4 base)" if self.quantized else ", LoRA")
 
 
 def device_for(train: TrainConfig) -> Device:
     import torch
 
+    from looptool.serving.server import cpu_has_fast_bf16
+
     cuda = torch.cuda.is_available()
     quantized = train.quantization == "nf4" or (train.quantization == "auto" and cuda)
-    return Device(cuda, quantized)
+    cpu_bf16 = not cuda and (train.cpu_precision == "bfloat16"
+                             or (train.cpu_precision == "auto" and cpu_has_fast_bf16()))
+    return Device(cuda, quantized, cpu_bf16)
 
 
 def lora_config(train: TrainConfig):

@@ -125,6 +125,6 @@ def common_args(stage: Stage, config: WorkspaceConfig) -> dict[str, Any]:
     return dict(
         output_dir=str(stage.checkpoints), save_strategy="steps", save_steps=config.train.save_steps,
         logging_steps=1, report_to="none", seed=data_seed(stage, config), use_cpu=not stage.device.cuda,
-        bf16=stage.device.cuda, gradient_checkpointing=stage.device.cuda, disable_tqdm=True,
+        bf16=stage.device.bf16, gradient_checkpointing=stage.device.cuda, disable_tqdm=True,
         dataloader_num_workers=0,
     )  # fmt: skip

@@ -1,0 +1,189 @@
+"""`looptool experiment`: does the loop teach? The loop against the static baseline (and any
+ablation arms) from one SFT warm start, at equal GRPO steps, measured on the same items.
+
+The experiment is the sequence of commands a user would type, each run as its own `looptool`
+process (its memory is returned when it ends) and echoed before it runs:
+
+    init -> tools synth -> seed (dialogues, then templated tasks)
+         -> eval base (held-out, BFCL subset) -> SFT warm start -> eval warm start
+         -> loop (R rounds; each round's adapter on the held-out set)
+         -> each other arm (the same rounds, the loop's GRPO steps per round)
+         -> eval each arm's final adapter on the BFCL subset -> experiment.md
+
+Every arm starts from the same warm start and trains exactly the loop's GRPO steps in each round
+(arms.py); every model answers the same held-out samples and the same BFCL entries (the first
+`BFCL_LIMIT` of each category), so arms are compared item by item (experiment_report.py).
+
+The data can teach on a CPU: templated tasks with exact labels over the curated tools, split by
+tool into train and held-out (the held-out tools are never trained on), plus a few dialogues
+written by the embedded model; error samples are expanded by code (`[loop] expander = auto`).
+The sizes (`EXPERIMENT_SIZES`) were chosen so that the whole run fits about an hour on 2 CPU cores.
+
+`--seed S` changes the data (which tools are held out, the samples), the data order and the
+sampling of every stage. Resumable: each finished step is written to `experiment.json` with its
+wall time and skipped when the command runs again; a step killed half-way continues where it was
+(each command is resumable on its own).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from looptool.arms import ARMS, LOOP, STATIC, arm_workspace, check_arm
+from looptool.config import CONFIG_FILE, DB_FILE, WorkspaceConfig, load_config, save_config
+
+# Section -> field -> value, over the defaults. Why each: 2 CPU cores pay for every step, and the
+# comparison needs a few hundred held-out items to tell 5 points from chance.
+EXPERIMENT_SIZES: dict[str, dict[str, object]] = {
+    "seed": {
+        "heldout_fraction": 0.3,  # 9 of the 30 curated tools held out; about 30% of the samples
+    },
+    "eval": {
+        "max_tokens": 128,  # two calls of the curated tools fit; rambling answers stop early
+    },
+    "train": {
+        "sft_max_steps": 48,  # the warm start: 48 x 8 sequences
+        "sft_batch_size": 8,
+        "learning_rate": 1e-4,  # a LoRA on a 135M policy moves in tens of steps at this rate, not at 1e-5
+        "num_generations": 8,  # groups of 8: a prompt solved 1 time in 8 still gives a gradient
+        "prompts_per_step": 2,
+        "max_completion_tokens": 96,  # two calls of the curated tools fit in 96 tokens
+        "max_prompt_tokens": 768,
+        "save_steps": 4,
+    },
+    "loop": {
+        "rounds": 3,
+        "grpo_steps": 12,  # 12 steps x 2 prompts = 24 prompts: one pass over a round
+        "round_size": 24,
+        "expansions_per_error": 2,
+        "expander": "auto",  # exact error samples are expanded by code; the 135M expander writes noise
+        "eval_bfcl_categories": "",  # BFCL once per arm, on its final adapter (below), not every round
+    },
+}
+TOOLS = 3  # synthesised tools, for the model-written dialogues
+DIALOGUES = 3  # multi-agent seed dialogues written by the embedded model
+TEMPLATED = 700  # templated exact tool-call tasks: about 490 train, 210 held-out
+BFCL_CATEGORIES = "simple,multiple,parallel,parallel_multiple,irrelevance"
+BFCL_LIMIT = 50  # the first 50 entries of each category, the same for every model
+STATE_FILE = "experiment.json"
+DEFAULT_ARMS = (LOOP, STATIC)
+
+
+class ExperimentError(Exception):
+    """The experiment cannot start or a step failed; the message names it and how to go on."""
+
+
+def experiment_config(name: str, seed: int) -> WorkspaceConfig:
+    """The default workspace config with the experiment's sizes and seed."""
+    config = WorkspaceConfig(name=name)
+    for section, values in EXPERIMENT_SIZES.items():
+        setattr(config, section, getattr(config, section).model_copy(update=values))
+    config.train = config.train.model_copy(update={"seed": seed})
+    return WorkspaceConfig.model_validate(config.model_dump())  # validated like a loaded file
+
+
+def parse_arms(text: str) -> list[str]:
+    """'loop,static,no-edde' -> the arms, loop first, each once; the loop is always run."""
+    arms = [check_arm(a.strip()) for a in text.split(",") if a.strip()]
+    return [LOOP] + [a for a in ARMS if a != LOOP and a in arms]
+
+
+@dataclass
+class Step:
+    key: str  # what experiment.json records it under
+    title: str
+    args: list[str]  # `looptool` arguments
+
+
+def experiment_steps(workspace: Path, arms: Sequence[str], rounds: int, seed: int) -> list[Step]:
+    ws = ["-w", str(workspace)]
+    sft = str(workspace / "adapters" / "round-1-sft")
+    bfcl = ["--categories", BFCL_CATEGORIES, "--limit", str(BFCL_LIMIT)]
+    steps = [
+        Step("tools", "tool specs", ["tools", "synth", *ws, "--n", str(TOOLS)]),
+        Step("dialogues", "seed dialogues", ["seed", *ws, "--n", str(DIALOGUES), "--seed", str(seed)]),
+        Step("templated", "templated tasks", ["seed", *ws, "--templated", "--n", str(TEMPLATED), "--seed", str(seed)]),
+        Step("base-heldout", "base model: held-out", ["eval", "heldout", *ws]),
+        Step("base-bfcl", "base model: BFCL-v3 subset", ["eval", "bfcl", *ws, *bfcl]),
+        Step("sft", "SFT warm start", ["train", "sft", *ws, "--round", "1"]),
+        Step("sft-heldout", "warm start: held-out", ["eval", "heldout", *ws, "--adapter", sft]),
+        Step("sft-bfcl", "warm start: BFCL-v3 subset", ["eval", "bfcl", *ws, "--adapter", sft, *bfcl]),
+    ]
+    for arm in arms:
+        steps.append(Step(f"arm-{arm}", f"the {arm} arm, {rounds} rounds",
+                          ["loop", *ws, "--arm", arm, "--rounds", str(rounds)]))
+        # Its servers go: the next arm starts its own, and two policies do not fit 2 cores.
+        steps.append(Step(f"stop-{arm}", f"the {arm} arm's servers stopped",
+                          ["serve", "stop", "-w", str(arm_workspace(workspace, arm))]))
+    for arm in arms:
+        steps.append(Step(f"bfcl-{arm}", f"the {arm} arm's round {rounds}: BFCL-v3 subset",
+                          ["eval", "bfcl", "-w", str(arm_workspace(workspace, arm)), "--round", str(rounds), *bfcl]))
+        steps.append(Step(f"stop-bfcl-{arm}", f"the {arm} arm's servers stopped",
+                          ["serve", "stop", "-w", str(arm_workspace(workspace, arm))]))
+    return steps
+
+
+def _read_state(workspace: Path) -> dict:
+    path = workspace / STATE_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def _write_state(workspace: Path, state: dict) -> None:
+    path = workspace / STATE_FILE
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(state, indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def prepare_workspace(workspace: Path, seed: int, echo: Callable[[str], None]) -> dict:
+    """Make the workspace with the experiment's config when new; check an existing one was made
+    for the same seed. Returns the recorded state."""
+    if not (workspace / CONFIG_FILE).exists():
+        from looptool.store import Store
+
+        workspace.mkdir(parents=True, exist_ok=True)
+        save_config(workspace, experiment_config(workspace.resolve().name, seed))
+        Store.create(workspace / DB_FILE).close()
+        _write_state(workspace, {"seed": seed, "steps": {}})
+        echo(f"created workspace {workspace} with the experiment's sizes and seed {seed} (see "
+             f"{workspace / CONFIG_FILE})")
+    config = load_config(workspace)  # must be valid before anything runs
+    state = _read_state(workspace) or {"seed": config.train.seed, "steps": {}}
+    if state.get("seed") != seed:
+        raise ExperimentError(f"{workspace} holds the experiment with seed {state.get('seed')}; give --seed "
+                              f"{state.get('seed')} to go on with it, or another directory for seed {seed}")
+    return state
+
+
+def run_experiment(workspace: Path, *, arms: Sequence[str] = DEFAULT_ARMS, rounds: int | None = None, seed: int = 0,
+                   echo: Callable[[str], None] = print) -> Path:
+    """Run (or go on with) the experiment in `workspace`; returns the report's path."""
+    from looptool.experiment_report import write_experiment_report
+
+    workspace = Path(workspace)
+    state = prepare_workspace(workspace, seed, echo)
+    rounds = rounds or load_config(workspace).loop.rounds
+    done: dict[str, float] = state.setdefault("steps", {})
+    for step in experiment_steps(workspace, parse_arms(",".join(arms)), rounds, seed):
+        if step.key in done:
+            echo(f"done already: {step.title} ({done[step.key]:.0f}s)")
+            continue
+        echo(f"\n$ looptool {' '.join(step.args)}")
+        started = time.monotonic()
+        finished = subprocess.run([sys.executable, "-m", "looptool.cli", *step.args])
+        if finished.returncode != 0:
+            raise ExperimentError(f"experiment step '{step.title}' failed (exit {finished.returncode}); fix the cause "
+                                  f"and run 'looptool experiment -w {workspace} --seed {seed}' again: it goes on "
+                                  "from that step")
+        done[step.key] = round(time.monotonic() - started, 1)
+        _write_state(workspace, state)
+    report = write_experiment_report(workspace, seed_label=str(seed))
+    echo(f"\nreport: {report}")
+    return report
