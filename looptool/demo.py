@@ -3,8 +3,13 @@
 The demo is the sequence of commands a user would type, each run as its own `looptool` process
 (so each one's memory is returned when it ends) and echoed before it runs:
 
-    init -> tools synth -> seed (dialogues, then templated tasks) -> SFT warm start
-         -> loop (2 rounds) -> loop --static (2 rounds) -> report -> serve stop
+    init -> tools synth -> seed (dialogues, then templated tasks) -> base model on the held-out set
+         -> SFT warm start -> warm start on the held-out set -> loop (2 rounds)
+         -> loop --static (2 rounds) -> report -> serve stop
+
+and it ends by showing the mechanism: the loop's GRPO learning signal (the share of groups whose
+rewards were all equal, the steps with a non-zero loss) and the loop's held-out accuracy next to
+the base model's and the warm start's (`experiment.md` has the tables with intervals).
 
 Its workspace config is the default one with smaller sizes (`DEMO_SIZES`), as small as still
 shows each stage working, because 2 CPU cores pay for every step (docs/BENCHMARKS.md has a run's
@@ -78,7 +83,10 @@ def demo_steps(workspace: Path, rounds: int) -> list[Step]:
         Step("tool specs", ["tools", "synth", *ws, "--n", str(TOOLS)]),
         Step("seed dialogues", ["seed", *ws, "--n", str(DIALOGUES)]),
         Step("templated tasks", ["seed", *ws, "--templated", "--n", str(TEMPLATED)]),
+        Step("base model on the held-out set", ["eval", "heldout", *ws]),
         Step("SFT warm start", ["train", "sft", *ws, "--round", "1"]),
+        Step("warm start on the held-out set",
+             ["eval", "heldout", *ws, "--adapter", str(workspace / "adapters" / "round-1-sft")]),
         Step("the loop", ["loop", *ws, "--rounds", str(rounds)]),
         Step("static baseline", ["loop", *ws, "--static", "--rounds", str(rounds)]),
         Step("report", ["report", *ws]),
@@ -113,4 +121,40 @@ def run_demo(workspace: Path, *, rounds: int = 2, echo: Callable[[str], None] = 
             raise DemoError(f"demo step '{step.title}' failed (exit {done.returncode}); fix the cause and run "
                             f"'looptool demo -w {workspace}' again: it continues where it stopped")
     seconds["total"] = time.monotonic() - started
+    from looptool.experiment_report import write_experiment_report
+
+    write_experiment_report(workspace)
+    for line in mechanism_lines(workspace):
+        echo(line)
     return seconds
+
+
+def mechanism_lines(workspace: Path) -> list[str]:
+    """What the demo shows of the mechanism: the loop's GRPO signal, and its held-out accuracy
+    next to the base model's and the warm start's."""
+    from looptool.experiment_report import ALL, HELDOUT, collect_experiment
+
+    experiment = collect_experiment(workspace)
+    loop = experiment.loop
+    zero_std = [v for r in loop.run.rounds for v in r.zero_std]
+    losses = [v for r in loop.run.rounds for v in r.losses]
+    lines = ["", "the mechanism, in the loop arm:"]
+    if zero_std:
+        lines.append(f"  GRPO signal: mean frac_reward_zero_std {sum(zero_std) / len(zero_std):.3f} over "
+                     f"{len(zero_std)} steps (1.0: no group had rewards that differed); loss non-zero in "
+                     f"{sum(1 for v in losses if v != 0)}/{len(losses)} steps")
+    else:
+        lines.append("  GRPO signal: no GRPO step was logged")
+
+    def accuracy(outcomes) -> str:
+        if outcomes is None:
+            return "not measured"
+        passed = outcomes.where(lambda category: True)
+        return f"{100 * sum(passed.values()) / max(1, len(passed)):.1f}% ({sum(passed.values())}/{len(passed)})"
+
+    final = loop.final_heldout_round
+    lines.append(f"  held-out exact match ({ALL}): base {accuracy(experiment.base.get(HELDOUT))}, warm start "
+                 f"{accuracy(experiment.warm_start.get(HELDOUT))}, loop round {final} "
+                 f"{accuracy(loop.heldout.get(final) if final is not None else None)}")
+    lines.append(f"  tables with 95% intervals and paired tests: {workspace / 'experiment.md'}")
+    return lines
