@@ -44,6 +44,21 @@ def grpo_args(train: TrainConfig, max_steps: int | None = None) -> dict[str, Any
     )  # fmt: skip
 
 
+def loss_autocast(trainer_class: type) -> type:
+    """The trainer with its loss (forward and backward passes) under bfloat16 autocast on the CPU,
+    and its sampling left in float32: there bf16 autocast made the loss's passes faster (x0.67) but
+    sampling slower (x1.44; docs/BENCHMARKS.md, benchmarks/cpu_bf16.py)."""
+    import torch
+
+    class LossAutocast(trainer_class):
+        def compute_loss(self, *args: Any, **kwargs: Any) -> Any:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return super().compute_loss(*args, **kwargs)
+
+    LossAutocast.__name__ = f"LossAutocast{trainer_class.__name__}"
+    return LossAutocast
+
+
 def run_grpo(workspace: Path, config: WorkspaceConfig, round: int, *, max_steps: int | None = None,
              reward_fn: RewardFn | None = None) -> StageResult:
     """Train round `round` with GRPO; returns where its adapter is. `reward_fn` replaces the
@@ -60,7 +75,8 @@ def run_grpo(workspace: Path, config: WorkspaceConfig, round: int, *, max_steps:
     print(stage.describe(), flush=True)
     model = load_policy(stage.model_dir, train, stage.device, start_adapter=stage.start)
     args = GRPOConfig(**grpo_args(train, max_steps), **common_args(stage, config))
-    trainer = GRPOTrainer(
+    trainer_class = loss_autocast(GRPOTrainer) if stage.device.cpu_bf16 else GRPOTrainer
+    trainer = trainer_class(
         model=model,
         reward_funcs=reward_fn or reward_function(train.reward),
         args=args,

@@ -121,10 +121,12 @@ def data_seed(stage: Stage, config: WorkspaceConfig) -> int:
 
 
 def common_args(stage: Stage, config: WorkspaceConfig) -> dict[str, Any]:
-    """Trainer arguments both stages share."""
+    """Trainer arguments both stages share. bf16 on the CPU: the trainer's mixed precision autocasts
+    every forward pass, sampling too, and on the CPU sampling under bf16 autocast was slower than in
+    float32 (benchmarks/cpu_bf16.py); so SFT takes it, and GRPO autocasts only its loss (grpo.py)."""
     return dict(
         output_dir=str(stage.checkpoints), save_strategy="steps", save_steps=config.train.save_steps,
         logging_steps=1, report_to="none", seed=data_seed(stage, config), use_cpu=not stage.device.cuda,
-        bf16=stage.device.bf16, gradient_checkpointing=stage.device.cuda, disable_tqdm=True,
+        bf16=stage.device.cuda or (stage.device.cpu_bf16 and stage.name == "sft"), gradient_checkpointing=stage.device.cuda, disable_tqdm=True,
         dataloader_num_workers=0,
     )  # fmt: skip

@@ -186,3 +186,29 @@ def test_a_merged_adapter_computes_what_base_plus_adapter_computes(tiny, tmp_pat
                 param.add_(0.01)
     peft_model.save_pretrained(str(adapter))
     assert not merge.is_current(out, merge.fingerprint(tiny, adapter))
+
+
+def test_bf16_autocast_on_the_cpu_trains_both_stages(ws, monkeypatch):
+    """`[train] cpu_precision = "bfloat16"` (what "auto" picks on a CPU with native bf16): SFT under
+    the trainer's mixed precision, GRPO with only its loss autocast; both train and record it."""
+    import math
+
+    from looptool.training import grpo as grpo_module
+    from looptool.training.sft import run_sft
+
+    config = load_config(ws)
+    config.train = config.train.model_copy(update={"cpu_precision": "bfloat16"})
+    save_config(ws, config)
+    made: list[type] = []
+    real = grpo_module.loss_autocast
+    monkeypatch.setattr(grpo_module, "loss_autocast", lambda cls: made.append(real(cls)) or made[-1])
+    run_sft(ws, config, 1, max_steps=2)
+    result = grpo_module.run_grpo(ws, config, 1, max_steps=2, reward_fn=length_parity_reward)
+    assert [c.__name__ for c in made] == ["LossAutocastGRPOTrainer"]
+    adapter = load_file(str(result.adapter / "adapter_model.safetensors"))
+    assert all(v.dtype == torch.float32 for v in adapter.values())  # the adapter itself stays float32
+    with Store.open(ws / "looptool.db") as store:
+        info = store.get_round(1)
+        steps = store.train_steps(1, "grpo")
+    assert info.metrics["sft"]["device"] == info.metrics["grpo"]["device"] == "CPU (bf16 autocast), LoRA"
+    assert len(steps) == 2 and all(math.isfinite(s["loss"]) for s in steps)
