@@ -25,7 +25,8 @@ class Device:
 
     @property
     def bf16(self) -> bool:
-        """Whether the trainer runs in bf16 (mixed) precision."""
+        """Whether training computes in bf16: on CUDA, or under autocast on the CPU (stage.common_args
+        says which passes)."""
         return self.cuda or self.cpu_bf16
 
     @property
