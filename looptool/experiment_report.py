@@ -55,10 +55,10 @@ from looptool.report import (
     _num,
     _ordered,
     _pyplot,
-    _save,
     _table,
     collect,
     plot_per_step,
+    save_percent_per_round,
 )
 from looptool.schema import ROUND_STAGES
 from looptool.stats import PairedResult, paired, wilson_interval
@@ -596,8 +596,5 @@ def plot_heldout_per_round(experiment: Experiment, path: Path) -> None:
             value = 100 * sum(passed.values()) / len(passed)
             ax.axhline(value, color="grey", linestyle=style, label=f"{name} ({value:.1f}%)")
             has_data = True
-    ax.set_xlabel("round")
-    ax.set_ylabel("held-out exact match (%)")
-    ax.set_ylim(0, 100)
-    ax.xaxis.get_major_locator().set_params(integer=True)
-    _save(fig, ax, path, title="Held-out exact match per round", has_data=has_data)
+    save_percent_per_round(fig, ax, path, ylabel="held-out exact match (%)", title="Held-out exact match per round",
+                           has_data=has_data)

@@ -368,11 +368,16 @@ def plot_accuracy_per_round(runs: Sequence[RunData], path: Path) -> None:
             if points:
                 ax.plot(*zip(*points), color=f"C{i}", linestyle=linestyle, marker="o", label=f"{run.arm} {suite}")
                 has_data = True
+    save_percent_per_round(fig, ax, path, ylabel="accuracy (%)", title="Accuracy per round", has_data=has_data)
+
+
+def save_percent_per_round(fig: Any, ax: Any, path: Path, *, ylabel: str, title: str, has_data: bool) -> None:
+    """Label a plot of percentages (0-100) over whole rounds and save it."""
     ax.set_xlabel("round")
-    ax.set_ylabel("accuracy (%)")
+    ax.set_ylabel(ylabel)
     ax.set_ylim(0, 100)
     ax.xaxis.get_major_locator().set_params(integer=True)
-    _save(fig, ax, path, title="Accuracy per round", has_data=has_data)
+    _save(fig, ax, path, title=title, has_data=has_data)
 
 
 def plot_stacked_bars(by_round: dict[int, dict[str, int]], order: Sequence[str], title: str, ylabel: str,

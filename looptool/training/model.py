@@ -24,12 +24,6 @@ class Device:
     cpu_bf16: bool = False  # bfloat16 autocast on the CPU
 
     @property
-    def bf16(self) -> bool:
-        """Whether training computes in bf16: on CUDA, or under autocast on the CPU (stage.common_args
-        says which passes)."""
-        return self.cuda or self.cpu_bf16
-
-    @property
     def description(self) -> str:
         where = "CUDA" if self.cuda else "CPU (bf16 autocast)" if self.cpu_bf16 else "CPU"
         return where + (", QLoRA (nf4 base)" if self.quantized else ", LoRA")
