@@ -1,5 +1,7 @@
 """GRPO step time and peak memory, LoRA vs QLoRA (vs LoRA under bf16 autocast on the CPU: mode
-`lora-bf16`), for a model shape (random init: nothing to download).
+`lora-bf16`; a `-merged` suffix samples the groups from the merged copy, `[train] rollouts =
+"merged-copy"`, where the other modes use TRL's `generate`), for a model shape (random init:
+nothing to download).
 
 For each mode, in a fresh process (so each peak is its own), this builds a random-initialised
 checkpoint of the chosen shape, a temporary workspace with synthetic tool-call samples, and runs
@@ -13,7 +15,8 @@ Shapes: `smollm2-135m` (the embedded model's config), `qwen3-8b` (Qwen3-8B's pub
 36 layers, hidden 4096, 32/8 heads, intermediate 12288, vocab 151936; a GPU is needed), `tiny`.
 
 Usage: python benchmarks/grpo_step.py [--shape smollm2-135m] [--group 8] [--prompts 1]
-                                      [--completion 64] [--steps 3] [--modes lora,qlora]
+                                      [--completion 64] [--prompt-words 0] [--steps 3]
+                                      [--modes lora,qlora,lora-bf16,lora-merged,lora-bf16-merged]
 """
 
 from __future__ import annotations
@@ -73,10 +76,12 @@ def one_mode(args: argparse.Namespace, mode: str) -> dict:
     config = WorkspaceConfig(name="bench")
     config.train = config.train.model_copy(update=dict(
         model=str(model_dir), quantization="nf4" if mode == "qlora" else "none", num_generations=args.group,
-        cpu_precision="bfloat16" if mode == "lora-bf16" else "float32",
+        cpu_precision="bfloat16" if mode.startswith("lora-bf16") else "float32",
+        rollouts="merged-copy" if mode.endswith("-merged") else "generate",
         prompts_per_step=args.prompts, max_completion_tokens=args.completion, save_steps=10_000, lora_r=16))
     save_config(ws, config)
-    tool = ToolSpec(name="get_weather", description="Current weather in a city.", parameters={
+    filler = " ".join(["weather"] * args.prompt_words)  # a longer prompt, as real tool lists make it
+    tool = ToolSpec(name="get_weather", description=f"Current weather in a city. {filler}", parameters={
         "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
     with Store.create(ws / "looptool.db") as store:
         store.upsert_samples([
@@ -99,6 +104,7 @@ def main() -> None:
     parser.add_argument("--group", type=int, default=8, help="completions per prompt")
     parser.add_argument("--prompts", type=int, default=1, help="prompts per step")
     parser.add_argument("--completion", type=int, default=64, help="completion length (tokens)")
+    parser.add_argument("--prompt-words", type=int, default=0, help="words added to the tool's description")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--modes", default="lora,qlora")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -110,7 +116,7 @@ def main() -> None:
 
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU"
     print(f"GRPO step, shape {args.shape}, group {args.group} x {args.prompts} prompt(s), completion "
-          f"{args.completion} tokens, {args.steps} steps, on {device}")
+          f"{args.completion} tokens, prompt +{args.prompt_words} words, {args.steps} steps, on {device}")
     results = {}
     for mode in args.modes.split(","):
         cmd = [sys.executable, __file__, "--child", mode, *sys.argv[1:]]
@@ -126,6 +132,11 @@ def main() -> None:
         lora, bf16 = results["lora"], results["lora-bf16"]
         print(f"bf16 autocast/float32: step time x{bf16['step_time_s'] / lora['step_time_s']:.2f}, "
               f"peak memory x{bf16['peak_memory_mb'] / lora['peak_memory_mb']:.2f}")
+    for plain in ("lora", "lora-bf16"):
+        if {plain, f"{plain}-merged"} <= set(results):
+            print(f"{plain}: merged-copy rollouts/generate: step time "
+                  f"x{results[plain + '-merged']['step_time_s'] / results[plain]['step_time_s']:.2f}, peak memory "
+                  f"x{results[plain + '-merged']['peak_memory_mb'] / results[plain]['peak_memory_mb']:.2f}")
     if {"lora", "qlora"} <= set(results):
         lora, qlora = results["lora"], results["qlora"]
         print(f"QLoRA/LoRA: step time x{qlora['step_time_s'] / lora['step_time_s']:.2f}, "

@@ -261,6 +261,13 @@ class TrainConfig(_Section):
         "optimiser stay float32); 'auto' does so when the CPU computes bfloat16 natively (AVX512-BF16 or AMX) and uses "
         "float32 elsewhere, where bfloat16 is emulated and slower. On CUDA training is bf16 whatever this says.",
     )
+    rollouts: Literal["auto", "merged-copy", "generate"] = Field(
+        default="auto",
+        description="How GRPO samples its groups. 'merged-copy' samples from a second copy of the base model holding "
+        "base + LoRA delta (bfloat16 where the CPU computes it natively), prefilling each prompt once for its group; "
+        "'generate' is TRL's `generate` on the PEFT model. 'auto' is 'merged-copy' on a CPU without a 4-bit base, "
+        "else 'generate'.",
+    )
     lora_r: int = Field(default=16, ge=1, le=512, description="LoRA rank (at most the policy server's max_lora_rank).")
     lora_alpha: int = Field(default=32, ge=1, description="LoRA alpha (scale = alpha / r).")
     lora_dropout: float = Field(default=0.0, ge=0, lt=1, description="Dropout on the LoRA path.")

@@ -10,6 +10,7 @@ killed run, started again, resumes from the last one.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -44,19 +45,90 @@ def grpo_args(train: TrainConfig, max_steps: int | None = None) -> dict[str, Any
     )  # fmt: skip
 
 
-def loss_autocast(trainer_class: type) -> type:
-    """The trainer with its loss (forward and backward passes) under bfloat16 autocast on the CPU,
-    and its sampling left in float32: there bf16 autocast made the loss's passes faster (x0.67) but
-    sampling slower (x1.44; docs/BENCHMARKS.md, benchmarks/cpu_bf16.py)."""
+def skip_steps_without_signal(optimizer_cls: type) -> type:
+    """The optimiser class, not stepping when every gradient is zero. A GRPO step whose groups all
+    had equal rewards has zero advantages, so zero loss and zero gradients (with beta 0); AdamW would
+    still move the weights along its momentum (and decay them), and in a first experiment eleven such
+    steps after one with signal undid the warm start (docs/EXPERIMENTS.md, pilot round 1)."""
     import torch
 
-    class LossAutocast(trainer_class):
-        def compute_loss(self, *args: Any, **kwargs: Any) -> Any:
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                return super().compute_loss(*args, **kwargs)
+    class SkipWithoutSignal(optimizer_cls):
+        skipped = 0
 
-    LossAutocast.__name__ = f"LossAutocast{trainer_class.__name__}"
-    return LossAutocast
+        def step(self, closure: Any = None) -> Any:
+            grads = [p.grad for group in self.param_groups for p in group["params"] if p.grad is not None]
+            if closure is None and not any(bool(torch.any(g != 0)) for g in grads):
+                self.skipped += 1
+                return None
+            return super().step(closure)
+
+    SkipWithoutSignal.__name__ = f"SkipWithoutSignal{optimizer_cls.__name__}"
+    return SkipWithoutSignal
+
+
+def rows_with_signal(trainer: Any, inputs: dict[str, Any]) -> dict[str, Any] | None:
+    """The micro-batch without its completions of zero advantage (their groups' rewards were all
+    equal), or None when no completion is left; `inputs` unchanged where that would change the loss.
+
+    With no KL term such a completion adds nothing to the loss or its gradient, whatever the forward
+    pass computes, so its forward and backward passes -- most of a CPU step's time -- can be left out.
+    Exactly so for the "dapo" loss, whose normaliser counts the generation batch's tokens from the
+    inputs; the other loss types average over the micro-batch's rows or tokens, so there only a
+    micro-batch with no signal at all is left out. TRL shuffles a step's completions across its
+    micro-batches, so most micro-batches hold some of each kind."""
+    import torch
+
+    if trainer.beta != 0 or trainer.aux_loss_enabled:
+        return inputs
+    advantages = inputs["advantages"]
+    keep = advantages != 0 if advantages.dim() == 1 else (advantages != 0).any(dim=1)
+    if not bool(keep.any()):
+        return None
+    if bool(keep.all()) or trainer.loss_type != "dapo" or trainer.top_entropy_quantile < 1.0:
+        return inputs
+    rows = advantages.size(0)
+    return {k: v[keep] if isinstance(v, torch.Tensor) and v.dim() > 0 and v.size(0) == rows else v
+            for k, v in inputs.items()}
+
+
+def policy_trainer_class(trainer_class: type, *, loss_autocast: bool) -> type:
+    """TRL's trainer with the optimiser of `skip_steps_without_signal`, no loss passes for
+    completions without signal (`rows_with_signal`), and (`loss_autocast`) its loss -- forward and backward passes --
+    under bfloat16 autocast on the CPU, sampling left out: there bf16 autocast made the loss's passes
+    faster (x0.67) but `generate` slower (x1.44; docs/BENCHMARKS.md, benchmarks/cpu_bf16.py)."""
+    import torch
+
+    class PolicyTrainer(trainer_class):
+        @staticmethod
+        def get_optimizer_cls_and_kwargs(args: Any, model: Any = None) -> tuple[Any, Any]:
+            optimizer_cls, kwargs = trainer_class.get_optimizer_cls_and_kwargs(args, model)
+            return skip_steps_without_signal(optimizer_cls), kwargs
+
+        def compute_loss(self, model: Any, inputs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+            inputs = rows_with_signal(self, inputs)
+            if inputs is None:  # zero loss, and zero gradients for the optimiser to see
+                return sum((p * 0).sum() for p in model.parameters() if p.requires_grad)
+            if not loss_autocast:
+                return super().compute_loss(model, inputs, *args, **kwargs)
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return super().compute_loss(model, inputs, *args, **kwargs)
+
+    PolicyTrainer.__name__ = f"Policy{trainer_class.__name__}"
+    return PolicyTrainer
+
+
+def rollout_function(stage: Any, train: TrainConfig) -> Any:
+    """`[train] rollouts` resolved: a MergedCopySampler, or None for TRL's own `generate`."""
+    mode = train.rollouts
+    if mode == "auto":
+        mode = "merged-copy" if not stage.device.cuda and not stage.device.quantized else "generate"
+    if mode == "generate":
+        return None
+    if stage.device.quantized:
+        raise ValueError("[train] rollouts = 'merged-copy' needs a full-precision base; set quantization = 'none'")
+    from looptool.training.rollout import MergedCopySampler
+
+    return MergedCopySampler(stage.model_dir, bf16=stage.device.cpu_bf16)
 
 
 def run_grpo(workspace: Path, config: WorkspaceConfig, round: int, *, max_steps: int | None = None,
@@ -75,7 +147,8 @@ def run_grpo(workspace: Path, config: WorkspaceConfig, round: int, *, max_steps:
     print(stage.describe(), flush=True)
     model = load_policy(stage.model_dir, train, stage.device, start_adapter=stage.start)
     args = GRPOConfig(**grpo_args(train, max_steps), **common_args(stage, config))
-    trainer_class = loss_autocast(GRPOTrainer) if stage.device.cpu_bf16 else GRPOTrainer
+    trainer_class = policy_trainer_class(GRPOTrainer, loss_autocast=stage.device.cpu_bf16)
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is TRL's documented hook, marked experimental
     trainer = trainer_class(
         model=model,
         reward_funcs=reward_fn or reward_function(train.reward),
@@ -83,6 +156,7 @@ def run_grpo(workspace: Path, config: WorkspaceConfig, round: int, *, max_steps:
         train_dataset=Dataset.from_list([{"prompt": r["prompt"], "label": r["label"]} for r in stage.data.rows]),
         processing_class=stage.tokenizer,
         callbacks=[StepLogger(workspace, round, "grpo", stage.device, fresh=not stage.resume)],
+        rollout_func=rollout_function(stage, train),
     )
     quiet(trainer)
     trainer.train(resume_from_checkpoint=True if stage.resume else None)

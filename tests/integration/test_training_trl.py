@@ -199,12 +199,13 @@ def test_bf16_autocast_on_the_cpu_trains_both_stages(ws, monkeypatch):
     config = load_config(ws)
     config.train = config.train.model_copy(update={"cpu_precision": "bfloat16"})
     save_config(ws, config)
-    made: list[type] = []
-    real = grpo_module.loss_autocast
-    monkeypatch.setattr(grpo_module, "loss_autocast", lambda cls: made.append(real(cls)) or made[-1])
+    made: list[bool] = []
+    real = grpo_module.policy_trainer_class
+    monkeypatch.setattr(grpo_module, "policy_trainer_class",
+                        lambda cls, loss_autocast: made.append(loss_autocast) or real(cls, loss_autocast=loss_autocast))
     run_sft(ws, config, 1, max_steps=2)
     result = grpo_module.run_grpo(ws, config, 1, max_steps=2, reward_fn=length_parity_reward)
-    assert [c.__name__ for c in made] == ["LossAutocastGRPOTrainer"]
+    assert made == [True]
     adapter = load_file(str(result.adapter / "adapter_model.safetensors"))
     assert all(v.dtype == torch.float32 for v in adapter.values())  # the adapter itself stays float32
     with Store.open(ws / "looptool.db") as store:
@@ -212,3 +213,104 @@ def test_bf16_autocast_on_the_cpu_trains_both_stages(ws, monkeypatch):
         steps = store.train_steps(1, "grpo")
     assert info.metrics["sft"]["device"] == info.metrics["grpo"]["device"] == "CPU (bf16 autocast), LoRA"
     assert len(steps) == 2 and all(math.isfinite(s["loss"]) for s in steps)
+
+
+def constant_reward(completions, **kwargs) -> list[float]:
+    return [1.0] * len(completions)
+
+
+@pytest.mark.parametrize("rollouts", ["merged-copy", "generate"])
+def test_grpo_steps_without_signal_leave_the_adapter_as_it_was(ws, rollouts):
+    """Equal rewards in every group: zero advantages, zero gradients, and no optimiser step; AdamW
+    would otherwise still move the weights (momentum, weight decay). Both ways of sampling."""
+    from looptool.training.grpo import run_grpo
+    from looptool.training.sft import run_sft
+
+    config = load_config(ws)
+    config.train = config.train.model_copy(update={"rollouts": rollouts, "weight_decay": 0.1})
+    save_config(ws, config)
+    sft = run_sft(ws, config, 1, max_steps=2)
+    start = load_file(str(sft.adapter / "adapter_model.safetensors"))
+    result = run_grpo(ws, config, 1, max_steps=2, reward_fn=constant_reward)
+    trained = load_file(str(result.adapter / "adapter_model.safetensors"))
+    assert start.keys() == trained.keys()
+    assert all(torch.equal(start[k], trained[k]) for k in start)
+    with Store.open(ws / "looptool.db") as store:
+        steps = store.train_steps(1, "grpo")
+    assert [s["frac_reward_zero_std"] for s in steps] == [1, 1] and all(s["loss"] == 0 for s in steps)
+
+
+def test_merged_copy_samples_what_the_peft_policy_samples(tiny):
+    """Greedy, float32: the merged copy (one prefill per distinct prompt, groups decoded as one
+    batch) writes token for token what `generate` on the PEFT model writes, for prompts of
+    different lengths; in bfloat16 it returns completions of the same form."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+    from looptool.training.rollout import MergedCopySampler
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tiny))
+    torch.manual_seed(0)
+    policy = get_peft_model(AutoModelForCausalLM.from_pretrained(str(tiny), dtype=torch.float32),
+                            LoraConfig(r=8, target_modules=["q_proj", "v_proj", "down_proj"], task_type="CAUSAL_LM"))
+    with torch.no_grad():
+        for name, param in policy.named_parameters():
+            if "lora_B" in name:
+                param.normal_(0, 0.5)  # B starts at zero: give the adapter an effect
+    policy.eval()
+    texts = ["Weather in Paris?", "What is the weather like in Quito today, please?"]
+    prompt_ids = [tokenizer(text=t)["input_ids"] for t in texts for _ in range(3)]
+    eos = [tokenizer.eos_token_id]
+    greedy = GenerationConfig(do_sample=False, max_new_tokens=10, eos_token_id=eos, pad_token_id=tokenizer.pad_token_id)
+    sampler = MergedCopySampler(tiny, bf16=False)
+    sampler.sync(policy)
+    got = sampler.sample(prompt_ids, greedy, eos, tokenizer.pad_token_id)
+    for ids, completion in zip(prompt_ids, got, strict=True):
+        expected = policy.generate(input_ids=torch.tensor([ids]), generation_config=greedy)[0, len(ids):].tolist()
+        end = next((i for i, t in enumerate(expected) if t in eos), None)
+        assert completion == (expected if end is None else expected[: end + 1])
+    assert len({tuple(c) for c in got}) > 1  # the two prompts' answers differ: each group has its own prefix
+    half = MergedCopySampler(tiny, bf16=True)
+    half.sync(policy)
+    assert half.model.dtype == torch.bfloat16
+    sampled = half.sample(prompt_ids, GenerationConfig(do_sample=True, max_new_tokens=10, eos_token_id=eos,
+                                                       pad_token_id=tokenizer.pad_token_id), eos, tokenizer.pad_token_id)
+    assert len(sampled) == 6 and all(0 < len(c) <= 10 for c in sampled)
+
+
+def half_the_groups_reward(prompts, completions, **kwargs) -> list[float]:
+    """Equal rewards for the groups of the even-numbered prompts, rewards that differ for the others."""
+    return [1.0 if any(f"({i})" in p for i in (0, 2, 4, 6)) else float(len(c) % 2)
+            for p, c in zip(prompts, completions, strict=True)]
+
+
+def test_leaving_out_completions_without_signal_does_not_change_the_step(ws, monkeypatch):
+    """The same two steps (same seed, so the same samples and rewards), once leaving out the
+    completions of zero advantage from the loss's passes and once computing them all: the same
+    adapter (the "dapo" loss; other loss types leave out only micro-batches with no signal)."""
+    from looptool.training import grpo as grpo_module
+    from looptool.training.sft import run_sft
+
+    config = load_config(ws)
+    config.train = config.train.model_copy(update={"rollouts": "merged-copy", "cpu_precision": "float32"})
+    save_config(ws, config)
+    run_sft(ws, config, 1, max_steps=2)
+    kept: list[tuple[int, int]] = []  # rows before and after, per micro-batch
+    real = grpo_module.rows_with_signal
+
+    def counting(trainer, inputs):
+        out = real(trainer, inputs)
+        kept.append((inputs["advantages"].size(0), 0 if out is None else out["advantages"].size(0)))
+        return out
+
+    monkeypatch.setattr(grpo_module, "rows_with_signal", counting)
+    fast = load_file(str(grpo_module.run_grpo(ws, config, 1, max_steps=2, reward_fn=half_the_groups_reward).adapter
+                         / "adapter_model.safetensors"))
+    assert any(after < before for before, after in kept)  # some completions were left out
+    monkeypatch.setattr(grpo_module, "rows_with_signal", lambda trainer, inputs: inputs)
+    full = load_file(str(grpo_module.run_grpo(ws, config, 1, max_steps=2, reward_fn=half_the_groups_reward).adapter
+                         / "adapter_model.safetensors"))
+    start = load_file(str(ws / "adapters" / "round-1-sft" / "adapter_model.safetensors"))
+    assert fast.keys() == full.keys()
+    assert all(torch.allclose(fast[k], full[k], atol=1e-6) for k in fast)
+    assert any(not torch.equal(fast[k], start[k]) for k in fast)  # the steps did train
