@@ -1,7 +1,8 @@
 """GRPO step time and peak memory, LoRA vs QLoRA (vs LoRA under bf16 autocast on the CPU: mode
 `lora-bf16`; a `-merged` suffix samples the groups from the merged copy, `[train] rollouts =
-"merged-copy"`, where the other modes use TRL's `generate`), for a model shape (random init:
-nothing to download).
+"merged-copy"`, where the other modes use TRL's `generate`; an `-allrows` suffix computes the
+loss's passes for every completion, where the project leaves out those of groups with equal rewards),
+for a model shape (random init: nothing to download).
 
 For each mode, in a fresh process (so each peak is its own), this builds a random-initialised
 checkpoint of the chosen shape, a temporary workspace with synthetic tool-call samples, and runs
@@ -15,7 +16,8 @@ Shapes: `smollm2-135m` (the embedded model's config), `qwen3-8b` (Qwen3-8B's pub
 36 layers, hidden 4096, 32/8 heads, intermediate 12288, vocab 151936; a GPU is needed), `tiny`.
 
 Usage: python benchmarks/grpo_step.py [--shape smollm2-135m] [--group 8] [--prompts 1]
-                                      [--completion 64] [--prompt-words 0] [--steps 3]
+                                      [--completion 64] [--prompt-words 0] [--equal-share 0]
+                                      [--steps 3]
                                       [--modes lora,qlora,lora-bf16,lora-merged,lora-bf16-merged]
 """
 
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import subprocess
 import sys
@@ -77,7 +80,7 @@ def one_mode(args: argparse.Namespace, mode: str) -> dict:
     config.train = config.train.model_copy(update=dict(
         model=str(model_dir), quantization="nf4" if mode == "qlora" else "none", num_generations=args.group,
         cpu_precision="bfloat16" if mode.startswith("lora-bf16") else "float32",
-        rollouts="merged-copy" if mode.endswith("-merged") else "generate",
+        rollouts="merged-copy" if "-merged" in mode else "generate",
         prompts_per_step=args.prompts, max_completion_tokens=args.completion, save_steps=10_000, lora_r=16))
     save_config(ws, config)
     filler = " ".join(["weather"] * args.prompt_words)  # a longer prompt, as real tool lists make it
@@ -88,9 +91,19 @@ def one_mode(args: argparse.Namespace, mode: str) -> dict:
             Sample(messages=[system_message([tool]), Message(role="user", content=f"Weather in city {i}?")], tools=[tool],
                    label=Label(calls=[ToolCall(name="get_weather", arguments={"city": f"city {i}"})]))
             for i in range(args.prompts * (args.steps + 1))])  # fmt: skip
+    if mode.endswith("-allrows"):
+        from looptool.training import grpo
+
+        grpo.rows_with_signal = lambda trainer, inputs: inputs
     rng = random.Random(0)
-    result = run_grpo(ws, config, 1, max_steps=args.steps, reward_fn=lambda completions, **kw: [
-        float(rng.random() < 0.5) for _ in completions])
+    equal = {i for i in range(args.prompts * (args.steps + 1)) if rng.random() < args.equal_share}
+
+    def reward(prompts, completions, **kw) -> list[float]:
+        """Equal rewards for the groups of the prompts in `equal`, coin flips for the others."""
+        asked = [int(re.search(r"Weather in city (\d+)\?", p).group(1)) for p in prompts]
+        return [1.0 if i in equal else float(rng.random() < 0.5) for i in asked]
+
+    result = run_grpo(ws, config, 1, max_steps=args.steps, reward_fn=reward)
     with Store.open(ws / "looptool.db") as store:
         steps = store.train_steps(1, "grpo")
     times = [s["step_time_s"] for s in steps[1:]] or [steps[0]["step_time_s"]]
@@ -105,6 +118,8 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=1, help="prompts per step")
     parser.add_argument("--completion", type=int, default=64, help="completion length (tokens)")
     parser.add_argument("--prompt-words", type=int, default=0, help="words added to the tool's description")
+    parser.add_argument("--equal-share", type=float, default=0.0,
+                        help="share of the prompts whose groups get equal rewards (no signal)")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--modes", default="lora,qlora")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
@@ -116,7 +131,8 @@ def main() -> None:
 
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU"
     print(f"GRPO step, shape {args.shape}, group {args.group} x {args.prompts} prompt(s), completion "
-          f"{args.completion} tokens, prompt +{args.prompt_words} words, {args.steps} steps, on {device}")
+          f"{args.completion} tokens, prompt +{args.prompt_words} words, equal-reward share {args.equal_share}, "
+          f"{args.steps} steps, on {device}")
     results = {}
     for mode in args.modes.split(","):
         cmd = [sys.executable, __file__, "--child", mode, *sys.argv[1:]]
@@ -137,6 +153,11 @@ def main() -> None:
             print(f"{plain}: merged-copy rollouts/generate: step time "
                   f"x{results[plain + '-merged']['step_time_s'] / results[plain]['step_time_s']:.2f}, peak memory "
                   f"x{results[plain + '-merged']['peak_memory_mb'] / results[plain]['peak_memory_mb']:.2f}")
+    for full in [m for m in results if m.endswith("-allrows")]:
+        part = full.removesuffix("-allrows")
+        if part in results:
+            print(f"{part}: leaving out completions without signal/computing all: step time "
+                  f"x{results[part]['step_time_s'] / results[full]['step_time_s']:.2f}")
     if {"lora", "qlora"} <= set(results):
         lora, qlora = results["lora"], results["qlora"]
         print(f"QLoRA/LoRA: step time x{qlora['step_time_s'] / lora['step_time_s']:.2f}, "
