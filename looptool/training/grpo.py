@@ -53,12 +53,9 @@ def skip_steps_without_signal(optimizer_cls: type) -> type:
     import torch
 
     class SkipWithoutSignal(optimizer_cls):
-        skipped = 0
-
         def step(self, closure: Any = None) -> Any:
             grads = [p.grad for group in self.param_groups for p in group["params"] if p.grad is not None]
             if closure is None and not any(bool(torch.any(g != 0)) for g in grads):
-                self.skipped += 1
                 return None
             return super().step(closure)
 
@@ -93,9 +90,10 @@ def rows_with_signal(trainer: Any, inputs: dict[str, Any]) -> dict[str, Any] | N
 
 def policy_trainer_class(trainer_class: type, *, loss_autocast: bool) -> type:
     """TRL's trainer with the optimiser of `skip_steps_without_signal`, no loss passes for
-    completions without signal (`rows_with_signal`), and (`loss_autocast`) its loss -- forward and backward passes --
-    under bfloat16 autocast on the CPU, sampling left out: there bf16 autocast made the loss's passes
-    faster (x0.67) but `generate` slower (x1.44; docs/BENCHMARKS.md, benchmarks/cpu_bf16.py)."""
+    completions without signal (`rows_with_signal`), and (`loss_autocast`) its loss -- forward and
+    backward passes -- under bfloat16 autocast on the CPU, sampling left out: there bf16 autocast
+    made the loss's passes faster (x0.67) but `generate` slower (x1.44; docs/BENCHMARKS.md,
+    benchmarks/cpu_bf16.py)."""
     import torch
 
     class PolicyTrainer(trainer_class):
