@@ -560,8 +560,9 @@ def _train(workspace: Path, stage: str, round: int, max_steps: int | None) -> No
 @train_app.command("sft")
 @_user_errors
 def train_sft(workspace: Workspace = Path("."), round: TrainRound = 1, max_steps: MaxSteps = None) -> None:
-    """SFT warm start on the round's samples (loss on the answers only): gives a model that cannot
-    call tools yet the call format, so GRPO gets rewards that differ. Saved as adapters/round-R-sft,
+    """SFT warm start on the round's samples, or every seed sample with [train] sft_data = "seed"
+    (loss on the answers only): gives a model that cannot call tools yet the call format, so GRPO
+    gets rewards that differ. Saved as adapters/round-R-sft,
     which the round's GRPO continues. Resumes from its last checkpoint if killed."""
     _train(workspace, "sft", round, max_steps)
 

@@ -310,6 +310,11 @@ class TrainConfig(_Section):
         description="SFT warm start before the first GRPO round: 'auto' means on for the embedded model (it cannot "
         "call tools yet, so every GRPO group would score 0) and off for other models.",
     )
+    sft_data: Literal["round", "seed"] = Field(
+        default="round",
+        description="What the SFT warm start learns from: 'round' (the round's data, which its GRPO then trains on) or "
+        "'seed' (every active seed training sample: more tools and phrasings for the same steps, when a round is small).",
+    )
     sft_learning_rate: float = Field(default=2e-4, gt=0, description="SFT warm-start learning rate.")
     sft_max_steps: int = Field(default=64, ge=1, description="SFT warm-start steps.")
     sft_batch_size: int = Field(default=8, ge=1, description="SFT warm-start batch size.")
@@ -407,6 +412,12 @@ class LoopConfig(_Section):
         default=0.308, ge=0, le=1,
         description="Assembly: the share of round 2's data drawn fresh from seed samples no round has used; it halves "
         "every round after (the paper: 5,632 -> 2,816 -> 1,408 of 18,304, i.e. 0.308). Seeds are never reused.",
+    )
+    boundary_share: float = Field(
+        default=0.2, ge=0, le=1,
+        description="Assembly: room kept in every later round for boundary samples (right, but with high perplexity), "
+        "when the probe found any, before error seeds and expansions fill it. In the paper they fill whatever room is "
+        "left, which was 20-23% of every round; in a small round the error seeds and expansions alone overflow it.",
     )
     perplexity_of: Literal["label", "output"] = Field(
         default="output",

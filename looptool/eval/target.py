@@ -30,14 +30,16 @@ class EvalTarget:
     round: int | None  # 0: the base policy; None: an adapter given by its directory
     adapter: str | None  # the adapter's path, when there is one
     merged_from: tuple[str, str] | None = None  # (policy model, adapter name) when served merged
+    adapter_sha256: str | None = None  # the adapter's weights, so that a retrained adapter is a new run
 
     def run_id(self, suite: str, settings: dict) -> str:
         """The id of this target's run of a suite under these settings: asking again continues it.
         The server's address is not part of it, since a managed server gets a new port each time
-        it starts; the served model, the adapter and the settings are (for a merged copy: the
-        policy and adapter it was made from, so both ways of serving an adapter share runs)."""
+        it starts; the served model, the adapter (its path and its weights: an adapter trained
+        again in the same directory is evaluated again) and the settings are (for a merged copy:
+        the policy and adapter it was made from, so both ways of serving an adapter share runs)."""
         policy, name = self.merged_from or (self.endpoint.model, self.model)
-        return stable_id("eval", suite, policy, name, self.adapter, self.round, settings)
+        return stable_id("eval", suite, policy, name, self.adapter, self.adapter_sha256, self.round, settings)
 
     @property
     def label(self) -> str:
@@ -87,7 +89,18 @@ def resolve_target(workspace: Path, config: WorkspaceConfig, round: int | None, 
     if name is None:
         return EvalTarget(endpoint, endpoint.model, 0, None)
     load_lora(endpoint, name, path)
-    return EvalTarget(endpoint, name, target_round, path)
+    return EvalTarget(endpoint, name, target_round, path, adapter_sha256=_weights_digest(Path(path)))
+
+
+def _weights_digest(adapter: Path) -> str | None:
+    """The adapter's weights digest; None when it has no weights file the server would read (the
+    server that loaded it says what is wrong with it)."""
+    from looptool.training import merge
+
+    try:
+        return merge.adapter_digest(adapter)
+    except FileNotFoundError:
+        return None
 
 
 def _merged_target(workspace: Path, config: WorkspaceConfig, name: str, adapter: Path, round: int | None,
@@ -113,7 +126,7 @@ def _merged_target(workspace: Path, config: WorkspaceConfig, name: str, adapter:
             merge.merge_adapter(base_model_dir(config), adapter, out)
         info = manager.start(spec, log=log)
     return EvalTarget(managed_endpoint(info.base_url, spec, config), spec.model, round, str(adapter),
-                      merged_from=(policy.model, name))
+                      merged_from=(policy.model, name), adapter_sha256=source["adapter_sha256"])
 
 
 def stop_merged(workspace: Path, config: WorkspaceConfig, log: Callable[[str], None] = print) -> None:

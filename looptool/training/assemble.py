@@ -13,16 +13,20 @@ every round) and is filled, part by part, until that size is reached:
 4. both_ok -- the judge accepted both answers (the prediction is now an accepted alternative);
 5. expanded -- the round's kept expansions, one per error seed in turn, so that a cut leaves every
    seed some of its expansions;
-6. boundary -- correct answers with high perplexity, highest first (HPPL).
+6. boundary -- correct answers with high perplexity, highest first (HPPL). The parts before it
+   leave it `[loop] boundary_share` of the size (or as many as the probe found, if fewer): in the
+   paper it fills whatever room is left, which was 20-23% of every round, while in a small round
+   the error seeds and their expansions alone would fill it all.
 
 Mastered samples and samples both answers got wrong are left out. Should the parts overflow the
 size, the later ones are cut (a part that is cut keeps a seeded choice of its samples), except that
-the error seeds (corrected and error) and their expansions share the room they have in proportion
-to their counts, so that a small round keeps some of each rather than only the seeds.
+the error seeds (corrected and error) and their expansions share the room they have (what fresh
+seed and the boundary's share leave) in proportion to their counts, so that a small round keeps
+some of each rather than only the seeds.
 
-The ablation arms (arms.py) change one part: `random-hppl` fills the last part with a seeded random
-choice of the round's correct samples instead of the highest-perplexity ones; `no-edde` has no
-expansions; `repeat-errors` repeats each error seed (corrected and error) `expansions_per_error`
+The ablation arms (arms.py) change one part: `random-hppl` fills the last part (with the same room
+kept for it) with a seeded random choice of the round's correct samples instead of the
+highest-perplexity ones; `no-edde` has no expansions; `repeat-errors` repeats each error seed (corrected and error) `expansions_per_error`
 times instead of expanding it -- the only part whose ids may repeat in a round's data.
 
 Every choice is a seeded shuffle, so assembling a round again gives the same ids.
@@ -151,12 +155,15 @@ def assemble_round(store: Store, round: int, loop: LoopConfig, *, seed: int = 0,
         boundary = sorted((p for p in store.probes(round, "boundary") if p.sample_id in active),
                           key=lambda p: (-(p.ppl or 0.0), p.sample_id))
         candidates["boundary"] = [p.sample_id for p in boundary]
-    quota = _error_quotas(candidates, size)
+    last = "random_correct" if arm == "random-hppl" else "boundary"
+    reserve = min(len(candidates[last]), int(size * loop.boundary_share + 0.5))
+    quota = _error_quotas(candidates, size - reserve)
     taken: set[str] = set()
     filled = 0
     for part, ids in candidates.items():
         fresh = ids if part == REPEATED else [i for i in dict.fromkeys(ids) if i not in taken]
-        chosen = fresh[: max(0, min(size - filled, quota.get(part, size)))]
+        room = size - filled - (0 if part == last else reserve)
+        chosen = fresh[: max(0, min(room, quota.get(part, size)))]
         nxt.parts[part] = chosen
         taken.update(chosen)
         filled += len(chosen)

@@ -29,12 +29,17 @@ def merged_dir(workspace: Path, name: str) -> Path:
     return workspace / MERGED_DIR / f"policy-{name}"
 
 
-def fingerprint(base_dir: Path, adapter_dir: Path) -> dict[str, str]:
+def adapter_digest(adapter_dir: Path) -> str:
+    """The sha256 of the adapter's weights file."""
     weights = next((adapter_dir / f for f in ADAPTER_WEIGHTS if (adapter_dir / f).is_file()), None)
     if weights is None:
         raise FileNotFoundError(f"{adapter_dir} has no adapter weights ({' or '.join(ADAPTER_WEIGHTS)})")
-    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
-    return {"base": str(base_dir.resolve()), "adapter": str(adapter_dir.resolve()), "adapter_sha256": digest}
+    return hashlib.sha256(weights.read_bytes()).hexdigest()
+
+
+def fingerprint(base_dir: Path, adapter_dir: Path) -> dict[str, str]:
+    return {"base": str(base_dir.resolve()), "adapter": str(adapter_dir.resolve()),
+            "adapter_sha256": adapter_digest(adapter_dir)}
 
 
 def is_current(out: Path, source: dict[str, str]) -> bool:

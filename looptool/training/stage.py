@@ -60,6 +60,11 @@ def round_samples(store: Store, round: int) -> list[Sample]:
     return list(store.iter_samples(split="train", active=True))
 
 
+def seed_samples(store: Store) -> list[Sample]:
+    """Every active seed training sample, by id (the SFT warm start's data with `[train] sft_data = "seed"`)."""
+    return sorted(store.iter_samples(origin="seed", split="train", active=True), key=lambda s: s.id)
+
+
 def base_model_dir(config: WorkspaceConfig) -> Path:
     name = config.train.model
     if name is None:
@@ -81,7 +86,9 @@ def prepare(workspace: Path, config: WorkspaceConfig, round: int, name: str) -> 
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     with Store.open(workspace / DB_FILE) as store:
         renderer = PromptRenderer(tokenizer, thinking=config.policy.thinking)
-        data = training_rows(round_samples(store, round), renderer, config.train.max_prompt_tokens)
+        seed_data = name == "sft" and config.train.sft_data == "seed"
+        samples = seed_samples(store) if seed_data else round_samples(store, round)
+        data = training_rows(samples, renderer, config.train.max_prompt_tokens)
         start = rounds.start_adapter(workspace, store, round, name)
     if not data.rows:
         raise TrainingError(f"round {round} has no training samples that fit {config.train.max_prompt_tokens} prompt "

@@ -110,6 +110,19 @@ def test_sft_warm_start_then_grpo_continues_it(ws):
     assert grpo.adapter == ws / "adapters" / "round-1"
 
 
+def test_sft_learns_from_the_round_or_from_the_whole_seed_pool(ws):
+    from looptool.schema import Round
+    from looptool.training.sft import run_sft
+
+    with Store.open(ws / "looptool.db") as store:
+        pool = sorted(s.id for s in store.iter_samples(split="train"))
+        store.upsert_round(Round(n=1, data_ids=pool[:2]))  # a small round 1
+    config = load_config(ws)
+    assert run_sft(ws, config, 1, max_steps=1).rows == 2  # the default: the round's data
+    config.train = config.train.model_copy(update={"sft_data": "seed"})
+    assert run_sft(ws, config, 1, max_steps=1).rows == len(pool) == 8
+
+
 def test_cli_train_killed_mid_run_resumes_from_its_checkpoint(ws):
     import os
     import signal

@@ -117,6 +117,30 @@ def test_an_overflowing_round_is_cut_to_its_size_keeping_every_seeds_expansions(
     assert len(nxt.ids) == 10
 
 
+def test_an_overflowing_round_keeps_the_boundary_share_for_boundary_samples(store):
+    seed = [_sample(i) for i in range(30)]
+    parents = seed[:4]
+    expanded = [_sample(100 + 10 * p + k, origin="expanded", round_added=2, parent_id=parents[p].id)
+                for p in range(4) for k in range(4)]
+    store.upsert_samples([*seed, *expanded])
+    store.upsert_round(Round(n=1, status="done", data_ids=[s.id for s in seed[:10]]))
+    for p in parents:
+        store.upsert_verdict(Verdict(sample_id=p.id, round=1, verdict="PRED_WRONG"))
+    for i in range(4, 10):  # correct, perplexity rising: 4-6 mastered, 7-9 boundary
+        store.upsert_probe(Probe(sample_id=seed[i].id, round=1, correct=True, ppl=1.0 + i,
+                                 category="mastered" if i < 7 else "boundary"))
+    # Size 10: fresh 2, boundary's share 0.3 x 10 = 3, so 4 seeds and 16 expansions share 5: 1 and 4.
+    nxt = assemble_round(store, 1, LoopConfig(fresh_share=0.2, boundary_share=0.3))
+    assert nxt.composition() == {"fresh_seed": 2, "corrected": 0, "error": 1, "both_ok": 0, "expanded": 4,
+                                 "boundary": 3}
+    assert nxt.parts["boundary"] == [seed[9].id, seed[8].id, seed[7].id] and len(nxt.ids) == 10
+    # Fewer boundary samples than the share: the rest of the room goes to the error seeds again.
+    few = assemble_round(store, 1, LoopConfig(fresh_share=0.2, boundary_share=0.5))
+    assert few.composition()["boundary"] == 3 and len(few.ids) == 10
+    # No share kept: the boundary gets only what is left, here nothing.
+    assert assemble_round(store, 1, LoopConfig(fresh_share=0.2, boundary_share=0.0)).composition()["boundary"] == 0
+
+
 def _round_with_errors(store: Store) -> tuple[list[Sample], list[Sample]]:
     seed = [_sample(i) for i in range(40)]
     expanded = [_sample(100 + i, origin="expanded", round_added=2, parent_id=seed[1].id) for i in range(2)]
@@ -132,7 +156,7 @@ def _round_with_errors(store: Store) -> tuple[list[Sample], list[Sample]]:
 
 def test_the_ablation_arms_change_one_part_each(store):
     seed, expanded = _round_with_errors(store)
-    loop = LoopConfig(round_size=12, fresh_share=0.25, expansions_per_error=3)
+    loop = LoopConfig(round_size=12, fresh_share=0.25, expansions_per_error=3, boundary_share=0.0)  # no room kept
     base = assemble_round(store, 1, loop)
     assert base.parts["expanded"] == sorted(s.id for s in expanded)
     # fresh 3 + corrected 1 + error 1 + expanded 2 leave room for 5; only 4 are boundary (6-9).

@@ -420,5 +420,20 @@ def test_an_adapter_served_merged_continues_the_runs_of_the_hot_loaded_one(fake_
                         2, "/ws/adapters/round-2", merged_from=(fake_openai.endpoint.model, "round-2"))
     assert lora.run_id("bfcl", {"k": 1}) == merged.run_id("bfcl", {"k": 1})
     assert lora.run_id("bfcl", {"k": 1}) != replace(lora, round=3).run_id("bfcl", {"k": 1})
+    # Trained again in the same directory: new weights, a new run (not the old run's results).
+    assert replace(lora, adapter_sha256="a").run_id("bfcl", {}) != replace(lora, adapter_sha256="b").run_id("bfcl", {})
     assert merged.label == f"{fake_openai.endpoint.model} + round 2 adapter (merged)"
     assert lora.label == f"{fake_openai.endpoint.model} + round 2 adapter"
+
+
+def test_an_adapters_digest_is_its_weights(tmp_path):
+    from looptool.training.merge import adapter_digest
+
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    with pytest.raises(FileNotFoundError, match="no adapter weights"):
+        adapter_digest(adapter)
+    (adapter / "adapter_model.safetensors").write_bytes(b"one")
+    first = adapter_digest(adapter)
+    (adapter / "adapter_model.safetensors").write_bytes(b"two")
+    assert adapter_digest(adapter) != first
