@@ -26,8 +26,9 @@ some of each rather than only the seeds.
 
 The ablation arms (arms.py) change one part: `random-hppl` fills the last part (with the same room
 kept for it) with a seeded random choice of the round's correct samples instead of the
-highest-perplexity ones; `no-edde` has no expansions; `repeat-errors` repeats each error seed (corrected and error) `expansions_per_error`
-times instead of expanding it -- the only part whose ids may repeat in a round's data.
+highest-perplexity ones; `no-edde` has no expansions; `repeat-errors` repeats each error seed
+(corrected and error) `expansions_per_error` times instead of expanding it -- the only part whose
+ids may repeat in a round's data.
 
 Every choice is a seeded shuffle, so assembling a round again gives the same ids.
 """
