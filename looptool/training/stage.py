@@ -11,6 +11,7 @@ from looptool.config import DB_FILE, ManagedModel, WorkspaceConfig
 from looptool.schema import Sample
 from looptool.store import Store
 from looptool.training import rounds
+from looptool.training.assemble import seed_pool
 from looptool.training.dataset import Rows, training_rows
 from looptool.training.model import Device, device_for
 from looptool.training.templates import PromptRenderer, local_model_dir
@@ -60,11 +61,6 @@ def round_samples(store: Store, round: int) -> list[Sample]:
     return list(store.iter_samples(split="train", active=True))
 
 
-def seed_samples(store: Store) -> list[Sample]:
-    """Every active seed training sample, by id (the SFT warm start's data with `[train] sft_data = "seed"`)."""
-    return sorted(store.iter_samples(origin="seed", split="train", active=True), key=lambda s: s.id)
-
-
 def base_model_dir(config: WorkspaceConfig) -> Path:
     name = config.train.model
     if name is None:
@@ -87,7 +83,7 @@ def prepare(workspace: Path, config: WorkspaceConfig, round: int, name: str) -> 
     with Store.open(workspace / DB_FILE) as store:
         renderer = PromptRenderer(tokenizer, thinking=config.policy.thinking)
         seed_data = name == "sft" and config.train.sft_data == "seed"
-        samples = seed_samples(store) if seed_data else round_samples(store, round)
+        samples = [store.get_sample(i) for i in seed_pool(store)] if seed_data else round_samples(store, round)
         data = training_rows(samples, renderer, config.train.max_prompt_tokens)
         start = rounds.start_adapter(workspace, store, round, name)
     if not data.rows:
