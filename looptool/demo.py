@@ -42,6 +42,8 @@ DEMO_SIZES: dict[str, dict[str, object]] = {
     "train": {
         "sft_max_steps": 10,  # the warm start: 10 x 4 sequences, enough for non-zero GRPO rewards
         "sft_batch_size": 4,
+        "sft_data": "seed",  # over the whole seed pool: 40 different samples, not round 1's 10 four times over
+        "sft_learning_rate": 1e-3,  # at the default 2e-4, 10 steps left every GRPO group all wrong (no signal)
         "num_generations": 4,  # GRPO groups of 4, one prompt a step (about 40 s a step)
         "prompts_per_step": 1,
         "max_completion_tokens": 64,  # a call of the curated tools fits in 64 tokens

@@ -26,12 +26,20 @@ def test_every_demo_step_is_a_command_the_cli_knows(tmp_path, runner):
 
 def test_the_demo_makes_its_workspace_runs_each_step_and_stops_at_a_failure(tmp_path, monkeypatch, runner):
     ran: list[list[str]] = []
+    real_run = subprocess.run
 
-    def fake_run(cmd, **_):
+    def looptool_only(answer):
+        """A `subprocess.run` that answers the demo's own commands and runs any other (the report's
+        first matplotlib import scans the system fonts with fc-list)."""
+        def run(cmd, **kw):
+            return answer(cmd) if list(cmd[1:3]) == ["-m", "looptool.cli"] else real_run(cmd, **kw)
+        return run
+
+    def fake_run(cmd):
         ran.append(cmd[3:])
         return subprocess.CompletedProcess(cmd, 3 if cmd[3:5] == ["train", "sft"] else 0)
 
-    monkeypatch.setattr(demo.subprocess, "run", fake_run)
+    monkeypatch.setattr(demo.subprocess, "run", looptool_only(fake_run))
     ws = tmp_path / "ws"
     result = runner.invoke(app, ["demo", "-w", str(ws)])
     assert result.exit_code == 1
@@ -42,7 +50,7 @@ def test_the_demo_makes_its_workspace_runs_each_step_and_stops_at_a_failure(tmp_
                                     ["train", "sft"]]
     assert load_config(ws).loop.round_size == demo.DEMO_SIZES["loop"]["round_size"]
 
-    monkeypatch.setattr(demo.subprocess, "run", lambda cmd, **_: subprocess.CompletedProcess(cmd, 0))
+    monkeypatch.setattr(demo.subprocess, "run", looptool_only(lambda cmd: subprocess.CompletedProcess(cmd, 0)))
     result = runner.invoke(app, ["demo", "-w", str(ws)])
     assert result.exit_code == 0 and result.output.strip().splitlines()[-1] == f"report: {ws / 'report.md'}"
     # Nothing was trained (the commands were not run): the mechanism lines say so rather than fail.

@@ -21,7 +21,11 @@ def recorded(monkeypatch):
     calls: list[list[str]] = []
     fail = {"at": None}
 
+    real_run = subprocess.run
+
     def fake_run(cmd, *a, **kw):
+        if list(cmd[1:3]) != ["-m", "looptool.cli"]:  # not ours (e.g. matplotlib's first font scan runs fc-list)
+            return real_run(cmd, *a, **kw)
         args = cmd[3:]  # python -m looptool.cli ...
         calls.append(args)
         rc = 3 if fail["at"] is not None and len(calls) == fail["at"] else 0
