@@ -467,7 +467,8 @@ def _seed_templated(workspace: Path, n: int, seed: int) -> None:
     from looptool.seed.templated import templated_samples
 
     config, db_path = _open_workspace(workspace)
-    made = templated_samples(n, seed=seed, heldout_fraction=config.seed.heldout_fraction)
+    made = templated_samples(n, seed=seed, heldout_fraction=config.seed.heldout_fraction,
+                             generated_share=config.seed.generated_tools_share)
     samples = list({s.id: s for s in made}.values())  # two draws can make the same sample
     with Store.open(db_path) as store:
         added = store.add_new_samples(samples)

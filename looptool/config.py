@@ -190,6 +190,13 @@ class SeedConfig(_Section):
     heldout_fraction: float = Field(
         default=0.1, ge=0, lt=1, description="Share of tools (by name) held out: their dialogues only make evaluation samples."
     )
+    generated_tools_share: float = Field(
+        default=0.0, ge=0, le=1,
+        description="Templated tasks (`seed --templated`): the share of training samples built on tools made by code "
+        "(one to three parameters, generic requests that state every value) instead of the curated training tools, "
+        "so that a small policy learns to read calls off the request rather than recall a few tools. Held-out "
+        "samples always use the curated held-out tools.",
+    )
     history_token_budget: int = Field(
         default=1536, ge=128, description="Sample context budget in tokens; the oldest user turns are dropped first."
     )

@@ -96,13 +96,69 @@ def heldout_tools(seed: int, fraction: float) -> set[str]:
     return set(names[:k])
 
 
+@cache
+def generated_tasks() -> tuple[Task, ...]:
+    """Training-only tools made by code (`data/generated_tools.json`), one per action.
+
+    Why: 21 curated training tools are few enough for a small policy to learn by heart -- it then
+    fits their labels and still leaves out stated values, or invents missing ones, on tools it has
+    not seen. A generated tool has one to three parameters of different kinds, and its requests
+    state each value with a generic phrase ("Book a haircut for Alice Martin on 2027-03-02."): the
+    call is read from the request and the tool list, not recalled. Some requests leave out an
+    optional value, some a required one (missing-argument tasks). The set is fixed (its own seed),
+    and `heldout_tools` never draws from it.
+    """
+    data = json.loads(resources.files("looptool.seed").joinpath("data/generated_tools.json").read_text("utf-8"))
+    rng = random.Random("generated-tools:v1")
+    out = []
+    for action in data["actions"]:
+        kinds = rng.sample(data["kinds"], rng.randint(1, 3))
+        props: dict[str, Any] = {}
+        pools: dict[str, str] = {}
+        says: dict[str, list[str]] = {}
+        for kind in kinds:
+            name = rng.choice(kind["names"])
+            props[name] = {"type": kind["type"], "description": kind["description"],
+                           **({"enum": kind["enum"]} if "enum" in kind else {})}
+            pools[name], says[name] = kind["pool"], kind["say"]
+        names = list(props)
+        required = [names[0]] + [p for p in names[1:] if rng.random() < 0.5]
+        tool = ToolSpec(name=action["name"], description=f"{action['text']}.",
+                        parameters={"type": "object", "properties": props, "required": required})
+        stated_sets = [names]  # every value; then the required ones only; then each required one left out
+        if len(required) < len(names):
+            stated_sets.append(required)
+        stated_sets += [[p for p in names if p != left_out] for left_out in required]
+        requests: dict[str, Request] = {}
+        for stated in stated_sets:
+            for _ in range(2):  # two wordings of each
+                order = rng.sample(stated, len(stated))
+                phrases = [rng.choice(says[p]).replace("{}", "{" + p + "}") for p in order]
+                opener = rng.choice(data["openers"])
+                verb = action["text"] if opener == "{}" else action["text"][0].lower() + action["text"][1:]
+                text = " ".join([opener.format(verb), *([_listed(phrases)] if phrases else [])])
+                text += "?" if opener.startswith("Can") else "."
+                requests.setdefault(text, Request(text, {}))
+        out.append(Task(tool, pools, tuple(requests.values())))
+    return tuple(out)
+
+
+def _listed(phrases: list[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return phrases[0] if len(phrases) == 1 else ", ".join(phrases[:-1]) + " and " + phrases[-1]
+
+
 def templated_samples(n: int, *, seed: int = 0, heldout_fraction: float = 0.3,
-                      mix: dict[str, float] | None = None, start: int = 0, vary_names: float = 0.5) -> list[Sample]:
+                      mix: dict[str, float] | None = None, start: int = 0, vary_names: float = 0.5,
+                      generated_share: float = 0.0) -> list[Sample]:
     """Samples start .. start+n-1 of the templated set for `seed`.
 
     Held-out samples offer only held-out tools and training samples only the others, so the
     held-out split measures tools the policy never trained on, as the seed split does. A share
-    `vary_names` of the training samples gets its tool and parameter names varied (`renamed`).
+    `vary_names` of the training samples gets its tool and parameter names varied (`renamed`),
+    and a share `generated_share` of them is built on the generated tools (`generated_tasks`)
+    instead of the curated training tools. With `generated_share` 0 no draw is made for it, so a
+    seed's samples are what they were before the generated tools existed.
     """
     mix = dict(DEFAULT_MIX if mix is None else mix)
     unknown = set(mix) - set(SCENARIOS)
@@ -120,7 +176,10 @@ def templated_samples(n: int, *, seed: int = 0, heldout_fraction: float = 0.3,
         if not by_split[split]:
             split = "train" if split == "heldout" else "heldout"
         scenario = rng.choices(list(mix), weights=list(mix.values()))[0]
-        sample = _sample(rng, by_split[split], scenario, split)
+        pool = by_split[split]
+        if split == "train" and generated_share > 0 and rng.random() < generated_share:
+            pool = list(generated_tasks())
+        sample = _sample(rng, pool, scenario, split)
         if split == "train" and rng.random() < vary_names:
             sample = renamed(sample, rng)
         out.append(sample)
@@ -265,7 +324,7 @@ def _schema_key(tool: ToolSpec) -> list[str]:
 @cache
 def _by_description() -> dict[str, Task]:
     out: dict[str, Task] = {}
-    for task in tasks():
+    for task in (*tasks(), *generated_tasks()):
         first = out.setdefault(task.tool.description, task)
         if first is not task:
             raise ValueError(f"templated data: {first.tool.name} and {task.tool.name} share the description "
@@ -274,14 +333,14 @@ def _by_description() -> dict[str, Task]:
 
 
 def curated_task(tool: ToolSpec) -> Task | None:
-    """The curated task a tool is, renamed or not: the one with its description and parameter
-    schemas (`renamed` keeps both); None for any other tool."""
+    """The curated (or generated) task a tool is, renamed or not: the one with its description and
+    parameter schemas (`renamed` keeps both); None for any other tool."""
     task = _by_description().get(tool.description)
     return task if task is not None and _schema_key(task.tool) == _schema_key(tool) else None
 
 
 def curated_tasks_by_split(samples: Iterable[Sample]) -> dict[str, list[Task]]:
-    """The curated tasks the samples offer, by split: the tools a variant of that split may offer
+    """The curated (and generated) tasks the samples offer, by split: the tools a variant of that split may offer
     as distractors (held-out tools never appear in training samples, so none reaches a training
     variant either)."""
     seen: dict[str, set[str]] = {}
@@ -291,7 +350,7 @@ def curated_tasks_by_split(samples: Iterable[Sample]) -> dict[str, list[Task]]:
             task = curated_task(tool)
             if task is not None:
                 names.add(task.tool.name)
-    return {split: [t for t in tasks() if t.tool.name in names] for split, names in seen.items()}
+    return {split: [t for t in (*tasks(), *generated_tasks()) if t.tool.name in names] for split, names in seen.items()}
 
 
 def _pattern(request: Request) -> re.Pattern[str]:

@@ -15,7 +15,16 @@ from looptool.calls import format_calls, label_matches, parse_calls
 from looptool.cli import app
 from looptool.config import load_config, save_config
 from looptool.schema import Label
-from looptool.seed.templated import SCENARIOS, _data, heldout_tools, tasks, templated_samples
+from looptool.seed.templated import (
+    SCENARIOS,
+    _data,
+    curated_tasks_by_split,
+    generated_tasks,
+    heldout_tools,
+    tasks,
+    templated_samples,
+    variant,
+)
 from looptool.store import Store
 from looptool.tools_sim.validate import argument_errors, spec_problems
 
@@ -129,3 +138,54 @@ def test_training_names_vary_and_heldout_names_do_not():
     assert {t.name for s in samples if s.split == "heldout" for t in s.tools} <= curated
     assert all(t.name in curated for s in templated_samples(100, seed=2, vary_names=0.0) for t in s.tools)
     assert all(s.exact for s in samples)  # a renamed sample's label is renamed with it: still exact
+
+
+def test_generated_tools_are_consistent_and_never_stand_in_for_a_curated_tool():
+    pools = _data()["pools"]
+    curated = {t.tool.name for t in tasks()} | {t.tool.description for t in tasks()}
+    generated = generated_tasks()
+    assert len(generated) == 40
+    assert len({t.tool.name for t in generated}) == len({t.tool.description for t in generated}) == 40
+    for task in generated:
+        assert task.tool.name not in curated and task.tool.description not in curated
+        assert not spec_problems(task.tool, strict=False), task.tool.name
+        props = task.tool.parameters["properties"]
+        assert 1 <= len(props) <= 3 and set(task.pools) == set(props)
+        assert len({task.pools[p] for p in props}) == len(props), "two parameters of one kind would be ambiguous"
+        assert task.complete() and len(task.complete()) < len(task.requests), task.tool.name  # some ask, some miss
+        for request in task.requests:
+            assert set(request.slots) <= set(props) and len(set(request.slots)) == len(request.slots)
+            for slot in request.slots:
+                pool = task.pools[slot]
+                assert pool.startswith("int:") or pool in ("date", "time") or pool in pools, pool
+
+
+def test_generated_share_moves_training_samples_onto_generated_tools_and_leaves_heldout_alone():
+    before = templated_samples(300, seed=4, heldout_fraction=0.3)
+    assert [s.id for s in templated_samples(300, seed=4, heldout_fraction=0.3, generated_share=0.0)] == \
+        [s.id for s in before]  # share 0: a seed's data is what it was
+    generated = {t.tool.description for t in generated_tasks()}
+    for share, low, high in ((0.5, 0.35, 0.65), (1.0, 1.0, 1.0)):
+        samples = templated_samples(300, seed=4, heldout_fraction=0.3, generated_share=share)
+        assert [s.id for s in samples if s.split == "heldout"] == [s.id for s in before if s.split == "heldout"]
+        train = [s for s in samples if s.split == "train"]
+        on_generated = [s for s in train if {t.description for t in s.tools} <= generated]
+        mixed = [s for s in train if {t.description for t in s.tools} & generated and s not in on_generated]
+        assert not mixed  # a sample offers generated tools or curated ones, not both
+        assert low <= len(on_generated) / len(train) <= high, (share, len(on_generated), len(train))
+        for s in on_generated:
+            for call in s.label.calls:  # every value is stated in the request
+                assert all(str(v) in s.messages[-1].content for v in call.arguments.values())
+    scenarios = Counter(s.scenario for s in samples if s.split == "train")
+    assert set(scenarios) == {f"templated_{k}" for k in SCENARIOS}
+
+
+def test_the_templated_expander_varies_samples_on_generated_tools():
+    samples = [s for s in templated_samples(120, seed=5, heldout_fraction=0.3, generated_share=1.0)
+               if s.split == "train"]
+    pool = curated_tasks_by_split(samples)["train"]
+    assert {t.tool.name for t in pool} <= {t.tool.name for t in generated_tasks()}
+    for s in samples[:40]:
+        v = variant(s, seed=f"test:{s.id}", pool=pool)
+        assert (v.parent_id, v.scenario, v.exact, len(v.label.calls)) == (s.id, s.scenario, True, len(s.label.calls))
+        assert v.id != s.id
