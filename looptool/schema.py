@@ -13,7 +13,9 @@ import re
 from typing import Any, Literal
 
 import jsonschema
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+import referencing
+import referencing.exceptions
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 TOOL_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$")
 
@@ -27,6 +29,54 @@ def stable_id(prefix: str, *parts: Any) -> str:
     """A short id derived from content, so the same content always gets the same id."""
     digest = hashlib.sha256(canonical_json(list(parts)).encode()).hexdigest()[:16]
     return f"{prefix}_{digest}"
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON Schema validation that never leaves the schema
+#
+# jsonschema's default resolution fetches a `$ref` it does not know: an http:// URL with a GET, a
+# file:// URL by reading the file. A tool schema comes from files and models we do not trust, so
+# every validation in LoopTool goes through `schema_validator`, whose registry refuses to retrieve
+# anything; and ToolSpec refuses non-local references when a tool is made (`local_ref_problem`).
+
+REF_KEYWORDS = ("$ref", "$dynamicRef", "$recursiveRef")
+
+
+def _refuse_retrieval(uri: str) -> referencing.Resource:
+    raise referencing.exceptions.NoSuchResource(ref=uri)
+
+
+NO_RETRIEVAL = referencing.Registry(retrieve=_refuse_retrieval)  # type: ignore[call-arg]
+
+
+def schema_validator(schema: Any, *, format_checker: jsonschema.FormatChecker | None = None) -> Any:
+    """A jsonschema validator for `schema` whose references resolve only inside it.
+
+    A reference it cannot resolve raises `referencing.exceptions.Unresolvable` while validating
+    (callers turn that into their own one-line error); nothing is fetched or opened.
+    """
+    cls = jsonschema.validators.validator_for(schema)
+    return cls(schema, registry=NO_RETRIEVAL, format_checker=format_checker)
+
+
+def local_ref_problem(schema: Any, path: str) -> str | None:
+    """The first reference in `schema` that points outside it, as '<path>: why' (None if none).
+
+    Only references inside the schema ('#/$defs/x', '#anchor') are allowed. The walk is iterative,
+    so a deeply nested schema cannot exhaust the stack here.
+    """
+    stack = [(schema, path)]
+    while stack:
+        node, where = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in REF_KEYWORDS and not (isinstance(value, str) and value.startswith("#")):
+                    return (f"{where}.{key}: only references inside the schema ('#/...') are allowed, "
+                            f"got {str(value)[:80]!r}")
+                stack.append((value, f"{where}.{key}"))
+        elif isinstance(node, list):
+            stack.extend((item, f"{where}[{i}]") for i, item in enumerate(node))
+    return None
 
 
 class _Model(BaseModel):
@@ -58,7 +108,8 @@ class ToolSpec(_Model):
 
     @field_validator("parameters")
     @classmethod
-    def _check_parameters(cls, params: dict[str, Any]) -> dict[str, Any]:
+    def _check_parameters(cls, params: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        _check_refs(params, "parameters", info)
         if params.get("type") != "object":
             raise ValueError(f"parameters.type must be 'object', got {params.get('type')!r}")
         props = params.get("properties", {})
@@ -78,8 +129,9 @@ class ToolSpec(_Model):
 
     @field_validator("returns")
     @classmethod
-    def _check_returns(cls, returns: dict[str, Any] | None) -> dict[str, Any] | None:
+    def _check_returns(cls, returns: dict[str, Any] | None, info: ValidationInfo) -> dict[str, Any] | None:
         if returns is not None:
+            _check_refs(returns, "returns", info)
             try:
                 jsonschema.validators.validator_for(returns).check_schema(returns)
             except jsonschema.SchemaError as exc:
@@ -96,6 +148,11 @@ class ToolSpec(_Model):
     def to_openai(self) -> dict[str, Any]:
         return {"type": "function", "function": self.model_dump(exclude={"returns"})}
 
+
+def _check_refs(schema: dict[str, Any], path: str, info: ValidationInfo) -> None:
+    problem = local_ref_problem(schema, path)
+    if problem:
+        raise ValueError(f"tool {info.data.get('name', '?')!r}: {problem}")
 
 
 class ToolCall(_Model):

@@ -23,9 +23,11 @@ from typing import Any, TypeVar
 import httpx
 import jsonschema
 import openai
+import referencing.exceptions
 from pydantic import BaseModel, ValidationError
 
 from looptool.config import EndpointModel, ManagedModel, WorkspaceConfig
+from looptool.schema import schema_validator
 from looptool.serving.server import ServerManager, ServingError, vllm_flavour
 
 T = TypeVar("T")
@@ -224,7 +226,10 @@ def parse_json_answer(content: str, schema: dict[str, Any], name: str = "answer"
         value = json.loads(content)
     except json.JSONDecodeError as exc:
         raise ModelOutputError(f"model output for {name} is not JSON: {exc}; output: {content[:200]!r}") from None
-    error = jsonschema.exceptions.best_match(jsonschema.validators.validator_for(schema)(schema).iter_errors(value))
+    try:
+        error = jsonschema.exceptions.best_match(schema_validator(schema).iter_errors(value))
+    except referencing.exceptions.Unresolvable as exc:
+        raise ModelOutputError(f"schema of {name} has a reference that does not resolve: {exc}") from None
     if error is not None:
         where = "/".join(map(str, error.absolute_path)) or "<root>"
         raise ModelOutputError(f"model output does not match {name}: {where}: {error.message[:200]}")

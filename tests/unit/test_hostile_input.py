@@ -1,0 +1,162 @@
+"""Hostile-but-realistic input (issue "Hostile input and broken servers"): each defect found by
+hand has a test here that failed before its fix. Failure cases end in one line naming the cause,
+a non-zero exit, and the database unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from looptool.cli import app
+from looptool.schema import ToolCall, ToolSpec
+from looptool.serving.client import ModelOutputError, parse_json_answer
+from looptool.store import Store
+from looptool.tools_sim.importers import ToolImportError, parse_tools
+from looptool.tools_sim.validate import argument_errors
+
+
+def db_bytes(ws: Path) -> bytes:
+    return (ws / "looptool.db").read_bytes()
+
+
+def one_line_error(result, fragment: str) -> None:
+    assert result.exit_code != 0, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], result.output
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. `$ref` is never fetched: no connection, no file read
+
+
+class Tripwire:
+    """A listening socket that records every connection, a secret file, and an audit hook that
+    records any open of that file or any connection attempt made while armed."""
+
+    _armed: list[Tripwire] = []
+    _hooked = False
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/x.json"
+        self.secret = tmp_path / "secret.json"
+        self.secret.write_text('{"type": "string", "description": "TOP-SECRET"}')
+        self.file_url = self.secret.as_uri()
+        self.connections: list[object] = []
+        self.opened: list[str] = []
+        self.connects: list[object] = []
+        self.listener.settimeout(0.1)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+        if not Tripwire._hooked:  # audit hooks cannot be removed: one for the process, gated by _armed
+            sys.addaudithook(Tripwire._audit)
+            Tripwire._hooked = True
+        Tripwire._armed.append(self)
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, addr = self.listener.accept()
+            except OSError:
+                continue
+            self.connections.append(addr)
+            conn.close()
+
+    @staticmethod
+    def _audit(event: str, args: tuple) -> None:
+        for wire in Tripwire._armed:
+            if event == "open" and args and str(args[0]) == str(wire.secret):
+                wire.opened.append(str(args[0]))
+            elif event == "socket.connect":
+                wire.connects.append(args[1])
+
+    def close(self) -> None:
+        Tripwire._armed.remove(self)
+        self._stop.set()
+        self._thread.join()
+        self.listener.close()
+
+    def untouched(self) -> bool:
+        return not self.connections and not self.opened and not self.connects
+
+
+@pytest.fixture
+def tripwire(tmp_path):
+    wire = Tripwire(tmp_path)
+    yield wire
+    wire.close()
+
+
+def ref_tool(ref: str, name: str = "leaky") -> dict:
+    return {"name": name, "description": "d", "parameters": {
+        "type": "object", "properties": {"city": {"$ref": ref}}, "required": ["city"]}}  # fmt: skip
+
+
+def test_tripwire_sees_a_fetch(tripwire):
+    """The tripwire itself works: jsonschema's default resolution is caught connecting and reading."""
+    import jsonschema
+    import warnings
+
+    with warnings.catch_warnings(), pytest.raises(Exception):
+        warnings.simplefilter("ignore")
+        jsonschema.validate("x", {"$ref": tripwire.url})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        jsonschema.validate("x", {"$ref": tripwire.file_url})
+    assert tripwire.connects and tripwire.opened
+
+
+@pytest.mark.parametrize("kind", ["url", "file_url"])
+def test_import_refuses_a_non_local_ref_without_fetching(kind, tripwire, workspace, runner, tmp_path):
+    ref = getattr(tripwire, kind)
+    with pytest.raises(ToolImportError) as info:
+        parse_tools([ref_tool(ref)], "tools.json")
+    message = str(info.value)
+    assert "\n" not in message and "'leaky'" in message and "parameters.properties.city.$ref" in message
+    path = tmp_path / "tools.json"
+    path.write_text(json.dumps({"tools": [{"name": "leaky", "inputSchema": ref_tool(ref)["parameters"]}]}))
+    before = db_bytes(workspace)
+    result = runner.invoke(app, ["tools", "import", str(path), "-w", str(workspace)])
+    one_line_error(result, "parameters.properties.city.$ref: only references inside the schema")
+    assert db_bytes(workspace) == before
+    assert "TOP-SECRET" not in result.output and tripwire.untouched()
+
+
+def test_local_refs_still_work(tripwire):
+    params = {"type": "object", "$defs": {"city": {"type": "string"}},
+              "properties": {"city": {"$ref": "#/$defs/city"}}, "required": ["city"]}  # fmt: skip
+    spec = parse_tools([{"name": "local", "description": "d", "parameters": params}]).specs[0]
+    assert argument_errors(spec, ToolCall(name="local", arguments={"city": "Paris"})) == []
+    assert argument_errors(spec, ToolCall(name="local", arguments={"city": 3}))[0].kind == "wrong_type"
+    assert tripwire.untouched()
+
+
+@pytest.mark.parametrize("kind", ["url", "file_url", "relative"])
+def test_validation_never_fetches_even_a_stored_remote_ref(kind, tripwire):
+    """A spec that bypassed the import check (an older workspace's row) still cannot fetch."""
+    ref = {"url": tripwire.url, "file_url": tripwire.file_url, "relative": "other.json"}[kind]
+    spec = ToolSpec.model_construct(name="leaky", description="d", parameters=ref_tool(ref)["parameters"], returns=None)
+    errors = argument_errors(spec, ToolCall(name="leaky", arguments={"city": "Paris"}))
+    assert [e.kind for e in errors] == ["invalid"] and "does not resolve" in errors[0].message
+    with pytest.raises(ModelOutputError, match="does not resolve"):
+        parse_json_answer('"Paris"', {"$ref": ref}, "answer")
+    # A dangling local reference fails the same way, as an error and not a traceback.
+    with pytest.raises(ModelOutputError, match="does not resolve"):
+        parse_json_answer('"Paris"', {"$ref": "#/$defs/missing"}, "answer")
+    assert tripwire.untouched()
+
+
+def test_a_default_under_a_remote_ref_is_not_fetched(tripwire):
+    from looptool.tools_sim.validate import spec_problems
+
+    params = {"type": "object", "properties": {"city": {"$ref": tripwire.url, "default": "x", "description": "c"}}}
+    spec = ToolSpec.model_construct(name="leaky", description="d", parameters=params, returns=None)
+    spec_problems(spec)
+    assert tripwire.untouched()
