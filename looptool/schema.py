@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from typing import Any, Literal
 
@@ -37,7 +38,7 @@ def stable_id(prefix: str, *parts: Any) -> str:
 # jsonschema's default resolution fetches a `$ref` it does not know: an http:// URL with a GET, a
 # file:// URL by reading the file. A tool schema comes from files and models we do not trust, so
 # every validation in LoopTool goes through `schema_validator`, whose registry refuses to retrieve
-# anything; and ToolSpec refuses non-local references when a tool is made (`local_ref_problem`).
+# anything; and ToolSpec refuses non-local references when a tool is made (`schema_problem`).
 
 REF_KEYWORDS = ("$ref", "$dynamicRef", "$recursiveRef")
 
@@ -59,11 +60,14 @@ def schema_validator(schema: Any, *, format_checker: jsonschema.FormatChecker | 
     return cls(schema, registry=NO_RETRIEVAL, format_checker=format_checker)
 
 
-def local_ref_problem(schema: Any, path: str) -> str | None:
-    """The first reference in `schema` that points outside it, as '<path>: why' (None if none).
+def schema_problem(schema: Any, path: str) -> str | None:
+    """The first thing in a tool schema that LoopTool refuses, as '<path>: why' (None if none):
 
-    Only references inside the schema ('#/$defs/x', '#anchor') are allowed. The walk is iterative,
-    so a deeply nested schema cannot exhaust the stack here.
+    - a reference that points outside the schema: only '#/$defs/x' or '#anchor' may be used;
+    - a number that is not finite (NaN, Infinity): JSON has none, so it would be stored as null
+      and the schema would no longer be valid when it is read back.
+
+    The walk is iterative, so a deeply nested schema cannot exhaust the stack here.
     """
     stack = [(schema, path)]
     while stack:
@@ -76,6 +80,8 @@ def local_ref_problem(schema: Any, path: str) -> str | None:
                 stack.append((value, f"{where}.{key}"))
         elif isinstance(node, list):
             stack.extend((item, f"{where}[{i}]") for i, item in enumerate(node))
+        elif isinstance(node, float) and not math.isfinite(node):
+            return f"{where}: {json.dumps(node)} is not a finite number"
     return None
 
 
@@ -109,7 +115,7 @@ class ToolSpec(_Model):
     @field_validator("parameters")
     @classmethod
     def _check_parameters(cls, params: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
-        _check_refs(params, "parameters", info)
+        _check_content(params, "parameters", info)
         if params.get("type") != "object":
             raise ValueError(f"parameters.type must be 'object', got {params.get('type')!r}")
         props = params.get("properties", {})
@@ -131,7 +137,7 @@ class ToolSpec(_Model):
     @classmethod
     def _check_returns(cls, returns: dict[str, Any] | None, info: ValidationInfo) -> dict[str, Any] | None:
         if returns is not None:
-            _check_refs(returns, "returns", info)
+            _check_content(returns, "returns", info)
             try:
                 jsonschema.validators.validator_for(returns).check_schema(returns)
             except jsonschema.SchemaError as exc:
@@ -149,8 +155,8 @@ class ToolSpec(_Model):
         return {"type": "function", "function": self.model_dump(exclude={"returns"})}
 
 
-def _check_refs(schema: dict[str, Any], path: str, info: ValidationInfo) -> None:
-    problem = local_ref_problem(schema, path)
+def _check_content(schema: dict[str, Any], path: str, info: ValidationInfo) -> None:
+    problem = schema_problem(schema, path)
     if problem:
         raise ValueError(f"tool {info.data.get('name', '?')!r}: {problem}")
 

@@ -19,12 +19,14 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, get_args
 
+from pydantic import ValidationError
 from sqlite_utils import Database
 
 from .schema import (
@@ -209,6 +211,15 @@ def _dumps(models: Sequence[Any]) -> str:
     return canonical_json([m.model_dump(mode="json") for m in models])
 
 
+def _warn_stderr(line: str) -> None:
+    print(f"warning: {line}", file=sys.stderr)
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    return f"{'.'.join(map(str, err['loc'])) or '<root>'}: {err['msg']}"
+
+
 class Store:
     """A LoopTool workspace database. Use `Store.create(path)` once, then `Store(path)`."""
 
@@ -221,6 +232,9 @@ class Store:
         conn = sqlite3.connect(str(self.path), timeout=10, check_same_thread=False)
         self.db = Database(conn, execute_plugins=False)
         self._lock = threading.RLock()
+        # Where a row that no longer validates is reported when it is skipped (once per row).
+        self.warn: Callable[[str], None] = _warn_stderr
+        self._skipped: set[str] = set()
         try:
             for pragma in ("busy_timeout=10000", "foreign_keys=ON", "synchronous=NORMAL"):
                 conn.execute(f"PRAGMA {pragma}")
@@ -369,20 +383,46 @@ class Store:
             return [self.upsert_tool(s, domain=domain, source=source, tree_path=tree_path) for s in specs]
 
     def get_tool(self, tool_id: str) -> ToolSpec:
-        row = self._one("SELECT spec_json FROM tools WHERE id = ?", [tool_id])
+        row = self._one("SELECT id, name, spec_json FROM tools WHERE id = ?", [tool_id])
         if row is None:
             raise KeyError(tool_id)
-        return ToolSpec.model_validate_json(row["spec_json"])
+        spec = self._tool_spec(row)
+        if spec is None:
+            raise StoreError(f"tool {row['name']!r} ({tool_id}) in {self.path} no longer validates; {self._remove_hint(tool_id)}")
+        return spec
 
     def tool_records(self, domain: str | None = None) -> list[dict[str, Any]]:
-        """Every tool with its bookkeeping: id, name, domain, source, tree_path, spec (ToolSpec)."""
+        """Every tool with its bookkeeping: id, name, domain, source, tree_path, spec (ToolSpec).
+
+        A row that no longer validates (written by an older LoopTool, or edited by hand) is left
+        out and reported through `warn`, so that one bad row cannot make the workspace unreadable.
+        """
         where, params = ("WHERE domain = ?", [domain]) if domain is not None else ("", [])
         rows = self._rows(
             f"SELECT id, name, domain, source, tree_path, spec_json FROM tools {where} ORDER BY domain, name, id", params
         )
+        records = []
         for row in rows:
-            row["spec"] = ToolSpec.model_validate_json(row.pop("spec_json"))
-        return rows
+            row["spec"] = self._tool_spec(row)
+            row.pop("spec_json")
+            if row["spec"] is not None:
+                records.append(row)
+        return records
+
+    def _tool_spec(self, row: dict[str, Any]) -> ToolSpec | None:
+        """The row's spec, or None (reported once) when it no longer validates."""
+        try:
+            return ToolSpec.model_validate_json(row["spec_json"])
+        except ValueError as exc:  # pydantic's ValidationError, or JSON that does not parse
+            if row["id"] not in self._skipped:
+                self._skipped.add(row["id"])
+                reason = _first_error(exc) if isinstance(exc, ValidationError) else str(exc)
+                self.warn(f"skipping tool {row['name']!r} ({row['id']}): it no longer validates ({reason[:200]}); "
+                          f"{self._remove_hint(row['id'])}")
+            return None
+
+    def _remove_hint(self, tool_id: str) -> str:
+        return f"remove it with: sqlite3 {self.path} \"DELETE FROM tools WHERE id = '{tool_id}'\""
 
     # -- dialogues and messages ------------------------------------------------------------------
 

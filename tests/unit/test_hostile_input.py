@@ -160,3 +160,45 @@ def test_a_default_under_a_remote_ref_is_not_fetched(tripwire):
     spec = ToolSpec.model_construct(name="leaky", description="d", parameters=params, returns=None)
     spec_problems(spec)
     assert tripwire.untouched()
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. NaN / Infinity in a schema: refused at import; a row that no longer validates is skipped
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity", "1e999"])
+def test_non_finite_numbers_are_refused_at_import(constant, workspace, runner, tmp_path):
+    path = tmp_path / "tools.json"
+    path.write_text('[{"name": "f", "description": "d", "parameters": {"type": "object", "properties": '
+                    '{"x": {"type": "number", "maximum": %s}}}}]' % constant)
+    before = db_bytes(workspace)
+    result = runner.invoke(app, ["tools", "import", str(path), "-w", str(workspace)])
+    one_line_error(result, "parameters.properties.x.maximum: ")
+    assert "is not a finite number" in result.output and "'f'" in result.output
+    assert db_bytes(workspace) == before
+
+
+def test_a_row_that_no_longer_validates_is_skipped_and_named(workspace, runner, tmp_path):
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps([{"name": "fine", "description": "d", "parameters": {"type": "object", "properties": {}}}]))
+    assert runner.invoke(app, ["tools", "import", str(good), "-w", str(workspace)]).exit_code == 0
+    # What an older LoopTool stored for {"maximum": NaN}: null, which is not a valid schema.
+    bad = {"name": "poisoned", "description": "d", "parameters": {
+        "type": "object", "properties": {"x": {"type": "number", "maximum": None}}}, "returns": None}  # fmt: skip
+    with Store.open(workspace / "looptool.db") as store, store.transaction():
+        store.db.execute("INSERT INTO tools (id, name, domain, spec_json, source, tree_path, created_at) "
+                         "VALUES ('t_bad', 'poisoned', 'x', ?, 'import', '', '2026')", [json.dumps(bad)])
+    for command in (["tools", "list"], ["tools", "stats"], ["tools", "show", "fine"], ["tools", "import", str(good)]):
+        result = runner.invoke(app, [*command, "-w", str(workspace)])
+        assert result.exit_code == 0, result.output
+        assert "fine" in result.output or "already present" in result.output or "tools: 1" in result.output
+        warning = [line for line in result.stderr.splitlines() if "poisoned" in line]
+        assert len(warning) == 1 and "t_bad" in warning[0] and "DELETE FROM tools WHERE id = 't_bad'" in warning[0]
+    with Store.open(workspace / "looptool.db") as store:
+        warnings: list[str] = []
+        store.warn = warnings.append
+        assert [r["name"] for r in store.tool_records()] == ["fine"] and len(warnings) == 1
+        from looptool.store import StoreError
+
+        with pytest.raises(StoreError, match="'poisoned' .*no longer validates"):
+            store.get_tool("t_bad")
