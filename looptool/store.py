@@ -368,12 +368,24 @@ class Store:
     # -- tools -----------------------------------------------------------------------------------
 
     def upsert_tool(self, spec: ToolSpec, *, domain: str = "", source: str = "", tree_path: str = "") -> str:
-        """Store a tool; its id is derived from the spec, so the same spec gets the same id."""
+        """Store a tool; its id is derived from the spec, so the same spec gets the same id.
+
+        A name is one tool: models call tools by name, so a second, different spec under a name
+        already stored would put two tools of that name before the model. It is refused
+        (StoreError), and inside `upsert_tools` nothing of the batch is stored.
+        """
         tool_id = stable_id("t", spec.model_dump())
         row = {"id": tool_id, "name": spec.name, "domain": domain,
                "spec_json": _dump(spec), "source": source,
                "tree_path": tree_path, "created_at": utc_now()}
-        self._upsert("tools", row, ("id",))
+        with self.transaction():
+            other = self._one("SELECT id, domain, source FROM tools WHERE name = ? AND id != ? LIMIT 1", [spec.name, tool_id])
+            if other is not None:
+                raise StoreError(
+                    f"tool {spec.name!r} is already in the workspace with a different spec ({other['id']}, domain "
+                    f"{other['domain']!r}, from {other['source'] or 'unknown'}); a name is one tool: rename the new one"
+                )
+            self._upsert("tools", row, ("id",))
         return tool_id
 
     def upsert_tools(self, specs: Sequence[ToolSpec], *, domain: str = "", source: str = "",

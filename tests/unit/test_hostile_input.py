@@ -202,3 +202,23 @@ def test_a_row_that_no_longer_validates_is_skipped_and_named(workspace, runner, 
 
         with pytest.raises(StoreError, match="'poisoned' .*no longer validates"):
             store.get_tool("t_bad")
+
+
+# ---------------------------------------------------------------------------------------------
+# 6. A name is one tool: a second, different spec under a stored name is refused
+
+
+def test_a_second_spec_under_the_same_name_is_refused(workspace, runner, tmp_path):
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    first.write_text(json.dumps([{"name": "dup", "description": "one", "parameters": {"type": "object", "properties": {}}}]))
+    second.write_text(json.dumps([{"name": "other", "description": "x"}, {"name": "dup", "description": "two"}]))
+    assert runner.invoke(app, ["tools", "import", str(first), "-w", str(workspace)]).exit_code == 0
+    assert runner.invoke(app, ["tools", "import", str(first), "-w", str(workspace)]).exit_code == 0  # the same spec again
+    before = db_bytes(workspace)
+    one_line_error(runner.invoke(app, ["tools", "import", str(second), "-w", str(workspace)]),
+                   "tool 'dup' is already in the workspace with a different spec")
+    assert db_bytes(workspace) == before  # not even 'other', which came first in the file
+    both = tmp_path / "both.json"  # two specs of one name in one file: the same refusal
+    both.write_text(json.dumps([{"name": "twice", "description": "1"}, {"name": "twice", "description": "2"}]))
+    one_line_error(runner.invoke(app, ["tools", "import", str(both), "-w", str(workspace)]), "'twice'")
+    assert db_bytes(workspace) == before
