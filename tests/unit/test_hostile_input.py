@@ -222,3 +222,81 @@ def test_a_second_spec_under_the_same_name_is_refused(workspace, runner, tmp_pat
     both.write_text(json.dumps([{"name": "twice", "description": "1"}, {"name": "twice", "description": "2"}]))
     one_line_error(runner.invoke(app, ["tools", "import", str(both), "-w", str(workspace)]), "'twice'")
     assert db_bytes(workspace) == before
+
+
+# ---------------------------------------------------------------------------------------------
+# 7. Retries and timeouts are bounded in the config; a retried request says so
+
+
+@pytest.mark.parametrize(
+    ("setting", "fragment"),
+    [
+        ("max_retries = 99999999999999999999", "serving.max_retries: Input should be less than or equal to 20"),
+        ("request_timeout_s = inf", "serving.request_timeout_s: Input should be less than or equal to 3600"),
+        ("request_timeout_s = nan", "serving.request_timeout_s: Input should be less than or equal to 3600"),
+        ("startup_timeout_s = inf", "serving.startup_timeout_s: Input should be less than or equal to 7200"),
+    ],
+)
+def test_unbounded_retries_and_timeouts_are_refused(setting, fragment, workspace, runner):
+    (workspace / "looptool.toml").write_text(f"[serving]\n{setting}\n")
+    before = db_bytes(workspace)
+    one_line_error(runner.invoke(app, ["eval", "show", "-w", str(workspace)]), fragment)
+    assert db_bytes(workspace) == before
+
+
+def test_a_retried_request_prints_a_line(fake_openai, monkeypatch, capsys):
+    import asyncio
+
+    from looptool.serving.client import acomplete, prompt_logprobs, structured_json
+    from tests.fakes import chat_reply
+
+    monkeypatch.setattr("looptool.serving.client.RETRY_BASE_DELAY_S", 0.01)
+    fake_openai.replies += [(503, {"error": "busy"}), (200, chat_reply("hi"))]
+    assert asyncio.run(acomplete(fake_openai.endpoint, [{"role": "user", "content": "x"}])).content == "hi"
+    fake_openai.replies += [(502, {"error": "busy"}), (200, chat_reply('"ok"'))]
+    assert structured_json(fake_openai.endpoint, [("user", "x")], {"type": "string"}) == "ok"
+    fake_openai.replies += [(503, {"error": "busy"}), (200, {"choices": [{"prompt_logprobs": [None]}]})]
+    prompt_logprobs(fake_openai.endpoint, "a")
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note: ")]
+    assert len(lines) == 3, lines
+    assert "retrying POST http://127.0.0.1:" in lines[0] and "/chat/completions (retry 1)" in lines[0]
+    assert "/chat/completions (retry 1)" in lines[1]
+    assert "HTTP 503" in lines[2] and "retry 1 of 3" in lines[2]
+
+
+# ---------------------------------------------------------------------------------------------
+# 10. Secrets are not shown: an Endpoint's API key, a password in a base_url
+
+
+def test_endpoint_repr_hides_the_key_and_the_password():
+    from looptool.serving.client import Endpoint
+
+    endpoint = Endpoint("http://alice:hunter2@gpu-box:8000/v1", "m", api_key="sk-SECRET")
+    for text in (repr(endpoint), str(endpoint), f"{endpoint}", endpoint.display_url):
+        assert "sk-SECRET" not in text and "hunter2" not in text
+    assert endpoint.display_url == "http://alice:***@gpu-box:8000/v1"
+
+
+def test_a_password_in_base_url_is_never_printed(workspace, runner, fake_openai, capsys):
+    port = fake_openai.server.server_port
+    (workspace / "looptool.toml").write_text(
+        f"[judge]\nkind = 'endpoint'\nbase_url = 'http://alice:hunter2@127.0.0.1:{port}/v1'\nmodel = 'm'\n"
+        "[serving]\nmax_retries = 0\n"
+    )
+    status = runner.invoke(app, ["serve", "status", "-w", str(workspace)])
+    assert "alice:***@127.0.0.1" in status.output and "hunter2" not in status.output
+    # An error naming the endpoint, and a retry line, redact it too.
+    from looptool.config import load_config
+    from looptool.serving.client import check_endpoint, resolve_endpoint
+    from looptool.serving.server import ServingError
+
+    endpoint = resolve_endpoint(load_config(workspace), "judge", workspace)
+    fake_openai.server.shutdown()
+    fake_openai.server.server_close()
+    with pytest.raises(ServingError) as info:
+        check_endpoint(endpoint, timeout_s=1)
+    assert "alice:***@" in str(info.value) and "hunter2" not in str(info.value)
+    bad = (workspace / "looptool.toml")
+    bad.write_text("[judge]\nkind = 'endpoint'\nbase_url = 'ftp://alice:hunter2@h/v1'\nmodel = 'm'\n")
+    result = runner.invoke(app, ["serve", "status", "-w", str(workspace)])
+    assert result.exit_code == 1 and "hunter2" not in result.output
