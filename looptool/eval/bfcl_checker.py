@@ -620,15 +620,16 @@ def _number_or_text(text: str) -> Any:
 
 _JS_FLOAT = re.compile(r"^-?\d+(\.\d+)?$")
 _JS_BIGINT = re.compile(r"^-?\d+n$")
-_JS_ARRAY_2D = re.compile(
-    r"\[\s*\[.*?\]\s*(,\s*\[.*?\]\s*)*\]|\bnew\s+Array\(\s*\[.*?\]\s*(,\s*\[.*?\]\s*)*\)"
-)
 _JS_ARRAY = re.compile(r"\[(.*?)\]|\bnew\s+Array\((.*?)\)")
-_JS_INNER_ARRAY = re.compile(r"\[(.*?)\]")
+_JS_NEW_ARRAY_2D = re.compile(r"new\s+Array\(\s*\[")
 _JS_OBJECT = re.compile(r"\{(.*?)\}")
-_JS_PAIR = re.compile(r"([^:]+):\s*(.*?)(?:,\s*(?=[^,]+:)|$)")
-
-
+# The official converter reads 2-D arrays and object pairs with these patterns:
+#   2-D array   \[\s*\[.*?\]\s*(,\s*\[.*?\]\s*)*\]|\bnew\s+Array\(\s*\[.*?\]\s*(,\s*\[.*?\]\s*)*\)
+#   inner rows  \[(.*?)\]  (findall)
+#   pairs       ([^:]+):\s*(.*?)(?:,\s*(?=[^,]+:)|$)  (findall)
+# Python's backtracking makes the first exponential and the others quadratic in the answer's
+# length (a 190 KB answer took 90 s). `_js_2d_end`, `_js_rows` and `_js_pairs` compute the same
+# matches by scanning: linear time (tests compare them with the patterns on random text).
 def js_to_python(value: str, type_name: str, item_type: str | None = None) -> Any:
     """A JavaScript literal as the Python value BFCL compares, by the declared type:
     "'abc'" (String) -> "abc", "12n" (Bigint) -> 12, "[1, 2]" (array) -> [1, 2],
@@ -657,9 +658,9 @@ def js_to_python(value: str, type_name: str, item_type: str | None = None) -> An
 
 
 def _js_array(code: str, item_type: str | None) -> Any:
-    if match := _JS_ARRAY_2D.match(code):
+    if (end := _js_2d_end(code)) is not None:
         rows = []
-        for index, inner in enumerate(_JS_INNER_ARRAY.findall(match.group(0))):
+        for index, inner in enumerate(_js_rows(code, end)):
             inner = inner.strip()
             if index == 0 and inner.startswith("["):
                 inner = inner[1:]
@@ -690,7 +691,7 @@ def _js_object(code: str) -> Any:
         return code
     try:
         out: dict[str, Any] = {}
-        for key, raw in _JS_PAIR.findall(match.group(1)):
+        for key, raw in _js_pairs(match.group(1)):
             key, raw = key.strip().strip("'\""), raw.strip()
             if raw.startswith("[") and raw.endswith("]"):
                 out[key] = js_to_python(raw, "array")
@@ -701,6 +702,116 @@ def _js_object(code: str) -> Any:
         return out
     except Exception:
         return code
+
+
+def _next_index(text: str, wanted: str, stop: str = "") -> list[int]:
+    """For every position i, the first j >= i with text[j] == wanted and no `stop` character in
+    text[i:j]; len(text) when there is none. (One pass from the right.)"""
+    n = len(text)
+    out = [n] * (n + 1)
+    for i in range(n - 1, -1, -1):
+        char = text[i]
+        out[i] = i if char == wanted else n if stop and char in stop else out[i + 1]
+    return out
+
+
+def _space_end(text: str) -> list[int]:
+    """For every position i, the first j >= i where text[j] is not whitespace (regex \\s)."""
+    n = len(text)
+    out = [n] * (n + 1)
+    for i in range(n - 1, -1, -1):
+        out[i] = out[i + 1] if text[i].isspace() else i
+    return out
+
+
+def _js_2d_end(code: str) -> int | None:
+    """Where the official 2-D array pattern's match of `code` ends (None: no match).
+
+    Rows are `[` ... the first `]` on the line that lets the rest match ... `]`, separated by
+    commas, and closed by `]` (or `)` after `new Array(`); `.*?` crosses no newline. Trying the
+    `]`s of a row from the left, as the regex does, is a right-to-left table over `]` positions.
+    """
+    n = len(code)
+    space = _space_end(code)
+    if code.startswith("["):
+        closer, first = "]", space[1]
+        if first >= n or code[first] != "[":
+            return None
+        start = first + 1
+    elif match := _JS_NEW_ARRAY_2D.match(code):
+        closer, start = ")", match.end()
+    else:
+        return None
+    bracket = _next_index(code, "]", "\n")  # a row's first `]` before the line ends
+    # ends[j], for a `]` at j: where the match ends when the current row tries closing at j (then
+    # at its later `]`s); None when none of them leads to a match.
+    ends: list[int | None] = [None] * (n + 1)
+
+    def row_from(i: int) -> int | None:  # a row whose text starts at i
+        return ends[bracket[i]] if i <= n and bracket[i] < n else None
+
+    for j in range(n - 1, start - 1, -1):
+        if code[j] != "]":
+            continue
+        k = space[j + 1]
+        end = None
+        if k < n and code[k] == closer:
+            end = k + 1
+        elif k < n and code[k] == ",":
+            m = space[k + 1]
+            if m < n and code[m] == "[":
+                end = row_from(m + 1)
+        ends[j] = end if end is not None else row_from(j + 1)
+    return row_from(start)
+
+
+def _js_rows(code: str, end: int) -> list[str]:
+    """`re.findall(r"\\[(.*?)\\]", code[:end])`, in one pass."""
+    text = code[:end]
+    bracket = _next_index(text, "]", "\n")
+    rows, cursor = [], 0
+    while (opening := text.find("[", cursor)) >= 0:
+        close = bracket[opening + 1]
+        if close < len(text):
+            rows.append(text[opening + 1 : close])
+            cursor = close + 1
+        else:
+            cursor = opening + 1
+    return rows
+
+
+def _js_pairs(body: str) -> list[tuple[str, str]]:
+    """`re.findall(r"([^:]+):\\s*(.*?)(?:,\\s*(?=[^,]+:)|$)", body)` for a body without newlines,
+    in one pass: a key runs to the next colon; its value to the first comma followed (after
+    spaces) by more text and a colon before any other comma, else to the end."""
+    n = len(body)
+    colon, comma, space = _next_index(body, ":"), _next_index(body, ","), _space_end(body)
+
+    def key_follows(x: int) -> bool:  # (?=[^,]+:) at x
+        return x < n and colon[x + 1] < comma[x]
+
+    pairs, c = [], 0
+    while c < n:
+        if body[c] == ":":  # [^:]+ needs a character before the colon
+            c += 1
+            continue
+        q = colon[c]
+        if q >= n:
+            break  # no colon left: no key can match from here on
+        value_start = space[q + 1]
+        t, resume = comma[value_start], n
+        while t < n:
+            u = space[t + 1]
+            if key_follows(u):
+                resume = u
+                break
+            if u > t + 1 and colon[u] < comma[u]:  # the regex gives back one space to the key
+                resume = u - 1
+                break
+            t = comma[t + 1]
+        pairs.append((body[c:q], body[value_start:t]))
+        c = resume
+    return pairs
 
 
 def _js_value(text: str) -> Any:

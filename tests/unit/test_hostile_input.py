@@ -300,3 +300,51 @@ def test_a_password_in_base_url_is_never_printed(workspace, runner, fake_openai,
     bad.write_text("[judge]\nkind = 'endpoint'\nbase_url = 'ftp://alice:hunter2@h/v1'\nmodel = 'm'\n")
     result = runner.invoke(app, ["serve", "status", "-w", str(workspace)])
     assert result.exit_code == 1 and "hunter2" not in result.output
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. The BFCL JavaScript literal converter is linear: a 200 KB answer converts in well under a second
+
+# The official converter's patterns, which ours must match (they backtrack exponentially).
+JS_2D = r"\[\s*\[.*?\]\s*(,\s*\[.*?\]\s*)*\]|\bnew\s+Array\(\s*\[.*?\]\s*(,\s*\[.*?\]\s*)*\)"
+JS_PAIR = r"([^:]+):\s*(.*?)(?:,\s*(?=[^,]+:)|$)"
+
+
+@pytest.mark.parametrize(
+    ("literal", "type_name"),
+    [
+        ("[" + "[1], " * 40_000, "array"),  # exponential in the 2-D pattern before
+        ("[[]" + ",[]" * 66_000, "array"),
+        ("new Array([" + "[1]," * 50_000, "array"),
+        ("{" + "a" * 200_000 + "}", "dict"),
+        ("{" + "a: 1, " * 33_000 + "}", "dict"),
+        ("{" + "a, " * 66_000 + "b: 1}", "dict"),
+        ("{k: [" + "[" * 200_000 + "]}", "dict"),
+    ],
+)
+def test_js_conversion_is_linear(literal, type_name):
+    import time
+
+    from looptool.eval.bfcl_checker import js_to_python
+
+    started = time.process_time()
+    js_to_python(literal, type_name, "array" if type_name == "array" else None)
+    assert time.process_time() - started < 2.0
+
+
+def test_js_scanners_match_the_official_patterns():
+    import random
+    import re
+
+    from looptool.eval.bfcl_checker import _js_2d_end, _js_pairs, _js_rows
+
+    rng = random.Random(0)
+    for _ in range(20_000):
+        text = rng.choice(["", "[", "[[", "new Array(", "new  Array( [", "[ ["]) + "".join(
+            rng.choice("[[]],, \n:a1'{") for _ in range(rng.randint(0, 14)))
+        match = re.match(JS_2D, text)
+        assert _js_2d_end(text) == (match.end() if match else None), text
+        if match:
+            assert _js_rows(text, match.end()) == re.findall(r"\[(.*?)\]", match.group(0)), text
+        body = text.replace("\n", " ")
+        assert _js_pairs(body) == re.findall(JS_PAIR, body), body
