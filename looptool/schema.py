@@ -11,6 +11,7 @@ import hashlib
 import json
 import math
 import re
+import sys
 from typing import Any, Literal
 
 import jsonschema
@@ -24,6 +25,81 @@ TOOL_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$")
 def canonical_json(value: Any) -> str:
     """JSON with sorted keys and no whitespace: equal values give equal strings."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+# Bounds on JSON read from files (tool files, outputs files). Real tool schemas nest a few levels;
+# deeper input is an attack or an accident, and unbounded it ends in RecursionError somewhere
+# (the JSON parser, jsonschema, pydantic) instead of an error that names the file and line.
+MAX_JSON_DEPTH = 64
+
+
+class JSONLimitError(ValueError):
+    """JSON that LoopTool will not read: nested too deep, an integer too long to convert, or a
+    string that is not valid Unicode (an escaped lone surrogate). `lineno` is where, 1-based."""
+
+    def __init__(self, message: str, lineno: int = 1) -> None:
+        super().__init__(message)
+        self.lineno = lineno
+
+
+_LONG_INT = re.compile(r"\d{%d,}" % (sys.get_int_max_str_digits() or 4300))
+_LONE_SURROGATE = re.compile(
+    r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])|(?<![0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+)
+
+
+def load_json(text: str) -> Any:
+    """`json.loads` with bounds: JSONLimitError (one line, with the line it is on) for nesting
+    deeper than MAX_JSON_DEPTH, an integer longer than Python converts, or a lone surrogate;
+    json.JSONDecodeError for text that is not JSON."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        raise
+    except RecursionError:
+        raise JSONLimitError(f"nested deeper than {MAX_JSON_DEPTH} levels", _deep_line(text)) from None
+    except ValueError:  # "Exceeds the limit (4300 digits) for integer string conversion"
+        raise JSONLimitError("an integer too long to read", _line_of(text, _LONG_INT.search(text))) from None
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise JSONLimitError(f"nested deeper than {MAX_JSON_DEPTH} levels", _deep_line(text))
+        if isinstance(node, dict):
+            stack.extend((k, depth) for k in node)
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
+        elif isinstance(node, str):
+            try:
+                node.encode("utf-8")
+            except UnicodeEncodeError:
+                raise JSONLimitError("a string holds a lone surrogate (\\ud800-\\udfff): not valid Unicode",
+                                     _line_of(text, _LONE_SURROGATE.search(text))) from None
+    return value
+
+
+def _line_of(text: str, match: re.Match[str] | None) -> int:
+    return text.count("\n", 0, match.start()) + 1 if match else 1
+
+
+def _deep_line(text: str) -> int:
+    """The line where nesting first goes deeper than MAX_JSON_DEPTH (strings skipped)."""
+    depth, in_string, escaped, line = 0, False, False, 1
+    for char in text:
+        if char == "\n":
+            line += 1
+        elif in_string:
+            escaped, in_string = (not escaped and char == "\\"), in_string and (escaped or char != '"')
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                return line
+        elif char in "]}":
+            depth -= 1
+    return line
 
 
 def stable_id(prefix: str, *parts: Any) -> str:
@@ -65,21 +141,24 @@ def schema_problem(schema: Any, path: str) -> str | None:
 
     - a reference that points outside the schema: only '#/$defs/x' or '#anchor' may be used;
     - a number that is not finite (NaN, Infinity): JSON has none, so it would be stored as null
-      and the schema would no longer be valid when it is read back.
+      and the schema would no longer be valid when it is read back;
+    - nesting deeper than MAX_JSON_DEPTH.
 
     The walk is iterative, so a deeply nested schema cannot exhaust the stack here.
     """
-    stack = [(schema, path)]
+    stack = [(schema, path, 1)]
     while stack:
-        node, where = stack.pop()
+        node, where, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:  # jsonschema and pydantic recurse: keep them off the stack's end
+            return f"{where}: nested deeper than {MAX_JSON_DEPTH} levels"
         if isinstance(node, dict):
             for key, value in node.items():
                 if key in REF_KEYWORDS and not (isinstance(value, str) and value.startswith("#")):
                     return (f"{where}.{key}: only references inside the schema ('#/...') are allowed, "
                             f"got {str(value)[:80]!r}")
-                stack.append((value, f"{where}.{key}"))
+                stack.append((value, f"{where}.{key}", depth + 1))
         elif isinstance(node, list):
-            stack.extend((item, f"{where}[{i}]") for i, item in enumerate(node))
+            stack.extend((item, f"{where}[{i}]", depth + 1) for i, item in enumerate(node))
         elif isinstance(node, float) and not math.isfinite(node):
             return f"{where}: {json.dumps(node)} is not a finite number"
     return None

@@ -28,7 +28,7 @@ import referencing.exceptions
 from pydantic import BaseModel, ValidationError
 
 from looptool.config import EndpointModel, ManagedModel, WorkspaceConfig, redact_url
-from looptool.schema import schema_validator
+from looptool.schema import JSONLimitError, load_json, schema_validator
 from looptool.serving.server import ServerManager, ServingError, vllm_flavour
 
 T = TypeVar("T")
@@ -270,7 +270,9 @@ def _json_schema_llm(endpoint: Endpoint, name: str, schema: dict[str, Any], mode
 def parse_json_answer(content: str, schema: dict[str, Any], name: str = "answer") -> Any:
     """Decode a model's JSON answer and check it against `schema`; ModelOutputError if it does not fit."""
     try:
-        value = json.loads(content)
+        value = load_json(content)
+    except JSONLimitError as exc:
+        raise ModelOutputError(f"model output for {name} is not usable JSON: {exc}") from None
     except json.JSONDecodeError as exc:
         raise ModelOutputError(f"model output for {name} is not JSON: {exc}; output: {content[:200]!r}") from None
     try:

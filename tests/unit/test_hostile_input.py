@@ -348,3 +348,56 @@ def test_js_scanners_match_the_official_patterns():
             assert _js_rows(text, match.end()) == re.findall(r"\[(.*?)\]", match.group(0)), text
         body = text.replace("\n", " ")
         assert _js_pairs(body) == re.findall(JS_PAIR, body), body
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. Depth and size bombs: one line with file:line, never a RecursionError / ValueError traceback
+
+BOMBS = {
+    "100k-deep JSON": "[\n" + "[" * 100_000 + "]" * 100_000 + "\n]",
+    "a 400-deep schema": json.dumps([{"name": "f", "parameters": {"type": "object", "properties": {
+        "x": json.loads('{"items": ' * 400 + "{}" + "}" * 400)}}}]),  # fmt: skip
+    "a 5,000-digit integer": '[{"name": "f", "parameters": {"type": "object", "properties": {\n"x": {"maximum": '
+                             + "9" * 5000 + "}}}}]",
+    "an escaped lone surrogate": '[{"name": "f",\n "description": "\\ud800", "parameters": {"type": "object"}}]',
+}
+
+
+@pytest.mark.parametrize("kind", list(BOMBS))
+def test_bombs_in_a_tools_file_are_one_line(kind, workspace, runner, tmp_path):
+    path = tmp_path / "tools.json"
+    path.write_text(BOMBS[kind])
+    before = db_bytes(workspace)
+    result = runner.invoke(app, ["tools", "import", str(path), "-w", str(workspace)])
+    expected = {"100k-deep JSON": "line 2: nested deeper than 64 levels", "a 400-deep schema": "nested deeper than 64",
+                "a 5,000-digit integer": "line 2: an integer too long", "an escaped lone surrogate": "line 2: a string "
+                "holds a lone surrogate"}[kind]  # fmt: skip
+    one_line_error(result, f"{path}: ")
+    assert expected in result.output
+    assert db_bytes(workspace) == before
+
+
+def test_a_deep_schema_from_anywhere_is_refused_by_toolspec():
+    from pydantic import ValidationError
+
+    deep = json.loads('{"items": ' * 400 + "{}" + "}" * 400)
+    with pytest.raises(ValidationError, match="nested deeper than 64 levels"):
+        ToolSpec(name="f", parameters={"type": "object", "properties": {"x": deep}})
+
+
+@pytest.mark.parametrize("kind", ["deep", "digits", "surrogate"])
+def test_bombs_in_an_outputs_file_are_one_line(kind, runner, tmp_path):
+    line = {"deep": '{"id": "simple_0", "output": ' + "[" * 100_000 + "]" * 100_000 + "}",
+            "digits": '{"id": "simple_0", "output": "x", "n": ' + "1" * 5000 + "}",
+            "surrogate": '{"id": "simple_0", "output": "\\udc00"}'}[kind]  # fmt: skip
+    path = tmp_path / "outputs.jsonl"
+    path.write_text('{"id": "simple_1", "output": "[]"}\n' + line + "\n")
+    result = runner.invoke(app, ["eval", "bfcl", "--outputs", str(path)])
+    one_line_error(result, f"{path}:2: ")
+
+
+def test_a_bomb_in_a_model_answer_is_a_model_output_error():
+    with pytest.raises(ModelOutputError, match="nested deeper"):
+        parse_json_answer("[" * 100_000 + "]" * 100_000, {"type": "array"})
+    with pytest.raises(ModelOutputError, match="integer too long"):
+        parse_json_answer("9" * 5000, {"type": "integer"})
