@@ -300,23 +300,42 @@ def tools_import(
     file: Annotated[Path, typer.Argument(help="OpenAI tools JSON, MCP tools/list result, BFCL function docs, or a list of specs.")],
     workspace: Workspace = Path("."),
     domain: Annotated[str | None, typer.Option(help="Domain to file the tools under (default: the file name).")] = None,
+    on_duplicate: Annotated[
+        str,
+        typer.Option(
+            help="A tool whose name is already stored (or earlier in the file) with a different spec: 'refuse' the "
+            "import, 'skip' it (the first spec stays), or 'replace' the stored one (refused if dialogues or samples "
+            "use it). BFCL's own files give some names several docs: import them with skip.",
+        ),
+    ] = "refuse",
 ) -> None:
     """Import tool definitions from a file; a bad file is rejected whole, nothing is stored."""
     from looptool.schema import stable_id
     from looptool.tools_sim.importers import load_tools_file
 
+    if on_duplicate not in ("refuse", "skip", "replace"):
+        raise ConfigError(f"--on-duplicate: must be refuse, skip or replace, got {on_duplicate!r}")
     _, db_path = _open_workspace(workspace)
     imported = load_tools_file(file)
     ids = [stable_id("t", spec.model_dump()) for spec in imported.specs]
     with Store.open(db_path) as store:
         before = {r["id"] for r in store.tool_records()}
-        stored = store.upsert_tools(imported.specs, domain=domain or file.stem, source=f"import:{imported.format}")
-        assert stored == ids, "store and importer disagree on tool ids"
-        new = len(set(ids) - before)
+        stored = store.upsert_tools(imported.specs, domain=domain or file.stem, source=f"import:{imported.format}",
+                                    on_duplicate=on_duplicate)
+        assert all(s in (i, None) for s, i in zip(stored, ids, strict=True)), "store and importer disagree on tool ids"
+        after = {r["id"] for r in store.tool_records()}
+        kept = {s for s in stored if s is not None} & after  # with replace, a later spec may replace an earlier one
+        skipped = sum(1 for s in stored if s is None)
+        replaced = len(before - after)
+        new = len(kept - before)
         summary = (
             f"tools import: read {len(ids)} {imported.format} tool definitions from {file}: {len(set(ids))} distinct, "
-            f"{new} new, {len(set(ids)) - new} already present"
+            f"{new} new, {len(kept) - new} already present"
         )
+        if skipped:
+            summary += f"; skipped {skipped} whose name was already taken by a different spec (--on-duplicate skip)"
+        if replaced:
+            summary += f"; replaced {replaced} stored specs (--on-duplicate replace)"
         store.log_event("info", "tools", summary)
     typer.echo(summary)
 

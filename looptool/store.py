@@ -367,12 +367,15 @@ class Store:
 
     # -- tools -----------------------------------------------------------------------------------
 
-    def upsert_tool(self, spec: ToolSpec, *, domain: str = "", source: str = "", tree_path: str = "") -> str:
+    def upsert_tool(self, spec: ToolSpec, *, domain: str = "", source: str = "", tree_path: str = "",
+                    on_duplicate: str = "refuse") -> str | None:
         """Store a tool; its id is derived from the spec, so the same spec gets the same id.
 
         A name is one tool: models call tools by name, so a second, different spec under a name
-        already stored would put two tools of that name before the model. It is refused
-        (StoreError), and inside `upsert_tools` nothing of the batch is stored.
+        already stored would put two tools of that name before the model. `on_duplicate` says what
+        happens to such a spec: "refuse" (StoreError; inside `upsert_tools` nothing of the batch is
+        stored), "skip" (the stored spec stays; returns None) or "replace" (the stored spec is
+        deleted first, refused when a dialogue or sample uses it: their data was made with it).
         """
         tool_id = stable_id("t", spec.model_dump())
         row = {"id": tool_id, "name": spec.name, "domain": domain,
@@ -381,18 +384,42 @@ class Store:
         with self.transaction():
             other = self._one("SELECT id, domain, source FROM tools WHERE name = ? AND id != ? LIMIT 1", [spec.name, tool_id])
             if other is not None:
-                raise StoreError(
-                    f"tool {spec.name!r} is already in the workspace with a different spec ({other['id']}, domain "
-                    f"{other['domain']!r}, from {other['source'] or 'unknown'}); a name is one tool: rename the new one"
-                )
+                if on_duplicate == "skip":
+                    return None
+                if on_duplicate != "replace":
+                    raise StoreError(
+                        f"tool {spec.name!r} is already in the workspace with a different spec ({other['id']}, domain "
+                        f"{other['domain']!r}, from {other['source'] or 'unknown'}); a name is one tool: rename the new "
+                        "one, or import with --on-duplicate skip (keep the stored spec) or --on-duplicate replace"
+                    )
+                self._delete_tool_named(spec.name, keep=tool_id)
             self._upsert("tools", row, ("id",))
         return tool_id
 
+    def _delete_tool_named(self, name: str, keep: str) -> None:
+        """Delete the tools called `name` other than `keep`, unless data was made with them."""
+        used = self._one(
+            "SELECT (SELECT count(*) FROM dialogues d, tools t WHERE t.name = :name AND t.id != :keep "
+            "        AND EXISTS (SELECT 1 FROM json_each(d.tool_ids_json) j WHERE j.value = t.id)) AS dialogues, "
+            "       (SELECT count(*) FROM samples s WHERE EXISTS (SELECT 1 FROM json_each(s.tools_json) j "
+            "        WHERE json_extract(j.value, '$.name') = :name)) AS samples",
+            {"name": name, "keep": keep},
+        )
+        if used and (used["dialogues"] or used["samples"]):
+            raise StoreError(
+                f"tool {name!r} cannot be replaced: {used['dialogues']} dialogues and {used['samples']} samples were "
+                "made with the stored spec; use --on-duplicate skip, or import into a new workspace"
+            )
+        self.db.execute("DELETE FROM tools WHERE name = ? AND id != ?", [name, keep])
+
     def upsert_tools(self, specs: Sequence[ToolSpec], *, domain: str = "", source: str = "",
-                     tree_path: str = "") -> list[str]:
-        """Store several tools in one transaction; returns their ids."""
+                     tree_path: str = "", on_duplicate: str = "refuse") -> list[str | None]:
+        """Store several tools in one transaction; returns their ids (None: skipped, see upsert_tool)."""
+        if on_duplicate not in ("refuse", "skip", "replace"):
+            raise ValueError(f"on_duplicate must be refuse, skip or replace, got {on_duplicate!r}")
         with self.transaction():
-            return [self.upsert_tool(s, domain=domain, source=source, tree_path=tree_path) for s in specs]
+            return [self.upsert_tool(s, domain=domain, source=source, tree_path=tree_path, on_duplicate=on_duplicate)
+                    for s in specs]
 
     def get_tool(self, tool_id: str) -> ToolSpec:
         row = self._one("SELECT id, name, spec_json FROM tools WHERE id = ?", [tool_id])

@@ -224,6 +224,39 @@ def test_a_second_spec_under_the_same_name_is_refused(workspace, runner, tmp_pat
     assert db_bytes(workspace) == before
 
 
+def test_on_duplicate_skip_and_replace(workspace, runner, tmp_path):
+    from looptool.schema import Label, Message, Sample
+
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    first.write_text(json.dumps([{"name": "dup", "description": "one"}, {"name": "used", "description": "one"}]))
+    second.write_text(json.dumps([{"name": "dup", "description": "two"}, {"name": "new", "description": "x"}]))
+    ws = ["-w", str(workspace)]
+    assert runner.invoke(app, ["tools", "import", str(first), *ws]).exit_code == 0
+    refused = runner.invoke(app, ["tools", "import", str(second), *ws])
+    one_line_error(refused, "--on-duplicate skip")
+
+    skipped = runner.invoke(app, ["tools", "import", str(second), *ws, "--on-duplicate", "skip"])
+    assert skipped.exit_code == 0 and "skipped 1 whose name was already taken" in skipped.output, skipped.output
+    with Store.open(workspace / "looptool.db") as store:
+        specs = {r["name"]: r["spec"].description for r in store.tool_records()}
+    assert specs == {"dup": "one", "used": "one", "new": "x"}
+
+    replaced = runner.invoke(app, ["tools", "import", str(second), *ws, "--on-duplicate", "replace"])
+    assert replaced.exit_code == 0 and "replaced 1 stored specs" in replaced.output, replaced.output
+    with Store.open(workspace / "looptool.db") as store:
+        assert {r["name"]: r["spec"].description for r in store.tool_records()}["dup"] == "two"
+        used = next(r["spec"] for r in store.tool_records() if r["name"] == "used")
+        store.upsert_sample(Sample(messages=[Message(role="user", content="hi")], tools=[used], label=Label(text="hello")))
+    # A spec that data was made with is not replaced: the samples would describe another tool.
+    third = tmp_path / "c.json"
+    third.write_text(json.dumps([{"name": "used", "description": "two"}]))
+    before = db_bytes(workspace)
+    one_line_error(runner.invoke(app, ["tools", "import", str(third), *ws, "--on-duplicate", "replace"]),
+                   "tool 'used' cannot be replaced: 0 dialogues and 1 samples")
+    assert db_bytes(workspace) == before
+    one_line_error(runner.invoke(app, ["tools", "import", str(third), *ws, "--on-duplicate", "maybe"]), "--on-duplicate")
+
+
 # ---------------------------------------------------------------------------------------------
 # 7. Retries and timeouts are bounded in the config; a retried request says so
 
