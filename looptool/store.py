@@ -195,7 +195,30 @@ MIGRATIONS: dict[int, Callable[[Database], None]] = {
 
 
 class StoreError(Exception):
-    """The database is missing, foreign, from a newer LoopTool, or a row is not there."""
+    """The database is missing, foreign, damaged, read-only, from a newer LoopTool, or a row is not there."""
+
+
+def damaged(path: str | Path, detail: str) -> str:
+    """The one line for a database that SQLite cannot read as LoopTool wrote it."""
+    return (
+        f"{path} is damaged ({detail}); nothing was changed. `sqlite3 {path} .recover | sqlite3 recovered.db` "
+        "saves the rows that can still be read (then move recovered.db into its place), or restore a backup"
+    )
+
+
+def database_error_line(path: str | Path, exc: sqlite3.DatabaseError) -> str:
+    """One line for an SQLite error reaching the command line, by what a user can do about it."""
+    text = " ".join(str(exc).split())[:200]
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    if name.startswith("SQLITE_READONLY") or "readonly" in text:
+        return f"{path} is read-only ({text}); this command writes to it: make it writable, or copy the workspace"
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in text:
+        return f"{path} is busy ({text}): another process holds it; try again when it is done"
+    if name.startswith("SQLITE_FULL") or "disk is full" in text:
+        return f"{path}: the disk is full ({text}); nothing was changed"
+    if name.startswith(("SQLITE_CANTOPEN", "SQLITE_IOERR", "SQLITE_PERM")):
+        return f"{path}: cannot read or write the file ({text})"
+    return damaged(path, text)
 
 
 def utc_now() -> str:
@@ -243,7 +266,9 @@ class Store:
             self._check_version()
         except sqlite3.DatabaseError as exc:
             conn.close()
-            raise StoreError(f"{self.path} is not a usable LoopTool database: {exc}") from None
+            if "not a database" in str(exc):  # the header is not SQLite's: a foreign file, or garbage
+                raise StoreError(f"{self.path} is not a usable LoopTool database: {exc}") from None
+            raise StoreError(database_error_line(self.path, exc)) from None
         except BaseException:
             conn.close()
             raise
@@ -286,7 +311,12 @@ class Store:
         if self.db.conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
             self.db.conn.execute("PRAGMA journal_mode=WAL")
         if self.schema_version() == SCHEMA_VERSION:
-            return  # the common case: read only, write nothing
+            # The common case: read only, write nothing. A table dropped by hand would otherwise
+            # surface as "no such table" in the middle of some later command.
+            missing = {"meta", *TABLES} - set(self.db.table_names())
+            if missing:
+                raise StoreError(damaged(self.path, f"table {', '.join(sorted(missing))} missing"))
+            return
         with self.transaction():  # re-read under the write lock: another process may migrate too
             version = self.schema_version()
             if version > SCHEMA_VERSION:
@@ -306,8 +336,11 @@ class Store:
         """The schema version recorded in the file."""
         row = self._one("SELECT value FROM meta WHERE key = 'schema_version'")
         if row is None:
-            raise StoreError(f"{self.path} has no schema_version")
-        return int(row["value"])
+            raise StoreError(damaged(self.path, "no schema_version in its meta table"))
+        try:
+            return int(row["value"])
+        except (TypeError, ValueError):
+            raise StoreError(damaged(self.path, f"schema_version is {str(row['value'])[:40]!r}, not a number")) from None
 
     # -- plumbing --------------------------------------------------------------------------------
 
