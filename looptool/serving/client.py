@@ -120,6 +120,8 @@ def _describe(exc: Exception) -> str:
     if isinstance(exc, httpx.HTTPStatusError):
         body = exc.response.text.strip().replace("\n", " ")[:300]
         return redact_url(f"HTTP {exc.response.status_code} from {exc.request.url}: {body}")
+    if isinstance(exc, NotACompletion):
+        return str(exc)
     if isinstance(exc, httpx.TransportError):
         return redact_url(f"cannot reach {exc.request.url}: {type(exc).__name__} {exc}".strip())
     return redact_url(str(exc))
@@ -140,6 +142,66 @@ async def _announce_retry_async(request: httpx.Request) -> None:
     _announce_retry(request)
 
 
+class NotACompletion(httpx.TransportError):
+    """HTTP 200 whose body is not a completion (an HTML error page from a proxy, binary junk,
+    nothing, `"choices": []`). It is an endpoint error, never an answer: as a transport error the
+    OpenAI client and `with_retries` retry it, and the last one's message names what came back."""
+
+
+# Where the body of a 200 answer is checked: the two kinds of completion LoopTool asks for.
+_COMPLETION_PATHS = {"/chat/completions": "message", "/completions": "text"}
+
+
+def completion_problem(path: str, content: bytes, content_type: str = "") -> str | None:
+    """What is wrong with the body of a 200 answer to a completion request at `path` (None: it
+    is a completion, or not a completion request). A completion is a JSON object whose `choices`
+    is a non-empty list of objects, each with a `message` object (chat) or a `text` (completions)."""
+    kind = next((k for suffix, k in _COMPLETION_PATHS.items() if path.endswith(suffix)), None)
+    if kind is None:
+        return None
+    if not content.strip():
+        return "an empty body"
+    try:
+        data = load_json(content.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):  # ValueError: JSONDecodeError and JSONLimitError
+        shown = content[:80].decode("utf-8", "replace")
+        return f"a body that is not JSON ({content_type or 'no content type'}, {len(content)} bytes: {shown!r})"
+    choices = data.get("choices") if isinstance(data, dict) else None
+    if not isinstance(choices, list) or not choices:
+        what = "'choices': []" if choices == [] else "no 'choices' list"
+        return f"JSON with {what} ({json.dumps(data)[:80]})"
+    for choice in choices:
+        if kind == "message":
+            ok = isinstance(choice, dict) and isinstance(choice.get("message"), dict)
+        else:  # a prompt-log-probs request is answered by its prompt_logprobs
+            ok = isinstance(choice, dict) and (isinstance(choice.get("text"), str) or "prompt_logprobs" in choice)
+        if not ok:
+            return f"a choice without a {kind} ({json.dumps(choice)[:80]})"
+    return None
+
+
+def _not_a_completion(response: Any) -> NotACompletion | None:
+    if response.status_code != 200 or response.request.method != "POST":
+        return None
+    problem = completion_problem(response.request.url.path, response.content, response.headers.get("content-type", ""))
+    if problem is None:
+        return None
+    return NotACompletion(redact_url(f"{response.request.url} answered HTTP 200 with {problem}, not a completion"),
+                          request=response.request)
+
+
+def _check_completion(response: Any) -> None:
+    response.read()
+    if (error := _not_a_completion(response)) is not None:
+        raise error
+
+
+async def _check_completion_async(response: Any) -> None:
+    await response.aread()
+    if (error := _not_a_completion(response)) is not None:
+        raise error
+
+
 def _post(endpoint: Endpoint, path: str, payload: dict[str, Any], *, what: str) -> httpx.Response:
     def call() -> httpx.Response:
         response = httpx.post(
@@ -149,6 +211,8 @@ def _post(endpoint: Endpoint, path: str, payload: dict[str, Any], *, what: str) 
             timeout=endpoint.timeout_s,
         )
         response.raise_for_status()
+        if (error := _not_a_completion(response)) is not None:
+            raise error
         return response
 
     return with_retries(call, retries=endpoint.max_retries, what=what)
@@ -197,7 +261,9 @@ _SYNC_CLIENT: list[httpx.Client] = []  # one, made on first use (a sync client b
 
 def _sync_http_client() -> httpx.Client:
     if not _SYNC_CLIENT:
-        _SYNC_CLIENT.append(openai.DefaultHttpxClient(event_hooks={"request": [_announce_retry]}))
+        _SYNC_CLIENT.append(openai.DefaultHttpxClient(
+            event_hooks={"request": [_announce_retry], "response": [_check_completion]}
+        ))
     return _SYNC_CLIENT[0]
 
 
@@ -215,7 +281,8 @@ def _loop_http_client(timeout_s: float):
     client = _LOOP_CLIENTS.get(loop)
     if client is None:
         client = _LOOP_CLIENTS[loop] = openai.DefaultAsyncHttpxClient(
-            timeout=timeout_s, event_hooks={"request": [_announce_retry_async]}
+            timeout=timeout_s,
+            event_hooks={"request": [_announce_retry_async], "response": [_check_completion_async]},
         )
     return client
 
@@ -258,7 +325,7 @@ def _json_schema_completion(
     except openai.LengthFinishReasonError:
         raise ModelOutputError(f"{name}: the answer hit max_tokens before its JSON was complete") from None
     except openai.OpenAIError as exc:  # connection and status errors, after the client's retries
-        raise ServingError(f"structured call to {endpoint.display_url} failed: {str(exc).splitlines()[0]}") from None
+        raise ServingError(f"structured call to {endpoint.display_url} failed: {_openai_message(exc)}") from None
     return message.content if isinstance(message.content, str) else str(message.content)
 
 
@@ -322,9 +389,9 @@ async def acomplete_json(
     except openai.APIStatusError as exc:
         if _refused(exc):
             raise RequestRejected(f"request refused by {endpoint.display_url}: {_openai_message(exc)}") from None
-        raise ServingError(f"structured call to {endpoint.display_url} failed: {str(exc).splitlines()[0]}") from None
+        raise ServingError(f"structured call to {endpoint.display_url} failed: {_openai_message(exc)}") from None
     except openai.OpenAIError as exc:
-        raise ServingError(f"structured call to {endpoint.display_url} failed: {str(exc).splitlines()[0]}") from None
+        raise ServingError(f"structured call to {endpoint.display_url} failed: {_openai_message(exc)}") from None
     latency_ms = (time.perf_counter() - started) * 1000
     usage = message.usage_metadata or {}
     content = message.content if isinstance(message.content, str) else str(message.content)
@@ -434,6 +501,14 @@ def _refused(exc: openai.APIStatusError) -> bool:
 
 
 def _openai_message(exc: Exception) -> str:
+    # The OpenAI client (and langchain over it) reports a transport error, ours included, as
+    # "Connection error.": a NotACompletion among its causes says what actually came back.
+    cause: BaseException | None = exc
+    for _ in range(5):
+        cause = cause.__cause__ or cause.__context__ if cause is not None else None
+        if isinstance(cause, NotACompletion):
+            exc = cause
+            break
     return redact_url(" ".join(str(exc).split())[:300])
 
 

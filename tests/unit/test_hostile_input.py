@@ -5,6 +5,7 @@ a non-zero exit, and the database unchanged.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from looptool.cli import app
+from tests.fakes import chat_reply
 from looptool.schema import ToolCall, ToolSpec
 from looptool.serving.client import ModelOutputError, parse_json_answer
 from looptool.store import Store
@@ -586,3 +588,114 @@ def test_a_damaged_page_met_after_the_open_is_one_line_at_the_cli(workspace, run
     monkeypatch.setattr(StoreClass, "tool_records", malformed)
     one_line_error(runner.invoke(app, ["tools", "list", "-w", str(workspace)]),
                    "looptool.db is damaged (database disk image is malformed)")
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. HTTP 200 with a body that is not a completion: an endpoint error, retried, never an answer
+
+NOT_COMPLETIONS = {
+    "html": (b"<html><body>502 Bad Gateway</body></html>", "a body that is not JSON (text/html"),
+    "binary": (bytes(range(256)), "a body that is not JSON"),
+    "empty": (b"", "an empty body"),
+    "no_choices": ({"choices": []}, "'choices': []"),
+    "not_an_object": ([1, 2], "no 'choices' list"),
+    "choice_without_message": ({"choices": [{"index": 0}]}, "a choice without a"),
+}
+
+
+def answer(path: str, body: dict, text: str = "[]") -> tuple[int, dict]:
+    """A real completion of either kind, saying `text`."""
+    if path.endswith("/chat/completions"):
+        return 200, chat_reply(text)
+    return 200, {"id": "x", "object": "text_completion", "created": 0, "model": "m",
+                 "choices": [{"index": 0, "text": text, "finish_reason": "stop", "logprobs": None}]}
+
+
+@pytest.mark.parametrize("kind", sorted(NOT_COMPLETIONS))
+def test_a_200_that_is_not_a_completion_is_retried_then_one_line(kind, fake_openai, monkeypatch):
+    import asyncio
+
+    from looptool.serving import client
+    from looptool.serving.server import ServingError
+
+    monkeypatch.setattr(client, "RETRY_BASE_DELAY_S", 0.0)
+    body, fragment = NOT_COMPLETIONS[kind]
+    endpoint = dataclasses.replace(fake_openai.endpoint, max_retries=1)
+    calls = [
+        lambda: asyncio.run(client.acomplete(endpoint, [{"role": "user", "content": "x"}])),
+        lambda: asyncio.run(client.acomplete_prompt(endpoint, "x")),
+        lambda: asyncio.run(client.acomplete_json(endpoint, [("user", "x")], {"type": "object"})),
+        lambda: client.structured_json(endpoint, [("user", "x")], {"type": "object"}),
+        lambda: client.prompt_logprobs(endpoint, "x"),
+    ]
+    for call in calls:
+        fake_openai.requests.clear()
+        fake_openai.replies = [(200, body)] * (endpoint.max_retries + 1)
+        with pytest.raises(ServingError) as caught:
+            call()
+        message = str(caught.value)
+        assert "\n" not in message and fragment in message and "answered HTTP 200 with" in message, message
+        assert endpoint.base_url in message
+        assert len(fake_openai.requests) == endpoint.max_retries + 1  # retried, then given up
+    # A server that recovers within the retries gives its answer.
+    fake_openai.replies = [(200, body)]
+    fake_openai.responder = answer
+    assert asyncio.run(client.acomplete(endpoint, [{"role": "user", "content": "x"}])).content == "[]"
+
+
+def broken_endpoint_ws(workspace: Path, fake_openai) -> Path:
+    role = f"kind = 'endpoint'\nbase_url = '{fake_openai.endpoint.base_url}'\nmodel = 'm'\n"
+    (workspace / "looptool.toml").write_text(
+        "[serving]\nmax_retries = 1\n" + "".join(f"[{r}]\n{role}" for r in ("policy", "generator", "judge")))
+    return workspace
+
+
+@pytest.mark.parametrize("kind", ["html", "no_choices"])
+def test_eval_never_stores_a_broken_body_and_a_rerun_stores_the_answer(kind, workspace, runner, fake_openai):
+    ws = broken_endpoint_ws(workspace, fake_openai)
+    body, fragment = NOT_COMPLETIONS[kind]
+    fake_openai.responder = lambda path, request: (200, body)
+    before = db_bytes(ws)
+    command = ["eval", "bfcl", "--categories", "simple", "--limit", "2", "--concurrency", "1", "-w", str(ws)]
+    result = runner.invoke(app, command)
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and fragment in errors[0] and fake_openai.endpoint.base_url in errors[0], result.output
+    assert "Traceback" not in result.output
+    with Store.open(ws / "looptool.db") as store:
+        assert store.counts()["eval_results"] == 0  # no failed entry stands for the broken answer
+    del before  # the run row itself may be stored: it holds no answer
+    fake_openai.responder = lambda path, request: answer(path, request, "[math.factorial(number=5)]")
+    again = runner.invoke(app, command)
+    assert again.exit_code == 0, again.output
+    with Store.open(ws / "looptool.db") as store:
+        (run,) = store.eval_runs("bfcl")
+        outputs = [r["output"] for r in store.eval_results(run["id"])]
+    assert outputs == ["[math.factorial(number=5)]"] * 2
+
+
+@pytest.mark.parametrize("command", [["tools", "synth", "--n", "2", "--concurrency", "1"],
+                                     ["seed", "--n", "1", "--concurrency", "1"]])
+def test_synth_and_seed_say_the_endpoint_is_broken(command, workspace, runner, fake_openai, tmp_path):
+    ws = broken_endpoint_ws(workspace, fake_openai)
+    if command[0] == "seed":
+        tools = tmp_path / "t.json"
+        tools.write_text(json.dumps([{"name": "get_weather", "description": "Weather in a city",
+                                      "parameters": {"type": "object", "properties": {"city": {"type": "string"}},
+                                                     "required": ["city"]}}]))
+        assert runner.invoke(app, ["tools", "import", str(tools), "-w", str(ws)]).exit_code == 0
+    fake_openai.responder = lambda path, request: (200, b"<html>oops</html>")
+    with Store.open(ws / "looptool.db") as store:
+        before = store.counts()
+    result = runner.invoke(app, [*command, "-w", str(ws)])
+    with Store.open(ws / "looptool.db") as store:
+        after = store.counts()
+        # Nothing is made of the broken answers. Seed files its dialogue before asking anything
+        # (that is what a rerun resumes); it stays unfinished, not dropped for the endpoint's fault.
+        statuses = store.dialogue_counts_by_status()
+    assert {k: v for k, v in after.items() if k != "dialogues"} == {k: v for k, v in before.items() if k != "dialogues"}
+    assert "done" not in statuses and "dropped" not in statuses, statuses
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output and result.exception is None or isinstance(result.exception, SystemExit)
+    errors = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "answered HTTP 200 with a body that is not JSON" in errors[0], result.output
