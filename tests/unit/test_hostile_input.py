@@ -699,3 +699,61 @@ def test_synth_and_seed_say_the_endpoint_is_broken(command, workspace, runner, f
     assert "Traceback" not in result.output and result.exception is None or isinstance(result.exception, SystemExit)
     errors = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "answered HTTP 200 with a body that is not JSON" in errors[0], result.output
+
+
+# ---------------------------------------------------------------------------------------------
+# 5 (Java). The BFCL Java literal converter is linear too
+
+JAVA_AS_LIST = r"new\s+ArrayList<\w*>\(Arrays\.asList\((.+?)\)\)"
+JAVA_ADD_BLOCK = r"new\s+ArrayList<\w*>\(\)\s*\{\{\s*(.+?)\s*\}\}"  # DOTALL
+JAVA_ADD = r"add\((.+?)\)"
+JAVA_ARRAY = r"new\s+\w+\[\]\s*\{(.*?)\}"
+JAVA_MAP = r"new\s+HashMap<.*?>\s*\(\)\s*\{\s*\{?\s*(.*?)\s*\}?\s*\}"  # DOTALL
+JAVA_PUT = r"put\(\"(.*?)\",\s*(.*?)\)"
+JAVA_EMPTY_MAP = r"new\s+HashMap<.*?>\s*\(\)"
+
+
+@pytest.mark.parametrize(
+    ("literal", "type_name"),
+    [
+        ("new ArrayList<>(Arrays.asList(" * 5_000, "ArrayList"),  # ~150 KB; minutes before
+        ("new ArrayList<>() {{ " * 7_500, "ArrayList"),
+        ("new ArrayList<>() {{ " + "add(" * 40_000, "ArrayList"),
+        ("new int[] {" * 13_000, "Array"),
+        ("new HashMap<" * 13_000, "HashMap"),
+        ("new HashMap<>() {" + "put(\"" * 30_000, "HashMap"),
+        ("new HashMap<>() {" + "put(\"k\"," * 20_000, "HashMap"),
+        ("new HashMap<" + ">" * 150_000, "HashMap"),
+    ],
+)
+def test_java_conversion_is_linear(literal, type_name):
+    import time
+
+    from looptool.eval.bfcl_checker import java_to_python
+
+    started = time.process_time()
+    java_to_python(literal, type_name, "String" if type_name == "ArrayList" else None)
+    assert time.process_time() - started < 2.0
+
+
+def test_java_scanners_match_the_official_patterns():
+    import re
+
+    from looptool.eval import bfcl_checker as checker
+
+    def group(match):
+        return match.group(1) if match else None
+
+    tokens = ["new ", "new  ", "ArrayList<>", "ArrayList<S>", "(Arrays.asList(", "(", ")", "))", "()", "{", "}", "{{",
+              "}}", " ", "\n", "\t", "add(", 'put("', '",', ", ", ",", '"', "int[]", " int[]", "HashMap<", ">", "<",
+              "a", "1", ";"]
+    rng = random.Random(5)
+    for _ in range(4000):
+        text = "".join(rng.choice(tokens) for _ in range(rng.randint(0, 25)))
+        assert checker._java_as_list(text) == group(re.search(JAVA_AS_LIST, text)), text
+        assert checker._java_add_block(text) == group(re.search(JAVA_ADD_BLOCK, text, re.DOTALL)), text
+        assert checker._java_adds(text) == re.findall(JAVA_ADD, text), text
+        assert checker._java_array_body(text) == group(re.search(JAVA_ARRAY, text)), text
+        assert checker._java_map_body(text) == group(re.search(JAVA_MAP, text, re.DOTALL)), text
+        assert checker._java_puts(text) == re.findall(JAVA_PUT, text), text
+        assert checker._java_empty_map(text) == bool(re.search(JAVA_EMPTY_MAP, text)), text
