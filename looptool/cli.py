@@ -9,8 +9,10 @@ anything is written to the workspace database.
 from __future__ import annotations
 
 import functools
+import os
 import platform
 import shutil
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -27,9 +29,10 @@ from looptool.config import (
     ManagedModel,
     WorkspaceConfig,
     load_config,
+    redact_url,
     save_config,
 )
-from looptool.store import Store, StoreError
+from looptool.store import Store, StoreError, database_error_line
 
 app = typer.Typer(
     help="LoopTool: synthesise tool-calling data, train with GRPO, probe, verify, expand, repeat.",
@@ -87,15 +90,47 @@ def _user_errors(fn):
         ) as exc:  # fmt: skip
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
+        except sqlite3.DatabaseError as exc:
+            # Any SQLite error that got this far (a page damaged after the open, a read-only file
+            # met at the first write): the transaction it was in has been rolled back.
+            where = Path(kwargs.get("workspace") or ".") / DB_FILE
+            typer.echo(f"error: {database_error_line(where, exc)}", err=True)
+            raise typer.Exit(1) from None
+        except OSError as exc:  # a file or directory that cannot be made, read or written
+            typer.echo(f"error: {_os_error_line(exc)}", err=True)
+            raise typer.Exit(1) from None
 
     return wrapper
 
 
-def _open_workspace(workspace: Path) -> tuple[WorkspaceConfig, Path]:
-    """Validate the config and check the database exists, without writing anything."""
+def _os_error_line(exc: OSError) -> str:
+    where = exc.filename if exc.filename is not None else "a file"
+    return f"{where}: {exc.strerror or exc}" + (f" -> {exc.filename2}" if exc.filename2 else "")
+
+
+def _check_writable(path: Path, what: str) -> None:
+    """StoreError unless `path` (or, if it does not exist yet, the directory it would be made in)
+    can be written, so that a command that writes fails before it starts work. os.access asks
+    the OS with the real uid; a read-only mount answers no even for root."""
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing != path and not existing.is_dir():
+        raise StoreError(f"{what} {path}: {existing} is a file, not a directory")
+    if not os.access(existing, os.W_OK):
+        raise StoreError(f"{what} {path}: {existing} is read-only; nothing was written")
+
+
+def _open_workspace(workspace: Path, *, write: bool = True) -> tuple[WorkspaceConfig, Path]:
+    """Validate the config and check the database exists, without writing anything. With
+    `write`, also check that the database and its directory (SQLite's WAL files live there) can
+    be written, so that a read-only workspace stops a command before its work starts."""
     config = load_config(workspace)
     db_path = workspace / DB_FILE
-    Store.open(db_path).close()  # raises StoreError if missing or newer; opening does not write
+    Store.open(db_path).close()  # raises StoreError if missing, damaged or newer; opening does not write
+    if write:
+        _check_writable(db_path, "workspace database")
+        _check_writable(workspace, "workspace")
     return config, db_path
 
 
@@ -120,12 +155,16 @@ def init(
 ) -> None:
     """Create a workspace: looptool.toml (the embedded model in every role) and looptool.db."""
     config_path, db_path = directory / CONFIG_FILE, directory / DB_FILE
+    if directory.exists() and not directory.is_dir():
+        raise StoreError(f"cannot make a workspace at {directory}: it is a file, not a directory")
     if config_path.exists():
         load_config(directory)  # an existing workspace must at least be valid
         if not db_path.exists():
+            _check_writable(directory, "workspace")
             Store.create(db_path).close()
         typer.echo(f"{directory} is already a LoopTool workspace; left as it is")
         return
+    _check_writable(directory, "workspace")  # before anything is made: no half-made workspace
     directory.mkdir(parents=True, exist_ok=True)
     save_config(directory, WorkspaceConfig(name=name or directory.resolve().name))
     with Store.create(db_path) as store:
@@ -202,7 +241,7 @@ def serve_status(workspace: Workspace = Path(".")) -> None:
                 state = "reachable"
             except (ServingError, ConfigError) as exc:
                 state, unhealthy = f"UNREACHABLE ({exc})", unhealthy + 1
-            typer.echo(f"{r:<10} endpoint {spec.model} at {spec.base_url}: {state}")
+            typer.echo(f"{r:<10} endpoint {spec.model} at {redact_url(spec.base_url)}: {state}")
             continue
         info = manager.find(spec)
         if info is None:
@@ -299,23 +338,42 @@ def tools_import(
     file: Annotated[Path, typer.Argument(help="OpenAI tools JSON, MCP tools/list result, BFCL function docs, or a list of specs.")],
     workspace: Workspace = Path("."),
     domain: Annotated[str | None, typer.Option(help="Domain to file the tools under (default: the file name).")] = None,
+    on_duplicate: Annotated[
+        str,
+        typer.Option(
+            help="A tool whose name is already stored (or earlier in the file) with a different spec: 'refuse' the "
+            "import, 'skip' it (the first spec stays), or 'replace' the stored one (refused if dialogues or samples "
+            "use it). BFCL's own files give some names several docs: import them with skip.",
+        ),
+    ] = "refuse",
 ) -> None:
     """Import tool definitions from a file; a bad file is rejected whole, nothing is stored."""
     from looptool.schema import stable_id
     from looptool.tools_sim.importers import load_tools_file
 
+    if on_duplicate not in ("refuse", "skip", "replace"):
+        raise ConfigError(f"--on-duplicate: must be refuse, skip or replace, got {on_duplicate!r}")
     _, db_path = _open_workspace(workspace)
     imported = load_tools_file(file)
     ids = [stable_id("t", spec.model_dump()) for spec in imported.specs]
     with Store.open(db_path) as store:
         before = {r["id"] for r in store.tool_records()}
-        stored = store.upsert_tools(imported.specs, domain=domain or file.stem, source=f"import:{imported.format}")
-        assert stored == ids, "store and importer disagree on tool ids"
-        new = len(set(ids) - before)
+        stored = store.upsert_tools(imported.specs, domain=domain or file.stem, source=f"import:{imported.format}",
+                                    on_duplicate=on_duplicate)
+        assert all(s in (i, None) for s, i in zip(stored, ids, strict=True)), "store and importer disagree on tool ids"
+        after = {r["id"] for r in store.tool_records()}
+        kept = {s for s in stored if s is not None} & after  # with replace, a later spec may replace an earlier one
+        skipped = sum(1 for s in stored if s is None)
+        replaced = len(before - after)
+        new = len(kept - before)
         summary = (
             f"tools import: read {len(ids)} {imported.format} tool definitions from {file}: {len(set(ids))} distinct, "
-            f"{new} new, {len(set(ids)) - new} already present"
+            f"{new} new, {len(kept) - new} already present"
         )
+        if skipped:
+            summary += f"; skipped {skipped} whose name was already taken by a different spec (--on-duplicate skip)"
+        if replaced:
+            summary += f"; replaced {replaced} stored specs (--on-duplicate replace)"
         store.log_event("info", "tools", summary)
     typer.echo(summary)
 
@@ -327,7 +385,7 @@ def tools_list(
     domain: Annotated[str | None, typer.Option(help="Only this domain.")] = None,
 ) -> None:
     """One line per tool: name, domain, parameter count, source."""
-    _, db_path = _open_workspace(workspace)
+    _, db_path = _open_workspace(workspace, write=False)
     with Store.open(db_path) as store:
         records = store.tool_records(domain)
     for r in records:
@@ -345,7 +403,7 @@ def tools_show(
     """Print a tool's full spec (OpenAI function JSON, plus its output schema) and where it came from."""
     import json
 
-    _, db_path = _open_workspace(workspace)
+    _, db_path = _open_workspace(workspace, write=False)
     with Store.open(db_path) as store:
         records = [r for r in store.tool_records() if r["name"] == name]
     if not records:
@@ -366,7 +424,7 @@ def tools_stats(
 
     from looptool.tools_sim.stats import tool_stats
 
-    _, db_path = _open_workspace(workspace)
+    _, db_path = _open_workspace(workspace, write=False)
     with Store.open(db_path) as store:
         stats = tool_stats([(r["domain"], r["spec"]) for r in store.tool_records()]).as_dict()
     if as_json:
@@ -493,7 +551,7 @@ def dialogues_list(
     """One line per dialogue: id, status, scenario, split, messages, samples, and why it was dropped."""
     from looptool.seed.show import dialogue_list
 
-    _, db_path = _open_workspace(workspace)
+    _, db_path = _open_workspace(workspace, write=False)
     if status is not None and status not in ("pending", "running", "done", "dropped", "failed"):
         raise ConfigError(f"--status: unknown status {status!r}; use pending, running, done or dropped")
     with Store.open(db_path) as store:
@@ -514,7 +572,7 @@ def dialogues_show(
     """Print a dialogue as a transcript: its plan, each turn with agent, model and latency, its samples."""
     from looptool.seed.show import render_dialogue
 
-    _, db_path = _open_workspace(workspace)
+    _, db_path = _open_workspace(workspace, write=False)
     with Store.open(db_path) as store:
         ids = [r["id"] for r in store.dialogue_rows() if r["id"].startswith(dialogue)]
         if len(ids) != 1:
@@ -687,7 +745,7 @@ def review_command(
     """List a round's judge verdicts, override some, and (--accept) let the paused loop apply them."""
     from looptool.graphs.loop import run_loop
 
-    config, db_path = _open_workspace(workspace)
+    config, db_path = _open_workspace(workspace, write=bool(override or accept))
     with Store.open(db_path) as store:
         rounds_with = [r.n for r in store.rounds() if store.verdicts(r.n)]
         if not rounds_with:
@@ -804,10 +862,17 @@ def eval_bfcl(
         has_db = (workspace / DB_FILE).is_file()
         config = load_config(workspace) if has_db else WorkspaceConfig()
         config = _eval_config(config, parallel_matching=parallel_matching, prompt_format=prompt_format)
+        target_path = verdicts or outputs.with_name(outputs.stem + ".verdicts.jsonl")
+        # Checked before scoring: scoring stores a run, and a verdicts file that cannot be
+        # written afterwards would leave a stored run and a traceback.
+        if not target_path.parent.is_dir():
+            raise ConfigError(f"--verdicts {target_path}: directory {target_path.parent} does not exist")
+        _check_writable(target_path, "--verdicts")
+        if has_db:
+            _open_workspace(workspace)
         rows, scores, run_id = bfcl_suite.score_outputs_file(
             outputs, fmt=config.eval.prompt_format, parallel_matching=config.eval.parallel_matching,
             workspace=workspace if has_db else None)  # fmt: skip
-        target_path = verdicts or outputs.with_name(outputs.stem + ".verdicts.jsonl")
         _write_verdicts(target_path, rows)
         run = {"round": None, "model": f"outputs:{outputs.name}"}
     else:
@@ -909,7 +974,7 @@ def eval_show(
 
     if suite not in ("bfcl", "heldout", "all"):
         raise ConfigError(f"--suite: unknown suite {suite!r}; use bfcl, heldout or all")
-    _, db_path = _open_workspace(workspace)
+    _, db_path = _open_workspace(workspace, write=False)
     shown = 0
     with Store.open(db_path) as store:
         for name in ("bfcl", "heldout"):
@@ -947,7 +1012,7 @@ def tui_command(workspace: Workspace = Path(".")) -> None:
     every action."""
     from looptool.tui.app import LoopToolApp
 
-    _open_workspace(workspace)
+    _open_workspace(workspace, write=False)
     LoopToolApp(workspace).run()
 
 

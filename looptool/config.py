@@ -14,6 +14,7 @@ evaluated.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -46,6 +47,16 @@ THINKING_DOC = (
 
 class ConfigError(Exception):
     """A config file that cannot be read or does not validate. The message is one line."""
+
+
+# `scheme://user:password@host`: the password is replaced wherever a URL is shown or logged.
+_URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://[^/@:\s]*):[^/\s]*@")
+
+
+def redact_url(text: str) -> str:
+    """`text` (a URL, or a message holding URLs) with the password of every URL's userinfo
+    replaced by '***'. Every base URL that LoopTool prints or logs goes through here."""
+    return _URL_PASSWORD.sub(r"\1:***@", text)
 
 
 class _Section(BaseModel):
@@ -106,7 +117,7 @@ class EndpointModel(_Section):
     @classmethod
     def _http_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
-            raise ValueError(f"must start with http:// or https://, got {value!r}")
+            raise ValueError(f"must start with http:// or https://, got {redact_url(value)!r}")
         return value.rstrip("/")
 
     def api_key(self) -> str:
@@ -141,13 +152,24 @@ class ServingConfig(_Section):
     """How managed vLLM servers are run."""
 
     host: str = Field(default="127.0.0.1", description="Interface managed servers listen on.")
-    startup_timeout_s: float = Field(default=600, gt=0, description="Seconds to wait for a server to become healthy.")
+    startup_timeout_s: float = Field(
+        default=600, gt=0, le=7200, description="Seconds to wait for a server to become healthy (at most 7200)."
+    )
     cpu_kvcache_gib: int = Field(default=1, ge=1, description="KV-cache size in GiB for CPU servers (VLLM_CPU_KVCACHE_SPACE).")
     gpu_memory_utilization: float = Field(
         default=0.85, gt=0, le=1, description="Share of GPU memory a CUDA server may take."
     )
-    request_timeout_s: float = Field(default=300, gt=0, description="Timeout of one model request.")
-    max_retries: int = Field(default=4, ge=0, description="Retries on connection errors and 5xx, with back-off.")
+    # Both are bounded: an infinite timeout or an endless retry count lets one dead endpoint hang a
+    # run without a word. A request is retried at most max_retries times, each retry announced.
+    request_timeout_s: float = Field(
+        default=300, gt=0, le=3600,
+        description="Timeout of one model request, in seconds (at most 3600). A request that times out is retried.",
+    )
+    max_retries: int = Field(
+        default=4, ge=0, le=20,
+        description="Retries of a request on connection errors, timeouts and 5xx, with back-off (at most 20); each "
+        "retry prints a line.",
+    )
     policy_adapter: Literal["auto", "lora", "merged"] = Field(
         default="auto",
         description="How a round's adapter is served to probe and evaluate the policy: 'lora' hot-loads it into the "
@@ -526,7 +548,7 @@ def _error_line(path: Path, exc: ValidationError) -> str:
     value = err.get("input")
     shown = "" if isinstance(value, dict) else f" (got {value!r})"
     more = f" [+{exc.error_count() - 1} more]" if exc.error_count() > 1 else ""
-    return f"{path}: {loc or '<root>'}: {err['msg']}{shown}{more}"
+    return redact_url(f"{path}: {loc or '<root>'}: {err['msg']}{shown}{more}")
 
 
 def load_config(workspace: str | Path) -> WorkspaceConfig:

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
+import sys
 from typing import Any, Literal
 
 import jsonschema
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+import referencing
+import referencing.exceptions
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 TOOL_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$")
 
@@ -23,10 +27,141 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+# Bounds on JSON read from files (tool files, outputs files). Real tool schemas nest a few levels;
+# deeper input is an attack or an accident, and unbounded it ends in RecursionError somewhere
+# (the JSON parser, jsonschema, pydantic) instead of an error that names the file and line.
+MAX_JSON_DEPTH = 64
+
+
+class JSONLimitError(ValueError):
+    """JSON that LoopTool will not read: nested too deep, an integer too long to convert, or a
+    string that is not valid Unicode (an escaped lone surrogate). `lineno` is where, 1-based."""
+
+    def __init__(self, message: str, lineno: int = 1) -> None:
+        super().__init__(message)
+        self.lineno = lineno
+
+
+_LONG_INT = re.compile(r"\d{%d,}" % (sys.get_int_max_str_digits() or 4300))
+_LONE_SURROGATE = re.compile(
+    r"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])|(?<![0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+)
+
+
+def load_json(text: str) -> Any:
+    """`json.loads` with bounds: JSONLimitError (one line, with the line it is on) for nesting
+    deeper than MAX_JSON_DEPTH, an integer longer than Python converts, or a lone surrogate;
+    json.JSONDecodeError for text that is not JSON."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        raise
+    except RecursionError:
+        raise JSONLimitError(f"nested deeper than {MAX_JSON_DEPTH} levels", _deep_line(text)) from None
+    except ValueError:  # "Exceeds the limit (4300 digits) for integer string conversion"
+        raise JSONLimitError("an integer too long to read", _line_of(text, _LONG_INT.search(text))) from None
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise JSONLimitError(f"nested deeper than {MAX_JSON_DEPTH} levels", _deep_line(text))
+        if isinstance(node, dict):
+            stack.extend((k, depth) for k in node)
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
+        elif isinstance(node, str):
+            try:
+                node.encode("utf-8")
+            except UnicodeEncodeError:
+                raise JSONLimitError("a string holds a lone surrogate (\\ud800-\\udfff): not valid Unicode",
+                                     _line_of(text, _LONE_SURROGATE.search(text))) from None
+    return value
+
+
+def _line_of(text: str, match: re.Match[str] | None) -> int:
+    return text.count("\n", 0, match.start()) + 1 if match else 1
+
+
+def _deep_line(text: str) -> int:
+    """The line where nesting first goes deeper than MAX_JSON_DEPTH (strings skipped)."""
+    depth, in_string, escaped, line = 0, False, False, 1
+    for char in text:
+        if char == "\n":
+            line += 1
+        elif in_string:
+            escaped, in_string = (not escaped and char == "\\"), in_string and (escaped or char != '"')
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > MAX_JSON_DEPTH:
+                return line
+        elif char in "]}":
+            depth -= 1
+    return line
+
+
 def stable_id(prefix: str, *parts: Any) -> str:
     """A short id derived from content, so the same content always gets the same id."""
     digest = hashlib.sha256(canonical_json(list(parts)).encode()).hexdigest()[:16]
     return f"{prefix}_{digest}"
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON Schema validation that never leaves the schema
+#
+# jsonschema's default resolution fetches a `$ref` it does not know: an http:// URL with a GET, a
+# file:// URL by reading the file. A tool schema comes from files and models we do not trust, so
+# every validation in LoopTool goes through `schema_validator`, whose registry refuses to retrieve
+# anything; and ToolSpec refuses non-local references when a tool is made (`schema_problem`).
+
+REF_KEYWORDS = ("$ref", "$dynamicRef", "$recursiveRef")
+
+
+def _refuse_retrieval(uri: str) -> referencing.Resource:
+    raise referencing.exceptions.NoSuchResource(ref=uri)
+
+
+NO_RETRIEVAL = referencing.Registry(retrieve=_refuse_retrieval)  # type: ignore[call-arg]
+
+
+def schema_validator(schema: Any, *, format_checker: jsonschema.FormatChecker | None = None) -> Any:
+    """A jsonschema validator for `schema` whose references resolve only inside it.
+
+    A reference it cannot resolve raises `referencing.exceptions.Unresolvable` while validating
+    (callers turn that into their own one-line error); nothing is fetched or opened.
+    """
+    cls = jsonschema.validators.validator_for(schema)
+    return cls(schema, registry=NO_RETRIEVAL, format_checker=format_checker)
+
+
+def schema_problem(schema: Any, path: str) -> str | None:
+    """The first thing in a tool schema that LoopTool refuses, as '<path>: why' (None if none):
+
+    - a reference that points outside the schema: only '#/$defs/x' or '#anchor' may be used;
+    - a number that is not finite (NaN, Infinity): JSON has none, so it would be stored as null
+      and the schema would no longer be valid when it is read back;
+    - nesting deeper than MAX_JSON_DEPTH.
+
+    The walk is iterative, so a deeply nested schema cannot exhaust the stack here.
+    """
+    stack = [(schema, path, 1)]
+    while stack:
+        node, where, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:  # jsonschema and pydantic recurse: keep them off the stack's end
+            return f"{where}: nested deeper than {MAX_JSON_DEPTH} levels"
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in REF_KEYWORDS and not (isinstance(value, str) and value.startswith("#")):
+                    return (f"{where}.{key}: only references inside the schema ('#/...') are allowed, "
+                            f"got {str(value)[:80]!r}")
+                stack.append((value, f"{where}.{key}", depth + 1))
+        elif isinstance(node, list):
+            stack.extend((item, f"{where}[{i}]", depth + 1) for i, item in enumerate(node))
+        elif isinstance(node, float) and not math.isfinite(node):
+            return f"{where}: {json.dumps(node)} is not a finite number"
+    return None
 
 
 class _Model(BaseModel):
@@ -58,7 +193,8 @@ class ToolSpec(_Model):
 
     @field_validator("parameters")
     @classmethod
-    def _check_parameters(cls, params: dict[str, Any]) -> dict[str, Any]:
+    def _check_parameters(cls, params: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        _check_content(params, "parameters", info)
         if params.get("type") != "object":
             raise ValueError(f"parameters.type must be 'object', got {params.get('type')!r}")
         props = params.get("properties", {})
@@ -78,8 +214,9 @@ class ToolSpec(_Model):
 
     @field_validator("returns")
     @classmethod
-    def _check_returns(cls, returns: dict[str, Any] | None) -> dict[str, Any] | None:
+    def _check_returns(cls, returns: dict[str, Any] | None, info: ValidationInfo) -> dict[str, Any] | None:
         if returns is not None:
+            _check_content(returns, "returns", info)
             try:
                 jsonschema.validators.validator_for(returns).check_schema(returns)
             except jsonschema.SchemaError as exc:
@@ -96,6 +233,11 @@ class ToolSpec(_Model):
     def to_openai(self) -> dict[str, Any]:
         return {"type": "function", "function": self.model_dump(exclude={"returns"})}
 
+
+def _check_content(schema: dict[str, Any], path: str, info: ValidationInfo) -> None:
+    problem = schema_problem(schema, path)
+    if problem:
+        raise ValueError(f"tool {info.data.get('name', '?')!r}: {problem}")
 
 
 class ToolCall(_Model):

@@ -19,12 +19,14 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, get_args
 
+from pydantic import ValidationError
 from sqlite_utils import Database
 
 from .schema import (
@@ -193,7 +195,30 @@ MIGRATIONS: dict[int, Callable[[Database], None]] = {
 
 
 class StoreError(Exception):
-    """The database is missing, foreign, from a newer LoopTool, or a row is not there."""
+    """The database is missing, foreign, damaged, read-only, from a newer LoopTool, or a row is not there."""
+
+
+def damaged(path: str | Path, detail: str) -> str:
+    """The one line for a database that SQLite cannot read as LoopTool wrote it."""
+    return (
+        f"{path} is damaged ({detail}); nothing was changed. `sqlite3 {path} .recover | sqlite3 recovered.db` "
+        "saves the rows that can still be read (then move recovered.db into its place), or restore a backup"
+    )
+
+
+def database_error_line(path: str | Path, exc: sqlite3.DatabaseError) -> str:
+    """One line for an SQLite error reaching the command line, by what a user can do about it."""
+    text = " ".join(str(exc).split())[:200]
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    if name.startswith("SQLITE_READONLY") or "readonly" in text:
+        return f"{path} is read-only ({text}); this command writes to it: make it writable, or copy the workspace"
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in text:
+        return f"{path} is busy ({text}): another process holds it; try again when it is done"
+    if name.startswith("SQLITE_FULL") or "disk is full" in text:
+        return f"{path}: the disk is full ({text}); nothing was changed"
+    if name.startswith(("SQLITE_CANTOPEN", "SQLITE_IOERR", "SQLITE_PERM")):
+        return f"{path}: cannot read or write the file ({text})"
+    return damaged(path, text)
 
 
 def utc_now() -> str:
@@ -209,6 +234,15 @@ def _dumps(models: Sequence[Any]) -> str:
     return canonical_json([m.model_dump(mode="json") for m in models])
 
 
+def _warn_stderr(line: str) -> None:
+    print(f"warning: {line}", file=sys.stderr)
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    return f"{'.'.join(map(str, err['loc'])) or '<root>'}: {err['msg']}"
+
+
 class Store:
     """A LoopTool workspace database. Use `Store.create(path)` once, then `Store(path)`."""
 
@@ -221,6 +255,9 @@ class Store:
         conn = sqlite3.connect(str(self.path), timeout=10, check_same_thread=False)
         self.db = Database(conn, execute_plugins=False)
         self._lock = threading.RLock()
+        # Where a row that no longer validates is reported when it is skipped (once per row).
+        self.warn: Callable[[str], None] = _warn_stderr
+        self._skipped: set[str] = set()
         try:
             for pragma in ("busy_timeout=10000", "foreign_keys=ON", "synchronous=NORMAL"):
                 conn.execute(f"PRAGMA {pragma}")
@@ -229,7 +266,9 @@ class Store:
             self._check_version()
         except sqlite3.DatabaseError as exc:
             conn.close()
-            raise StoreError(f"{self.path} is not a usable LoopTool database: {exc}") from None
+            if "not a database" in str(exc):  # the header is not SQLite's: a foreign file, or garbage
+                raise StoreError(f"{self.path} is not a usable LoopTool database: {exc}") from None
+            raise StoreError(database_error_line(self.path, exc)) from None
         except BaseException:
             conn.close()
             raise
@@ -272,7 +311,12 @@ class Store:
         if self.db.conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
             self.db.conn.execute("PRAGMA journal_mode=WAL")
         if self.schema_version() == SCHEMA_VERSION:
-            return  # the common case: read only, write nothing
+            # The common case: read only, write nothing. A table dropped by hand would otherwise
+            # surface as "no such table" in the middle of some later command.
+            missing = {"meta", *TABLES} - set(self.db.table_names())
+            if missing:
+                raise StoreError(damaged(self.path, f"table {', '.join(sorted(missing))} missing"))
+            return
         with self.transaction():  # re-read under the write lock: another process may migrate too
             version = self.schema_version()
             if version > SCHEMA_VERSION:
@@ -292,8 +336,11 @@ class Store:
         """The schema version recorded in the file."""
         row = self._one("SELECT value FROM meta WHERE key = 'schema_version'")
         if row is None:
-            raise StoreError(f"{self.path} has no schema_version")
-        return int(row["value"])
+            raise StoreError(damaged(self.path, "no schema_version in its meta table"))
+        try:
+            return int(row["value"])
+        except (TypeError, ValueError):
+            raise StoreError(damaged(self.path, f"schema_version is {str(row['value'])[:40]!r}, not a number")) from None
 
     # -- plumbing --------------------------------------------------------------------------------
 
@@ -353,36 +400,101 @@ class Store:
 
     # -- tools -----------------------------------------------------------------------------------
 
-    def upsert_tool(self, spec: ToolSpec, *, domain: str = "", source: str = "", tree_path: str = "") -> str:
-        """Store a tool; its id is derived from the spec, so the same spec gets the same id."""
+    def upsert_tool(self, spec: ToolSpec, *, domain: str = "", source: str = "", tree_path: str = "",
+                    on_duplicate: str = "refuse") -> str | None:
+        """Store a tool; its id is derived from the spec, so the same spec gets the same id.
+
+        A name is one tool: models call tools by name, so a second, different spec under a name
+        already stored would put two tools of that name before the model. `on_duplicate` says what
+        happens to such a spec: "refuse" (StoreError; inside `upsert_tools` nothing of the batch is
+        stored), "skip" (the stored spec stays; returns None) or "replace" (the stored spec is
+        deleted first, refused when a dialogue or sample uses it: their data was made with it).
+        """
         tool_id = stable_id("t", spec.model_dump())
         row = {"id": tool_id, "name": spec.name, "domain": domain,
                "spec_json": _dump(spec), "source": source,
                "tree_path": tree_path, "created_at": utc_now()}
-        self._upsert("tools", row, ("id",))
+        with self.transaction():
+            other = self._one("SELECT id, domain, source FROM tools WHERE name = ? AND id != ? LIMIT 1", [spec.name, tool_id])
+            if other is not None:
+                if on_duplicate == "skip":
+                    return None
+                if on_duplicate != "replace":
+                    raise StoreError(
+                        f"tool {spec.name!r} is already in the workspace with a different spec ({other['id']}, domain "
+                        f"{other['domain']!r}, from {other['source'] or 'unknown'}); a name is one tool: rename the new "
+                        "one, or import with --on-duplicate skip (keep the stored spec) or --on-duplicate replace"
+                    )
+                self._delete_tool_named(spec.name, keep=tool_id)
+            self._upsert("tools", row, ("id",))
         return tool_id
 
+    def _delete_tool_named(self, name: str, keep: str) -> None:
+        """Delete the tools called `name` other than `keep`, unless data was made with them."""
+        used = self._one(
+            "SELECT (SELECT count(*) FROM dialogues d, tools t WHERE t.name = :name AND t.id != :keep "
+            "        AND EXISTS (SELECT 1 FROM json_each(d.tool_ids_json) j WHERE j.value = t.id)) AS dialogues, "
+            "       (SELECT count(*) FROM samples s WHERE EXISTS (SELECT 1 FROM json_each(s.tools_json) j "
+            "        WHERE json_extract(j.value, '$.name') = :name)) AS samples",
+            {"name": name, "keep": keep},
+        )
+        if used and (used["dialogues"] or used["samples"]):
+            raise StoreError(
+                f"tool {name!r} cannot be replaced: {used['dialogues']} dialogues and {used['samples']} samples were "
+                "made with the stored spec; use --on-duplicate skip, or import into a new workspace"
+            )
+        self.db.execute("DELETE FROM tools WHERE name = ? AND id != ?", [name, keep])
+
     def upsert_tools(self, specs: Sequence[ToolSpec], *, domain: str = "", source: str = "",
-                     tree_path: str = "") -> list[str]:
-        """Store several tools in one transaction; returns their ids."""
+                     tree_path: str = "", on_duplicate: str = "refuse") -> list[str | None]:
+        """Store several tools in one transaction; returns their ids (None: skipped, see upsert_tool)."""
+        if on_duplicate not in ("refuse", "skip", "replace"):
+            raise ValueError(f"on_duplicate must be refuse, skip or replace, got {on_duplicate!r}")
         with self.transaction():
-            return [self.upsert_tool(s, domain=domain, source=source, tree_path=tree_path) for s in specs]
+            return [self.upsert_tool(s, domain=domain, source=source, tree_path=tree_path, on_duplicate=on_duplicate)
+                    for s in specs]
 
     def get_tool(self, tool_id: str) -> ToolSpec:
-        row = self._one("SELECT spec_json FROM tools WHERE id = ?", [tool_id])
+        row = self._one("SELECT id, name, spec_json FROM tools WHERE id = ?", [tool_id])
         if row is None:
             raise KeyError(tool_id)
-        return ToolSpec.model_validate_json(row["spec_json"])
+        spec = self._tool_spec(row)
+        if spec is None:
+            raise StoreError(f"tool {row['name']!r} ({tool_id}) in {self.path} no longer validates; {self._remove_hint(tool_id)}")
+        return spec
 
     def tool_records(self, domain: str | None = None) -> list[dict[str, Any]]:
-        """Every tool with its bookkeeping: id, name, domain, source, tree_path, spec (ToolSpec)."""
+        """Every tool with its bookkeeping: id, name, domain, source, tree_path, spec (ToolSpec).
+
+        A row that no longer validates (written by an older LoopTool, or edited by hand) is left
+        out and reported through `warn`, so that one bad row cannot make the workspace unreadable.
+        """
         where, params = ("WHERE domain = ?", [domain]) if domain is not None else ("", [])
         rows = self._rows(
             f"SELECT id, name, domain, source, tree_path, spec_json FROM tools {where} ORDER BY domain, name, id", params
         )
+        records = []
         for row in rows:
-            row["spec"] = ToolSpec.model_validate_json(row.pop("spec_json"))
-        return rows
+            row["spec"] = self._tool_spec(row)
+            row.pop("spec_json")
+            if row["spec"] is not None:
+                records.append(row)
+        return records
+
+    def _tool_spec(self, row: dict[str, Any]) -> ToolSpec | None:
+        """The row's spec, or None (reported once) when it no longer validates."""
+        try:
+            return ToolSpec.model_validate_json(row["spec_json"])
+        except ValueError as exc:  # pydantic's ValidationError, or JSON that does not parse
+            if row["id"] not in self._skipped:
+                self._skipped.add(row["id"])
+                reason = _first_error(exc) if isinstance(exc, ValidationError) else str(exc)
+                self.warn(f"skipping tool {row['name']!r} ({row['id']}): it no longer validates ({reason[:200]}); "
+                          f"{self._remove_hint(row['id'])}")
+            return None
+
+    def _remove_hint(self, tool_id: str) -> str:
+        return f"remove it with: sqlite3 {self.path} \"DELETE FROM tools WHERE id = '{tool_id}'\""
 
     # -- dialogues and messages ------------------------------------------------------------------
 

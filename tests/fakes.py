@@ -1,7 +1,8 @@
 """A scripted OpenAI-compatible server for fast tests of control flow (never of model quality).
 
 Replies come from a queue of (status, body) pairs, or from a `responder(path, body)` function
-when the queue is empty; every request is recorded.
+when the queue is empty; every request is recorded. A body is a dict (sent as JSON) or bytes
+(sent as they are, as text/html: a broken server's error page, binary junk, nothing).
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 256  # the default backlog (5) resets connections when many requests are in flight
     daemon_threads = True
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that hangs up mid-reply (it gave up on a broken body) is no error of the fake's
+
 
 class FakeOpenAI:
     def __init__(self) -> None:
@@ -44,10 +48,11 @@ class FakeOpenAI:
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def _reply(self, status: int, body: dict) -> None:
-                data = json.dumps(body).encode()
+            def _reply(self, status: int, body: dict | bytes) -> None:
+                raw = isinstance(body, bytes)
+                data = body if raw else json.dumps(body).encode()
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", "text/html" if raw else "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)

@@ -518,14 +518,21 @@ _JAVA_FLOAT = re.compile(r"^-?\d+(\.\d+)?([eE][+-]?\d+)?[fF]$")
 _JAVA_DOUBLE = re.compile(r"^-?\d+(\.\d+)?([eE][+-]?\d+)?$")
 _JAVA_LONG = re.compile(r"^-?\d+[lL]$")
 _JAVA_CHAR = re.compile(r"^\'.$\'")  # as in the official converter; it can never match
-_JAVA_AS_LIST = re.compile(r"new\s+ArrayList<\w*>\(Arrays\.asList\((.+?)\)\)")
-_JAVA_ADD_BLOCK = re.compile(r"new\s+ArrayList<\w*>\(\)\s*\{\{\s*(.+?)\s*\}\}", re.DOTALL)
-_JAVA_ADD = re.compile(r"add\((.+?)\)")
 _JAVA_EMPTY_LIST = re.compile(r"new\s+ArrayList<\w*>\(\)")
-_JAVA_ARRAY = re.compile(r"new\s+\w+\[\]\s*\{(.*?)\}")
-_JAVA_MAP = re.compile(r"new\s+HashMap<.*?>\s*\(\)\s*\{\s*\{?\s*(.*?)\s*\}?\s*\}", re.DOTALL)
-_JAVA_PUT = re.compile(r"put\(\"(.*?)\",\s*(.*?)\)")
-_JAVA_EMPTY_MAP = re.compile(r"new\s+HashMap<.*?>\s*\(\)")
+# The official converter reads collections with these patterns (Python's `re`, searched):
+#   ArrayList    new\s+ArrayList<\w*>\(Arrays\.asList\((.+?)\)\)
+#   add block    new\s+ArrayList<\w*>\(\)\s*\{\{\s*(.+?)\s*\}\}  (DOTALL), then add\((.+?)\) (findall)
+#   array        new\s+\w+\[\]\s*\{(.*?)\}
+#   HashMap      new\s+HashMap<.*?>\s*\(\)\s*\{\s*\{?\s*(.*?)\s*\}?\s*\}  (DOTALL), then
+#                put\(\"(.*?)\",\s*(.*?)\)  (findall); empty: new\s+HashMap<.*?>\s*\(\)
+# Each lazy group scans to the end of the line (or text) from every start that fails, so an
+# answer repeating a start without its end took minutes. Below, only the fixed prefixes are
+# regexes; where each lazy group ends is looked up in tables built in one pass (as for the
+# JavaScript patterns), so the matches are the same and the time is linear (tests compare).
+_JAVA_AS_LIST_START = re.compile(r"new\s+ArrayList<\w*>\(Arrays\.asList\(")
+_JAVA_ADD_BLOCK_START = re.compile(r"new\s+ArrayList<\w*>\(\)\s*\{\{")
+_JAVA_ARRAY_START = re.compile(r"new\s+\w+\[\]\s*\{")
+_JAVA_MAP_START = re.compile(r"new\s+HashMap<")
 
 
 def java_to_python(value: str, type_name: str, item_type: str | None = None) -> Any:
@@ -565,31 +572,149 @@ def _java_element(text: str, item_type: str | None) -> Any:
 
 
 def _java_arraylist(text: str, item_type: str | None) -> Any:
-    if match := _JAVA_AS_LIST.search(text):
-        return [_java_element(part.strip(), item_type) for part in match.group(1).split(",")]
-    if match := _JAVA_ADD_BLOCK.search(text):
-        return [_java_element(part.strip(), item_type) for part in _JAVA_ADD.findall(match.group(1))]
+    if (items := _java_as_list(text)) is not None:
+        return [_java_element(part.strip(), item_type) for part in items.split(",")]
+    if (block := _java_add_block(text)) is not None:
+        return [_java_element(part.strip(), item_type) for part in _java_adds(block)]
     if _JAVA_EMPTY_LIST.search(text):
         return []
     return text
 
 
 def _java_array(text: str, item_type: str | None) -> Any:
-    match = _JAVA_ARRAY.search(text)
-    if not match:
+    body = _java_array_body(text)
+    if body is None:
         return text
-    parts = [part.strip() for part in match.group(1).split(",") if part.strip()]
+    parts = [part.strip() for part in body.split(",") if part.strip()]
     # Unlike ArrayList elements, array elements keep their quotes (official behaviour).
     return [java_to_python(part, item_type) if item_type else _java_value(part) for part in parts]
 
 
 def _java_hashmap(text: str) -> Any:
-    if match := _JAVA_MAP.search(text):
-        body = match.group(1)
-        return {key: _java_value(raw.strip()) for key, raw in _JAVA_PUT.findall(body)} if body.strip() else {}
-    if _JAVA_EMPTY_MAP.search(text):
+    if (body := _java_map_body(text)) is not None:
+        return {key: _java_value(raw.strip()) for key, raw in _java_puts(body)} if body.strip() else {}
+    if _java_empty_map(text):
         return {}
     return text
+
+
+def _java_as_list(text: str) -> str | None:
+    """The group of the official ArrayList pattern's search: `.+?` up to the first `))`, on
+    one line."""
+    n = len(text)
+    pair = [n] * (n + 1)  # pair[i]: first j >= i with text[j:j+2] == "))", no newline in text[i:j]
+    for i in range(n - 1, -1, -1):
+        pair[i] = i if text.startswith("))", i) else n if text[i] == "\n" else pair[i + 1]
+    for start in _JAVA_AS_LIST_START.finditer(text):
+        g = start.end()
+        if g < n and text[g] != "\n" and pair[g + 1] < n:
+            return text[g : pair[g + 1]]
+    return None
+
+
+def _java_add_block(text: str) -> str | None:
+    """The group of the official add-block pattern's search (DOTALL): after `{{` and spaces,
+    `.+?` up to the first place where spaces and `}}` follow."""
+    n = len(text)
+    space = _space_end(text)
+    closes = [n] * (n + 1)  # closes[i]: first e >= i where spaces then `}}` follow
+    for i in range(n - 1, -1, -1):
+        closes[i] = i if text.startswith("}}", space[i]) else closes[i + 1]
+    for start in _JAVA_ADD_BLOCK_START.finditer(text):
+        p = start.end()
+        g = space[p]
+        if g < n and closes[g + 1] < n:
+            return text[g : closes[g + 1]]
+        if g > p and text.startswith("}}", g):  # the regex gives one space back to the group
+            return text[g - 1 : g]
+    return None
+
+
+def _java_adds(block: str) -> list[str]:
+    """`re.findall(r"add\\((.+?)\\)", block)`, in one pass."""
+    n = len(block)
+    paren = _next_index(block, ")", "\n")
+    out, cursor = [], 0
+    while (at := block.find("add(", cursor)) >= 0:
+        g = at + 4
+        j = paren[g] if g < n else n
+        if j == g < n:  # `.+?` takes at least one character, a `)` included
+            j = paren[g + 1]
+        if j < n:
+            out.append(block[g:j])
+            cursor = j + 1
+        else:
+            cursor = at + 1
+    return out
+
+
+def _java_array_body(text: str) -> str | None:
+    """The group of the official array pattern's search: `.*?` up to the first `}`, on one line."""
+    brace = _next_index(text, "}", "\n")
+    for start in _JAVA_ARRAY_START.finditer(text):
+        if (j := brace[start.end()]) < len(text):
+            return text[start.end() : j]
+    return None
+
+
+def _java_map_body(text: str) -> str | None:
+    """The group of the official HashMap pattern's search (DOTALL): `<.*?>` runs to the first
+    `>` followed by `()` and `{`; the body, after spaces, an optional `{` and spaces, runs to the
+    spaces before the first `}`."""
+    n = len(text)
+    space = _space_end(text)
+    opening = [n] * (n + 1)  # opening[i]: first k >= i where `>`, spaces, `()`, spaces, `{` begin
+    for i in range(n - 1, -1, -1):
+        a = space[i + 1] if text[i] == ">" else n
+        ok = text.startswith("()", a) and space[a + 2] < n and text[space[a + 2]] == "{"
+        opening[i] = i if ok else opening[i + 1]
+    for start in _JAVA_MAP_START.finditer(text):
+        k = opening[start.end()]
+        if k >= n:
+            return None  # no later start can find one either
+        g = space[space[space[k + 1] + 2] + 1]  # past `>` spaces `()` spaces `{` spaces
+        if g < n and text[g] == "{":
+            g = space[g + 1]
+        close = text.find("}", g)
+        if close < 0:
+            return None
+        end = close
+        while end > g and text[end - 1].isspace():
+            end -= 1
+        return text[g:end]
+    return None
+
+
+def _java_puts(body: str) -> list[tuple[str, str]]:
+    """`re.findall(r'put\\("(.*?)",\\s*(.*?)\\)', body)`, in one pass: a key runs to the first
+    `",` on its line whose value (after spaces) reaches a `)` on its own line."""
+    n = len(body)
+    space, paren = _space_end(body), _next_index(body, ")", "\n")
+    key_end = [n] * (n + 1)  # key_end[i]: first such `",` at >= i, with no newline in between
+    for i in range(n - 1, -1, -1):
+        ok = body.startswith('",', i) and paren[space[i + 2]] < n
+        key_end[i] = i if ok else n if body[i] == "\n" else key_end[i + 1]
+    out, cursor = [], 0
+    while (at := body.find('put("', cursor)) >= 0:
+        q = key_end[at + 5]
+        if q < n:
+            value = space[q + 2]
+            out.append((body[at + 5 : q], body[value : paren[value]]))
+            cursor = paren[value] + 1
+        else:
+            cursor = at + 1
+    return out
+
+
+def _java_empty_map(text: str) -> bool:
+    """Whether the official empty-HashMap pattern is found: `<.*?>` (on one line) then `()`."""
+    n = len(text)
+    space = _space_end(text)
+    gt = [n] * (n + 1)  # gt[i]: first k >= i with `>` spaces `()`, no newline in text[i:k]
+    for i in range(n - 1, -1, -1):
+        ok = text[i] == ">" and text.startswith("()", space[i + 1])
+        gt[i] = i if ok else n if text[i] == "\n" else gt[i + 1]
+    return any(gt[start.end()] < n for start in _JAVA_MAP_START.finditer(text))
 
 
 def _java_value(text: str) -> Any:
@@ -620,15 +745,16 @@ def _number_or_text(text: str) -> Any:
 
 _JS_FLOAT = re.compile(r"^-?\d+(\.\d+)?$")
 _JS_BIGINT = re.compile(r"^-?\d+n$")
-_JS_ARRAY_2D = re.compile(
-    r"\[\s*\[.*?\]\s*(,\s*\[.*?\]\s*)*\]|\bnew\s+Array\(\s*\[.*?\]\s*(,\s*\[.*?\]\s*)*\)"
-)
 _JS_ARRAY = re.compile(r"\[(.*?)\]|\bnew\s+Array\((.*?)\)")
-_JS_INNER_ARRAY = re.compile(r"\[(.*?)\]")
+_JS_NEW_ARRAY_2D = re.compile(r"new\s+Array\(\s*\[")
 _JS_OBJECT = re.compile(r"\{(.*?)\}")
-_JS_PAIR = re.compile(r"([^:]+):\s*(.*?)(?:,\s*(?=[^,]+:)|$)")
-
-
+# The official converter reads 2-D arrays and object pairs with these patterns:
+#   2-D array   \[\s*\[.*?\]\s*(,\s*\[.*?\]\s*)*\]|\bnew\s+Array\(\s*\[.*?\]\s*(,\s*\[.*?\]\s*)*\)
+#   inner rows  \[(.*?)\]  (findall)
+#   pairs       ([^:]+):\s*(.*?)(?:,\s*(?=[^,]+:)|$)  (findall)
+# Python's backtracking makes the first exponential and the others quadratic in the answer's
+# length (a 190 KB answer took 90 s). `_js_2d_end`, `_js_rows` and `_js_pairs` compute the same
+# matches by scanning: linear time (tests compare them with the patterns on random text).
 def js_to_python(value: str, type_name: str, item_type: str | None = None) -> Any:
     """A JavaScript literal as the Python value BFCL compares, by the declared type:
     "'abc'" (String) -> "abc", "12n" (Bigint) -> 12, "[1, 2]" (array) -> [1, 2],
@@ -657,9 +783,9 @@ def js_to_python(value: str, type_name: str, item_type: str | None = None) -> An
 
 
 def _js_array(code: str, item_type: str | None) -> Any:
-    if match := _JS_ARRAY_2D.match(code):
+    if (end := _js_2d_end(code)) is not None:
         rows = []
-        for index, inner in enumerate(_JS_INNER_ARRAY.findall(match.group(0))):
+        for index, inner in enumerate(_js_rows(code, end)):
             inner = inner.strip()
             if index == 0 and inner.startswith("["):
                 inner = inner[1:]
@@ -690,7 +816,7 @@ def _js_object(code: str) -> Any:
         return code
     try:
         out: dict[str, Any] = {}
-        for key, raw in _JS_PAIR.findall(match.group(1)):
+        for key, raw in _js_pairs(match.group(1)):
             key, raw = key.strip().strip("'\""), raw.strip()
             if raw.startswith("[") and raw.endswith("]"):
                 out[key] = js_to_python(raw, "array")
@@ -701,6 +827,116 @@ def _js_object(code: str) -> Any:
         return out
     except Exception:
         return code
+
+
+def _next_index(text: str, wanted: str, stop: str = "") -> list[int]:
+    """For every position i, the first j >= i with text[j] == wanted and no `stop` character in
+    text[i:j]; len(text) when there is none. (One pass from the right.)"""
+    n = len(text)
+    out = [n] * (n + 1)
+    for i in range(n - 1, -1, -1):
+        char = text[i]
+        out[i] = i if char == wanted else n if stop and char in stop else out[i + 1]
+    return out
+
+
+def _space_end(text: str) -> list[int]:
+    """For every position i, the first j >= i where text[j] is not whitespace (regex \\s)."""
+    n = len(text)
+    out = [n] * (n + 1)
+    for i in range(n - 1, -1, -1):
+        out[i] = out[i + 1] if text[i].isspace() else i
+    return out
+
+
+def _js_2d_end(code: str) -> int | None:
+    """Where the official 2-D array pattern's match of `code` ends (None: no match).
+
+    Rows are `[` ... the first `]` on the line that lets the rest match ... `]`, separated by
+    commas, and closed by `]` (or `)` after `new Array(`); `.*?` crosses no newline. Trying the
+    `]`s of a row from the left, as the regex does, is a right-to-left table over `]` positions.
+    """
+    n = len(code)
+    space = _space_end(code)
+    if code.startswith("["):
+        closer, first = "]", space[1]
+        if first >= n or code[first] != "[":
+            return None
+        start = first + 1
+    elif match := _JS_NEW_ARRAY_2D.match(code):
+        closer, start = ")", match.end()
+    else:
+        return None
+    bracket = _next_index(code, "]", "\n")  # a row's first `]` before the line ends
+    # ends[j], for a `]` at j: where the match ends when the current row tries closing at j (then
+    # at its later `]`s); None when none of them leads to a match.
+    ends: list[int | None] = [None] * (n + 1)
+
+    def row_from(i: int) -> int | None:  # a row whose text starts at i
+        return ends[bracket[i]] if i <= n and bracket[i] < n else None
+
+    for j in range(n - 1, start - 1, -1):
+        if code[j] != "]":
+            continue
+        k = space[j + 1]
+        end = None
+        if k < n and code[k] == closer:
+            end = k + 1
+        elif k < n and code[k] == ",":
+            m = space[k + 1]
+            if m < n and code[m] == "[":
+                end = row_from(m + 1)
+        ends[j] = end if end is not None else row_from(j + 1)
+    return row_from(start)
+
+
+def _js_rows(code: str, end: int) -> list[str]:
+    """`re.findall(r"\\[(.*?)\\]", code[:end])`, in one pass."""
+    text = code[:end]
+    bracket = _next_index(text, "]", "\n")
+    rows, cursor = [], 0
+    while (opening := text.find("[", cursor)) >= 0:
+        close = bracket[opening + 1]
+        if close < len(text):
+            rows.append(text[opening + 1 : close])
+            cursor = close + 1
+        else:
+            cursor = opening + 1
+    return rows
+
+
+def _js_pairs(body: str) -> list[tuple[str, str]]:
+    """`re.findall(r"([^:]+):\\s*(.*?)(?:,\\s*(?=[^,]+:)|$)", body)` for a body without newlines,
+    in one pass: a key runs to the next colon; its value to the first comma followed (after
+    spaces) by more text and a colon before any other comma, else to the end."""
+    n = len(body)
+    colon, comma, space = _next_index(body, ":"), _next_index(body, ","), _space_end(body)
+
+    def key_follows(x: int) -> bool:  # (?=[^,]+:) at x
+        return x < n and colon[x + 1] < comma[x]
+
+    pairs, c = [], 0
+    while c < n:
+        if body[c] == ":":  # [^:]+ needs a character before the colon
+            c += 1
+            continue
+        q = colon[c]
+        if q >= n:
+            break  # no colon left: no key can match from here on
+        value_start = space[q + 1]
+        t, resume = comma[value_start], n
+        while t < n:
+            u = space[t + 1]
+            if key_follows(u):
+                resume = u
+                break
+            if u > t + 1 and colon[u] < comma[u]:  # the regex gives back one space to the key
+                resume = u - 1
+                break
+            t = comma[t + 1]
+        pairs.append((body[c:q], body[value_start:t]))
+        c = resume
+    return pairs
 
 
 def _js_value(text: str) -> Any:

@@ -20,7 +20,7 @@ from looptool.eval.bfcl_decode import decode
 from looptool.eval.bfcl_prompt import PromptFormat, prompt_messages, prompt_text
 from looptool.eval.runner import EvalItem, EvalProgress, Scored, result_row, run_items, score_safely
 from looptool.eval.target import EvalTarget, answer_settings, chat_template_kwargs, policy_renderer
-from looptool.schema import stable_id
+from looptool.schema import JSONLimitError, load_json, stable_id
 from looptool.store import Store
 from looptool.training.templates import PromptRenderer
 
@@ -117,7 +117,9 @@ def read_outputs(path: Path) -> dict[str, str]:
             continue
         where = f"{path}:{n}"
         try:
-            row = json.loads(line)
+            row = load_json(line)
+        except JSONLimitError as exc:
+            raise OutputsFileError(f"{where}: {exc}") from None
         except json.JSONDecodeError as exc:
             raise OutputsFileError(f"{where}: not JSON ({exc.msg})") from None
         if not isinstance(row, dict):

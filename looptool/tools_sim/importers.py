@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from looptool.schema import ToolSpec
+from looptool.schema import JSONLimitError, ToolSpec, load_json
 from looptool.tools_sim.validate import spec_problems
 
 
@@ -69,7 +69,9 @@ def load_tools_file(path: str | Path) -> Imported:
 def parse_tools_text(text: str, name: str = "<input>") -> Imported:
     """Like load_tools_file, for text already in memory (`name` is used in messages)."""
     try:
-        data = json.loads(text)
+        data = load_json(text)
+    except JSONLimitError as exc:
+        raise ToolImportError(f"{name}: line {exc.lineno}: {exc}") from None
     except json.JSONDecodeError as whole_error:
         data = _json_lines(text, name, whole_error)
         if data is None:
@@ -84,7 +86,9 @@ def _json_lines(text: str, name: str, whole_error: json.JSONDecodeError) -> list
     if len(lines) < 2:
         return None
     try:
-        first = json.loads(lines[0][1])
+        first = load_json(lines[0][1])
+    except JSONLimitError as exc:
+        raise ToolImportError(f"{name}: line {lines[0][0]}: {exc}") from None
     except json.JSONDecodeError:
         return None
     if not isinstance(first, dict):
@@ -92,7 +96,9 @@ def _json_lines(text: str, name: str, whole_error: json.JSONDecodeError) -> list
     values = []
     for number, line in lines:
         try:
-            values.append((number, json.loads(line)))
+            values.append((number, load_json(line)))
+        except JSONLimitError as exc:
+            raise ToolImportError(f"{name}: line {number}: {exc}") from None
         except json.JSONDecodeError as exc:
             raise ToolImportError(f"{name}: line {number}: invalid JSON: {exc.msg}") from None
     return values

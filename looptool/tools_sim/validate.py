@@ -13,9 +13,10 @@ import re
 from typing import Any, Literal
 
 import jsonschema
+import referencing.exceptions
 from pydantic import BaseModel
 
-from looptool.schema import ToolCall, ToolSpec
+from looptool.schema import ToolCall, ToolSpec, schema_validator
 
 FUNCTION_NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*$")  # snake_case, dotted allowed
 PARAM_NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -73,12 +74,16 @@ def _check_property(prop: dict[str, Any], where: str, problems: list[str], style
     if isinstance(low, (int, float)) and isinstance(high, (int, float)) and low > high:
         problems.append(f"{where}: minimum {low} > maximum {high}")
     if style and "default" in prop:
+        # The property is validated on its own, so a reference into the rest of the schema cannot
+        # resolve here: such a default is left unchecked rather than reported.
         try:
-            jsonschema.validate(prop["default"], {k: v for k, v in prop.items() if k != "default"})
-        except jsonschema.ValidationError as exc:
-            problems.append(f"{where}: default {prop['default']!r} is invalid: {exc.message}")
-        except jsonschema.SchemaError:
-            pass  # the schema itself was checked by ToolSpec
+            error = jsonschema.exceptions.best_match(
+                schema_validator({k: v for k, v in prop.items() if k != "default"}).iter_errors(prop["default"])
+            )
+        except referencing.exceptions.Unresolvable:
+            error = None
+        if error is not None:
+            problems.append(f"{where}: default {prop['default']!r} is invalid: {error.message}")
     if prop.get("type") == "object" or "properties" in prop:
         _check_object(prop, where, problems, style)
     items = prop.get("items")
@@ -127,9 +132,14 @@ def argument_errors(spec: ToolSpec, call: ToolCall) -> list[ArgumentError]:
     if call.name != spec.name:
         return [ArgumentError(kind="unknown_tool", path="", message=f"called {call.name!r}, the tool is {spec.name!r}")]
     schema = closed_schema(spec.parameters)
-    validator = jsonschema.validators.validator_for(schema)(schema, format_checker=jsonschema.FormatChecker())
+    validator = schema_validator(schema, format_checker=jsonschema.FormatChecker())
+    try:
+        found = list(validator.iter_errors(call.arguments))
+    except referencing.exceptions.Unresolvable as exc:
+        # A reference inside the schema that points nowhere: the tool's fault, reported on the call.
+        return [ArgumentError(kind="invalid", path="", message=f"the tool's schema has a reference that does not resolve: {exc}")]
     errors = []
-    for error in sorted(validator.iter_errors(call.arguments), key=lambda e: list(map(str, e.absolute_path))):
+    for error in sorted(found, key=lambda e: list(map(str, e.absolute_path))):
         path = "/".join(map(str, error.absolute_path))
         if error.validator == "required":
             missing = error.message.split("'")[1] if "'" in error.message else ""

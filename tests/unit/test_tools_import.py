@@ -44,20 +44,34 @@ def test_bfcl_types_are_mapped_to_json_schema():
     assert "optional" not in props["flag"]
 
 
-@pytest.mark.parametrize("category", ["simple", "multiple"])
+@pytest.mark.parametrize("category", ["simple", "multiple", "java", "javascript"])
 def test_bfcl_files_import_without_loss(category, workspace, runner):
     path = BENCH / f"BFCL_v3_{category}.json"
     docs = [doc for line in path.read_text().splitlines() if line.strip() for doc in json.loads(line)["function"]]
     imported = load_tools_file(path)
     assert imported.format == "bfcl" and len(imported.specs) == len(docs)
     assert [s.name for s in imported.specs] == [d["name"] for d in docs]
-    result = runner.invoke(app, ["tools", "import", str(path), "-w", str(workspace)])
+    first: dict[str, object] = {}  # the first doc of each name, as the import keeps them
+    for spec in imported.specs:
+        first.setdefault(spec.name, spec)
+    clashes = sum(1 for s in imported.specs if s != first[s.name])
+    if clashes:
+        # Some of BFCL's files give one name several docs; a workspace holds one spec per name, so
+        # a plain import is refused whole and names the flag that imports them.
+        result = runner.invoke(app, ["tools", "import", str(path), "-w", str(workspace)])
+        assert result.exit_code == 1 and "already in the workspace with a different spec" in result.output
+        assert "--on-duplicate skip" in result.output
+        with Store.open(workspace / "looptool.db") as store:
+            assert store.counts()["tools"] == 0
+    result = runner.invoke(app, ["tools", "import", str(path), "-w", str(workspace), "--on-duplicate", "skip"])
     assert result.exit_code == 0, result.output
     assert f"read {len(docs)} bfcl tool definitions" in result.output
+    assert (f"skipped {clashes} whose name" in result.output) == bool(clashes), result.output
     with Store.open(workspace / "looptool.db") as store:
-        for spec in imported.specs:  # every doc in the file is in the store, exactly as converted
+        records = store.tool_records()
+        assert sorted(r["name"] for r in records) == sorted(first)  # one spec per name
+        for spec in first.values():  # the first doc of each name is stored, exactly as converted
             assert store.get_tool(stable_id("t", spec.model_dump())) == spec
-        assert store.counts()["tools"] == len({stable_id("t", s.model_dump()) for s in imported.specs})
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
-from looptool.config import CONFIG_FILE, ConfigError, load_config
+from looptool.config import CONFIG_FILE, ConfigError, load_config, redact_url
 from looptool.tui.widgets.endpoint_health import EndpointHealth
 
 
@@ -45,6 +45,8 @@ class ConfigScreen(Screen):
         except ConfigError as exc:
             status = f"INVALID: {exc}"  # the app keeps the config it started with
         self.query_one("#config-title", Static).update(f" {CONFIG_FILE} (read-only here) · {status}")
+        # A password inside a base_url is not put on the screen (it could be shared or recorded).
+        text = redact_url(text)
         self.query_one("#config-body", Static).update(Syntax(text, "toml", theme="ansi_dark", background_color="default"))
         self.query_one(EndpointHealth).check(self.app.workspace, self.app.config)
 

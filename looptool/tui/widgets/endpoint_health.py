@@ -10,7 +10,7 @@ import httpx
 from rich.text import Text
 from textual import work
 
-from looptool.config import ALL_ROLES, EndpointModel, WorkspaceConfig
+from looptool.config import ALL_ROLES, EndpointModel, WorkspaceConfig, redact_url
 from looptool.tui.widgets.column_table import ColumnTable
 
 HEALTH_TIMEOUT_S = 2.0
@@ -33,7 +33,7 @@ def role_health(workspace: Path, config: WorkspaceConfig) -> list[tuple[str, str
                 health = "reachable" if answer.status_code < 400 else f"HTTP {answer.status_code}"
             except Exception as exc:  # noqa: BLE001 - any failure is a health state to show
                 health = f"unreachable ({type(exc).__name__})"
-            rows.append((role, "endpoint" + inherited, spec.model, spec.base_url, health))
+            rows.append((role, "endpoint" + inherited, spec.model, redact_url(spec.base_url), health))
             continue
         info = servers.get(server_name(spec.model))
         if info is None:
