@@ -836,3 +836,22 @@ def test_property_every_importer_ends_in_its_own_one_line_error(payload, on_dupl
     started = time.process_time()
     result = runner.invoke(app, ["eval", "bfcl", "--outputs", str(path), "-w", str(nowhere)])
     _own_outcome(result, time.process_time() - started)
+
+
+# ---------------------------------------------------------------------------------------------
+# 11. Synth says what happened when every answer was nonsense, and stores unusable expansions
+
+
+def test_synth_with_nonsense_answers_says_so_and_does_not_ask_again(workspace, runner, fake_openai):
+    ws = broken_endpoint_ws(workspace, fake_openai)
+    fake_openai.responder = lambda path, request: (200, chat_reply('{"word": "salad"}'))
+    command = ["tools", "synth", "--n", "3", "--domain", "weather", "--expand", "1", "-w", str(ws)]
+    result = runner.invoke(app, command)
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "answers from the generator was rejected" in errors[0], result.output
+    assert "intent lists did not fit their schema" in errors[0] and "ran out" not in errors[0]
+    asked = len(fake_openai.requests)
+    runner.invoke(app, command)  # the unusable intent lists are answers: not asked for again
+    names = [b["response_format"]["json_schema"]["name"] for _, b in fake_openai.requests[asked:]]
+    assert "Capabilities" not in names
