@@ -325,10 +325,19 @@ def tools_synth(
     for reason, count in report.rejected.most_common(8):
         typer.echo(f"  rejected {count:>4}  {reason}")
     if total < n:
-        typer.echo(
-            f"error: stopped at {total} of {n}: the intents ran out; add --expand, more domains, or another --seed",
-            err=True,
-        )
+        # Say what happened: "ran out" alone hid a generator whose answers were all refused.
+        if report.attempts and report.rejected_total == report.attempts:
+            top = report.rejected.most_common(1)[0][0]
+            why = (f"every one of this run's {report.attempts} answers from the generator was rejected (most often: "
+                   f"{top[:120]}); use a stronger generator")
+        elif report.attempts and report.rejected_total:
+            why = (f"the intents ran out: {report.rejected_total} of this run's {report.attempts} answers were "
+                   "rejected; add --expand, more domains, or another --seed")
+        else:
+            why = "the intents ran out; add --expand, more domains, or another --seed"
+        if report.expansions_unusable:
+            why += f" ({report.expansions_unusable} of the generator's intent lists did not fit their schema)"
+        typer.echo(f"error: stopped at {total} of {n}: {why}", err=True)
         raise typer.Exit(1)
 
 

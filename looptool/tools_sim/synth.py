@@ -48,6 +48,8 @@ class SynthReport:
     skipped: int = 0  # intents that already had a tool (resume)
     rejected: Counter = field(default_factory=Counter)
     exhausted: bool = False  # ran out of intents before reaching the target
+    expansions_asked: int = 0  # sub-domains whose intents the generator was asked for this run
+    expansions_unusable: int = 0  # ... whose answer did not fit the schema (stored: not asked again)
 
     @property
     def rejected_total(self) -> int:
@@ -195,16 +197,16 @@ def synthesise(
     on_progress: Callable[[SynthReport], None] = lambda report: None,
 ) -> SynthReport:
     """Synthesise until the workspace holds `n` synthesised tools (or the intents run out)."""
+    report = SynthReport()
     intents = curated_intents(domains)
     if expand:
-        intents += _expanded_intents(endpoint, domains, expand, seed, concurrency)
+        intents += _expanded_intents(store, endpoint, domains, expand, seed, concurrency, report)
     records = store.tool_records()
     names = {r["name"] for r in records}
     have = [r for r in records if r["source"] == SOURCE]
     seen_intents = [_words(r["tree_path"].rsplit("/", 1)[-1]) for r in have]
     done_paths = {r["tree_path"] for r in have}
 
-    report = SynthReport()
     todo: list[tuple[int, Intent]] = []
     for i, intent in enumerate(plan_intents(intents, seed)):
         if intent.path in done_paths:
@@ -267,17 +269,45 @@ def _reason_key(reason: str) -> str:
     return re.sub(r"'[^']*'|\"[^\"]*\"|\b\d+(\.\d+)?\b", "…", reason)[:120]
 
 
-def _expanded_intents(endpoint: Endpoint, domains: list[str] | None, per_subdomain: int, seed: int, concurrency: int) -> list[Intent]:
+def _expanded_intents(store: Store, endpoint: Endpoint, domains: list[str] | None, per_subdomain: int, seed: int,
+                      concurrency: int, report: SynthReport) -> list[Intent]:
+    """The model-written intents of every sub-domain. Each answer is stored (agent_calls, subject
+    `intents:<domain>/<sub-domain>`, keyed by seed, sizes and model), so a rerun asks nothing
+    already answered; an answer that did not fit is stored too, as unusable, and not asked again.
+    An endpoint error is not an answer: it stops the run and nothing is stored for it."""
     jobs = [(d, s) for d, subs in curated_domains().items() if not domains or d in domains for s in subs]
     n_caps = max(1, min(3, per_subdomain))
     n_intents = max(1, -(-per_subdomain // n_caps))
 
-    def expand(job: tuple[int, tuple[str, str]]) -> list[Intent]:
-        k, (domain, subdomain) = job
-        try:
-            return expand_subdomain(endpoint, domain, subdomain, n_caps=n_caps, n_intents=n_intents, seed=seed * 7919 + k)
-        except ModelOutputError:
-            return []  # a failed expansion only means fewer intents; the curated ones remain
+    def subject(job: tuple[str, str]) -> str:
+        return f"intents:{job[0]}/{job[1]}"
 
+    def key(k: int) -> str:
+        return f"seed{seed}.k{k}.caps{n_caps}x{n_intents}.{endpoint.model}"
+
+    answered: dict[int, list[Intent]] = {}
+    for k, job in enumerate(jobs):
+        for row in store.agent_calls(subject=subject(job)):
+            if row["call_key"] == key(k) + ".a0":
+                answered[k] = [Intent(job[0], job[1], cap, text) for cap, text in row["parsed"] or []]
+
+    def expand(k: int) -> tuple[int, list[Intent], str | None]:
+        domain, subdomain = jobs[k]
+        try:
+            return k, expand_subdomain(endpoint, domain, subdomain, n_caps=n_caps, n_intents=n_intents,
+                                       seed=seed * 7919 + k), None
+        except ModelOutputError as exc:
+            return k, [], str(exc)[:300]  # fewer intents; the curated ones remain
+
+    todo = [k for k in range(len(jobs)) if k not in answered]
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        return [intent for found in pool.map(expand, enumerate(jobs)) for intent in found]
+        for k, found, error in pool.map(expand, todo):
+            report.expansions_asked += 1
+            report.expansions_unusable += error is not None
+            store.record_agent_calls(subject(jobs[k]), key(k), [{
+                "agent": "intent_expander", "prompt_ref": "looptool.tools_sim/expand_intents",
+                "status": "invalid" if error else "ok", "error": error, "model": endpoint.model,
+                "parsed": [[i.capability, i.intent] for i in found],
+            }])
+            answered[k] = found
+    return [intent for k in range(len(jobs)) for intent in answered[k]]

@@ -757,3 +757,101 @@ def test_java_scanners_match_the_official_patterns():
         assert checker._java_map_body(text) == group(re.search(JAVA_MAP, text, re.DOTALL)), text
         assert checker._java_puts(text) == re.findall(JAVA_PUT, text), text
         assert checker._java_empty_map(text) == bool(re.search(JAVA_EMPTY_MAP, text)), text
+
+
+# ---------------------------------------------------------------------------------------------
+# Property: every file importer, fed random JSON, random bytes and deep structures, ends either
+# in success or in the project's own one-line error, never a traceback, each within a time bound.
+# (`seed` reads no user file: its only inputs are the workspace and the model's answers, which
+# the tests of defect 3 and schema.load_json's tests cover.)
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20)
+_json = st.recursive(_scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+    st.sampled_from(["name", "description", "parameters", "type", "properties", "required", "function", "tools",
+                     "id", "output", "items", "enum", "$ref", "default", "x"]) | st.text(max_size=8),
+    inner, max_size=4), max_leaves=25)
+# Values shaped like each format, so the importers get past their first check.
+_shaped = st.one_of(
+    _json,
+    st.lists(st.fixed_dictionaries({"type": st.just("function"), "function": _json})),
+    st.fixed_dictionaries({"tools": st.lists(st.fixed_dictionaries({"name": st.text(max_size=10), "inputSchema": _json}))}),
+    st.fixed_dictionaries({"id": st.sampled_from(["simple_0", "java_1", "javascript_2", "x"]), "function": st.lists(_json)}),
+    st.fixed_dictionaries({"name": st.from_regex(r"[a-z_]{1,8}", fullmatch=True), "description": st.text(max_size=10),
+                           "parameters": _json}),
+    st.fixed_dictionaries({"id": st.sampled_from(["simple_0", "java_1", "javascript_2", "live_simple_0-0-0"]),
+                           "output": st.text(max_size=200) | _json.map(json.dumps)}),
+)
+
+
+def _deep(depth: int, kind: str) -> str:
+    return ("[" * depth + "]" * depth) if kind == "list" else ('{"a":' * depth + "1" + "}" * depth)
+
+
+_payloads = st.one_of(
+    _shaped.map(lambda v: json.dumps(v).encode()),
+    st.lists(_shaped, min_size=2, max_size=4).map(lambda vs: "\n".join(json.dumps(v) for v in vs).encode()),
+    st.binary(max_size=300),
+    st.builds(_deep, st.integers(1, 100_000), st.sampled_from(["list", "dict"])).map(str.encode),
+    st.builds(lambda d: json.dumps({"id": "simple_0", "output": _deep(d, "list")}), st.integers(1, 50_000)).map(str.encode),
+)
+
+
+@pytest.fixture(scope="module")
+def property_ws(tmp_path_factory):
+    from typer.testing import CliRunner
+
+    ws = tmp_path_factory.mktemp("prop") / "ws"
+    assert CliRunner().invoke(app, ["init", str(ws)]).exit_code == 0
+    return ws
+
+
+def _own_outcome(result, elapsed: float) -> None:
+    # CPU time of this process (CliRunner runs the command in it): the machine the tests run on
+    # may be busy, and wall time would measure the other jobs.
+    assert elapsed < 5.0, f"took {elapsed:.1f}s of CPU"
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert result.exit_code in (0, 1), result.output
+    if result.exit_code == 1:
+        errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
+        assert len(errors) == 1 and "Traceback" not in result.output, result.output
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@given(payload=_payloads, on_duplicate=st.sampled_from(["refuse", "skip", "replace"]))
+def test_property_every_importer_ends_in_its_own_one_line_error(payload, on_duplicate, property_ws, tmp_path_factory):
+    import time
+
+    from typer.testing import CliRunner
+
+    runner = CliRunner()
+    path = tmp_path_factory.mktemp("in") / "input.json"
+    path.write_bytes(payload)
+    started = time.process_time()
+    result = runner.invoke(app, ["tools", "import", str(path), "-w", str(property_ws), "--on-duplicate", on_duplicate])
+    _own_outcome(result, time.process_time() - started)
+    nowhere = tmp_path_factory.mktemp("no-ws")  # --outputs needs no workspace
+    started = time.process_time()
+    result = runner.invoke(app, ["eval", "bfcl", "--outputs", str(path), "-w", str(nowhere)])
+    _own_outcome(result, time.process_time() - started)
+
+
+# ---------------------------------------------------------------------------------------------
+# 11. Synth says what happened when every answer was nonsense, and stores unusable expansions
+
+
+def test_synth_with_nonsense_answers_says_so_and_does_not_ask_again(workspace, runner, fake_openai):
+    ws = broken_endpoint_ws(workspace, fake_openai)
+    fake_openai.responder = lambda path, request: (200, chat_reply('{"word": "salad"}'))
+    command = ["tools", "synth", "--n", "3", "--domain", "weather", "--expand", "1", "-w", str(ws)]
+    result = runner.invoke(app, command)
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and "answers from the generator was rejected" in errors[0], result.output
+    assert "intent lists did not fit their schema" in errors[0] and "ran out" not in errors[0]
+    asked = len(fake_openai.requests)
+    runner.invoke(app, command)  # the unusable intent lists are answers: not asked for again
+    names = [b["response_format"]["json_schema"]["name"] for _, b in fake_openai.requests[asked:]]
+    assert "Capabilities" not in names

@@ -143,3 +143,10 @@ def test_expansion_adds_model_written_intents_and_drops_copied_examples(fake_ope
     # other two are near-identical intents.
     assert report.stored == 8 and report.exhausted and report.rejected == {"near-identical intent": 2}
     assert any(r["tree_path"].endswith("send a forecast to a friend") for r in store.tool_records())
+    assert report.expansions_asked == 3
+    # A rerun of the finished synthesis asks no sub-domain again: the answers are stored.
+    asked = len(fake_openai.requests)
+    again = synthesise(store, fake_openai.endpoint, 100, domains=["weather"], expand=2, concurrency=4)
+    capability_requests = [b for _, b in fake_openai.requests[asked:]
+                           if b["response_format"]["json_schema"]["name"] == "Capabilities"]
+    assert again.expansions_asked == 0 and capability_requests == [] and again.skipped == 8
