@@ -152,8 +152,21 @@ def _managed_roles(config: WorkspaceConfig, roles: list[str]) -> dict[str, list[
 def init(
     directory: Annotated[Path, typer.Argument(help="Directory to create the workspace in.")],
     name: Annotated[str | None, typer.Option(help="Workspace name (default: the directory name).")] = None,
+    preset: Annotated[str | None, typer.Option(
+        help="Sizes for the machine, over the defaults: 'cpu' (a few CPU cores and the embedded model; what "
+        "'looptool demo' uses) or 'gpu-24gb' (one 24 GB GPU, an ~8B policy trained with QLoRA). Without it: the "
+        "defaults, sized for a GPU. Every value and why: docs/CONFIG.md, 'Presets'.",
+    )] = None,
 ) -> None:
-    """Create a workspace: looptool.toml (the embedded model in every role) and looptool.db."""
+    """Create a workspace: looptool.toml (the embedded model in every role) and looptool.db. The
+    defaults are sized for a GPU (groups of 8 completions, 64 warm-start steps, ...), and on a CPU one
+    GRPO step of those sizes takes minutes: --preset cpu writes the sizes 'looptool demo' uses;
+    --preset gpu-24gb those for one 24 GB card and an ~8B policy in 4 bits (then set \\[policy]
+    model to its checkpoint directory)."""
+    from looptool.presets import check_preset, preset_config
+
+    if preset is not None:
+        check_preset(preset)  # a misspelt preset fails before anything is made
     config_path, db_path = directory / CONFIG_FILE, directory / DB_FILE
     if directory.exists() and not directory.is_dir():
         raise StoreError(f"cannot make a workspace at {directory}: it is a file, not a directory")
@@ -162,14 +175,21 @@ def init(
         if not db_path.exists():
             _check_writable(directory, "workspace")
             Store.create(db_path).close()
-        typer.echo(f"{directory} is already a LoopTool workspace; left as it is")
+        kept = f" (--preset {preset} not applied: edit {config_path.name}, see docs/CONFIG.md)" if preset else ""
+        typer.echo(f"{directory} is already a LoopTool workspace; left as it is{kept}")
         return
     _check_writable(directory, "workspace")  # before anything is made: no half-made workspace
     directory.mkdir(parents=True, exist_ok=True)
-    save_config(directory, WorkspaceConfig(name=name or directory.resolve().name))
+    save_config(directory, preset_config(name or directory.resolve().name, preset))
     with Store.create(db_path) as store:
-        store.log_event("info", "init", f"workspace created at {directory.resolve()}")
-    typer.echo(f"created workspace {directory}: {config_path.name} (embedded model in every role), {db_path.name}")
+        store.log_event("info", "init", f"workspace created at {directory.resolve()}"
+                        + (f" with the {preset} preset" if preset else ""))
+    sizes = f"the {preset} preset's sizes" if preset else "default sizes, for a GPU"
+    typer.echo(f"created workspace {directory}: {config_path.name} (embedded model in every role, {sizes}), "
+               f"{db_path.name}")
+    if preset == "gpu-24gb":
+        typer.echo(f"next: set [policy] model in {config_path} to the ~8B checkpoint directory the preset is sized "
+                   "for (e.g. Qwen3-8B), and the generator and judge to it or to endpoints")
 
 
 # -- serve --------------------------------------------------------------------------------------
@@ -1103,8 +1123,9 @@ def demo(
 ) -> None:
     """The whole method on this machine with the embedded model: init, tools synth, seed, SFT warm
     start, the loop, the static baseline, report -- with sizes small enough for a CPU (written
-    into the workspace's looptool.toml; about 36 minutes on 2 cores). Each step is a 'looptool'
-    command, shown as it runs; run the demo again to continue after an interruption."""
+    into the workspace's looptool.toml: the cpu preset of 'looptool init'). 'make demo', install included, took
+    about 16 minutes on 2 CPU cores with AVX512-BF16 and 27 on 2 AVX2 cores (README, 'The demo'). Each step is a
+    'looptool' command, shown as it runs; run the demo again to continue after an interruption."""
     from looptool.demo import run_demo
 
     seconds = run_demo(workspace, rounds=rounds, echo=typer.echo)

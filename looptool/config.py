@@ -665,4 +665,6 @@ def config_reference() -> str:
         "```",
         "",
     ]
-    return "\n".join(lines)
+    from looptool.presets import presets_reference  # presets.py builds on this module
+
+    return "\n".join(lines + presets_reference())

@@ -11,10 +11,10 @@ and it ends by showing the mechanism: the loop's GRPO learning signal (the share
 rewards were all equal, the steps with a non-zero loss) and the loop's held-out accuracy next to
 the base model's and the warm start's (`experiment.md` has the tables with intervals).
 
-Its workspace config is the default one with smaller sizes (`DEMO_SIZES`), as small as still
-shows each stage working, because 2 CPU cores pay for every step (docs/BENCHMARKS.md has a run's
-time per step and per stage). Every command is resumable, so running the demo again continues
-where it stopped and skips what is done.
+Its workspace config is the default one with smaller sizes (`DEMO_SIZES`: the `cpu` preset of
+`looptool init --preset cpu`, presets.py), as small as still shows each stage working, because 2
+CPU cores pay for every step (docs/BENCHMARKS.md has a run's time per step and per stage). Every
+command is resumable, so running the demo again continues where it stopped and skips what is done.
 """
 
 from __future__ import annotations
@@ -28,38 +28,12 @@ from pathlib import Path
 
 from looptool.arms import static_workspace
 from looptool.config import CONFIG_FILE, DB_FILE, WorkspaceConfig, load_config, save_config
+from looptool.presets import preset_config, preset_values
 
-# Section -> field -> value, over the defaults. Why each: CPU time is what the demo spends; on 2
-# cores a GRPO step of one prompt takes about 40 s and the policy reads about 200 prompt tokens/s,
-# so every size below is as small as still shows the stage working.
-DEMO_SIZES: dict[str, dict[str, object]] = {
-    "seed": {
-        "heldout_fraction": 0.25,  # a small held-out set: each round and arm evaluates it
-    },
-    "eval": {
-        "max_tokens": 96,  # a call of the curated tools fits; rambling answers stop early
-    },
-    "train": {
-        "sft_max_steps": 10,  # the warm start: 10 x 4 sequences, enough for non-zero GRPO rewards
-        "sft_batch_size": 4,
-        "sft_data": "seed",  # over the whole seed pool: 40 different samples, not round 1's 10 four times over
-        "sft_learning_rate": 1e-3,  # at the default 2e-4, 10 steps left every GRPO group all wrong (no signal)
-        "num_generations": 4,  # GRPO groups of 4, one prompt a step (about 40 s a step)
-        "prompts_per_step": 1,
-        "max_completion_tokens": 64,  # a call of the curated tools fits in 64 tokens
-        "max_prompt_tokens": 768,  # dialogue samples are trimmed (time and memory grow with length)
-        "save_steps": 1,
-    },
-    "loop": {
-        "rounds": 2,
-        "grpo_steps": 2,
-        "round_size": 10,
-        "judge_attempts": 2,  # a 135M judge that rambles past its token limit once rarely does better the third time
-        "expansions_per_error": 1,
-        "expander_max_tokens": 512,  # a 135M expander that rambles in a string stops at half the default
-        "eval_bfcl_limit": 1,  # one entry of each of the 4 default categories
-    },
-}
+# Section -> field -> value, over the defaults: the `cpu` preset of `looptool init --preset cpu`
+# (presets.py says why each value is what it is), so that the demo and a CPU workspace agree.
+DEMO_PRESET = "cpu"
+DEMO_SIZES: dict[str, dict[str, object]] = preset_values(DEMO_PRESET)
 TOOLS = 3  # synthesised tools (the templated tasks bring their own curated set)
 DIALOGUES = 3  # multi-agent seed dialogues, for their traces and samples
 TEMPLATED = 60  # templated exact tool-call tasks: the bulk of the training data
@@ -67,10 +41,7 @@ TEMPLATED = 60  # templated exact tool-call tasks: the bulk of the training data
 
 def demo_config(name: str) -> WorkspaceConfig:
     """The default workspace config with the demo's sizes."""
-    config = WorkspaceConfig(name=name)
-    for section, values in DEMO_SIZES.items():
-        setattr(config, section, getattr(config, section).model_copy(update=values))
-    return WorkspaceConfig.model_validate(config.model_dump())  # validated like a loaded file
+    return preset_config(name, DEMO_PRESET)
 
 
 @dataclass
