@@ -435,7 +435,10 @@ class LoopConfig(_Section):
     round_size: int | None = Field(
         default=None, ge=1,
         description="Override: samples in every round, round 1 included (round 1 takes this many seed samples). "
-        "Default: first_round_share of the seed training samples.",
+        "Default: first_round_share of the seed training samples. A round never holds more: when its parts "
+        "overflow, the later ones are cut; it holds fewer when they run out. A round already assembled keeps its "
+        "data when this changes. (The static arm trains on the whole seed pool whatever this says: its GRPO steps, "
+        "not its data, are matched to the loop's.)",
     )
     fresh_share: float = Field(
         default=0.308, ge=0, le=1,

@@ -18,11 +18,14 @@ every round) and is filled, part by part, until that size is reached:
    paper it fills whatever room is left, which was 20-23% of every round, while in a small round
    the error seeds and their expansions alone would fill it all.
 
-Mastered samples and samples both answers got wrong are left out. Should the parts overflow the
-size, the later ones are cut (a part that is cut keeps a seeded choice of its samples), except that
-the error seeds (corrected and error) and their expansions share the room they have (what fresh
-seed and the boundary's share leave) in proportion to their counts, so that a small round keeps
-some of each rather than only the seeds.
+Mastered samples and samples both answers got wrong are left out. A round never holds more than
+the size, as in the paper (18,304 samples in every round): the data of a round is what the model
+cannot do yet, chosen within a budget, and a round that grew with its errors would also spend more
+GRPO steps (`[train] epochs`) than the round before. It holds fewer when the parts run out. Should
+the parts overflow the size, the later ones are cut (a part that is cut keeps a seeded choice of
+its samples), except that the error seeds (corrected and error) and their expansions share the
+room they have (what fresh seed and the boundary's share leave) in proportion to their counts, so
+that a small round keeps some of each rather than only the seeds.
 
 The ablation arms (arms.py) change one part: `random-hppl` fills the last part (with the same room
 kept for it) with a seeded random choice of the round's correct samples instead of the

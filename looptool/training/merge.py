@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -50,9 +51,29 @@ def is_current(out: Path, source: dict[str, str]) -> bool:
         return False
 
 
+# bitsandbytes (imported by peft) tries, on CPUs with AVX512-BF16, to fetch a faster 4-bit CPU kernel
+# from the Hugging Face Hub through the optional `kernels` package, and logs a warning that reads
+# like an error when it cannot. The merge never runs 4-bit code, and nothing is fetched from a hub.
+KERNELS_NOTICE_LOGGER = "bitsandbytes.backends.cpu.ops"
+KERNELS_NOTICE = "Failed to load CPU gemm_4bit_forward from kernels-community"
+
+
+def _not_the_kernels_notice(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith(KERNELS_NOTICE)
+
+
+def quiet_kernels_notice() -> None:
+    """Drop bitsandbytes' "Failed to load CPU gemm_4bit_forward from kernels-community" warning
+    (see above); its other messages still come through. Call before peft is first imported."""
+    logger = logging.getLogger(KERNELS_NOTICE_LOGGER)
+    if _not_the_kernels_notice not in logger.filters:
+        logger.addFilter(_not_the_kernels_notice)
+
+
 def merge_adapter(base_dir: Path, adapter_dir: Path, out: Path) -> Path:
     """Write base + adapter, merged, to `out` (weights, config, tokenizer). Written beside it and
     renamed into place, so a kill leaves the old copy or none, never half of one."""
+    quiet_kernels_notice()
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer

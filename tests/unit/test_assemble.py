@@ -182,3 +182,32 @@ def test_the_static_arm_trains_on_the_whole_seed_pool(store):
     store.upsert_samples([*seed, _sample(50, origin="expanded", round_added=2), _sample(60, split="heldout")])
     assert static_round(store, 2).ids == sorted(s.id for s in seed)
     assert static_round(store, 2).composition() == {"seed": 12}
+
+
+@pytest.mark.parametrize("trial", range(12))
+def test_a_round_never_holds_more_than_its_size(tmp_path, trial):
+    """Whatever the probe, the judge and the expander left (here drawn at random), every arm's next
+    round holds at most `round_size` samples, and its composition counts exactly its ids."""
+    import random
+
+    rng = random.Random(trial)
+    with Store.create(tmp_path / DB_FILE) as store:
+        seed = [_sample(i) for i in range(rng.randint(5, 60))]
+        round1 = [s.id for s in seed[: rng.randint(1, len(seed))]]
+        expanded = [_sample(1000 + i, origin="expanded", round_added=2, parent_id=rng.choice(round1))
+                    for i in range(rng.randint(0, 40))]
+        store.upsert_samples([*seed, *expanded])
+        store.upsert_round(Round(n=1, status="done", data_ids=round1))
+        for sample_id in round1:
+            correct = rng.random() < 0.5
+            store.upsert_probe(Probe(sample_id=sample_id, round=1, correct=correct, ppl=1 + rng.random(),
+                                     category=rng.choice(["mastered", "boundary"]) if correct else "failed"))
+            if not correct:
+                store.upsert_verdict(Verdict(sample_id=sample_id, round=1,
+                                             verdict=rng.choice(["LABEL_WRONG", "PRED_WRONG", "BOTH_OK"])))
+        loop = LoopConfig(round_size=rng.randint(1, 30), fresh_share=rng.random(), boundary_share=rng.random(),
+                          expansions_per_error=rng.randint(0, 6))
+        for arm in ("loop", "no-edde", "repeat-errors", "random-hppl"):
+            nxt = assemble_round(store, 1, loop, seed=trial, arm=arm)
+            assert len(nxt.ids) <= loop.round_size, (arm, nxt.composition(), loop)
+            assert sum(nxt.composition().values()) == len(nxt.ids), arm

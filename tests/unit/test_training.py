@@ -184,3 +184,27 @@ def test_stage_process_killed_by_the_kernel_says_so(tmp_path, monkeypatch):
     monkeypatch.setattr(process.subprocess, "Popen", lambda cmd, **kw: real_popen([sys.executable, str(script)], **kw))
     with pytest.raises(TrainingError, match=r"sft round 2 failed \(killed by signal 9, most likely out of memory"):
         process.run_stage(tmp_path, "sft", 2, echo=lambda line: None)
+
+
+def test_the_merge_silences_only_bitsandbytes_kernels_notice(caplog):
+    import importlib.util
+    import logging
+
+    from looptool.training import merge
+
+    merge.quiet_kernels_notice()
+    merge.quiet_kernels_notice()  # once is enough; twice adds nothing
+    logger = logging.getLogger(merge.KERNELS_NOTICE_LOGGER)
+    assert logger.filters.count(merge._not_the_kernels_notice) == 1
+    with caplog.at_level(logging.WARNING):
+        logger.warning(merge.KERNELS_NOTICE + ": %s. Please make sure you already `pip install kernels`",
+                       "No module named 'kernels'")
+        logger.warning("some other bitsandbytes warning")
+    assert [r.getMessage() for r in caplog.records] == ["some other bitsandbytes warning"]
+    # The message and its logger are bitsandbytes' own (read from its source, without importing it).
+    spec = importlib.util.find_spec("bitsandbytes")
+    if spec is not None and spec.origin:
+        source = Path(spec.origin).parent / "backends" / "cpu" / "ops.py"
+        if source.is_file():
+            text = source.read_text()
+            assert merge.KERNELS_NOTICE in text and "logger = logging.getLogger(__name__)" in text
