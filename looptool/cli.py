@@ -246,13 +246,16 @@ def serve_stop(workspace: Workspace = Path(".")) -> None:
 @serve_app.command("status")
 @_user_errors
 def serve_status(workspace: Workspace = Path(".")) -> None:
-    """Show each role's model and whether its server or endpoint answers."""
+    """Show each role's model and whether its server or endpoint answers; then every other server
+    the workspace started (the policy with a round's adapter merged in, a model no role names any
+    more) and the servers of its arms (static baseline, ablations)."""
     from looptool.serving.client import Endpoint, check_endpoint
     from looptool.serving.server import ServerManager, ServingError
 
     config = load_config(workspace)
     manager = ServerManager(workspace, config.serving)
     unhealthy = 0
+    shown: set[str] = set()
     for r in ALL_ROLES:
         spec = config.role(r)
         if isinstance(spec, EndpointModel):
@@ -267,9 +270,36 @@ def serve_status(workspace: Workspace = Path(".")) -> None:
         if info is None:
             typer.echo(f"{r:<10} managed  {spec.model}: stopped")
         else:
+            shown.add(info.name)
             typer.echo(f"{r:<10} managed  {spec.model} at {info.base_url} (pid {info.pid}): {manager.state(info)}")
+    for line in _other_servers(workspace, config, shown):
+        typer.echo(line)
     if unhealthy:
         raise typer.Exit(1)
+
+
+def _other_servers(workspace: Path, config: WorkspaceConfig, shown: set[str]) -> list[str]:
+    """A line for each server of the workspace that no role line showed, and for each server of its
+    arms; a server whose process has exited is forgotten, as 'serve stop' would."""
+    from looptool.arms import LOOP, existing_arms
+    from looptool.serving.server import ServerManager, what_it_serves
+
+    lines = []
+    for arm, path in existing_arms(workspace).items():
+        arm_config = config if arm == LOOP else load_config(path)
+        manager = ServerManager(path, arm_config.serving)
+        how = "'looptool serve stop' stops it" if arm == LOOP else f"'looptool serve stop -w {path}' stops it"
+        for info in manager.known():
+            if arm == LOOP and info.name in shown:
+                continue
+            state = manager.state(info)
+            if state == "dead":
+                manager.stop(info)  # only forgets it: the pid is no longer a vLLM server
+                state = "exited (forgotten)"
+            where = "" if arm == LOOP else f"{arm} arm: "
+            lines.append(f"{'server':<10} {where}{info.name} at {info.base_url} (pid {info.pid}): {state} -- "
+                         f"{what_it_serves(info, path, arm_config)}" + ("" if state.startswith("exited") else f"; {how}"))
+    return lines
 
 
 # -- tools --------------------------------------------------------------------------------------
@@ -705,7 +735,11 @@ def loop_command(
         workspace = make_arm_workspace(workspace, arm)
         typer.echo(f"{arm} arm in {workspace}")
         config, db_path = _open_workspace(workspace)
-    outcome = run_loop(workspace, config, rounds=rounds, arm=arm, log=typer.echo)
+    try:
+        outcome = run_loop(workspace, config, rounds=rounds, arm=arm, log=typer.echo)
+    except KeyboardInterrupt:
+        _say_what_is_left_running(workspace, config, err=True)
+        raise
     with Store.open(db_path) as store:
         for info in store.rounds():
             at = f" at {info.stage}" if info.status != "done" and info.stage else ""
@@ -713,6 +747,17 @@ def loop_command(
                        + "".join(f"; {k} {v}" for k, v in _round_summary(info.metrics).items()))
     if outcome.paused:
         typer.echo(f"paused for review of round {outcome.round}'s verdicts: 'looptool review -w {workspace}'")
+    _say_what_is_left_running(workspace, config)
+
+
+def _say_what_is_left_running(workspace: Path, config: WorkspaceConfig, *, err: bool = False) -> None:
+    """When the loop ends -- finished, paused, or interrupted with Ctrl-C -- say which of the
+    workspace's vLLM servers it left running (they outlive it on purpose) and how to stop them."""
+    from looptool.serving.server import left_running
+
+    line = left_running(workspace, config)
+    if line:
+        typer.echo(line, err=err)
 
 
 def _round_summary(metrics: dict) -> dict[str, str]:

@@ -28,7 +28,7 @@ import httpx
 import psutil
 from filelock import FileLock
 
-from looptool.config import EMBEDDED_MODEL, ManagedModel, ServingConfig
+from looptool.config import ALL_ROLES, EMBEDDED_MODEL, ManagedModel, ServingConfig, WorkspaceConfig
 
 
 VLLM_MODULE = "vllm.entrypoints.openai.api_server"
@@ -317,3 +317,43 @@ class ServerManager:
     def stop_all(self) -> list[tuple[ServerInfo, bool]]:
         """Stop every known server: (info, whether it was running)."""
         return [(info, self.stop(info)) for info in self.known()]
+
+
+# -- what a workspace's servers are for --------------------------------------------------------
+
+
+def server_roles(info: ServerInfo, config: WorkspaceConfig) -> list[str]:
+    """The roles of the config a server serves (agent roles only where they have a section of their
+    own: otherwise they are the generator's)."""
+    return [r for r in ALL_ROLES if isinstance(getattr(config, r), ManagedModel)
+            and server_name(getattr(config, r).model) == info.name]
+
+
+def what_it_serves(info: ServerInfo, workspace: Path, config: WorkspaceConfig) -> str:
+    """In words: the roles a server serves, or the merged adapter it serves (see
+    training/merge.py), or that no role of the config names its model any more."""
+    from looptool.training.merge import MERGED_DIR
+
+    roles = server_roles(info, config)
+    if roles:
+        return "for " + ", ".join(roles)
+    if Path(info.model_path).resolve().parent == (Path(workspace) / MERGED_DIR).resolve():
+        return f"the policy with the {info.name.removeprefix('policy-')} adapter merged in, for probing and evaluation"
+    return "a model no role of looptool.toml names now"
+
+
+def running_servers(workspace: Path, config: WorkspaceConfig) -> list[ServerInfo]:
+    """The workspace's servers whose process is alive (starting or running)."""
+    return [info for info in ServerManager(workspace, config.serving).known() if _alive(info.pid)]
+
+
+def left_running(workspace: Path, config: WorkspaceConfig) -> str | None:
+    """One line naming the servers of the workspace that are still up after a loop stopped, and how
+    to stop them; None when none is. Servers outlive the loop on purpose (starting one again costs
+    tens of seconds), so a stopped loop says what it left."""
+    infos = running_servers(workspace, config)
+    if not infos:
+        return None
+    named = "; ".join(f"{info.name} (pid {info.pid}, port {info.port}): {what_it_serves(info, workspace, config)}"
+                      for info in infos)
+    return f"left running: {named}. 'looptool serve stop -w {workspace}' stops them"

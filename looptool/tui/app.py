@@ -153,7 +153,9 @@ class LoopToolApp(App):
     @work(thread=True, exclusive=True, group="loop-stop")
     def _stop_loop(self) -> None:
         code = self.loop_process.stop()
-        self.call_from_thread(self.notify, f"loop stopped (exit {code}); s starts it again from where it was")
+        left = self.loop_process.left_running()
+        self.call_from_thread(self.notify, f"loop stopped (exit {code}); s starts it again from where it was"
+                              + (f"; {left}" if left else ""), timeout=15 if left else None, markup=False)
 
     def action_resume_review(self) -> None:
         """Apply the reviewed verdicts and go on: `looptool review --accept` as the child process."""

@@ -7,8 +7,9 @@ output going to `logs/tui-loop.log` in the workspace.
 
 * pause: the file request of `graphs.loop.request_pause`; the loop stops after its current node
   with its checkpoint saved. Any loop on the workspace takes it, whoever started it.
-* stop: SIGTERM to the child's process group (the loop and the trainer or servers it started);
-  the loop is resumable after a kill by design, so nothing is lost but the node's work so far.
+* stop: SIGTERM to the child's process group (the loop and the trainer it started); the loop is
+  resumable after a kill by design, so nothing is lost but the node's work so far. The vLLM
+  servers it started run in sessions of their own and stay up (`left_running` names them).
 * a loop started elsewhere (another terminal) is seen through the workspace's loop lock
   (`graphs.loop.running_loop_pid`): start refuses, pause reaches it, stop does not touch it.
 
@@ -119,6 +120,17 @@ class LoopProcess:
                 self._signal(proc, signal.SIGKILL)
                 proc.wait(5)
         return proc.returncode
+
+    def left_running(self) -> str | None:
+        """The servers of the workspace still up (a stopped loop leaves its vLLM servers, which run in
+        sessions of their own), in one line with how to stop them; None when none is."""
+        from looptool.config import ConfigError, load_config
+        from looptool.serving.server import left_running
+
+        try:
+            return left_running(self.workspace, load_config(self.workspace))
+        except ConfigError:
+            return None
 
     @staticmethod
     def _signal(proc: subprocess.Popen, sig: int) -> None:
