@@ -442,15 +442,47 @@ def tools_import(
 def tools_list(
     workspace: Workspace = Path("."),
     domain: Annotated[str | None, typer.Option(help="Only this domain.")] = None,
+    split: Annotated[bool, typer.Option(
+        "--split", help="Also show each tool's split: 'train', or 'heldout' (only held-out samples offer it: the "
+        "held-out evaluation measures it, training never sees it), with its sample count; and list the tools "
+        "that only samples bring (templated tasks).")] = False,
 ) -> None:
-    """One line per tool: name, domain, parameter count, source."""
+    """One line per tool: name, domain, parameter count, source (and with --split, train or held-out)."""
     _, db_path = _open_workspace(workspace, write=False)
     with Store.open(db_path) as store:
         records = store.tool_records(domain)
+        splits = store.tool_sample_splits() if split else {}
     for r in records:
         n_params = len(r["spec"].parameters.get("properties", {}))
-        typer.echo(f"{r['name']:<40} {r['domain']:<20} {n_params:>2} params  {r['source']}")
+        where = f"  {_split_text(splits.get(r['name'], {}))}" if split else ""
+        typer.echo(f"{r['name']:<40} {r['domain']:<20} {n_params:>2} params  {r['source']}{where}")
     typer.echo(f"{len(records)} tools")
+    if not split:
+        return
+    stored = {r["name"] for r in records}  # (with --domain, the tools only samples bring are not listed)
+    only_in_samples = {} if domain else {name: by for name, by in splits.items() if name not in stored}
+    for name, by in only_in_samples.items():
+        typer.echo(f"{name:<40} {'-':<20} {'':>2}         in samples only  {_split_text(by)}")
+    named = [r["name"] for r in records] + list(only_in_samples)
+    counts = {k: sum(1 for n in named if _split_kind(splits.get(n, {})) == k) for k in ("train", "heldout", "both", "none")}
+    typer.echo(f"split: {counts['train']} train, {counts['heldout']} heldout"
+               + (f", {counts['both']} in both (a held-out tool that training also sees)" if counts["both"] else "")
+               + (f", {counts['none']} in no sample" if counts["none"] else "")
+               + (f"; {len(only_in_samples)} of them only in samples (templated tasks)" if only_in_samples else ""))
+
+
+def _split_kind(by_split: dict[str, int]) -> str:
+    return "none" if not by_split else "both" if len(by_split) > 1 else next(iter(by_split))
+
+
+def _split_text(by_split: dict[str, int]) -> str:
+    """'train (12 samples)', 'heldout (5 samples)', 'BOTH: train 3, heldout 2', or 'no samples'."""
+    kind = _split_kind(by_split)
+    if kind == "none":
+        return "no samples"
+    if kind == "both":
+        return "BOTH: " + ", ".join(f"{k} {v}" for k, v in sorted(by_split.items()))
+    return f"{kind} ({by_split[kind]} samples)"
 
 
 @tools_app.command("show")
@@ -1009,13 +1041,15 @@ def eval_heldout(
     adapter: AdapterOption = None,
     concurrency: Annotated[int | None, typer.Option(min=1, max=512, help="Requests in flight at once.")] = None,
 ) -> None:
-    """Score the policy on the workspace's held-out samples (tools never seen in training), by scenario.
+    """Score the policy on the workspace's held-out samples (tools never seen in training), by scenario
+    and by tool ('looptool tools list --split' shows which tools are held out).
 
     An answer passes when it makes exactly the labelled calls (or, for a no-call label, no call):
     the same rule as the training reward.
     """
-    from looptool.eval.heldout import HELDOUT_UNREADABLE, run_heldout
-    from looptool.eval.show import error_summary, heldout_table
+    from looptool.eval.bfcl_suite import tally
+    from looptool.eval.heldout import HELDOUT_UNREADABLE, run_heldout, tool_rows
+    from looptool.eval.show import error_summary, heldout_table, heldout_tool_table
     from looptool.eval.target import resolve_target
 
     config, db_path = _open_workspace(workspace)
@@ -1028,9 +1062,14 @@ def eval_heldout(
         store.log_event("info", "eval", f"held-out {run_id} ({target.label}): {progress.done} scored this run, "
                                          f"{progress.passed} passed")
         errors = store.eval_error_counts(run_id)
+        samples = {s.id: s for s in store.iter_samples(split="heldout")}
+        by_tool = tally(tool_rows(store.eval_results(run_id), samples))
     for line in heldout_table([run], [scores]):
         typer.echo(line)
     typer.echo(error_summary(errors, sum(s["total"] for s in scores.values()), HELDOUT_UNREADABLE))
+    typer.echo("")
+    for line in heldout_tool_table([run], [by_tool]):
+        typer.echo(line)
     typer.echo(f"stored as run {run_id} in {db_path}; see 'looptool eval show'")
 
 
@@ -1041,13 +1080,25 @@ def eval_show(
     suite: Annotated[str, typer.Option(help="bfcl, heldout, or all.")] = "all",
     run: Annotated[str | None, typer.Option(help="Only this run (an id or a unique prefix).")] = None,
     failures: Annotated[int, typer.Option(min=0, help="Also list up to N failed entries per run.")] = 0,
+    by: Annotated[str, typer.Option(
+        help="Rows of the held-out table: 'scenario' (single, parallel, ... by label kind) or 'tool' (each held-out "
+        "tool: the entries whose label calls it, and the no-call entries that offered it).")] = "scenario",
+    all_entries: Annotated[bool, typer.Option(
+        "--all-entries", help="Score each run on all of its entries, even where runs scored different ones (the "
+        "columns are then not comparable). Default: only the entries every run shown scored.")] = False,
 ) -> None:
-    """Tables of the stored evaluations, one column per run (base, round 1, ...), to compare rounds."""
-    from looptool.eval.bfcl_suite import category_sizes
-    from looptool.eval.show import bfcl_table, failures as failure_lines, heldout_table
+    """Tables of the stored evaluations, one column per run (base, round 1, ...), to compare rounds.
+    Rounds are compared on the same entries: when runs scored different entries (a smaller --limit, a
+    label corrected since), the columns that differ are marked and every column counts only the
+    entries all runs share; a note says how many each run scored."""
+    from looptool.eval.bfcl_suite import category_sizes, tally
+    from looptool.eval.heldout import tool_rows
+    from looptool.eval.show import bfcl_table, compare_runs, failures as failure_lines, heldout_table, heldout_tool_table
 
     if suite not in ("bfcl", "heldout", "all"):
         raise ConfigError(f"--suite: unknown suite {suite!r}; use bfcl, heldout or all")
+    if by not in ("scenario", "tool"):
+        raise ConfigError(f"--by: unknown grouping {by!r}; use scenario or tool")
     _, db_path = _open_workspace(workspace, write=False)
     shown = 0
     with Store.open(db_path) as store:
@@ -1057,11 +1108,17 @@ def eval_show(
             runs = [r for r in store.eval_runs(name) if run is None or r["id"].startswith(run)]
             if not runs:
                 continue
-            scores = [store.eval_scores(r["id"]) for r in runs]
-            lines = bfcl_table(runs, scores, category_sizes()) if name == "bfcl" else heldout_table(runs, scores)
+            compared = compare_runs(runs, [store.eval_results(r["id"]) for r in runs], all_entries=all_entries)
+            if name == "bfcl":
+                lines = bfcl_table(compared.runs, [tally(rows) for rows in compared.rows], category_sizes())
+            elif by == "tool":
+                samples = {s.id: s for s in store.iter_samples(split="heldout")}
+                lines = heldout_tool_table(compared.runs, [tally(tool_rows(rows, samples)) for rows in compared.rows])
+            else:
+                lines = heldout_table(compared.runs, [tally(rows) for rows in compared.rows])
             if shown:
                 typer.echo("")
-            for line in lines:
+            for line in [*lines, *compared.notes]:
                 typer.echo(line)
             for r in runs:
                 typer.echo(f"[{r['id']}] {r['model']}" + (f" + {r['adapter']}" if r["adapter"] else "")

@@ -1009,6 +1009,17 @@ class Store:
         where = "WHERE active = 1" if active_only else ""
         return self._count_by(f"SELECT split AS k, count(*) AS c FROM samples {where} GROUP BY split")
 
+    def tool_sample_splits(self, active_only: bool = True) -> dict[str, dict[str, int]]:
+        """Tool name -> split -> how many samples offer that tool. The split is by tool, so a tool
+        should be offered in one split only: a held-out tool by held-out samples alone."""
+        where = "WHERE s.active = 1" if active_only else ""
+        rows = self._rows("SELECT json_extract(t.value, '$.name') AS name, s.split AS split, count(*) AS c "
+                          f"FROM samples s, json_each(s.tools_json) t {where} GROUP BY name, split ORDER BY name")
+        out: dict[str, dict[str, int]] = {}
+        for r in rows:
+            out.setdefault(r["name"], {})[r["split"]] = r["c"]
+        return out
+
     def probe_counts_by_category(self, round: int) -> dict[str, int]:
         """Probes of a round per category; uncategorised probes count under 'none'."""
         return self._count_by("SELECT coalesce(category, 'none') AS k, count(*) AS c FROM probes "

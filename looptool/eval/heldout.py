@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from looptool.calls import format_calls, label_matches, parse_calls
 from looptool.config import DB_FILE, WorkspaceConfig
@@ -44,6 +45,32 @@ def sample_category(sample: Sample) -> str:
     also yields no-call samples (replies after tool results), which any plain text passes, so they
     are kept apart from the calls that measure tool use."""
     return f"{sample.scenario or 'unknown'}/{'text' if sample.label.is_no_call else 'call'}"
+
+
+def entry_sample_id(entry_id: str) -> str:
+    """The sample an entry of a held-out run asked about (entry ids are "<sample id>.v<label version>")."""
+    return entry_id.rpartition(".v")[0] or entry_id
+
+
+def entry_tools(sample: Sample) -> tuple[list[str], str]:
+    """The tools a held-out entry counts for, and its kind: the tools its label calls ("call"), or,
+    for a no-call label, the tools it offered and that the policy rightly left alone ("text")."""
+    if sample.label.is_no_call:
+        return sorted({t.name for t in sample.tools}), "text"
+    return sorted({c.name for c in sample.label.calls}), "call"
+
+
+def tool_rows(rows: list[dict[str, Any]], samples: dict[str, Sample]) -> list[dict[str, Any]]:
+    """Result rows of a held-out run regrouped by tool: one row per (entry, tool) with the category
+    "<tool>/call" or "<tool>/text"; entries whose sample is no longer stored are left out."""
+    out = []
+    for row in rows:
+        sample = samples.get(entry_sample_id(row["entry_id"]))
+        if sample is None:
+            continue
+        tools, kind = entry_tools(sample)
+        out += [{**row, "category": f"{tool}/{kind}"} for tool in tools]
+    return out
 
 
 def sample_items(samples: list[Sample], renderer: PromptRenderer | None = None) -> list[EvalItem]:

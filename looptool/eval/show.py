@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +25,11 @@ def run_label(run: dict[str, Any]) -> str:
     """"base", "round 2", or the outputs file; settings that differ from the defaults follow, so
     two runs of one model under different settings stay apart."""
     if run["round"] is None:
-        return f"adapter {Path(run['adapter']).name}" if run.get("adapter") else run["model"]
+        return (f"adapter {Path(run['adapter']).name}" if run.get("adapter") else run["model"]) + run.get("mark", "")
     label = "base" if run["round"] == 0 else f"round {run['round']}"
     defaults = EvalConfig().model_dump()
     changed = [f"{k}={v}" for k, v in sorted((run.get("settings") or {}).items()) if k in defaults and defaults[k] != v]
-    return f"{label} ({', '.join(changed)})" if changed else label
+    return (f"{label} ({', '.join(changed)})" if changed else label) + run.get("mark", "")
 
 
 def _pct(value: float | None) -> str:
@@ -91,6 +92,54 @@ def heldout_table(runs: Sequence[dict[str, Any]], scores: Sequence[dict[str, dic
             cells.append(_cell({"accuracy": passed / total, "passed": passed, "total": total}) if total else "-")
         rows.append([name, *cells])
     return _table(header, rows)
+
+
+DIFFERENT_ENTRIES = "†"  # marks a column measured on other entries than the rest
+
+
+@dataclass
+class Comparison:
+    """Runs of one suite made comparable: each run's rows cut to the entries every run scored (unless
+    asked for all), the runs whose entries differ marked, and a note saying what was left out."""
+
+    runs: list[dict[str, Any]]  # the runs, a column measured on other entries marked
+    rows: list[list[dict[str, Any]]]  # each run's result rows to score
+    notes: list[str]
+
+
+def compare_runs(runs: Sequence[dict[str, Any]], rows: Sequence[Sequence[dict[str, Any]]], *,
+                 all_entries: bool = False) -> Comparison:
+    """Rounds compare only on the entries they share: when the runs did not score the same entries
+    (round 1 with 2 entries a category, the others with 10), a column whose run lacks entries that
+    another scored is marked, and every run is scored on the entries all share -- or, with
+    `all_entries`, on all of its own, the marked columns then not comparable."""
+    entries = [{r["entry_id"] for r in run_rows} for run_rows in rows]
+    if len(runs) < 2 or all(e == entries[0] for e in entries):
+        return Comparison(list(runs), [list(r) for r in rows], [])
+    union, shared = set().union(*entries), set.intersection(*entries)
+    marked = [{**run, "mark": DIFFERENT_ENTRIES} if e != union else dict(run) for run, e in zip(runs, entries)]
+    who = ", ".join(f"{run_label(run)} {len(e)}" for run, e in zip(runs, entries))
+    if all_entries:
+        notes = [f"{DIFFERENT_ENTRIES} measured on other entries than the rest (entries scored: {who}); each column "
+                 "counts all of its own entries, so columns are not comparable (without --all-entries: only the "
+                 f"{len(shared)} entries all runs share)"]
+        return Comparison(marked, [list(r) for r in rows], notes)
+    notes = [f"{DIFFERENT_ENTRIES} measured on fewer or other entries than the rest (entries scored: {who}); every "
+             f"column counts only the {len(shared)} entries all runs share (--all-entries: each run on all of its own)"]
+    return Comparison(marked, [[r for r in run_rows if r["entry_id"] in shared] for run_rows in rows], notes)
+
+
+def heldout_tool_table(runs: Sequence[dict[str, Any]], scores: Sequence[dict[str, dict[str, Any]]]) -> list[str]:
+    """Held-out accuracy per tool, one column per run: the entries whose label calls the tool, and
+    (a row of its own) the no-call entries that offered it. An entry calling two tools counts for both."""
+    tools = sorted({c.rsplit("/", 1)[0] for s in scores for c in s})
+    header = ["held-out tool", *(run_label(r) for r in runs)]
+    rows = []
+    for tool in tools:
+        for kind, name in (("call", tool), ("text", f"{tool} (no call)")):
+            if any(f"{tool}/{kind}" in s for s in scores):
+                rows.append([name, *(_cell(s.get(f"{tool}/{kind}")) for s in scores)])
+    return _table(header, rows) if rows else ["no held-out results to show by tool"]
 
 
 def failures(rows: Sequence[dict[str, Any]], limit: int) -> list[str]:
