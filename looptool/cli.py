@@ -1208,8 +1208,8 @@ def doctor(workspace: Workspace = Path(".")) -> None:
 @_user_errors
 def report(workspace: Workspace = Path(".")) -> None:
     """Write report.md and its plots (report/*.png) into the workspace: per round, data composition,
-    verdict counts, expansion yield, held-out and BFCL-subset accuracy, reward per step and stage
-    times, for the loop and every arm that was run beside it ('looptool loop --arm NAME'); each
+    verdict counts, expansion yield, held-out and BFCL-subset accuracy (from the base model, round 0,
+    and the warm start on), reward per step and stage times, for the loop and every arm that was run beside it ('looptool loop --arm NAME'); each
     arm's GRPO steps and frac_reward_zero_std per round; loop vs an arm only at equal steps."""
     from looptool.report import write_report
 

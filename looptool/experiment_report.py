@@ -57,6 +57,9 @@ from looptool.report import (
     _pyplot,
     _table,
     collect,
+    fullest_run,
+    is_base_run,
+    is_warm_start_run,
     plot_per_step,
     save_percent_per_round,
 )
@@ -72,7 +75,6 @@ PLOTS = {  # file name (next to experiment.md) -> caption
 }
 HELDOUT, BFCL = "heldout", "bfcl"
 BASE, WARM_START = "base", "warm start"
-WARM_START_ADAPTER = ("adapters", "round-1-sft")  # the tail of the warm start's adapter path
 ALL, CALLS = "all held-out", "label is a call"
 # Held-out parts: name -> which stored categories ("<scenario>/call" or "<scenario>/text") belong.
 HELDOUT_PARTS: dict[str, Callable[[str], bool]] = {
@@ -176,8 +178,8 @@ def collect_experiment(workspace: Path, *, seed_label: str | None = None) -> Exp
     warm_start: dict[str, Outcomes] = {}
     with Store.open(workspace / DB_FILE) as store:
         for suite in (HELDOUT, BFCL):
-            for model, found, lookup in ((BASE, base, _is_base_run), (WARM_START, warm_start, _is_warm_start_run)):
-                outcomes = _outcomes(store, _fullest(store, [r for r in store.eval_runs(suite) if lookup(r)]))
+            for model, found, lookup in ((BASE, base, is_base_run), (WARM_START, warm_start, is_warm_start_run)):
+                outcomes = _outcomes(store, fullest_run(store, [r for r in store.eval_runs(suite) if lookup(r)]))
                 if outcomes is None:
                     missing.append(f"{model}: no {suite} run in `{workspace.name}`")
                 else:
@@ -213,7 +215,7 @@ def collect_arm(workspace: Path, arm: str, missing: list[str]) -> ArmResults:
             for suite, found in ((HELDOUT, results.heldout), (BFCL, results.bfcl)):
                 candidates = [r for r in runs[suite] if r["round"] == info.n]
                 named = [r for r in candidates if r["id"] == evaluation.get(f"{suite}_run")]
-                outcomes = _outcomes(store, _fullest(store, named or candidates))
+                outcomes = _outcomes(store, fullest_run(store, named or candidates))
                 if outcomes is not None:
                     found[info.n] = outcomes
     for n in results.trained_rounds:
@@ -222,22 +224,6 @@ def collect_arm(workspace: Path, arm: str, missing: list[str]) -> ArmResults:
     if not results.bfcl:
         missing.append(f"{arm}: no bfcl run of any round")
     return results
-
-
-def _is_base_run(run: dict[str, Any]) -> bool:
-    return run["round"] == 0 and not run["adapter"]
-
-
-def _is_warm_start_run(run: dict[str, Any]) -> bool:
-    # The tail only: the path is stored resolved, and a workspace may have been moved since.
-    return run["round"] is None and bool(run["adapter"]) and Path(run["adapter"]).parts[-2:] == WARM_START_ADAPTER
-
-
-def _fullest(store: Store, runs: Sequence[dict[str, Any]]) -> str | None:
-    """The id of the run with the most scored items (the latest of equals), or None."""
-    if not runs:
-        return None
-    return max(runs, key=lambda r: (len(store.scored_entry_ids(r["id"])), r["updated_at"]))["id"]
 
 
 def _outcomes(store: Store, run_id: str | None) -> Outcomes | None:

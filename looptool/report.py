@@ -15,6 +15,10 @@ with PNG plots under `report/`:
   training summaries and the wall time of each stage. The same for the static baseline, less
   the stages it does not run. A pending round (the next round's data, not trained yet) shows
   its composition only.
+* The base model (round 0) and the SFT warm start, which every arm starts from: the first rows of
+  the evaluation and comparison tables and the first points of the accuracy plot, read from the
+  loop workspace's `looptool eval` runs and counted on the entries of the latest evaluated round
+  (a line says what a run lacks, or how to measure a model that was not).
 * Plots: GRPO reward per step, accuracy per round, data composition, verdicts and expansion
   outcomes. Every plot is written even without data (it then says "no data yet"), so the
   report's links never break.
@@ -64,6 +68,8 @@ class RoundData:
     expansion: dict[str, int] = field(default_factory=dict)  # attempts by status
     heldout: float | None = None
     bfcl: dict[str, float | None] = field(default_factory=dict)  # category -> accuracy; "all" overall
+    heldout_run: str | None = None  # the evaluation runs the evaluate node stored
+    bfcl_run: str | None = None
     training: dict[str, dict[str, Any]] = field(default_factory=dict)  # "sft" / "grpo" -> summary
     rewards: list[float] = field(default_factory=list)  # GRPO reward of each logged step, in order
     zero_std: list[float] = field(default_factory=list)  # frac_reward_zero_std of each logged step
@@ -113,6 +119,8 @@ def collect(workspace: Path, arm: str = LOOP) -> RunData:
                 expansion=store.expansion_counts(r.n) or dict(metrics.get("expansion") or {}),
                 heldout=evaluation.get("heldout"),
                 bfcl=dict(evaluation.get("bfcl") or {}),
+                heldout_run=evaluation.get("heldout_run"),
+                bfcl_run=evaluation.get("bfcl_run"),
                 training={k: metrics[k] for k in ("sft", "grpo") if isinstance(metrics.get(k), dict)},
                 rewards=_step_values(steps, "reward"),
                 zero_std=_step_values(steps, "frac_reward_zero_std"),
@@ -120,6 +128,84 @@ def collect(workspace: Path, arm: str = LOOP) -> RunData:
                 stage_seconds=dict(metrics.get("stage_seconds") or {}),
             ))
     return RunData(config.name, config.train.model or getattr(config.policy, "model", None), rounds, arm)
+
+
+# -- the base model and the warm start -----------------------------------------------------------
+
+WARM_START_ADAPTER = ("adapters", "round-1-sft")  # the tail of the warm start's adapter path
+BASE_LABEL, WARM_START_LABEL = "base (round 0)", "warm start"
+SUITES = ("heldout", "bfcl")
+
+
+def is_base_run(run: dict[str, Any]) -> bool:
+    """A run of the base policy: round 0, no adapter (`looptool eval heldout|bfcl`)."""
+    return run["round"] == 0 and not run["adapter"]
+
+
+def is_warm_start_run(run: dict[str, Any]) -> bool:
+    """A run of the SFT warm start (`looptool eval ... --adapter DIR/adapters/round-1-sft`)."""
+    # The tail only: the path is stored resolved, and a workspace may have been moved since.
+    return run["round"] is None and bool(run["adapter"]) and Path(run["adapter"]).parts[-2:] == WARM_START_ADAPTER
+
+
+def fullest_run(store: Store, runs: Sequence[dict[str, Any]]) -> str | None:
+    """The id of the run with the most scored items (the latest of equals), or None."""
+    if not runs:
+        return None
+    return max(runs, key=lambda r: (len(store.scored_entry_ids(r["id"])), r["updated_at"]))["id"]
+
+
+@dataclass
+class Reference:
+    """A model every arm starts from, measured in the loop's workspace by `looptool eval`: the base
+    policy (round 0) or the SFT warm start. It is counted on the entries the loop's latest evaluated
+    round was measured on, so that it compares with the rounds."""
+
+    name: str
+    x: float  # its place on the accuracy plot's round axis: 0 for the base, 0.5 for the warm start
+    heldout: float | None = None
+    bfcl: dict[str, float | None] = field(default_factory=dict)  # category -> accuracy; "all" overall
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def measured(self) -> bool:
+        return self.heldout is not None or bool(self.bfcl)
+
+
+def collect_references(workspace: Path, loop: RunData) -> list[Reference]:
+    """The base model and the warm start, from the loop workspace's stored evaluation runs."""
+    refs = [Reference(BASE_LABEL, 0.0), Reference(WARM_START_LABEL, 0.5)]
+    with Store.open(workspace / DB_FILE) as store:
+        for ref, lookup in zip(refs, (is_base_run, is_warm_start_run)):
+            for suite in SUITES:
+                run_id = fullest_run(store, [r for r in store.eval_runs(suite) if lookup(r)])
+                if run_id is None:
+                    continue
+                rows = store.eval_results(run_id)
+                latest = next((r for r in reversed(loop.rounds) if getattr(r, f"{suite}_run")), None)
+                if latest is not None:
+                    wanted = store.scored_entry_ids(getattr(latest, f"{suite}_run"))
+                    rows = [r for r in rows if r["entry_id"] in wanted]
+                    if len(rows) < len(wanted):
+                        ref.notes.append(f"{ref.name}'s {suite} run has {len(rows)} of the {len(wanted)} entries "
+                                         f"round {latest.n} was evaluated on; it is counted on those")
+                accuracy = _accuracy_by_category(rows)
+                if suite == "heldout":
+                    ref.heldout = accuracy.get("all")
+                else:
+                    ref.bfcl = accuracy
+    return refs
+
+
+def _accuracy_by_category(rows: Sequence[dict[str, Any]]) -> dict[str, float | None]:
+    """category -> accuracy, and "all" over every row (what a round's evaluation records)."""
+    totals: dict[str, list[int]] = {}
+    for r in rows:
+        for key in (r["category"], "all"):
+            counts = totals.setdefault(key, [0, 0])
+            counts[0] += int(bool(r["passed"]))
+            counts[1] += 1
+    return {k: passed / total for k, (passed, total) in totals.items()}
 
 
 def _step_values(steps: Sequence[dict[str, Any]], key: str) -> list[float]:
@@ -132,10 +218,11 @@ def write_report(workspace: Path) -> Path:
     workspace = Path(workspace)
     loop = collect(workspace)
     arms = [collect(path, arm) for arm, path in existing_arms(workspace).items() if arm != LOOP]
+    references = collect_references(workspace, loop)
     plot_dir = workspace / PLOT_DIR
     plot_dir.mkdir(exist_ok=True)
     plot_reward_per_step([loop, *arms], plot_dir / "reward_per_step.png")
-    plot_accuracy_per_round([loop, *arms], plot_dir / "accuracy_per_round.png")
+    plot_accuracy_per_round([loop, *arms], plot_dir / "accuracy_per_round.png", references)
     plot_stacked_bars({r.n: r.composition for r in loop.rounds}, COMPOSITION_PARTS, "Loop data composition",
                       "samples", plot_dir / "data_composition.png")
     plot_stacked_bars({r.n: r.verdicts for r in loop.rounds if r.trained}, VERDICT_KINDS, "Judge verdicts",
@@ -143,14 +230,15 @@ def write_report(workspace: Path) -> Path:
     plot_stacked_bars({r.n: r.expansion for r in loop.rounds if r.trained}, EXPANSION_STATUSES,
                       "Expansion attempts", "attempts", plot_dir / "expansion_yield.png")
     path = workspace / "report.md"
-    path.write_text(render_markdown(workspace, loop, arms), encoding="utf-8")
+    path.write_text(render_markdown(workspace, loop, arms, references), encoding="utf-8")
     return path
 
 
 # -- Markdown ---------------------------------------------------------------------------------
 
 
-def render_markdown(workspace: Path, loop: RunData, arms: Sequence[RunData]) -> str:
+def render_markdown(workspace: Path, loop: RunData, arms: Sequence[RunData],
+                    references: Sequence[Reference] = ()) -> str:
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [f"# LoopTool report: {loop.name}", "", f"- Workspace: `{workspace}`"]
     if loop.model:
@@ -167,12 +255,13 @@ def render_markdown(workspace: Path, loop: RunData, arms: Sequence[RunData]) -> 
     for arm in arms if ran_static else [None, *arms]:
         lines += [f"## Loop vs {arm.arm if arm is not None else STATIC}", ""]
         refusal = None if arm is None else steps_differ(loop, arm)
-        lines += [refusal or comparison_table(loop, arm), ""]
+        lines += [refusal or comparison_table(loop, arm, references), ""]
     if not ran_static:
         lines += [f"The static baseline was not run (no workspace at `{static_workspace(workspace)}`); "
                   f"run it with `looptool loop --static -w {workspace}`.", ""]
     lines += ["## Plots", ""] + [f"![{caption}]({PLOT_DIR}/{name})\n" for name, caption in PLOTS.items()]
-    lines += ["## Loop, per round", ""] + run_sections(loop, is_loop=True)
+    lines += ["## Loop, per round", ""] + run_sections(loop, is_loop=True, references=references)
+    lines += reference_notes(workspace, references)
     for arm in arms:
         title = "Static baseline" if arm.arm == STATIC else f"Arm {arm.arm}"
         lines += [f"## {title}, per round", ""] + run_sections(arm, is_loop=arm.arm != STATIC)
@@ -207,9 +296,13 @@ def _mean(values: Sequence[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-def comparison_table(loop: RunData, arm: RunData | None) -> str:
+def comparison_table(loop: RunData, arm: RunData | None, references: Sequence[Reference] = ()) -> str:
     numbers = sorted({r.n for run in (loop, arm) if run for r in run.rounds if r.trained})
-    rows = []
+    # The base and the warm start are where both arms start from: the same value in both columns
+    # (in the loop's only, for an arm that was not run).
+    same = (lambda v: _pct(v)) if arm is not None else (lambda v: "-")  # noqa: E731
+    rows = [[ref.name, _pct(ref.heldout), same(ref.heldout), "-", _pct(ref.bfcl.get("all")), same(ref.bfcl.get("all")),
+             "-"] for ref in references if ref.measured]
     for n in numbers:
         ours, theirs = loop.trained_round(n), arm.trained_round(n) if arm else None
         held = (ours.heldout if ours else None, theirs.heldout if theirs else None)
@@ -219,8 +312,9 @@ def comparison_table(loop: RunData, arm: RunData | None) -> str:
     return _table(["Round", "Held-out loop", f"Held-out {other}", "Δ", "BFCL loop", f"BFCL {other}", "Δ"], rows)
 
 
-def run_sections(run: RunData, *, is_loop: bool) -> list[str]:
-    """The per-round tables of one workspace; probe, verdicts and expansion only for the loop."""
+def run_sections(run: RunData, *, is_loop: bool, references: Sequence[Reference] = ()) -> list[str]:
+    """The per-round tables of one workspace; probe, verdicts and expansion only for the loop; the
+    base model and the warm start (`references`) as the first rows of the evaluation table."""
     if not run.rounds:
         return ["No rounds yet.", ""]
     trained = [r for r in run.rounds if r.trained]
@@ -243,11 +337,12 @@ def run_sections(run: RunData, *, is_loop: bool) -> list[str]:
             ["Round", *statuses, "Yield (kept / attempts)"],
             [[str(r.n), *(str(r.expansion.get(s, 0)) for s in statuses), _yield(r.expansion)]
              for r in trained if r.expansion])
-    categories = _ordered((k for r in trained for k in r.bfcl if k != "all"), ())
+    measured = [ref for ref in references if ref.measured]
+    categories = _ordered((k for r in [*trained, *measured] for k in r.bfcl if k != "all"), ())
     sections["Evaluation"] = _table(
         ["Round", "Held-out", *(f"BFCL {c}" for c in categories), "BFCL all"],
-        [[str(r.n), _pct(r.heldout), *(_pct(r.bfcl.get(c)) for c in categories), _pct(r.bfcl.get("all"))]
-         for r in trained])
+        [[name, _pct(r.heldout), *(_pct(r.bfcl.get(c)) for c in categories), _pct(r.bfcl.get("all"))]
+         for name, r in [*((ref.name, ref) for ref in measured), *((str(r.n), r) for r in trained)]])
     sections["Training"] = _table(
         ["Round", "GRPO reward, first step", "GRPO reward, last step", "frac_reward_zero_std (mean)", "GRPO", "SFT"],
         [[str(r.n), _num(r.rewards[0] if r.rewards else None), _num(r.rewards[-1] if r.rewards else None),
@@ -259,6 +354,22 @@ def run_sections(run: RunData, *, is_loop: bool) -> list[str]:
         [[str(r.n), *(_num(r.stage_seconds.get(s), 1) for s in stages), _num(sum(r.stage_seconds.values()), 1)]
          for r in trained if r.stage_seconds])
     return [line for title, table in sections.items() for line in (f"### {title}", "", table, "")]
+
+
+def reference_notes(workspace: Path, references: Sequence[Reference]) -> list[str]:
+    """Where the base and warm-start rows come from, what they lack, and how to measure them."""
+    if not references:
+        return []
+    lines = [f"Base (round 0) and warm start: the workspace's stored runs of `looptool eval heldout|bfcl` (round 0, "
+             f"and `--adapter {workspace}/adapters/round-1-sft`), counted on the entries of the latest evaluated "
+             "round."]
+    lines += [f"- {note}" for ref in references for note in ref.notes]
+    for ref in references:
+        if not ref.measured:
+            how = "" if ref.x == 0 else f" --adapter {workspace}/adapters/round-1-sft"
+            lines.append(f"- {ref.name}: not measured; `looptool eval heldout -w {workspace}{how}` (and `eval bfcl` "
+                         "with the loop's categories and limit) measures it")
+    return [*lines, ""]
 
 
 def _table(header: Sequence[str], rows: list[list[str]]) -> str:
@@ -356,27 +467,51 @@ def plot_per_step(runs: Sequence[RunData], path: Path, *, values: Callable[[Roun
     _save(fig, ax, path, title=title, has_data=has_data)
 
 
-def plot_accuracy_per_round(runs: Sequence[RunData], path: Path) -> None:
+def accuracy_series(runs: Sequence[RunData], references: Sequence[Reference] = ()
+                    ) -> list[tuple[int, str, list[tuple[float, float]]]]:
+    """The accuracy plot's lines: (run index, suite, [(x, percent)]), each starting at the base model
+    (x = 0) and the warm start (x = 0.5) where they were measured, then the run's trained rounds."""
+    suites = (("held-out", lambda r: r.heldout), ("BFCL", lambda r: r.bfcl.get("all")))
+    series = []
+    for i, run in enumerate(runs):
+        for suite, accuracy in suites:
+            start = [(ref.x, 100 * accuracy(ref)) for ref in references if accuracy(ref) is not None]
+            rounds = [(float(r.n), 100 * accuracy(r)) for r in run.rounds if r.trained and accuracy(r) is not None]
+            if rounds:
+                series.append((i, suite, start + rounds))
+    return series
+
+
+def plot_accuracy_per_round(runs: Sequence[RunData], path: Path, references: Sequence[Reference] = ()) -> None:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 4))
-    has_data = False
-    suites = (("held-out", "-", lambda r: r.heldout), ("BFCL", "--", lambda r: r.bfcl.get("all")))
-    # A colour per arm, a line style per suite: an arm's two suites read as a pair.
-    for i, run in enumerate(runs):
-        for suite, linestyle, accuracy in suites:
-            points = [(r.n, 100 * accuracy(r)) for r in run.rounds if r.trained and accuracy(r) is not None]
-            if points:
-                ax.plot(*zip(*points), color=f"C{i}", linestyle=linestyle, marker="o", label=f"{run.arm} {suite}")
-                has_data = True
-    save_percent_per_round(fig, ax, path, ylabel="accuracy (%)", title="Accuracy per round", has_data=has_data)
+    styles = {"held-out": "-", "BFCL": "--"}
+    # A colour per arm, a line style per suite: an arm's two suites read as a pair; every line starts
+    # from the base and the warm start, which are marked once.
+    for i, suite, points in accuracy_series(runs, references):
+        ax.plot(*zip(*points), color=f"C{i}", linestyle=styles[suite], marker="o", label=f"{runs[i].arm} {suite}")
+    for ref, marker in zip(references, ("D", "s")):
+        values = [100 * v for v in (ref.heldout, ref.bfcl.get("all")) if v is not None]
+        if values:  # one legend entry per model, its held-out and BFCL points alike
+            ax.plot([ref.x] * len(values), values, color="black", marker=marker, linestyle="none", label=ref.name)
+    has_data = bool(ax.lines)
+    ticks = {ref.x: ref.name.split(" (")[0] for ref in references if ref.measured} if has_data else {}
+    save_percent_per_round(fig, ax, path, ylabel="accuracy (%)", title="Accuracy per round", has_data=has_data,
+                           ticks=ticks)
 
 
-def save_percent_per_round(fig: Any, ax: Any, path: Path, *, ylabel: str, title: str, has_data: bool) -> None:
-    """Label a plot of percentages (0-100) over whole rounds and save it."""
+def save_percent_per_round(fig: Any, ax: Any, path: Path, *, ylabel: str, title: str, has_data: bool,
+                           ticks: dict[float, str] | None = None) -> None:
+    """Label a plot of percentages (0-100) over whole rounds and save it; `ticks` names extra places
+    on the round axis (the base model at 0, the warm start at 0.5)."""
     ax.set_xlabel("round")
     ax.set_ylabel(ylabel)
     ax.set_ylim(0, 100)
     ax.xaxis.get_major_locator().set_params(integer=True)
+    if ticks:
+        rounds = [t for t in ax.get_xticks() if t >= 1 and t == int(t) and t <= ax.get_xlim()[1]]
+        places = {**{t: str(int(t)) for t in rounds}, **ticks}
+        ax.set_xticks(sorted(places), [places[t] for t in sorted(places)])
     _save(fig, ax, path, title=title, has_data=has_data)
 
 

@@ -178,3 +178,72 @@ def test_a_directory_that_is_not_a_workspace_raises_the_config_error(tmp_path):
     with pytest.raises(ConfigError, match="looptool init"):
         write_report(tmp_path / "nowhere")
     assert not (tmp_path / "nowhere" / "report.md").exists()
+
+
+def _fill_evaluated_loop(ws: Path, *, warm_start: bool = True) -> None:
+    """Rounds 1 and 2 (round 2 evaluated by the evaluate node, with its run ids), and the base model's and
+    the warm start's runs of `looptool eval`: the base lacks one of round 2's held-out entries, the warm
+    start has one more, and only the base has a BFCL run."""
+    def run(store, run_id, suite, round, results, adapter=None):
+        store.upsert_eval_run(run_id, suite=suite, model="m", adapter=adapter, round=round, settings={})
+        store.add_eval_results(run_id, [{"entry_id": e, "category": c, "passed": ok} for e, c, ok in results])
+
+    heldout = [f"h{k}" for k in range(4)]
+    with Store.open(ws / DB_FILE) as store:
+        store.upsert_round(Round(n=1, status="done", stage="done", metrics={"eval": {"heldout": 0.25}}))
+        store.upsert_round(Round(n=2, status="done", stage="done", metrics={"eval": {
+            "heldout": 0.75, "heldout_run": "eval_r2", "bfcl": {"simple": 1.0, "all": 1.0}, "bfcl_run": "bfcl_r2"}}))
+        run(store, "eval_r2", "heldout", 2, [(e, "single/call", k < 3) for k, e in enumerate(heldout)])
+        run(store, "bfcl_r2", "bfcl", 2, [(f"simple_{k}", "simple", True) for k in range(2)])
+        run(store, "eval_base", "heldout", 0, [(e, "single/call", k == 0) for k, e in enumerate(heldout[:3])])
+        run(store, "bfcl_base", "bfcl", 0, [(f"simple_{k}", "simple", k == 0) for k in range(4)])
+        if warm_start:
+            run(store, "eval_warm", "heldout", None, [(e, "single/call", k < 2) for k, e in enumerate(heldout)]
+                + [("h9", "single/call", True)], adapter=str(ws / "adapters" / "round-1-sft"))
+
+
+def test_the_base_model_and_the_warm_start_are_rows_and_points_of_the_report(tmp_path, runner, monkeypatch):
+    from matplotlib.figure import Figure
+
+    from looptool.report import accuracy_series, collect, collect_references, plot_accuracy_per_round, render_markdown
+
+    ws = _init(runner, tmp_path / "ws", "loopws")
+    _fill_evaluated_loop(ws)
+    loop = collect(ws)
+    refs = collect_references(ws, loop)
+    text = render_markdown(ws, loop, [], refs)
+    evaluation = _section(text.split("## Loop, per round", 1)[1], "### Evaluation")
+    assert "| Round | Held-out | BFCL simple | BFCL all |" in evaluation
+    # Counted on round 2's entries: the base on 3 of its 4 held-out entries, and on 2 BFCL entries of its 4.
+    assert "| base (round 0) | 33.3% | 50.0% | 50.0% |" in evaluation
+    assert "| warm start | 50.0% | - | - |" in evaluation  # its extra entry h9 does not count
+    assert evaluation.index("| base (round 0) |") < evaluation.index("| warm start |") < evaluation.index("| 1 |")
+    assert "| base (round 0) | 33.3% | - | - | 50.0% | - | - |" in _section(text, "## Loop vs static")  # not run
+    from looptool.report import comparison_table
+
+    _fill_static(_init(runner, ws / "static", "staticws"))
+    both = comparison_table(loop, collect(ws / "static", "static"), refs)
+    assert "| base (round 0) | 33.3% | 33.3% | - | 50.0% | 50.0% | - |" in both  # where both arms start
+    assert "| warm start | 50.0% | 50.0% | - | - | - | - |" in both
+    assert ("- base (round 0)'s heldout run has 3 of the 4 entries round 2 was evaluated on; it is counted on "
+            "those") in text
+    # The plot: every line starts at the base (x 0) and the warm start (x 0.5), then the rounds.
+    held = next(points for _, suite, points in accuracy_series([loop], refs) if suite == "held-out")
+    assert [(x, round(y, 1)) for x, y in held] == [(0.0, 33.3), (0.5, 50.0), (1.0, 25.0), (2.0, 75.0)]
+    ticks: list[str] = []
+    monkeypatch.setattr(Figure, "savefig", lambda fig, path, **kw: ticks.extend(
+        t.get_text() for t in fig.axes[0].get_xticklabels()))
+    plot_accuracy_per_round([loop], tmp_path / "accuracy.png", refs)
+    assert ticks[:3] == ["base", "warm start", "1"] and "2" in ticks
+
+
+def test_a_warm_start_not_measured_says_how_to_measure_it(tmp_path, runner):
+    from looptool.report import collect, collect_references, render_markdown
+
+    ws = _init(runner, tmp_path / "ws", "loopws")
+    _fill_evaluated_loop(ws, warm_start=False)
+    loop = collect(ws)
+    text = render_markdown(ws, loop, [], collect_references(ws, loop))
+    assert "| warm start |" not in text
+    assert (f"- warm start: not measured; `looptool eval heldout -w {ws} --adapter {ws}/adapters/round-1-sft`"
+            in text)
