@@ -1087,13 +1087,14 @@ def eval_show(
         "--all-entries", help="Score each run on all of its entries, even where runs scored different ones (the "
         "columns are then not comparable). Default: only the entries every run shown scored.")] = False,
 ) -> None:
-    """Tables of the stored evaluations, one column per run (base, round 1, ...), to compare rounds.
+    """Tables of the stored evaluations, one column per run (base, warm start, round 1, ...), to compare rounds.
     Rounds are compared on the same entries: when runs scored different entries (a smaller --limit, a
     label corrected since), the columns that differ are marked and every column counts only the
     entries all runs share; a note says how many each run scored."""
     from looptool.eval.bfcl_suite import category_sizes, tally
     from looptool.eval.heldout import tool_rows
-    from looptool.eval.show import bfcl_table, compare_runs, failures as failure_lines, heldout_table, heldout_tool_table
+    from looptool.eval.show import (bfcl_table, compare_runs, failures as failure_lines, heldout_table,
+                                    heldout_tool_table, in_training_order)
 
     if suite not in ("bfcl", "heldout", "all"):
         raise ConfigError(f"--suite: unknown suite {suite!r}; use bfcl, heldout or all")
@@ -1105,7 +1106,7 @@ def eval_show(
         for name in ("bfcl", "heldout"):
             if suite not in (name, "all"):
                 continue
-            runs = [r for r in store.eval_runs(name) if run is None or r["id"].startswith(run)]
+            runs = in_training_order([r for r in store.eval_runs(name) if run is None or r["id"].startswith(run)])
             if not runs:
                 continue
             compared = compare_runs(runs, [store.eval_results(r["id"]) for r in runs], all_entries=all_entries)

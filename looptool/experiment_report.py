@@ -47,6 +47,7 @@ from typing import Any
 from looptool.arms import LOOP, STATIC, arm_workspace, existing_arms
 from looptool.config import DB_FILE, load_config
 from looptool.eval.bfcl_data import CATEGORIES as BFCL_CATEGORIES
+from looptool.eval.show import is_base_run, is_warm_start_run
 from looptool.report import (
     COMPOSITION_PARTS,
     RoundData,
@@ -58,8 +59,6 @@ from looptool.report import (
     _table,
     collect,
     fullest_run,
-    is_base_run,
-    is_warm_start_run,
     plot_per_step,
     save_percent_per_round,
 )

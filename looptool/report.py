@@ -36,6 +36,7 @@ from typing import Any, get_args
 
 from looptool.arms import LOOP, STATIC, existing_arms, static_workspace
 from looptool.config import DB_FILE, load_config
+from looptool.eval.show import is_base_run, is_warm_start_run
 from looptool.schema import ROUND_STAGES, VerdictKind
 from looptool.store import Store
 
@@ -132,20 +133,8 @@ def collect(workspace: Path, arm: str = LOOP) -> RunData:
 
 # -- the base model and the warm start -----------------------------------------------------------
 
-WARM_START_ADAPTER = ("adapters", "round-1-sft")  # the tail of the warm start's adapter path
 BASE_LABEL, WARM_START_LABEL = "base (round 0)", "warm start"
 SUITES = ("heldout", "bfcl")
-
-
-def is_base_run(run: dict[str, Any]) -> bool:
-    """A run of the base policy: round 0, no adapter (`looptool eval heldout|bfcl`)."""
-    return run["round"] == 0 and not run["adapter"]
-
-
-def is_warm_start_run(run: dict[str, Any]) -> bool:
-    """A run of the SFT warm start (`looptool eval ... --adapter DIR/adapters/round-1-sft`)."""
-    # The tail only: the path is stored resolved, and a workspace may have been moved since.
-    return run["round"] is None and bool(run["adapter"]) and Path(run["adapter"]).parts[-2:] == WARM_START_ADAPTER
 
 
 def fullest_run(store: Store, runs: Sequence[dict[str, Any]]) -> str | None:

@@ -21,9 +21,33 @@ GROUP_LABELS = {
 }
 
 
+WARM_START_ADAPTER = ("adapters", "round-1-sft")  # the tail of the warm start's adapter path
+
+
+def is_base_run(run: dict[str, Any]) -> bool:
+    """A run of the base policy: round 0, no adapter (`looptool eval heldout|bfcl`)."""
+    return run["round"] == 0 and not run["adapter"]
+
+
+def is_warm_start_run(run: dict[str, Any]) -> bool:
+    """A run of the SFT warm start (`looptool eval ... --adapter DIR/adapters/round-1-sft`)."""
+    # The tail only: the path is stored resolved, and a workspace may have been moved since.
+    return run["round"] is None and bool(run.get("adapter")) and Path(run["adapter"]).parts[-2:] == WARM_START_ADAPTER
+
+
+def in_training_order(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The base model first, then the warm start and other adapters, then the rounds (each group in
+    the order given): the order in which the policy was trained."""
+    def place(run: dict[str, Any]) -> int:
+        return 0 if run["round"] == 0 else 1 if is_warm_start_run(run) else 2 if run["round"] is None else 3
+    return sorted(runs, key=place)
+
+
 def run_label(run: dict[str, Any]) -> str:
-    """"base", "round 2", or the outputs file; settings that differ from the defaults follow, so
-    two runs of one model under different settings stay apart."""
+    """"base", "warm start", "round 2", or the adapter or outputs file; settings that differ from the
+    defaults follow, so two runs of one model under different settings stay apart."""
+    if is_warm_start_run(run):
+        return "warm start" + run.get("mark", "")
     if run["round"] is None:
         return (f"adapter {Path(run['adapter']).name}" if run.get("adapter") else run["model"]) + run.get("mark", "")
     label = "base" if run["round"] == 0 else f"round {run['round']}"

@@ -371,7 +371,9 @@ def test_error_summary_and_adapter_labels():
         "readable 9/12 (75.0%); failures: no_call 5, parse_error 3"
     assert error_summary({}, 4, ("parse_error",)) == "readable 4/4 (100.0%)"
     assert run_label({"round": None, "model": "m", "adapter": "/ws/adapters/round-1-sft", "settings": {}}) == \
-        "adapter round-1-sft"
+        "warm start"
+    assert run_label({"round": None, "model": "m", "adapter": "/ws/adapters/round-2", "settings": {}}) == \
+        "adapter round-2"
 
 
 def test_adapter_option_errors(policy_ws, runner, tmp_path):

@@ -101,8 +101,9 @@ def test_tools_list_split_says_which_tools_are_held_out(workspace, runner):
     assert "play_music" not in leak.output  # --domain: only that domain's stored tools
 
 
-def _store_run(store: Store, run_id: str, suite: str, round: int, results: dict[str, tuple[str, bool]]) -> None:
-    store.upsert_eval_run(run_id, suite=suite, model="m", adapter=None, round=round, settings={})
+def _store_run(store: Store, run_id: str, suite: str, round: int | None, results: dict[str, tuple[str, bool]],
+               adapter: str | None = None) -> None:
+    store.upsert_eval_run(run_id, suite=suite, model="m", adapter=adapter, round=round, settings={})
     store.add_eval_results(run_id, [{"entry_id": e, "category": c, "passed": ok} for e, (c, ok) in results.items()])
     store.update_eval_scores(run_id)
 
@@ -141,3 +142,18 @@ def test_eval_show_compares_runs_on_the_entries_they_share(workspace, runner):
     # A run is compared by tool on the same shared entries.
     tools = runner.invoke(app, ["eval", "show", "-w", str(workspace), "--suite", "heldout", "--by", "tool"])
     assert _table_rows(tools.output, "held-out tool")["lock_door"] == ["50.00 (1/2)", "100.00 (2/2)", "100.00 (2/2)"]
+
+
+def test_eval_show_puts_the_base_then_the_warm_start_then_the_rounds(workspace, runner):
+    with Store.open(workspace / DB_FILE) as store:
+        _store_run(store, "eval_r1", "heldout", 1, {"e1": ("single/call", True)})
+        _store_run(store, "eval_other", "heldout", None, {"e1": ("single/call", False)},
+                   adapter="/elsewhere/adapters/round-2")
+        _store_run(store, "eval_warm", "heldout", None, {"e1": ("single/call", True)},
+                   adapter=str(workspace / "adapters" / "round-1-sft"))
+        _store_run(store, "eval_base", "heldout", 0, {"e1": ("single/call", False)})
+    result = runner.invoke(app, ["eval", "show", "-w", str(workspace), "--suite", "heldout"])
+    header = next(line for line in result.output.splitlines() if line.startswith("held-out scenario"))
+    assert header.split()[2:] == ["base", "warm", "start", "adapter", "round-2", "round", "1"], header
+    assert _table_rows(result.output, "held-out scenario")["single/call"] == [
+        "0.00 (0/1)", "100.00 (1/1)", "0.00 (0/1)", "100.00 (1/1)"]
