@@ -36,7 +36,7 @@ from typing import Any, get_args
 
 from looptool.arms import LOOP, STATIC, existing_arms, static_workspace
 from looptool.config import DB_FILE, load_config
-from looptool.eval.show import is_base_run, is_warm_start_run
+from looptool.eval.show import WARM_START_ADAPTER, is_base_run, is_warm_start_run
 from looptool.schema import ROUND_STAGES, VerdictKind
 from looptool.store import Store
 
@@ -249,8 +249,8 @@ def render_markdown(workspace: Path, loop: RunData, arms: Sequence[RunData],
         lines += [f"The static baseline was not run (no workspace at `{static_workspace(workspace)}`); "
                   f"run it with `looptool loop --static -w {workspace}`.", ""]
     lines += ["## Plots", ""] + [f"![{caption}]({PLOT_DIR}/{name})\n" for name, caption in PLOTS.items()]
-    lines += ["## Loop, per round", ""] + run_sections(loop, is_loop=True, references=references)
-    lines += reference_notes(workspace, references)
+    lines += ["## Loop, per round", ""] + run_sections(loop, is_loop=True, references=references,
+                                                       notes=reference_notes(workspace, references))
     for arm in arms:
         title = "Static baseline" if arm.arm == STATIC else f"Arm {arm.arm}"
         lines += [f"## {title}, per round", ""] + run_sections(arm, is_loop=arm.arm != STATIC)
@@ -301,9 +301,11 @@ def comparison_table(loop: RunData, arm: RunData | None, references: Sequence[Re
     return _table(["Round", "Held-out loop", f"Held-out {other}", "Δ", "BFCL loop", f"BFCL {other}", "Δ"], rows)
 
 
-def run_sections(run: RunData, *, is_loop: bool, references: Sequence[Reference] = ()) -> list[str]:
+def run_sections(run: RunData, *, is_loop: bool, references: Sequence[Reference] = (),
+                 notes: Sequence[str] = ()) -> list[str]:
     """The per-round tables of one workspace; probe, verdicts and expansion only for the loop; the
-    base model and the warm start (`references`) as the first rows of the evaluation table."""
+    base model and the warm start (`references`) as the first rows of the evaluation table, `notes`
+    under it."""
     if not run.rounds:
         return ["No rounds yet.", ""]
     trained = [r for r in run.rounds if r.trained]
@@ -332,6 +334,8 @@ def run_sections(run: RunData, *, is_loop: bool, references: Sequence[Reference]
         ["Round", "Held-out", *(f"BFCL {c}" for c in categories), "BFCL all"],
         [[name, _pct(r.heldout), *(_pct(r.bfcl.get(c)) for c in categories), _pct(r.bfcl.get("all"))]
          for name, r in [*((ref.name, ref) for ref in measured), *((str(r.n), r) for r in trained)]])
+    if notes:
+        sections["Evaluation"] += "\n\n" + "\n".join(notes).rstrip()
     sections["Training"] = _table(
         ["Round", "GRPO reward, first step", "GRPO reward, last step", "frac_reward_zero_std (mean)", "GRPO", "SFT"],
         [[str(r.n), _num(r.rewards[0] if r.rewards else None), _num(r.rewards[-1] if r.rewards else None),
@@ -353,12 +357,14 @@ def reference_notes(workspace: Path, references: Sequence[Reference]) -> list[st
              f"and `--adapter {workspace}/adapters/round-1-sft`), counted on the entries of the latest evaluated "
              "round."]
     lines += [f"- {note}" for ref in references for note in ref.notes]
+    warm_start = Path(workspace, *WARM_START_ADAPTER)
     for ref in references:
-        if not ref.measured:
-            how = "" if ref.x == 0 else f" --adapter {workspace}/adapters/round-1-sft"
-            lines.append(f"- {ref.name}: not measured; `looptool eval heldout -w {workspace}{how}` (and `eval bfcl` "
-                         "with the loop's categories and limit) measures it")
-    return [*lines, ""]
+        if ref.measured or (ref.name == WARM_START_LABEL and not warm_start.is_dir()):  # none was trained
+            continue
+        how = "" if ref.name == BASE_LABEL else f" --adapter {warm_start}"
+        lines.append(f"- {ref.name}: not measured; `looptool eval heldout -w {workspace}{how}` (and `eval bfcl` "
+                     "with the loop's categories and limit) measures it")
+    return lines
 
 
 def _table(header: Sequence[str], rows: list[list[str]]) -> str:
