@@ -217,7 +217,8 @@ class SeedConfig(_Section):
         description="Templated tasks (`seed --templated`): the share of training samples built on tools made by code "
         "(one to three parameters, generic requests that state every value) instead of the curated training tools, "
         "so that a small policy learns to read calls off the request rather than recall a few tools. Held-out "
-        "samples always use the curated held-out tools.",
+        "samples always use the curated held-out tools. With --from-tools the same share moves off the workspace's "
+        "own training tools (onto generated tools whose names none of its tools has).",
     )
     history_token_budget: int = Field(
         default=1536, ge=128, description="Sample context budget in tokens; the oldest user turns are dropped first."

@@ -18,6 +18,11 @@ of the task where there is one), the tool order, the distractor tools, and for a
 at times the tool and parameter names (`renamed`). The seed's tools are traced back to the curated
 tasks by their descriptions, which `renamed` keeps; a variant is a pure function of its seed
 string, and exact like its seed.
+
+Tasks built from a workspace's own tools (`seed --templated --from-tools`, tool_tasks.py) use the
+same machinery -- pools, generic requests, `_sample`, `drawn_samples` -- with values shaped by each
+tool's JSON schema. A sample offers curated (and generated) tools or the workspace's own, never
+both; `variant` rebuilds the tasks of the latter from the tools' schemas and never renames them.
 """
 
 from __future__ import annotations

@@ -205,6 +205,7 @@ def _fraction(ws: Path, value: float) -> None:
 
 
 def test_seed_from_tools_command(workspace: Path, runner: CliRunner, tmp_path: Path):
+    assert "--from-tools" in runner.invoke(app, ["seed", "--help"], env={"COLUMNS": "200"}).output
     result = runner.invoke(app, ["seed", "-w", str(workspace), "--templated", "--from-tools", "--n", "10"])
     assert result.exit_code == 1 and "no tools to build tasks from" in result.output
     result = runner.invoke(app, ["seed", "-w", str(workspace), "--from-tools"])
