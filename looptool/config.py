@@ -409,11 +409,13 @@ class LoopConfig(_Section):
     expander: Literal["auto", "model", "templated"] = Field(
         default="auto",
         description="Expansion: what writes the new samples. 'model': the expander model, each new sample checked by "
-        "the judge. 'templated': code, from the curated templated tasks, with no model and no judge (the label is "
+        "the judge. 'templated': code, from the curated templated tasks (or, for samples of `seed --templated "
+        "--from-tools`, from the workspace tools' schemas), with no model and no judge (the label is "
         "exact by construction): a new sample keeps the seed's tools, scenario and call count, and changes the "
-        "values, the request's wording, the tool order, the distractor tools and (training samples, at times) the "
-        "tool and parameter names; a seed that is not a templated sample is recorded as a failed attempt. 'auto': "
-        "templated for templated seeds (an exact label, curated tools), the model for the others; the expander's and "
+        "values, the request's wording, the tool order, the distractor tools and (training samples on curated tools, "
+        "at times) the tool and parameter names; a seed that is not a templated sample is recorded as a failed "
+        "attempt. 'auto': templated for templated seeds (an exact label, curated tools or a request made from the "
+        "tools' schemas), the model for the others; the expander's and "
         "the judge's servers start only when some seed needs the model.",
     )
     expander_temperature: float = Field(default=0.9, ge=0, le=2, description="Expansion: the expander's temperature.")

@@ -10,9 +10,10 @@ For each seed, `[loop] expansions_per_error` slots are tried: the expander write
 joins the data as origin "expanded", round_added = round + 1, parent_id = the seed.
 
 A templated seed -- an exact label on curated tools (seed/templated.py), or on the workspace's own
-tools (seed/tool_tasks.py, `seed --templated --from-tools`) -- can be expanded without a model: the templated expander (`templated.variant`) makes the new sample by code, keeping the
-seed's tasks, scenario and call count and changing values, wording, tool order, distractors and
-(at times) names; its label is exact by construction, so no judge checks it. `[loop] expander`
+tools (seed/tool_tasks.py, `seed --templated --from-tools`) -- can be expanded without a model:
+the templated expander (`templated.variant`) makes the new sample by code, keeping the seed's
+tasks, scenario and call count and changing values, wording, tool order, distractors and (curated
+tools, at times) names; its label is exact by construction, so no judge checks it. `[loop] expander`
 chooses: "model" sends every seed to the expander model, "templated" every seed to the templated
 expander (a seed it cannot vary is an invalid attempt, with the reason), "auto" the templated
 seeds to the templated expander and the others to the model. `needs_model` tells the loop whether
@@ -135,7 +136,8 @@ def templated_trace(seed: Sample, made: Sample | None, error: str | None = None)
     source = OWN_TOOLS_SOURCE if own else TEMPLATED_SOURCE
     made_from = "tasks built from the tools' own schemas by" if own else "curated tasks of"
     prompt = (f"No model: the templated expander varies sample {seed.id} ({seed.scenario}, {seed.split}) by code, "
-              f"from the {made_from} {source} ({', '.join(t.tool.name for t in tasks) or 'none traced'}): the same tasks, "
+              f"from the {made_from} {source} ({', '.join(t.tool.name for t in tasks) or 'none traced'}): "
+              "the same tasks, "
               "scenario and call count; other argument values, request wording, tool order, distractor tools, and "
               "for a training sample at times other tool and parameter names. The label is exact by construction.\n"
               f"Seed request: {seed.messages[-1].content}\n"

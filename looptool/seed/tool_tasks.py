@@ -296,7 +296,7 @@ def _action(spec: ToolSpec) -> str:
     """What the tool does, as a request opens: the first sentence of its description when it starts
     with the verb of the tool's name ("Set the target temperature of a thermostat"), else the name
     in words ("Get device status")."""
-    words = _words(spec.name) or [spec.name]
+    words = _words(spec.name.rsplit(".", 1)[-1]) or [spec.name]  # "geometry.calculate_area": "calculate area"
     sentence = re.split(r"(?<=[.!?])\s", spec.description.strip(), maxsplit=1)[0].rstrip(".!?:; ").strip()
     first, *rest = sentence.split() or [""]
     verb = words[0]

@@ -5,6 +5,7 @@ workspace's, both ways."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import sqlite3
@@ -16,8 +17,9 @@ import pytest
 from typer.testing import CliRunner
 
 from looptool.cli import app
-from looptool.config import SeedConfig, load_config, save_config
-from looptool.schema import Label, Message, Sample, ToolSpec
+from looptool.config import DB_FILE, SeedConfig, load_config, save_config
+from looptool.graphs.expand import OWN_TOOLS_SOURCE, ExpandContext, expand_round, needs_model
+from looptool.schema import Label, Message, Sample, ToolSpec, Verdict
 from looptool.seed.scenarios import draft_plan, stored_splits
 from looptool.seed.templated import (
     SCENARIOS,
@@ -83,7 +85,8 @@ def test_the_schemas_features_all_reach_the_labels():
     def values(tool: str, param: str) -> list[Any]:
         return [c.arguments[param] for c in calls if c.name == tool and param in c.arguments]
 
-    assert set(values("set_thermostat", "room")) == set(BY_NAME["set_thermostat"].parameters["properties"]["room"]["enum"])
+    rooms = BY_NAME["set_thermostat"].parameters["properties"]["room"]["enum"]
+    assert set(values("set_thermostat", "room")) == set(rooms)
     assert all(10 <= t <= 30 for t in values("set_thermostat", "temperature"))
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\d", d) for d in values("get_energy_usage", "start_date"))
     assert all(re.fullmatch(r"\d\d:\d\d:\d\d", t) for t in values("schedule_vacuum", "start_time"))
@@ -185,6 +188,25 @@ def test_the_templated_expander_varies_samples_on_the_users_tools():
     assert "not made from their schemas" in why_not_templated(Sample.model_validate(odd.model_dump()))
 
 
+def test_the_expand_node_varies_own_tool_seeds_without_a_model(workspace):
+    own = _own(120)
+    seeds = [next(s for s in own.samples if s.scenario == f"templated_{k}" and s.split == "train") for k in SCENARIOS]
+    with Store.open(workspace / DB_FILE) as store:
+        store.upsert_samples(own.samples)
+        for s in seeds:
+            store.upsert_verdict(Verdict(sample_id=s.id, round=1, verdict="PRED_WRONG", rationale="rule"))
+        config = load_config(workspace)
+        assert config.loop.expander == "auto" and not needs_model(store, config, 1)
+        counts = asyncio.run(expand_round(ExpandContext(config, store, None, None, "2026-11-23"), 1))
+        assert counts == {"kept": len(seeds) * config.loop.expansions_per_error}
+        made = list(store.iter_samples(origin="expanded"))
+        calls = store.agent_calls(round=1)
+    assert made and all(BY_NAME[t.name] == t for s in made for t in s.tools)
+    assert all(s.split == "train" and s.exact for s in made)
+    assert {c["prompt_ref"] for c in calls} == {OWN_TOOLS_SOURCE}
+    assert all("built from the tools' own schemas" in c["prompt"] for c in calls)
+
+
 # -- the command and the clash refusal -----------------------------------------------------------
 
 
@@ -212,17 +234,18 @@ def test_seed_from_tools_command(workspace: Path, runner: CliRunner, tmp_path: P
     assert result.exit_code == 1 and "--from-tools goes with --templated" in result.output
     assert _import(runner, workspace).exit_code == 0
     _fraction(workspace, 0.25)
-    result = runner.invoke(app, ["seed", "-w", str(workspace), "--templated", "--from-tools", "--n", "120", "--seed", "3"])
+    own = ["seed", "-w", str(workspace), "--templated", "--from-tools"]
+    result = runner.invoke(app, [*own, "--n", "120", "--seed", "3"])
     assert result.exit_code == 0, result.output
     assert re.search(r"seed --templated --from-tools: \d+ added, 0 already stored", result.output), result.output
     held = re.search(r"held out: (.+)", result.output).group(1).split(", ")
     assert len(held) == 2 and set(held) <= set(BY_NAME), result.output
     stored = _samples(workspace)
     assert set().union(*(tools for _, split, tools in stored if split == "heldout")) == set(held)
-    again = runner.invoke(app, ["seed", "-w", str(workspace), "--templated", "--from-tools", "--n", "120", "--seed", "3"])
+    again = runner.invoke(app, [*own, "--n", "120", "--seed", "3"])
     assert " 0 added" in again.output and len(_samples(workspace)) == len(stored)
     # Another seed adds samples, and the held-out tools stay held out: the stored samples fix their split.
-    other = runner.invoke(app, ["seed", "-w", str(workspace), "--templated", "--from-tools", "--n", "60", "--seed", "9"])
+    other = runner.invoke(app, [*own, "--n", "60", "--seed", "9"])
     assert other.exit_code == 0 and f"held out: {', '.join(held)}" in other.output, other.output
     # The same seed in a fresh workspace makes the same samples.
     fresh = tmp_path / "fresh"
