@@ -6,11 +6,16 @@ commands: the base policy on the held-out samples, the SFT warm start (`looptool
 the warm-started adapter on the same samples. It prints the two held-out tables side by side,
 the share of readable answers (parse rate) of each, and SFT's step time and peak memory.
 
+With --tools FILE the samples are built on the user's own tools instead: the file is imported
+(`looptool tools import`) and the samples are `looptool seed --templated --from-tools`, so the
+held-out tools are some of the user's.
+
 Every step is resumable and skipped when done: evaluations are stored runs (asking again only
 asks what is missing), and an existing `adapters/round-1-sft` is kept unless --retrain.
 
 Usage: python benchmarks/sft_warm_start.py [--workspace runs/sft-warm-start] [--n 300]
                                            [--heldout-fraction 0.3] [--steps 64] [--retrain]
+                                           [--tools FILE]
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=64, help="SFT steps (batch [train] sft_batch_size)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--retrain", action="store_true", help="train again even if adapters/round-1-sft exists")
+    parser.add_argument("--tools", type=Path, help="a tools file (e.g. OpenAI tools JSON): tasks on these tools")
     args = parser.parse_args()
     ws = args.workspace
 
@@ -51,7 +57,11 @@ def main() -> None:
     config = load_config(ws)
     save_config(ws, config.model_copy(update={"seed": config.seed.model_copy(
         update={"heldout_fraction": args.heldout_fraction})}))
-    looptool("seed", "-w", str(ws), "--templated", "--n", str(args.n), "--seed", str(args.seed))
+    if args.tools:
+        looptool("tools", "import", str(args.tools), "-w", str(ws))  # (the same file again imports nothing)
+        looptool("seed", "-w", str(ws), "--templated", "--from-tools", "--n", str(args.n), "--seed", str(args.seed))
+    else:
+        looptool("seed", "-w", str(ws), "--templated", "--n", str(args.n), "--seed", str(args.seed))
 
     looptool("eval", "heldout", "-w", str(ws))
     looptool("serve", "stop", "-w", str(ws))  # the CPU and memory go to training

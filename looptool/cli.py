@@ -548,6 +548,12 @@ def seed_command(
         "--templated", help="Add N templated samples instead: exact tool-call tasks built by code from a "
         "curated tool set (no model, no server), split by tool into train and held-out by \\[seed] heldout_fraction.",
     )] = False,
+    from_tools: Annotated[bool, typer.Option(
+        "--from-tools", help="With --templated: build the exact tasks from the workspace's own tools (tools import / "
+        "synth) instead of the curated set: values drawn from each tool's JSON schema (enums, ranges, formats, nested "
+        "objects, arrays), requests that state every value, labels that validate against the schema; held-out tools "
+        "by \\[seed] heldout_fraction and --seed (a tool that stored samples already use keeps its split).",
+    )] = False,
 ) -> None:
     """Simulate seed dialogues (planner, user, assistant, tool agents), verify them, and store
     their samples. The scenario mix and the rest are set in the \\[seed] section of looptool.toml.
@@ -558,10 +564,14 @@ def seed_command(
     With --templated no model is asked: the samples are single, parallel, missing-argument and
     irrelevant requests whose labels are exact by construction -- an SFT warm start for a policy
     that cannot call tools yet when the generator is too small to write good dialogues, and a
-    held-out set to measure it on. Running it again adds nothing twice.
+    held-out set to measure it on. Running it again adds nothing twice. --templated --from-tools
+    builds them on the workspace's own tools. A built-in templated tool whose name a workspace tool
+    has with other parameters is refused (a name is one tool).
     """
+    if from_tools and not templated:
+        raise ConfigError("--from-tools goes with --templated: looptool seed --templated --from-tools")
     if templated:
-        _seed_templated(workspace, n, seed)
+        _seed_templated(workspace, n, seed, from_tools=from_tools)
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -612,22 +622,56 @@ def seed_command(
         typer.echo(f"  dropped {count:>4}  {reason[:150]}")
 
 
-def _seed_templated(workspace: Path, n: int, seed: int) -> None:
-    from looptool.seed.templated import templated_samples
+def _seed_templated(workspace: Path, n: int, seed: int, *, from_tools: bool = False) -> None:
+    from looptool.seed.scenarios import NoToolsError
+    from looptool.seed.templated import generated_tasks, tasks, templated_samples
+    from looptool.seed.tool_tasks import own_tool_samples
 
     config, db_path = _open_workspace(workspace)
-    made = templated_samples(n, seed=seed, heldout_fraction=config.seed.heldout_fraction,
-                             generated_share=config.seed.generated_tools_share)
-    samples = list({s.id: s for s in made}.values())  # two draws can make the same sample
+    share = config.seed.generated_tools_share
+    notes: list[str] = []
     with Store.open(db_path) as store:
+        if from_tools:
+            records = store.tool_records()
+            if not records:
+                raise NoToolsError(f"{workspace} has no tools to build tasks from; run 'looptool tools import FILE' "
+                                   "(or 'looptool tools synth') first")
+            own = own_tool_samples(n, [r["spec"] for r in records], seed=seed,
+                                   heldout_fraction=config.seed.heldout_fraction, splits=store.sample_tool_splits(),
+                                   generated_share=share)
+            if not own.tasks:
+                first = next(iter(own.skipped.items()))
+                raise NoToolsError(f"none of the {len(records)} tools of {workspace} can be templated ({first[1]})")
+            made, command = own.samples, "seed --templated --from-tools"
+            held = sorted(own.heldout)
+            notes.append(f"tools: {len(own.tasks)} of {len(records)} templated; held out: " +
+                         (", ".join(held) if held else "none (every tool is already in training samples, or "
+                          "[seed] heldout_fraction is 0)"))
+            notes += [f"left out {name}: {why}" for name, why in own.skipped.items()]
+        else:
+            made, command = templated_samples(n, seed=seed, heldout_fraction=config.seed.heldout_fraction,
+                                              generated_share=share), "seed --templated"
+            # A built-in tool must not stand for a workspace tool of its name: the policy would learn both as one.
+            for source, specs in (("templated_tasks.json", [t.tool for t in tasks()]),
+                                  ("generated_tools.json", [t.tool for t in generated_tasks()] if share else [])):
+                clash = store.tool_clash(specs, source=f"the built-in templated tasks (looptool/seed/data/{source})")
+                if clash:
+                    raise StoreError(f"{clash}; for exact tasks on your own tools use "
+                                     "'looptool seed --templated --from-tools'")
+        clash = store.tool_clash([t for s in made for t in s.tools], source="the templated samples")
+        if clash:
+            raise StoreError(clash)
+        samples = list({s.id: s for s in made}.values())  # two draws can make the same sample
         added = store.add_new_samples(samples)
         by_split = store.sample_counts_by_split()
         repeats = f", {len(made) - len(samples)} repeated" if len(made) > len(samples) else ""
-        summary = (f"seed --templated: {added} added, {len(samples) - added} already stored{repeats}; "
+        summary = (f"{command}: {added} added, {len(samples) - added} already stored{repeats}; "
                    f"samples: {sum(by_split.values())} "
                    f"(train {by_split.get('train', 0)}, heldout {by_split.get('heldout', 0)})")
         store.log_event("info", "seed", summary)
     typer.echo(summary)
+    for note in notes:
+        typer.echo(f"  {note}")
 
 
 @dialogues_app.command("list")

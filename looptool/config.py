@@ -217,7 +217,8 @@ class SeedConfig(_Section):
         description="Templated tasks (`seed --templated`): the share of training samples built on tools made by code "
         "(one to three parameters, generic requests that state every value) instead of the curated training tools, "
         "so that a small policy learns to read calls off the request rather than recall a few tools. Held-out "
-        "samples always use the curated held-out tools.",
+        "samples always use the curated held-out tools. With --from-tools the same share moves off the workspace's "
+        "own training tools (onto generated tools whose names none of its tools has).",
     )
     history_token_budget: int = Field(
         default=1536, ge=128, description="Sample context budget in tokens; the oldest user turns are dropped first."
@@ -408,11 +409,13 @@ class LoopConfig(_Section):
     expander: Literal["auto", "model", "templated"] = Field(
         default="auto",
         description="Expansion: what writes the new samples. 'model': the expander model, each new sample checked by "
-        "the judge. 'templated': code, from the curated templated tasks, with no model and no judge (the label is "
+        "the judge. 'templated': code, from the curated templated tasks (or, for samples of `seed --templated "
+        "--from-tools`, from the workspace tools' schemas), with no model and no judge (the label is "
         "exact by construction): a new sample keeps the seed's tools, scenario and call count, and changes the "
-        "values, the request's wording, the tool order, the distractor tools and (training samples, at times) the "
-        "tool and parameter names; a seed that is not a templated sample is recorded as a failed attempt. 'auto': "
-        "templated for templated seeds (an exact label, curated tools), the model for the others; the expander's and "
+        "values, the request's wording, the tool order, the distractor tools and (training samples on curated tools, "
+        "at times) the tool and parameter names; a seed that is not a templated sample is recorded as a failed "
+        "attempt. 'auto': templated for templated seeds (an exact label, curated tools or a request made from the "
+        "tools' schemas), the model for the others; the expander's and "
         "the judge's servers start only when some seed needs the model.",
     )
     expander_temperature: float = Field(default=0.9, ge=0, le=2, description="Expansion: the expander's temperature.")

@@ -9,10 +9,11 @@ For each seed, `[loop] expansions_per_error` slots are tried: the expander write
 (validated against the tools' schemas), then the judge checks its label; a sample that passes
 joins the data as origin "expanded", round_added = round + 1, parent_id = the seed.
 
-A templated seed -- an exact label on curated tools (seed/templated.py) -- can be expanded without
-a model: the templated expander (`templated.variant`) makes the new sample by code, keeping the
-seed's tasks, scenario and call count and changing values, wording, tool order, distractors and
-(at times) names; its label is exact by construction, so no judge checks it. `[loop] expander`
+A templated seed -- an exact label on curated tools (seed/templated.py), or on the workspace's own
+tools (seed/tool_tasks.py, `seed --templated --from-tools`) -- can be expanded without a model:
+the templated expander (`templated.variant`) makes the new sample by code, keeping the seed's
+tasks, scenario and call count and changing values, wording, tool order, distractors and (curated
+tools, at times) names; its label is exact by construction, so no judge checks it. `[loop] expander`
 chooses: "model" sends every seed to the expander model, "templated" every seed to the templated
 expander (a seed it cannot vary is an invalid attempt, with the reason), "auto" the templated
 seeds to the templated expander and the others to the model. `needs_model` tells the loop whether
@@ -40,12 +41,13 @@ from looptool.concurrency import run_all
 from looptool.config import WorkspaceConfig
 from looptool.graphs.verify import correction_reason
 from looptool.schema import Probe, Sample
-from looptool.seed.templated import NotTemplated, curated_task, curated_tasks_by_split, variant, why_not_templated
+from looptool.seed.templated import NotTemplated, curated_tasks_by_split, sample_tasks, variant, why_not_templated
 from looptool.serving.client import Endpoint
 from looptool.store import Store
 
 TEMPLATED = "templated"  # the dimension a templated attempt records (the model's: complexity, persona, ...)
 TEMPLATED_SOURCE = "seed/data/templated_tasks.json"  # what a templated attempt is made from (its trace's prompt_ref)
+OWN_TOOLS_SOURCE = "seed/tool_tasks.py"  # ... when the seed is on the workspace's own tools
 
 
 @dataclass(frozen=True)
@@ -129,14 +131,18 @@ def templated_trace(seed: Sample, made: Sample | None, error: str | None = None)
     """A templated attempt as a trace row, in the form of a model call's (`trace_rows`) so that it
     shows beside them: what the code was given (the seed, its curated tasks) and what it made. No
     model was asked, so it has no model, latency or tokens."""
-    tasks = [task.tool.name for task in map(curated_task, seed.tools) if task is not None]
+    tasks = sample_tasks(seed)
+    own = bool(tasks) and all(task.from_schema for task in tasks)
+    source = OWN_TOOLS_SOURCE if own else TEMPLATED_SOURCE
+    made_from = "tasks built from the tools' own schemas by" if own else "curated tasks of"
     prompt = (f"No model: the templated expander varies sample {seed.id} ({seed.scenario}, {seed.split}) by code, "
-              f"from the curated tasks of {TEMPLATED_SOURCE} ({', '.join(tasks) or 'none traced'}): the same tasks, "
+              f"from the {made_from} {source} ({', '.join(t.tool.name for t in tasks) or 'none traced'}): "
+              "the same tasks, "
               "scenario and call count; other argument values, request wording, tool order, distractor tools, and "
               "for a training sample at times other tool and parameter names. The label is exact by construction.\n"
               f"Seed request: {seed.messages[-1].content}\n"
               f"Seed answer: {answer_text(seed.label.calls, seed.label.text)}")
-    row: dict[str, Any] = {"agent": "expander", "prompt_ref": TEMPLATED_SOURCE, "prompt": prompt,
+    row: dict[str, Any] = {"agent": "expander", "prompt_ref": source, "prompt": prompt,
                            "status": "ok" if made is not None else "error", "error": error}
     if made is not None:
         answer = answer_text(made.label.calls, made.label.text)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from looptool.config import DB_FILE, EMBEDDED_MODEL, ManagedModel, WorkspaceConfig
 from looptool.graphs.seed import REASON_SEPARATOR, SeedContext, build_seed_graph, reason_kind
-from looptool.seed.scenarios import NoToolsError, dialogue_id
+from looptool.seed.scenarios import NoToolsError, dialogue_id, stored_splits
 from looptool.serving.client import resolve_endpoint
 from looptool.store import Store
 from looptool.training.templates import token_counter
@@ -80,6 +80,7 @@ def run_seed(
         records = store.tool_records()
         if not records:
             raise NoToolsError("the workspace has no tools; run 'looptool tools synth' or 'looptool tools import' first")
+        records = stored_splits(records, store.sample_tool_splits())  # a tool keeps the split its samples have
         said: set[str] = set()  # agents sharing a server would each report it: say it once
 
         def log_once(line: str) -> None:

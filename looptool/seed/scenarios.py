@@ -110,6 +110,13 @@ def tool_split(name: str, fraction: float) -> Literal["train", "heldout"]:
     return "heldout" if u < fraction else "train"
 
 
+def stored_splits(records: Sequence[dict[str, Any]], splits: dict[str, set[str]]) -> list[dict[str, Any]]:
+    """The tool records with the "split" the stored samples give each tool they offer
+    (`Store.sample_tool_splits`): "train" when any training sample offers it, else "heldout"."""
+    return [{**r, "split": "train" if "train" in splits[r["name"]] else "heldout"} if splits.get(r["name"]) else r
+            for r in records]
+
+
 class NoToolsError(Exception):
     """The workspace has no tools to build dialogues from."""
 
@@ -119,12 +126,16 @@ def draft_plan(index: int, seed: int, config: SeedConfig, records: Sequence[dict
 
     `records` are the workspace's tools (store.tool_records()). A held-out dialogue draws only
     held-out tools and a train dialogue only train tools, so held-out tools never reach training.
+    A tool's split is a hash of its name (`tool_split`), or the "split" its record carries: the
+    split the stored samples already give it (`stored_splits`; templated samples on the workspace's
+    own tools draw their held-out tools by seed).
     """
     if not records:
         raise NoToolsError("the workspace has no tools; run 'looptool tools synth' or 'looptool tools import' first")
     rng = random.Random(f"plan:{seed}:{index}")
     scenario = scenario_sequence(config.scenario_mix, index + 1)[-1]
-    pools = {split: [r for r in records if tool_split(r["name"], config.heldout_fraction) == split] for split in ("train", "heldout")}
+    pools = {split: [r for r in records if (r.get("split") or tool_split(r["name"], config.heldout_fraction)) == split]
+             for split in ("train", "heldout")}
     # With no train tool at all (every tool hashed to held-out), every dialogue is a held-out one.
     heldout = is_heldout_index(index, config.heldout_fraction) or not pools["train"]
     split = "heldout" if pools["heldout"] and heldout else "train"

@@ -18,6 +18,11 @@ of the task where there is one), the tool order, the distractor tools, and for a
 at times the tool and parameter names (`renamed`). The seed's tools are traced back to the curated
 tasks by their descriptions, which `renamed` keeps; a variant is a pure function of its seed
 string, and exact like its seed.
+
+Tasks built from a workspace's own tools (`seed --templated --from-tools`, tool_tasks.py) use the
+same machinery -- pools, generic requests, `_sample`, `drawn_samples` -- with values shaped by each
+tool's JSON schema. A sample offers curated (and generated) tools or the workspace's own, never
+both; `variant` rebuilds the tasks of the latter from the tools' schemas and never renames them.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -54,8 +60,9 @@ class Request:
 @dataclass(frozen=True)
 class Task:
     tool: ToolSpec  # as the model sees it (no "pool" keys)
-    pools: dict[str, str]  # parameter -> pool name
+    pools: dict[str, Any]  # parameter -> pool name (or, for a task built from a tool's schema, its tool_tasks.Shape)
     requests: tuple[Request, ...]
+    from_schema: bool = False  # built from a workspace tool's own schema (tool_tasks.py), not from the data files
 
     def complete(self) -> list[Request]:
         """Requests that state every required parameter."""
@@ -88,12 +95,23 @@ def tasks() -> tuple[Task, ...]:
 def heldout_tools(seed: int, fraction: float) -> set[str]:
     """The tools kept for the held-out split: a seeded share of the curated tools (at least one
     on each side when 0 < fraction < 1)."""
-    names = sorted(t.tool.name for t in tasks())
-    random.Random(f"templated-split:{seed}").shuffle(names)
+    return split_by_tool([t.tool.name for t in tasks()], seed, fraction)
+
+
+def split_by_tool(names: Iterable[str], seed: int, fraction: float, fixed: dict[str, str] | None = None) -> set[str]:
+    """The names held out: a seeded share `fraction` of them (at least one on each side when
+    0 < fraction < 1 and there are two or more). A name in `fixed` (name -> "train" or "heldout")
+    keeps that split and counts towards the share: a tool the workspace's samples already train on
+    is never held out, nor is a held-out one trained on."""
+    names = sorted(set(names))
+    fixed = {n: s for n, s in (fixed or {}).items() if n in names}
+    held = {n for n, s in fixed.items() if s == "heldout"}
+    free = [n for n in names if n not in fixed]
+    random.Random(f"templated-split:{seed}").shuffle(free)
     k = round(len(names) * fraction)
     if 0 < fraction < 1:
         k = min(max(k, 1), len(names) - 1)
-    return set(names[:k])
+    return held | set(free[: max(0, k - len(held))])
 
 
 @cache
@@ -108,7 +126,7 @@ def generated_tasks() -> tuple[Task, ...]:
     optional value, some a required one (missing-argument tasks). The set is fixed (its own seed),
     and `heldout_tools` never draws from it.
     """
-    data = json.loads(resources.files("looptool.seed").joinpath("data/generated_tools.json").read_text("utf-8"))
+    data = _generated_data()
     rng = random.Random("generated-tools:v1")
     out = []
     for action in data["actions"]:
@@ -125,22 +143,40 @@ def generated_tasks() -> tuple[Task, ...]:
         required = [names[0]] + [p for p in names[1:] if rng.random() < 0.5]
         tool = ToolSpec(name=action["name"], description=f"{action['text']}.",
                         parameters={"type": "object", "properties": props, "required": required})
-        stated_sets = [names]  # every value; then the required ones only; then each required one left out
-        if len(required) < len(names):
-            stated_sets.append(required)
-        stated_sets += [[p for p in names if p != left_out] for left_out in required]
-        requests: dict[str, Request] = {}
-        for stated in stated_sets:
-            for _ in range(2):  # two wordings of each
-                order = rng.sample(stated, len(stated))
-                phrases = [rng.choice(says[p]).replace("{}", "{" + p + "}") for p in order]
-                opener = rng.choice(data["openers"])
-                verb = action["text"] if opener == "{}" else action["text"][0].lower() + action["text"][1:]
-                text = " ".join([opener.format(verb), *([_listed(phrases)] if phrases else [])])
-                text += "?" if opener.startswith("Can") else "."
-                requests.setdefault(text, Request(text, {}))
-        out.append(Task(tool, pools, tuple(requests.values())))
+        out.append(Task(tool, pools, generic_requests(rng, action["text"], stated_sets(names, required), says)))
     return tuple(out)
+
+
+@cache
+def _generated_data() -> dict[str, Any]:
+    return json.loads(resources.files("looptool.seed").joinpath("data/generated_tools.json").read_text("utf-8"))
+
+
+def stated_sets(names: list[str], required: list[str]) -> list[list[str]]:
+    """The parameters a tool's requests state: every one; the required ones only; then every one
+    but one required (the missing-argument requests)."""
+    out = [names]
+    if len(required) < len(names):
+        out.append(required)
+    return out + [[p for p in names if p != left_out] for left_out in required]
+
+
+def generic_requests(rng: random.Random, action: str, stated: list[list[str]],
+                     says: dict[str, list[str]]) -> tuple[Request, ...]:
+    """Two wordings of each stated set: an opener with the action ("Book a haircut"), then a phrase
+    per stated parameter, in a drawn order, each a phrase of `says` with {} standing for the value."""
+    openers = _generated_data()["openers"]
+    requests: dict[str, Request] = {}
+    for params in stated:
+        for _ in range(2):
+            order = rng.sample(params, len(params))
+            phrases = [rng.choice(says[p]).replace("{}", "{" + p + "}") for p in order]
+            opener = rng.choice(openers)
+            verb = action if opener == "{}" else action[0].lower() + action[1:]
+            text = " ".join([opener.format(verb), *([_listed(phrases)] if phrases else [])])
+            text += "?" if opener.startswith("Can") else "."
+            requests.setdefault(text, Request(text, {}))
+    return tuple(requests.values())
 
 
 def _listed(phrases: list[str]) -> str:
@@ -160,25 +196,39 @@ def templated_samples(n: int, *, seed: int = 0, heldout_fraction: float = 0.3,
     instead of the curated training tools. With `generated_share` 0 no draw is made for it, so a
     seed's samples are what they were before the generated tools existed.
     """
-    mix = dict(DEFAULT_MIX if mix is None else mix)
-    unknown = set(mix) - set(SCENARIOS)
-    if unknown or not any(w > 0 for w in mix.values()):
-        raise ValueError(f"templated mix: scenarios are {', '.join(SCENARIOS)} with a weight > 0 (got {mix})")
     held = heldout_tools(seed, heldout_fraction)
     by_split = {
         "heldout": [t for t in tasks() if t.tool.name in held],
         "train": [t for t in tasks() if t.tool.name not in held],
     }
+    return drawn_samples(f"templated:{seed}", range(start, start + n), by_split, heldout_share=heldout_fraction,
+                         mix=mix, generated=list(generated_tasks()), generated_share=generated_share,
+                         vary_names=vary_names)
+
+
+def drawn_samples(key: str, indices: Iterable[int], by_split: dict[str, list[Task]], *, heldout_share: float,
+                  mix: dict[str, float] | None, generated: list[Task], generated_share: float,
+                  vary_names: float) -> list[Sample]:
+    """Sample i of each index: a pure function of (key, i). A share `heldout_share` of them is
+    held out (offers only `by_split["heldout"]`'s tasks), the rest trains; a share
+    `generated_share` of the training samples is built on `generated` instead, and a share
+    `vary_names` of them is renamed."""
+    mix = dict(DEFAULT_MIX if mix is None else mix)
+    unknown = set(mix) - set(SCENARIOS)
+    if unknown or not any(w > 0 for w in mix.values()):
+        raise ValueError(f"templated mix: scenarios are {', '.join(SCENARIOS)} with a weight > 0 (got {mix})")
+    if not by_split["train"] and not by_split["heldout"]:
+        raise ValueError("templated samples: no task to build them from")
     out = []
-    for i in range(start, start + n):
-        rng = random.Random(f"templated:{seed}:{i}")
-        split = "heldout" if rng.random() < heldout_fraction else "train"
+    for i in indices:
+        rng = random.Random(f"{key}:{i}")
+        split = "heldout" if rng.random() < heldout_share else "train"
         if not by_split[split]:
             split = "train" if split == "heldout" else "heldout"
         scenario = rng.choices(list(mix), weights=list(mix.values()))[0]
         pool = by_split[split]
-        if split == "train" and generated_share > 0 and rng.random() < generated_share:
-            pool = list(generated_tasks())
+        if split == "train" and generated_share > 0 and rng.random() < generated_share and generated:
+            pool = generated
         sample = _sample(rng, pool, scenario, split)
         if split == "train" and rng.random() < vary_names:
             sample = renamed(sample, rng)
@@ -244,8 +294,7 @@ def _sample(rng: random.Random, pool: list[Task], scenario: str, split: str) -> 
         (text1, call1), (text2, call2) = _fill(rng, first), _fill(rng, second)
         user = _joined([text1, text2])
         offered, label = [first, second], Label(calls=[call1, call2])
-    elif scenario == "missing_argument":
-        candidates = [t for t in pool if len(t.complete()) < len(t.requests)]
+    elif scenario == "missing_argument" and (candidates := [t for t in pool if len(t.complete()) < len(t.requests)]):
         task = rng.choice(candidates)
         request = rng.choice([r for r in task.requests if task.missing(r)])
         user, _ = _fill(rng, task, request)
@@ -270,24 +319,37 @@ def _fill(rng: random.Random, task: Task, request: Request | None = None) -> tup
     """A request of the task with its slots filled, and the call it asks for."""
     request = request or rng.choice(task.complete())
     args: dict[str, Any] = {}
-    taken: dict[str, set] = {}
+    taken: dict[Any, set] = {}
     for slot in request.slots:
         pool = task.pools[slot]
-        args[slot] = _draw(rng, pool, taken.setdefault(pool, set()))
-    text = request.text.format(**{k: str(v) for k, v in args.items()})
-    return text, ToolCall(name=task.tool.name, arguments={**args, **request.fixed})
+        if isinstance(pool, str):
+            args[slot] = _draw(rng, pool, taken.setdefault(pool, set()))
+        else:  # a value shaped by the tool's schema (tool_tasks.Shape): it draws and says its own values
+            args[slot] = pool.draw(rng, taken)
+    said = {k: str(v) if isinstance(task.pools[k], str) else task.pools[k].say(v) for k, v in args.items()}
+    return request.text.format(**said), ToolCall(name=task.tool.name, arguments={**args, **request.fixed})
 
 
 def _draw(rng: random.Random, pool: str, taken: set) -> Any:
     """A value from the pool, not one already used in the same request (origin != destination)."""
+    kind, _, size = pool.partition(":")
     if pool.startswith("int:"):
         low, high = (int(x) for x in pool.split(":")[1:])
         values: list[Any] = list(range(low, high + 1))
-    elif pool == "date":  # many values, so a model must copy them rather than recall them
-        day = date(2026, 1, 1) + timedelta(days=rng.randrange(3 * 365))
-        values = [day.isoformat()]
-    elif pool == "time":
-        values = [f"{rng.randrange(24):02d}:{5 * rng.randrange(12):02d}"]
+    elif pool in ("date", "date-time", "date-time-z"):  # many values, so a model must copy them rather than recall them
+        day = (date(2026, 1, 1) + timedelta(days=rng.randrange(3 * 365))).isoformat()
+        if pool != "date":
+            day += f"T{rng.randrange(24):02d}:{5 * rng.randrange(12):02d}:00" + ("Z" if pool == "date-time-z" else "")
+        values = [day]
+    elif pool in ("time", "time-seconds"):
+        values = [f"{rng.randrange(24):02d}:{5 * rng.randrange(12):02d}" + (":00" if pool == "time-seconds" else "")]
+    elif pool == "uuid":
+        values = [str(uuid.UUID(int=rng.getrandbits(128), version=4))]
+    elif pool == "ipv4":
+        values = [f"192.168.{rng.randrange(256)}.{rng.randrange(1, 255)}"]
+    elif kind in ("digits", "upper", "lower"):
+        letters = {"digits": "0123456789", "upper": "ABCDEFGHJKLMNPQRSTUVWXYZ", "lower": "abcdefghijkmnpqrstuvwxyz"}
+        values = ["".join(rng.choice(letters[kind]) for _ in range(int(size)))]
     else:
         values = list(_data()["pools"][pool])
     value = rng.choice([v for v in values if v not in taken] or values)
@@ -301,7 +363,10 @@ def _joined(requests: list[str]) -> str:
 
 
 def _missing_label(task: Task, param: str) -> Label:
-    description = task.tool.parameters["properties"][param].get("description", param)
+    description = (task.tool.parameters["properties"][param].get("description") or "").strip().rstrip(".").strip()
+    if task.from_schema:  # a user's description need not be a noun phrase ("Whether to lock it"): name the parameter
+        words = param.replace("_", " ")
+        description = f"{words} ({description})" if description and description.lower() != words else words
     return Label(text=_data()["no_call_replies"]["missing"].format(description_lower=description.lower()))
 
 
@@ -339,18 +404,35 @@ def curated_task(tool: ToolSpec) -> Task | None:
     return task if task is not None and _schema_key(task.tool) == _schema_key(tool) else None
 
 
+def tool_task_of(tool: ToolSpec) -> Task | None:
+    """The task built from the tool's own schema (tool_tasks.py: `seed --templated --from-tools`), or
+    None when it cannot be templated."""
+    from looptool.seed.tool_tasks import NotTemplatable, tool_task  # (tool_tasks builds on this module)
+
+    try:
+        return tool_task(tool)
+    except NotTemplatable:
+        return None
+
+
 def curated_tasks_by_split(samples: Iterable[Sample]) -> dict[str, list[Task]]:
-    """The curated (and generated) tasks the samples offer, by split: the tools a variant of that split may offer
-    as distractors (held-out tools never appear in training samples, so none reaches a training
-    variant either)."""
+    """The curated (and generated) tasks the samples offer, by split, and the tasks built from the
+    tools of the templated samples on a workspace's own tools: the tools a variant of that split may
+    offer as distractors (held-out tools never appear in training samples, so none reaches a
+    training variant either; `variant` keeps to the seed's kind of task)."""
     seen: dict[str, set[str]] = {}
+    own: dict[str, dict[str, Task]] = {}
     for sample in samples:
         names = seen.setdefault(sample.split, set())
         for tool in sample.tools:
             task = curated_task(tool)
             if task is not None:
                 names.add(task.tool.name)
-    return {split: [t for t in (*tasks(), *generated_tasks()) if t.tool.name in names] for split, names in seen.items()}
+            elif sample.exact and (sample.scenario or "").startswith("templated_") and \
+                    tool.name not in own.setdefault(sample.split, {}) and (task := tool_task_of(tool)) is not None:
+                own[sample.split][tool.name] = task
+    return {split: [*(t for t in (*tasks(), *generated_tasks()) if t.tool.name in names),
+                    *(task for _, task in sorted(own.get(split, {}).items()))] for split, names in seen.items()}
 
 
 def _pattern(request: Request) -> re.Pattern[str]:
@@ -375,6 +457,7 @@ class _Traced:
     offered: list[Task]
     targets: list[tuple[Task, Request | None]]
     user: str
+    from_schema: bool = False  # its tasks are built from its tools' own schemas (`seed --templated --from-tools`)
 
 
 def _trace(sample: Sample) -> _Traced:
@@ -385,13 +468,20 @@ def _trace(sample: Sample) -> _Traced:
         raise NotTemplated(f"its scenario {sample.scenario!r} is not a templated one")
     if [m.role for m in sample.messages] != ["system", "user"]:
         raise NotTemplated("it is not a single request")
+    user = sample.messages[-1].content or ""
+    curated = {tool.name: curated_task(tool) for tool in sample.tools}
+    # A sample offers curated (and generated) tools, or the workspace's own: then every one of its tasks is rebuilt
+    # from the tool's schema, and its request must be one those tasks make (any exact sample could offer any tool).
+    from_schema = bool(curated) and all(task is None for task in curated.values())
     offered: dict[str, Task] = {}
     for tool in sample.tools:
-        task = curated_task(tool)
+        task = tool_task_of(tool) if from_schema else curated[tool.name]
         if task is None:
-            raise NotTemplated(f"its tool {tool.name!r} is not one of the curated tools")
+            raise NotTemplated(f"its tool {tool.name!r} is not one of the curated tools" +
+                               (", and its schema cannot be templated" if from_schema else ""))
         offered[tool.name] = task
-    user = sample.messages[-1].content or ""
+    unmade = (f"its tools ({', '.join(offered)}) are each not one of the curated tools, and its request was not "
+              f"made from their schemas: {user[:80]!r}")
     calls = sample.label.calls
     targets: list[tuple[Task, Request | None]] = []
     if scenario in ("single", "parallel"):
@@ -401,13 +491,26 @@ def _trace(sample: Sample) -> _Traced:
         if len(parts) != len(calls):
             parts = [""] * len(calls)  # wording not recognised: any request of the task will do
         targets = [(offered[c.name], _request_of(offered[c.name], part)) for c, part in zip(calls, parts)]
+        if from_schema and any(request is None for _, request in targets):
+            raise NotTemplated(unmade)
     elif scenario == "missing_argument":
         found = [(t, r) for t in offered.values()
                  if (r := _request_of(t, user, [r for r in t.requests if t.missing(r)])) is not None]
         if not found:
             raise NotTemplated("its request matches no missing-argument template of its tools")
         targets = found[:1]
-    return _Traced(scenario, list(offered.values()), targets, user)
+    elif from_schema and user not in _data()["irrelevant_requests"]:
+        raise NotTemplated(unmade)
+    return _Traced(scenario, list(offered.values()), targets, user, from_schema)
+
+
+def sample_tasks(sample: Sample) -> list[Task]:
+    """The tasks of a templated sample's tools (curated, generated or built from their schemas), or
+    none when the templated expander cannot vary it."""
+    try:
+        return _trace(sample).offered
+    except NotTemplated:
+        return []
 
 
 def why_not_templated(sample: Sample) -> str | None:
@@ -460,7 +563,8 @@ def variant(sample: Sample, *, seed: str, pool: Sequence[Task] = (), vary_names:
     else:
         kept = [task for task, _ in traced.targets]
         kept_names = {t.tool.name for t in kept}
-        candidates = {t.tool.name: t for t in [*traced.offered, *pool] if t.tool.name not in kept_names}
+        same_kind = [t for t in pool if t.from_schema == traced.from_schema]  # no mix of curated and own tools
+        candidates = {t.tool.name: t for t in [*traced.offered, *same_kind] if t.tool.name not in kept_names}
         distractors = rng.sample(sorted(candidates.values(), key=lambda t: t.tool.name),
                                  min(len(candidates), rng.randint(1, 2)))
         offered = kept + distractors
@@ -468,7 +572,7 @@ def variant(sample: Sample, *, seed: str, pool: Sequence[Task] = (), vary_names:
     tools = [t.tool for t in offered]
     made = Sample(messages=[system_message(tools), Message(role="user", content=user)], tools=tools, label=label,
                   split=sample.split, scenario=sample.scenario, exact=True)
-    if sample.split == "train" and rng.random() < vary_names:
+    if sample.split == "train" and rng.random() < vary_names and not traced.from_schema:  # (a user's names stay)
         made = renamed(made, rng)
     # Built anew, so that the id hashes the parent too.
     return Sample(parent_id=sample.id, origin="expanded", messages=made.messages, tools=made.tools, label=made.label,
