@@ -411,7 +411,8 @@ class Verdict(_Model):
     label_version: int | None = None
 
 
-RoundStatus = Literal["pending", "running", "done", "failed"]
+# "paused": the loop stopped after one of the round's stages because a pause was asked for.
+RoundStatus = Literal["pending", "running", "paused", "done", "failed"]
 # The stages of a round, in the order the loop runs them (Round.stage, metrics["stage_seconds"]).
 ROUND_STAGES = ("prepare", "train", "probe", "verify", "expand", "assemble", "evaluate")
 

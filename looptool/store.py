@@ -1099,10 +1099,12 @@ class Store:
 
     def round_activity(self, round: int) -> dict[str, int]:
         """Rows the stages of a round have written so far, to measure a running stage's progress:
-        GRPO steps logged, probes and failed probes, verdicts and expansion seeds (PRED_WRONG or
-        LABEL_WRONG after any override), expansion attempts, and evaluation results of the round's runs."""
+        GRPO steps and SFT warm-start steps logged, probes and failed probes, verdicts and expansion
+        seeds (PRED_WRONG or LABEL_WRONG after any override), expansion attempts, and evaluation
+        results of the round's runs."""
         row = self._one(
             "SELECT (SELECT count(*) FROM train_steps WHERE round = :r AND stage = 'grpo') AS train_steps, "
+            "(SELECT count(*) FROM train_steps WHERE round = :r AND stage = 'sft') AS sft_steps, "
             "(SELECT count(*) FROM probes WHERE round = :r) AS probes, "
             "(SELECT count(*) FROM probes WHERE round = :r AND category = 'failed') AS failed, "
             "(SELECT count(*) FROM verdicts WHERE round = :r) AS verdicts, "
@@ -1133,14 +1135,15 @@ class Store:
 
     def sample_page(self, *, round_added: int | None = None, origin: str | None = None,
                     category: str | None = None, verdict: str | None = None, probe_round: int | None = None,
-                    tool: str | None = None, scenario: str | None = None, search: str | None = None,
-                    limit: int = 100, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+                    tool: str | None = None, scenario: str | None = None, split: str | None = None,
+                    search: str | None = None, limit: int = 100, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
         """One page of samples that pass every given filter, and how many pass in all.
 
         `category` (mastered / boundary / failed) and `verdict` (the effective one: a person's
         override wins) refer to `probe_round`, or to any round when it is None. `tool` is a tool
-        name the sample offers; `search` is a case-insensitive substring of the id, the context
-        messages or the label JSON. Rows are headers (no messages): id, dialogue_id, parent_id,
+        name the sample offers; `split` is train or heldout; `search` is a case-insensitive
+        substring of the id, the origin, the scenario, the context messages or the label JSON.
+        Rows are headers (no messages): id, dialogue_id, parent_id,
         origin, round_added, split, scenario, active, label_version, label (Label), and the latest
         probe category and effective verdict (of `probe_round` when given). Ordered by round_added
         then id; only the page is read.
@@ -1148,7 +1151,8 @@ class Store:
         conds: list[str] = []
         params: dict[str, Any] = {"limit": int(limit), "offset": int(offset), "pr": probe_round}
         round_cond = "" if probe_round is None else " AND x.round = :pr"
-        for column, value in (("round_added", round_added), ("origin", origin), ("scenario", scenario)):
+        for column, value in (("round_added", round_added), ("origin", origin), ("scenario", scenario),
+                              ("split", split)):
             if value is not None:
                 conds.append(f"s.{column} = :{column}")
                 params[column] = value
@@ -1165,7 +1169,8 @@ class Store:
                          "WHERE json_extract(t.value, '$.name') = :tool)")
             params["tool"] = tool
         if search:
-            conds.append("(s.id LIKE :search OR s.messages_json LIKE :search OR s.label_json LIKE :search)")
+            conds.append("(s.id LIKE :search OR s.origin LIKE :search OR coalesce(s.scenario, '') LIKE :search "
+                         "OR s.messages_json LIKE :search OR s.label_json LIKE :search)")
             params["search"] = f"%{search}%"
         where = ("WHERE " + " AND ".join(conds)) if conds else ""
         total = self._one(f"SELECT count(*) AS c FROM samples s {where}", params)["c"]  # type: ignore[index]
