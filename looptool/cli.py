@@ -889,27 +889,34 @@ def review_command(
     workspace: Workspace = Path("."),
     round: Annotated[int | None, typer.Option("--round", "-r", min=1, help="Round (default: the latest with verdicts).")] = None,
     override: Annotated[list[str] | None, typer.Option(
-        help="SAMPLE_ID=VERDICT (LABEL_WRONG, PRED_WRONG, BOTH_OK, BOTH_WRONG, or 'judge' to clear); repeatable.")] = None,
+        help="SAMPLE_ID=VERDICT (LABEL_WRONG, PRED_WRONG, BOTH_OK, BOTH_WRONG, or 'judge' to clear); the id or a "
+        "unique prefix of it; repeatable. Every override is checked before any is recorded: one that is wrong "
+        "records none.")] = None,
     accept: Annotated[bool, typer.Option("--accept", help="Accept the verdicts (with any overrides) and go on with the loop.")] = False,
 ) -> None:
-    """List a round's judge verdicts, override some, and (--accept) let the paused loop apply them."""
-    from looptool.graphs.loop import run_loop
+    """List a round's judge verdicts with the label and the prediction each is about, override some,
+    and (--accept) let the paused loop apply them. An override is kept for the label it was about:
+    while a sample keeps that label, a later round reuses the decision instead of asking the judge."""
+    from looptool.graphs.loop import review_pending, run_loop
+    from looptool.review import read_overrides, review_items, review_lines
 
     config, db_path = _open_workspace(workspace, write=bool(override or accept))
     with Store.open(db_path) as store:
-        rounds_with = [r.n for r in store.rounds() if store.verdicts(r.n)]
+        rounds_with = store.verdict_rounds()
         if not rounds_with:
             raise StoreError(f"{workspace} has no verdicts to review")
+        if round is not None and round not in rounds_with:
+            raise StoreError(f"round {round} has no verdicts; rounds with verdicts: "
+                             + ", ".join(map(str, rounds_with)))
         r = round or rounds_with[-1]
-        for item in override or []:
-            sample_id, _, kind = item.partition("=")
-            try:
-                store.set_human_override(sample_id.strip(), r, None if kind.strip() == "judge" else kind.strip())
-            except (KeyError, ValueError) as exc:
-                raise StoreError(f"--override {item!r}: {exc}") from None
-        for v in store.verdicts(r):
-            shown = v.verdict + (f" -> {v.human_override} (override)" if v.human_override else "")
-            typer.echo(f"{v.sample_id}  {shown:<28} {v.rationale[:100]}")
+        decisions = read_overrides(override or [], [v.sample_id for v in store.verdicts(r)], r)
+        if decisions:
+            store.set_human_overrides(r, decisions)
+        items = review_items(store, r)
+    for line in review_lines(r, items, waiting=review_pending(workspace) == r):
+        typer.echo(line)
+    if decisions:
+        typer.echo(f"\n{len(decisions)} override{'' if len(decisions) == 1 else 's'} recorded for round {r}")
     if accept:
         outcome = run_loop(workspace, config, resume_review=True, log=typer.echo)
         typer.echo(f"loop: round {outcome.round}, " + ("finished" if outcome.finished else

@@ -390,9 +390,10 @@ class Probe(_Model):
 
 VerdictKind = Literal["LABEL_WRONG", "PRED_WRONG", "BOTH_OK", "BOTH_WRONG"]
 # How a verdict was reached: "judge" -- the judge's answer; "rule" -- by a rule, no judge asked
-# (an exact label, an unreadable prediction, or an arm that runs without the judge);
-# "no_answer" -- the judge was asked but gave no valid verdict, so the label was kept.
-VerdictBasis = Literal["judge", "rule", "no_answer"]
+# (an exact label, an unreadable prediction, a reply that is not language, or an arm that runs
+# without the judge); "no_answer" -- the judge was asked but gave no valid verdict, so the label
+# was kept; "person" -- a person's override on the same label version in an earlier round, kept.
+VerdictBasis = Literal["judge", "rule", "no_answer", "person"]
 
 
 class Verdict(_Model):
@@ -406,9 +407,12 @@ class Verdict(_Model):
     judge_model: str = ""
     human_override: VerdictKind | None = None
     basis: VerdictBasis = "judge"
+    # The sample's label version the verdict is about (None: the one it has when the verdict is stored).
+    label_version: int | None = None
 
 
-RoundStatus = Literal["pending", "running", "done", "failed"]
+# "paused": the loop stopped after one of the round's stages because a pause was asked for.
+RoundStatus = Literal["pending", "running", "paused", "done", "failed"]
 # The stages of a round, in the order the loop runs them (Round.stage, metrics["stage_seconds"]).
 ROUND_STAGES = ("prepare", "train", "probe", "verify", "expand", "assemble", "evaluate")
 

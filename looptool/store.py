@@ -45,7 +45,7 @@ from .schema import (
     stable_id,
 )
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 TABLES = (
     "tools", "dialogues", "messages", "traces", "samples", "probes", "verdicts", "rounds", "events",
@@ -188,9 +188,24 @@ def _migrate_5_to_6(db: Database) -> None:
         db.execute(statement)
 
 
+def _migrate_6_to_7(db: Database) -> None:
+    """A person's review decision is kept for the label version it was about: each verdict records
+    the version of the label it judged."""
+    db.execute("ALTER TABLE verdicts ADD COLUMN label_version INTEGER")
+    # Older verdicts: a label changes only when a round's verdicts are applied (its history reason
+    # "round R: ..."), so a verdict of round R judged the first version replaced in round R or
+    # later, or, when none was, the sample's current version.
+    db.execute("""UPDATE verdicts SET label_version = coalesce(
+        (SELECT min(h.label_version) FROM label_history h WHERE h.sample_id = verdicts.sample_id
+         AND h.reason LIKE 'round %:%'
+         AND CAST(substr(h.reason, 7, instr(h.reason, ':') - 7) AS INTEGER) >= verdicts.round),
+        (SELECT s.label_version FROM samples s WHERE s.id = verdicts.sample_id))""")
+
+
 # MIGRATIONS[n] upgrades a database from version n to n + 1; all run in one transaction.
 MIGRATIONS: dict[int, Callable[[Database], None]] = {
     1: _migrate_1_to_2, 2: _migrate_2_to_3, 3: _migrate_3_to_4, 4: _migrate_4_to_5, 5: _migrate_5_to_6,
+    6: _migrate_6_to_7,
 }
 
 
@@ -839,22 +854,53 @@ class Store:
         return [_probe(r) for r in rows]
 
     def upsert_verdict(self, v: Verdict) -> None:
+        """Store a verdict; without a label version it is about the sample's label as it is now."""
         label = None if v.corrected_label is None else _dump(v.corrected_label)
+        version = v.label_version
+        if version is None:
+            current = self._one("SELECT label_version FROM samples WHERE id = ?", [v.sample_id])
+            version = None if current is None else current["label_version"]
         row = {"sample_id": v.sample_id, "round": v.round, "verdict": v.verdict,
                "corrected_label_json": label, "rationale": v.rationale, "judge_model": v.judge_model,
-               "human_override": v.human_override, "basis": v.basis, "created_at": utc_now()}
+               "human_override": v.human_override, "basis": v.basis, "label_version": version,
+               "created_at": utc_now()}
         self._upsert("verdicts", row, ("sample_id", "round"))
 
     def verdicts(self, round: int) -> list[Verdict]:
         rows = self._rows("SELECT * FROM verdicts WHERE round = ? ORDER BY sample_id", [round])
         return [_verdict(r) for r in rows]
 
+    def verdict_rounds(self) -> list[int]:
+        """The rounds that have verdicts, in order."""
+        return [r["round"] for r in self._rows("SELECT DISTINCT round FROM verdicts ORDER BY round")]
+
     def set_human_override(self, sample_id: str, round: int, verdict_kind: VerdictKind | None) -> None:
         """Record (or, with None, clear) a human's verdict that overrides the judge's."""
-        if verdict_kind is not None and verdict_kind not in get_args(VerdictKind):
-            raise ValueError(f"unknown verdict {verdict_kind!r}")
-        self._update("UPDATE verdicts SET human_override = ? WHERE sample_id = ? AND round = ?",
-                     [verdict_kind, sample_id, round], f"{sample_id}@{round}")
+        self.set_human_overrides(round, {sample_id: verdict_kind})
+
+    def set_human_overrides(self, round: int, decisions: dict[str, VerdictKind | None]) -> None:
+        """Record several people's verdicts (None clears one) on a round's verdicts, all or none:
+        every decision is checked before the first is written, and they are written in one
+        transaction. StoreError names what is wrong."""
+        bad = {k for k in decisions.values() if k is not None and k not in get_args(VerdictKind)}
+        if bad:
+            raise StoreError(f"unknown verdict {sorted(bad)[0]!r}; use {', '.join(get_args(VerdictKind))}")
+        with self.transaction():
+            have = {r["sample_id"] for r in self._rows("SELECT sample_id FROM verdicts WHERE round = ?", [round])}
+            missing = sorted(set(decisions) - have)
+            if missing:
+                raise StoreError(f"round {round} has no verdict on sample {missing[0]}")
+            for sample_id, kind in decisions.items():
+                self.db.execute("UPDATE verdicts SET human_override = ? WHERE sample_id = ? AND round = ?",
+                                [kind, sample_id, round])
+
+    def person_decision(self, sample_id: str, label_version: int, before_round: int) -> Verdict | None:
+        """The latest verdict before `before_round` on this version of the sample's label that a
+        person overrode at review (its `human_override` is the decision), or None."""
+        r = self._one("SELECT * FROM verdicts WHERE sample_id = ? AND label_version = ? AND round < ? "
+                      "AND human_override IS NOT NULL ORDER BY round DESC LIMIT 1",
+                      [sample_id, label_version, before_round])
+        return None if r is None else _verdict(r)
 
     # -- rounds and events -----------------------------------------------------------------------
 
@@ -1121,17 +1167,20 @@ class Store:
             "|| ':' || length(data_ids_json), ',') FROM rounds) AS rounds, "
             "(SELECT count(*) FROM train_steps) AS steps, (SELECT count(*) FROM probes) AS probes, "
             "(SELECT count(*) FROM verdicts) AS verdicts, "
-            "(SELECT count(*) || ':' || coalesce(group_concat(coalesce(human_override, ''), ''), '') FROM verdicts) "
-            "AS overrides, (SELECT count(*) FROM expansions) AS expansions, "
+            "(SELECT count(*) || ':' || coalesce(group_concat(CASE WHEN human_override IS NOT NULL THEN "
+            "sample_id || '@' || round || '=' || human_override END, ','), '') FROM verdicts) AS overrides, "
+            "(SELECT count(*) FROM expansions) AS expansions, "
             "(SELECT count(*) FROM eval_results) AS results")
         return tuple(row.values()) if row else ()
 
     def round_activity(self, round: int) -> dict[str, int]:
         """Rows the stages of a round have written so far, to measure a running stage's progress:
-        GRPO steps logged, probes and failed probes, verdicts and expansion seeds (PRED_WRONG or
-        LABEL_WRONG after any override), expansion attempts, and evaluation results of the round's runs."""
+        GRPO steps and SFT warm-start steps logged, probes and failed probes, verdicts and expansion
+        seeds (PRED_WRONG or LABEL_WRONG after any override), expansion attempts, and evaluation
+        results of the round's runs."""
         row = self._one(
             "SELECT (SELECT count(*) FROM train_steps WHERE round = :r AND stage = 'grpo') AS train_steps, "
+            "(SELECT count(*) FROM train_steps WHERE round = :r AND stage = 'sft') AS sft_steps, "
             "(SELECT count(*) FROM probes WHERE round = :r) AS probes, "
             "(SELECT count(*) FROM probes WHERE round = :r AND category = 'failed') AS failed, "
             "(SELECT count(*) FROM verdicts WHERE round = :r) AS verdicts, "
@@ -1162,14 +1211,15 @@ class Store:
 
     def sample_page(self, *, round_added: int | None = None, origin: str | None = None,
                     category: str | None = None, verdict: str | None = None, probe_round: int | None = None,
-                    tool: str | None = None, scenario: str | None = None, search: str | None = None,
-                    limit: int = 100, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+                    tool: str | None = None, scenario: str | None = None, split: str | None = None,
+                    search: str | None = None, limit: int = 100, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
         """One page of samples that pass every given filter, and how many pass in all.
 
         `category` (mastered / boundary / failed) and `verdict` (the effective one: a person's
         override wins) refer to `probe_round`, or to any round when it is None. `tool` is a tool
-        name the sample offers; `search` is a case-insensitive substring of the id, the context
-        messages or the label JSON. Rows are headers (no messages): id, dialogue_id, parent_id,
+        name the sample offers; `split` is train or heldout; `search` is a case-insensitive
+        substring of the id, the origin, the scenario, the context messages or the label JSON.
+        Rows are headers (no messages): id, dialogue_id, parent_id,
         origin, round_added, split, scenario, active, label_version, label (Label), and the latest
         probe category and effective verdict (of `probe_round` when given). Ordered by round_added
         then id; only the page is read.
@@ -1177,7 +1227,8 @@ class Store:
         conds: list[str] = []
         params: dict[str, Any] = {"limit": int(limit), "offset": int(offset), "pr": probe_round}
         round_cond = "" if probe_round is None else " AND x.round = :pr"
-        for column, value in (("round_added", round_added), ("origin", origin), ("scenario", scenario)):
+        for column, value in (("round_added", round_added), ("origin", origin), ("scenario", scenario),
+                              ("split", split)):
             if value is not None:
                 conds.append(f"s.{column} = :{column}")
                 params[column] = value
@@ -1194,7 +1245,8 @@ class Store:
                          "WHERE json_extract(t.value, '$.name') = :tool)")
             params["tool"] = tool
         if search:
-            conds.append("(s.id LIKE :search OR s.messages_json LIKE :search OR s.label_json LIKE :search)")
+            conds.append("(s.id LIKE :search OR s.origin LIKE :search OR coalesce(s.scenario, '') LIKE :search "
+                         "OR s.messages_json LIKE :search OR s.label_json LIKE :search)")
             params["search"] = f"%{search}%"
         where = ("WHERE " + " AND ".join(conds)) if conds else ""
         total = self._one(f"SELECT count(*) AS c FROM samples s {where}", params)["c"]  # type: ignore[index]
@@ -1236,5 +1288,6 @@ def _probe(r: dict[str, Any]) -> Probe:
 def _verdict(r: dict[str, Any]) -> Verdict:
     return Verdict(sample_id=r["sample_id"], round=r["round"], verdict=r["verdict"], rationale=r["rationale"],
                    judge_model=r["judge_model"], human_override=r["human_override"], basis=r["basis"],
+                   label_version=r["label_version"],
                    corrected_label=None if r["corrected_label_json"] is None
                    else json.loads(r["corrected_label_json"]))

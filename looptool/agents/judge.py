@@ -63,9 +63,9 @@ def prediction_label(probe: Probe) -> Label | None:
     return Label(text=probe.raw.strip())
 
 
-def rule_verdict(sample_id: str, round: int, rationale: str) -> Verdict:
-    """PRED_WRONG decided by a rule, with no judge asked; the rationale says which rule."""
-    return Verdict(sample_id=sample_id, round=round, verdict="PRED_WRONG", judge_model="", basis="rule",
+def rule_verdict(sample_id: str, round: int, rationale: str, kind: VerdictKind = "PRED_WRONG") -> Verdict:
+    """A verdict (PRED_WRONG unless told) decided by a rule, with no judge asked; the rationale says which rule."""
+    return Verdict(sample_id=sample_id, round=round, verdict=kind, judge_model="", basis="rule",
                    rationale=rationale)
 
 

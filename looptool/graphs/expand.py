@@ -6,7 +6,8 @@ runs before expand and has replaced the label by then); inactive samples are lef
 expander is shown the seed's correct answer, the wrong one (the round's probe prediction, or for a
 corrected sample the label the judge rejected, from the label history) and the judge's analysis.
 For each seed, `[loop] expansions_per_error` slots are tried: the expander writes a new sample
-(validated against the tools' schemas), then the judge checks its label; a sample that passes
+(validated against the tools' schemas; one whose label or earlier replies hold a reply that is not
+language is invalid, by the rule of seed/verify.py), then the judge checks its label; a sample that passes
 joins the data as origin "expanded", round_added = round + 1, parent_id = the seed.
 
 A templated seed -- an exact label on curated tools (seed/templated.py), or on the workspace's own
@@ -42,6 +43,7 @@ from looptool.config import WorkspaceConfig
 from looptool.graphs.verify import correction_reason
 from looptool.schema import Probe, Sample
 from looptool.seed.templated import NotTemplated, curated_tasks_by_split, sample_tasks, variant, why_not_templated
+from looptool.seed.verify import language_problem
 from looptool.serving.client import Endpoint
 from looptool.store import Store
 
@@ -91,6 +93,17 @@ def expansion_seeds(store: Store, round: int) -> list[ExpansionSeed]:
         if sample.active and wrong is not None:
             seeds.append(ExpansionSeed(sample, wrong, v.rationale))
     return seeds
+
+
+def junk_reply(sample: Sample) -> str | None:
+    """Why a reply of the sample -- its label, or an assistant reply of its history -- is not
+    language; None when every one is."""
+    replies = [m.content for m in sample.messages if m.role == "assistant" and not m.tool_calls]
+    for text in replies + ([sample.label.text] if sample.label.is_no_call else []):
+        why = language_problem(text)
+        if why is not None:
+            return why
+    return None
 
 
 def uses_templated(seed: Sample, expander: str) -> bool:
@@ -202,9 +215,10 @@ async def expand_round(ctx: ExpandContext, round: int) -> dict[str, int]:
         async with gate:
             made = await expand_sample(ctx.expander, seed, round, slot, max_attempts=loop.judge_attempts,
                                        temperature=loop.expander_temperature, max_tokens=loop.expander_max_tokens)
-            if made.value is None:
-                await asyncio.to_thread(finish, parent_id, slot, "invalid", vary, {"expand": made},
-                                        detail=made.error)
+            junk = None if made.value is None else junk_reply(made.value)
+            if made.value is None or junk is not None:
+                detail = made.error if junk is None else f"a reply of the new sample is not language ({junk})"
+                await asyncio.to_thread(finish, parent_id, slot, "invalid", vary, {"expand": made}, detail=detail)
                 return
             check = await check_label(ctx.judge, made.value, date=ctx.today, max_attempts=loop.judge_attempts)
         sample, calls = made.value, {"expand": made, "check": check}

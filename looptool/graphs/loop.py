@@ -30,8 +30,9 @@ written to the database as they change (the TUI reads them).
 
 A run can be asked to stop after the node it is running (`request_pause`: `looptool pause` or the
 TUI). The request is a file in the workspace, so any process can make it; the run looks for it
-after each node, stops at that node boundary with the node's checkpoint saved, and returns;
-running the loop again continues from the next node.
+after each node, stops at that node boundary with the node's checkpoint saved, marks the round
+"paused" (its stage the one that finished; the stage's clock stops), and returns; running the
+loop again continues from the next node, which marks the round running again.
 
 One loop at a time runs on a workspace: `run_loop` holds an exclusive lock on `loop.lock` (an
 flock, so it goes with the process however it ends) and writes its pid there; a second run fails
@@ -313,6 +314,17 @@ def build_loop_graph(ctx: LoopContext) -> StateGraph:
     return graph
 
 
+def _mark_paused(store: Store, round: int) -> None:
+    """The round a pause stopped in is "paused", not running; the time of its finished stage is
+    counted now, so the time lying paused counts in no stage."""
+    info = store.get_round(round)
+    if info is None or info.status != "running":  # (a pause after a round's last stage: it is done)
+        return
+    metrics = _stage_clock(info, "paused", utc_now())
+    metrics.pop("stage_started", None)
+    store.upsert_round(info.model_copy(update={"status": "paused", "metrics": metrics}))
+
+
 def _stage_clock(info: Round, name: str, now: str) -> dict[str, Any]:
     """The round's metrics with the wall time of the stage that ends as `name` begins
     (`stage_seconds`). A stage entered again after a kill keeps its first start, so its time
@@ -446,6 +458,7 @@ def _run_loop(workspace: Path, config: WorkspaceConfig, *, rounds: int | None, a
             paused = bool(result.get("__interrupt__")) if isinstance(result, dict) else False
             if stopped_after is not None:
                 message = f"paused after {stopped_after} as asked"
+                _mark_paused(store, state.values.get("round", 1))
                 store.log_event("info", "loop", message)
                 log(f"loop {message}; run 'looptool loop' again to go on")
             return LoopOutcome(state.values.get("round", 1), paused, not state.next, stopped_after)

@@ -47,7 +47,7 @@ from looptool.config import SeedConfig
 from looptool.schema import Dialogue, Label, Message, Sample, ToolSpec
 from looptool.seed.samples import turn_samples
 from looptool.seed.scenarios import Plan, draft_plan
-from looptool.seed.verify import verify
+from looptool.seed.verify import NOT_LANGUAGE, verify
 from looptool.serving.client import Endpoint
 from looptool.store import Store
 
@@ -64,7 +64,10 @@ def judge_rejection(idx: int, analysis: str) -> str:
 
 def reason_kind(reason: str) -> str:
     """A drop reason without the details of its dialogue, so that reasons can be counted by kind."""
-    return JUDGE_REJECTED if reason.startswith(JUDGE_REJECTED) else reason
+    for kind in (JUDGE_REJECTED, NOT_LANGUAGE):
+        if reason.startswith(kind):
+            return kind
+    return reason
 
 
 def _candidates(old: list[dict] | None, new: list[dict] | None) -> list[dict]:

@@ -4,9 +4,14 @@
 
 * judge: the judge agent gives a verdict on every failed probe of the round that has none yet,
   with `[loop] concurrency` requests in flight; each verdict is written as it arrives, so a killed
-  run asks only for the missing ones. The judge only rules on model-written labels: a failed probe
-  on a label that is exact by construction is PRED_WRONG by rule, with no judge call, and so is
-  every failed probe in an arm that runs without the judge (`use_judge=False`, "w/o JGLV").
+  run asks only for the missing ones. The judge only rules where nobody and no rule has:
+  - a person's decision on this version of the sample's label in an earlier round (an override at
+    review) is kept: the verdict is that decision again (basis "person"), no judge asked;
+  - a failed probe on a label that is exact by construction is PRED_WRONG by rule, and so is every
+    failed probe in an arm that runs without the judge (`use_judge=False`, "w/o JGLV");
+  - a label that is a reply but not language (`seed.verify.language_problem`, e.g. a code-like
+    string a small model wrote) is BOTH_WRONG by rule: the sample leaves training; a prediction
+    that is such a reply is PRED_WRONG by rule, so it never becomes a label. The rationale says why.
   Every judge call is recorded (`Store.agent_calls`, subject "verdict:<sample id>:<round>").
 * review: with `[loop] review` on, the graph pauses (a LangGraph interrupt) until a person has
   accepted the verdicts or overridden some (`Store.set_human_override`) and the run is resumed.
@@ -14,7 +19,8 @@
   the label history); BOTH_WRONG -> the sample leaves training (inactive, the verdict flags it);
   PRED_WRONG -> an error sample, kept for expansion; BOTH_OK -> the prediction becomes an accepted
   alternative of the label (label_version + 1), so the reward, the probe and the held-out evaluation
-  never count it wrong again. A person's override wins. Applying twice changes nothing: a label
+  never count it wrong again. A person's override wins, except that a reply which is not language
+  never becomes a label or an accepted answer (the event log says so). Applying twice changes nothing: a label
   change is recorded with the reason "round R: LABEL_WRONG" (or "round R: BOTH_OK"), and a sample
   that has that record is not changed again for that reason.
 
@@ -38,7 +44,8 @@ from looptool.agents.base import AgentResult, trace_rows
 from looptool.agents.judge import EXACT_LABEL, judge_sample, prediction_label, rule_verdict
 from looptool.concurrency import run_all
 from looptool.config import DB_FILE, WorkspaceConfig
-from looptool.schema import Probe, Sample, Verdict
+from looptool.schema import Label, Probe, Sample, Verdict, VerdictKind
+from looptool.seed.verify import language_problem
 from looptool.serving.client import Endpoint, resolve_endpoint
 from looptool.store import Store
 
@@ -76,13 +83,38 @@ def alternative_reason(round: int) -> str:
     return f"round {round}: BOTH_OK"
 
 
-def rule_reason(sample: Sample, use_judge: bool) -> str | None:
-    """Why a failed probe on `sample` is PRED_WRONG without asking the judge; None when the judge rules."""
+def not_language(answer: Label | None) -> str | None:
+    """Why an answer cannot be a label: it is a reply (no call) that is not language; else None."""
+    if answer is None or not answer.is_no_call:
+        return None
+    return language_problem(answer.text)
+
+
+def rule_decision(sample: Sample, probe: Probe, use_judge: bool) -> tuple[VerdictKind, str] | None:
+    """The verdict a rule gives on a failed probe of `sample`, with no judge asked, and why; None
+    when the judge rules."""
     if not use_judge:
-        return NO_JUDGE
+        return "PRED_WRONG", NO_JUDGE
     if sample.exact:
-        return EXACT_LABEL
+        return "PRED_WRONG", EXACT_LABEL
+    why = not_language(sample.label.primary())
+    if why is not None:
+        return "BOTH_WRONG", (f"the label is a reply that is not language ({why}): the sample leaves training "
+                              "(no judge asked)")
+    why = not_language(prediction_label(probe))
+    if why is not None:
+        return "PRED_WRONG", (f"the prediction is a reply that is not language ({why}), so it cannot be the label "
+                              "(no judge asked)")
     return None
+
+
+def kept_decision(person: Verdict, round: int) -> Verdict:
+    """A person's decision on this label version in an earlier round, as this round's verdict."""
+    kind = person.human_override or person.verdict
+    return Verdict(sample_id=person.sample_id, round=round, verdict=kind, judge_model="", basis="person",
+                   label_version=person.label_version,
+                   rationale=f"a person decided {kind} on this label (version {person.label_version}) in round "
+                   f"{person.round}: the decision is kept, no judge asked")
 
 
 def build_verify_graph(ctx: VerifyContext) -> StateGraph:
@@ -95,12 +127,19 @@ def build_verify_graph(ctx: VerifyContext) -> StateGraph:
         if not todo:
             return {"judged": 0}
         samples = await asyncio.to_thread(lambda: {p.sample_id: store.get_sample(p.sample_id) for p in todo})
-        reasons = {p.sample_id: rule_reason(samples[p.sample_id], ctx.use_judge) for p in todo}
+        decided = await asyncio.to_thread(lambda: {
+            p.sample_id: store.person_decision(p.sample_id, samples[p.sample_id].label_version, r) for p in todo})
+        ruled = {p.sample_id: rule_decision(samples[p.sample_id], p, ctx.use_judge) for p in todo}
         with store.transaction():
             for p in todo:
-                if reasons[p.sample_id] is not None:
-                    store.upsert_verdict(rule_verdict(p.sample_id, r, reasons[p.sample_id]))
-        to_judge = [p for p in todo if reasons[p.sample_id] is None]
+                version = samples[p.sample_id].label_version
+                if decided[p.sample_id] is not None:
+                    store.upsert_verdict(kept_decision(decided[p.sample_id], r))
+                elif ruled[p.sample_id] is not None:
+                    kind, why = ruled[p.sample_id]
+                    store.upsert_verdict(rule_verdict(p.sample_id, r, why, kind).model_copy(
+                        update={"label_version": version}))
+        to_judge = [p for p in todo if decided[p.sample_id] is None and ruled[p.sample_id] is None]
         if not to_judge:
             return {"judged": len(todo)}  # no judge needed: a managed judge server is not started
         endpoint = ctx.judge_endpoint()
@@ -122,6 +161,7 @@ def build_verify_graph(ctx: VerifyContext) -> StateGraph:
                     temperature=loop.judge_temperature, max_attempts=loop.judge_attempts,
                     judge_model=endpoint.model,
                 )  # fmt: skip
+            verdict = verdict.model_copy(update={"label_version": sample.label_version})
             await asyncio.to_thread(record, sample, verdict, results)
             if verdict.basis == "no_answer":
                 ctx.log(f"round {r}: sample {sample.id}: {verdict.rationale}")
@@ -141,17 +181,27 @@ def build_verify_graph(ctx: VerifyContext) -> StateGraph:
         r = state["round"]
         probes = {p.sample_id: p for p in store.probes(r, "failed")}
         applied: Counter = Counter()
+
+        def usable(v: Verdict, kind: str, answer: Label | None) -> bool:
+            why = not_language(answer)
+            if why is not None:  # (only a person's override gets here: the rule gave PRED_WRONG)
+                store.log_event("warning", "verify", f"round {r}: sample {v.sample_id}: {kind} not applied: the "
+                                f"prediction is a reply that is not language ({why}); the label is kept")
+            return why is None
+
         with store.transaction():
             for v in store.verdicts(r):
                 kind = v.human_override or v.verdict
                 applied[kind] += 1
                 if kind == "LABEL_WRONG":
                     label = v.corrected_label or (prediction_label(probes[v.sample_id]) if v.sample_id in probes else None)
-                    if label is not None and not store.has_label_change(v.sample_id, correction_reason(r)):
+                    if (label is not None and not store.has_label_change(v.sample_id, correction_reason(r))
+                            and usable(v, kind, label)):
                         store.set_sample_label(v.sample_id, label, reason=correction_reason(r))
                 elif kind == "BOTH_OK":
                     answer = prediction_label(probes[v.sample_id]) if v.sample_id in probes else None
-                    if answer is not None and not store.has_label_change(v.sample_id, alternative_reason(r)):
+                    if (answer is not None and not store.has_label_change(v.sample_id, alternative_reason(r))
+                            and usable(v, kind, answer)):
                         label = store.get_sample(v.sample_id).label
                         accepted = label.with_alternative(answer)
                         if accepted != label:

@@ -2,13 +2,18 @@
 
 A dialogue passes when every call parses back from the policy's call format, names a tool the
 dialogue offers, and has arguments valid for its schema; every tool result is JSON; and the
-scenario of its plan actually happened (e.g. an irrelevant request got no call). Each failure is a
-short reason; reasons are stable strings so that rejections can be counted by kind.
+scenario of its plan actually happened (e.g. an irrelevant request got no call); and every reply
+without a call is language (`language_problem`), not a code-like string a small model may emit.
+Each failure is a short reason; reasons are stable strings so that rejections can be counted by
+kind (a reply that is not language says which turn and why after `NOT_LANGUAGE`).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,6 +64,77 @@ def result_is_error(message: Message) -> bool:
     return isinstance(value, dict) and set(value) == {"error"}
 
 
+NOT_LANGUAGE = "a reply without a call is not language"  # how the reason of such a reply starts
+LONGEST_WORD = 30  # letters of one cased word: longer runs are not words (dictionary words stay under it)
+
+
+def _caseless_letter(ch: str) -> bool:
+    return ch.isalpha() and ch.lower() == ch.upper()
+
+
+def _code_like(token: str) -> bool:
+    """A token shaped like a code, not a word: letters mixed with digits ("o3S7JQW", "4pm"), more
+    than one change from lower to upper case inside it ("zZJLEzbNqZJ"; "iPhone" has one), or a
+    run of cased letters longer than LONGEST_WORD (scripts without case need no spaces: their runs
+    are sentences)."""
+    if any(ch.isalpha() for ch in token) and any(ch.isdigit() for ch in token):
+        return True
+    flips = sum(1 for a, b in zip(token, token[1:]) if a.islower() and b.isupper())
+    runs = re.findall(r"[^\W\d_]+", token)
+    return flips > 1 or any(len(run) > LONGEST_WORD and not _caseless_letter(run[0]) for run in runs)
+
+
+def _strip_marks(token: str) -> str:
+    """The token without punctuation and symbols at its ends ("city?" -> "city", "$20" -> "20")."""
+    start, end = 0, len(token)
+    while start < end and unicodedata.category(token[start])[0] in "PS":
+        start += 1
+    while end > start and unicodedata.category(token[end - 1])[0] in "PS":
+        end -= 1
+    return token[start:end]
+
+
+def _tokens(text: str) -> list[str]:
+    """The text split at spaces, punctuation and symbols at the ends of each piece removed. Scripts
+    without case (Chinese, Japanese, Thai, ...) put no spaces between words, so each run of their
+    letters is a token of its own, and so is what lies between those runs ("名为DevelopmentEnv的")."""
+    out = []
+    for chunk in text.split():
+        for _, group in itertools.groupby(chunk, key=_caseless_letter):
+            token = _strip_marks("".join(group))
+            if token:
+                out.append(token)
+    return out
+
+
+def language_problem(text: str | None) -> str | None:
+    """Why a reply without a call is not language; None when it is.
+
+    The rule: a reply is language when it has letters (in any script) and at most half of its
+    tokens (`_tokens`) are code-like (`_code_like`: letters mixed with digits, random case, or a
+    run of letters too long for a word). So "Sure.", "Which city?", "Quelle ville ?" and "哪个城市？"
+    are kept, as is "Your booking is f0-o3S7JQW." (one code among words); "f0-o3S7JQW-zZJL8EzbNqZJ-…",
+    an empty reply and one of punctuation or digits only are not.
+    """
+    text = text or ""
+    if not text.strip():
+        return "the reply is empty"
+    if not any(ch.isalpha() for ch in text):
+        return "the reply has no letters"
+    tokens = _tokens(text)
+    codes = [t for t in tokens if _code_like(t)]
+    if 2 * len(codes) > len(tokens):
+        example = codes[0] if len(codes[0]) <= 40 else codes[0][:39] + "…"
+        return f"{len(codes)} of its {len(tokens)} tokens are code-like, not words (e.g. {example!r})"
+    return None
+
+
+def not_language_reason(idx: int, text: str | None) -> str | None:
+    """The drop reason of a dialogue whose reply at message `idx` is not language (None when it is)."""
+    why = language_problem(text)
+    return None if why is None else f"{NOT_LANGUAGE} (m{idx}): {why.replace('|', '/')}"
+
+
 def verify(plan: Plan, tools: Sequence[ToolSpec], rows: Sequence[dict[str, Any]]) -> list[str]:
     """Why the dialogue is not usable; empty when it is verified."""
     by_name = {t.name: t for t in tools}
@@ -67,6 +143,10 @@ def verify(plan: Plan, tools: Sequence[ToolSpec], rows: Sequence[dict[str, Any]]
     for t in turns:
         calls = t.message.tool_calls
         if not calls:
+            # Every reply, not only the ones that become labels: a later sample's context holds it too.
+            junk = None if t.masked else not_language_reason(t.idx, t.message.content)
+            if junk is not None:
+                reasons.append(junk)
             continue
         parsed = parse_calls(format_calls(calls, CALL_STYLE))
         if parsed.status != "calls" or not calls_match(parsed.calls, calls):

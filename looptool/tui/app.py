@@ -13,6 +13,7 @@ busy, say) is logged and retried on the next poll, never shown as an error.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
 from functools import partial
@@ -23,8 +24,8 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
-from looptool.config import DB_FILE, WorkspaceConfig, load_config
-from looptool.store import Store
+from looptool.config import DB_FILE, ConfigError, WorkspaceConfig, load_config
+from looptool.store import Store, StoreError
 from looptool.tui.loop_process import LoopProcess
 from looptool.tui.screens.config import ConfigScreen
 from looptool.tui.screens.dashboard import DashboardScreen
@@ -124,6 +125,32 @@ class LoopToolApp(App):
     def action_start_loop(self) -> None:
         if self.loop_process.running:
             self.notify("the loop is already running", severity="warning")
+            return
+        self._start_unless_done()
+
+    @work(thread=True, group="loop-start", exit_on_error=False)
+    def _start_unless_done(self) -> None:
+        """Start the loop, unless it has done the rounds it is configured for: then say so, and how
+        to add rounds (`looptool loop` would only end at once)."""
+        why = None
+        try:
+            config = load_config(self.workspace)  # read again: the file may have been edited to add rounds
+            with self.open_store() as store:
+                done = max((r.n for r in store.rounds() if r.status == "done"), default=0)
+            if done and done >= config.loop.rounds:
+                why = (f"nothing to run: the loop has done {done} rounds and [loop] rounds is "
+                       f"{config.loop.rounds}. To add rounds, set rounds = {done + 1} (or more) under [loop] in "
+                       f"looptool.toml and press s again, or run 'looptool loop --rounds {done + 1} -w "
+                       f"{self.workspace}'")
+        except (ConfigError, sqlite3.Error, StoreError) as exc:
+            self.note_read_error(exc)  # the loop itself says what is wrong, in its log
+        self.call_from_thread(self._start_now, why)
+
+    def _start_now(self, why: str | None) -> None:
+        if why is not None:
+            self.notify(why, severity="warning", timeout=15, markup=False)
+            return
+        if self.loop_process.running:  # (s pressed twice)
             return
         try:
             pid = self.loop_process.start()

@@ -13,9 +13,11 @@ from looptool.calls import format_calls
 from looptool.config import WorkspaceConfig
 from looptool.schema import Label, Round, ToolCall, Verdict
 
-WAITING_FOR_REVIEW = "waiting for review: 4"  # the status shown while the review gate waits (4: its key)
+WAITING_FOR_REVIEW = "waiting for review"  # the status shown while the review gate waits
+STOPPED = "stopped"  # the status shown for a round whose row says running while no loop runs
+WARM_START = "warm start (SFT)"  # the train stage while round 1's SFT warm start runs, before GRPO
 # How each stage's progress is counted: the rows it writes, against the rows it will have written.
-STAGE_UNITS = {"train": "steps", "probe": "probes", "verify": "verdicts", "expand": "attempts",
+STAGE_UNITS = {"train": "steps", WARM_START: "steps", "probe": "probes", "verify": "verdicts", "expand": "attempts",
                "evaluate": "entries"}
 
 
@@ -34,13 +36,26 @@ class StageProgress:
     @property
     def label(self) -> str:
         head = f"round {self.round} · {self.stage}"
-        if self.done is None or self.status not in ("running", WAITING_FOR_REVIEW):
+        if self.status == WAITING_FOR_REVIEW:  # nothing runs: what to do, not a count
+            return f"{head} · waiting for review: press 4 to review {self.done or 0} verdicts"
+        if self.status == "paused":
+            return f"{head} (paused after it as asked: s goes on from the next stage)"
+        if self.status == STOPPED:
+            return f"{head} (stopped: no loop runs; s starts it again from this stage)"
+        if self.done is None or self.status != "running":
             return head if self.status in ("running", self.stage) else f"{head} ({self.status})"
         count = f"{self.done}/{self.total}" if self.total is not None else str(self.done)
-        if self.status != "running":
-            return f"{head} · {count} {self.unit} ({self.status})"
         rate = f" · {self.per_minute:.1f} {self.unit}/min" if self.per_minute is not None else ""
         return f"{head} · {count} {self.unit}{rate}"
+
+
+def warm_start_running(info: Round, activity: dict[str, int], warm_start: bool) -> bool:
+    """Whether the round's train stage is in its SFT warm start: the round running, no GRPO step yet,
+    no finished SFT (its summary lands in the metrics), and either SFT steps logged or a warm start
+    due (`warm_start`: round 1 of a policy that wants one, `training.sft.warm_start_wanted`)."""
+    if info.status != "running" or info.stage != "train" or activity.get("train_steps", 0) or "sft" in info.metrics:
+        return False
+    return bool(activity.get("sft_steps", 0)) or warm_start
 
 
 def current_round(rounds: Sequence[Round]) -> Round | None:
@@ -65,13 +80,16 @@ def expected_eval_entries(config: WorkspaceConfig, heldout_samples: int) -> int:
 
 
 def stage_progress(info: Round, activity: dict[str, int], config: WorkspaceConfig, now: datetime,
-                   expected_eval: int | None = None) -> StageProgress:
+                   expected_eval: int | None = None, warm_start: bool = False) -> StageProgress:
     """How far the round's current stage is, from the rows it has written (see STAGE_UNITS), and
-    its rate since the stage started (`metrics["stage_started"]`)."""
+    its rate since the stage started (`metrics["stage_started"]`). The train stage of a round in
+    its SFT warm start (`warm_start_running`) counts the warm start's steps, as WARM_START."""
     stage = info.stage or "-"
     done: int | None = None
     total: int | None = None
-    if stage == "train":
+    if warm_start_running(info, activity, warm_start):
+        stage, done, total = WARM_START, activity.get("sft_steps", 0), config.train.sft_max_steps
+    elif stage == "train":
         done = activity.get("train_steps", 0)
         grpo = info.metrics.get("grpo") if isinstance(info.metrics.get("grpo"), dict) else {}
         total = config.loop.grpo_steps or grpo.get("max_steps") or grpo.get("steps")

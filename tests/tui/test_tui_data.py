@@ -28,6 +28,9 @@ def test_sample_page_filters_counts_and_pages(built_workspace):
         assert store.sample_page(tool="get_weather")[1] == 6
         assert store.sample_page(search="OSLO")[1] == 1  # case-insensitive
         assert store.sample_page(search="no such text")[1] == 0
+        assert store.sample_page(split="heldout")[1] == 2 and store.sample_page(split="train")[1] == 12
+        assert store.sample_page(search="expanded")[1] == 1  # the origin
+        assert store.sample_page(search="missing_arg")[1] == 1  # the scenario
         (oslo,), _ = store.sample_page(search="Oslo?")
         assert oslo["id"] == ids["oslo"] and oslo["category"] == "mastered" and oslo["dialogue_id"] == "d_weather"
         (parent,), _ = store.sample_page(verdict="PRED_WRONG", probe_round=1, search="Paris")
@@ -45,8 +48,8 @@ def test_round_activity_and_stage_progress(built_workspace):
         activity = store.round_activity(2)
         marks = store.activity_marks()
         assert store.activity_marks() == marks  # nothing changed, same fingerprint
-    assert activity == {"train_steps": 3, "probes": 5, "failed": 3, "verdicts": 3, "errors": 2, "expansions": 0,
-                        "eval_results": 0}
+    assert activity == {"train_steps": 3, "sft_steps": 0, "probes": 5, "failed": 3, "verdicts": 3, "errors": 2,
+                        "expansions": 0, "eval_results": 0}
     now = current_round(rounds)
     assert now.n == 2
     progress = stage_progress(now, activity, config, NOW)
@@ -61,6 +64,36 @@ def test_round_activity_and_stage_progress(built_workspace):
     assert finished.per_minute is None and finished.label == "round 1 · done"  # no rate, "done" said once
     failed = stage_progress(rounds[0].model_copy(update={"status": "failed", "stage": "probe"}), {}, config, NOW)
     assert failed.label == "round 1 · probe (failed)"
+
+
+def test_the_warm_start_counts_its_own_steps(built_workspace):
+    config = load_config(built_workspace[0])
+    sft = config.train.sft_max_steps
+    training = Round(n=1, status="running", stage="train", metrics={"stage_started": "2026-01-02T03:40:00.000+00:00"})
+    warm = stage_progress(training, {"sft_steps": 12, "train_steps": 0}, config, NOW, warm_start=True)
+    assert (warm.stage, warm.done, warm.total) == ("warm start (SFT)", 12, sft)
+    assert warm.label == f"round 1 · warm start (SFT) · 12/{sft} steps · 0.6 steps/min"  # 12 in 20 minutes
+    # Due but no step logged yet (the model loads); or steps logged with no warm start due (train sft by hand).
+    assert stage_progress(training, {}, config, NOW, warm_start=True).label.startswith(
+        f"round 1 · warm start (SFT) · 0/{sft} steps")
+    assert stage_progress(training, {"sft_steps": 3}, config, NOW).stage == "warm start (SFT)"
+    # Not once GRPO has begun, or the warm start's summary is recorded, or with none due.
+    assert stage_progress(training, {"sft_steps": 12, "train_steps": 1}, config, NOW, warm_start=True).stage == "train"
+    done = training.model_copy(update={"metrics": {"sft": {"steps": 12}}})
+    assert stage_progress(done, {"sft_steps": 12}, config, NOW, warm_start=True).stage == "train"
+    assert stage_progress(training, {}, config, NOW).stage == "train"
+
+
+def test_labels_of_a_round_that_waits_is_paused_or_stopped():
+    from dataclasses import replace
+
+    from looptool.tui.data import STOPPED, WAITING_FOR_REVIEW, StageProgress
+
+    verify = StageProgress(2, "verify", "running", 7, 7, 1.0, "verdicts")
+    assert replace(verify, status=WAITING_FOR_REVIEW).label == \
+        "round 2 · verify · waiting for review: press 4 to review 7 verdicts"
+    assert replace(verify, status="paused").label.startswith("round 2 · verify (paused after it as asked")
+    assert replace(verify, status=STOPPED).label.startswith("round 2 · verify (stopped: no loop runs")
 
 
 def test_the_widest_round_row_fits_120_columns():

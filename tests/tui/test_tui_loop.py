@@ -37,7 +37,7 @@ async def test_start_pause_and_stop_a_loop_process(tui_ws):
         await pilot.press("p")
         assert not pause_requested(tui_ws)  # no loop runs: nothing to pause
         await pilot.press("s")
-        assert app.loop_process.running
+        await wait_for(pilot, lambda: app.loop_process.running)
         await wait_for(pilot, lambda: rounds.stage_of(3) is not None, timeout=10)
         await wait_for(pilot, lambda: "round 3:" in "".join(line.text for line in app.screen.query_one(EventLog).lines))
         await pilot.press("p")
@@ -60,8 +60,8 @@ async def test_a_loop_started_elsewhere_is_shown_and_not_started_again(tui_ws):
             status = app.screen.query_one(LoopStatus)
             await wait_for(pilot, lambda: f"started elsewhere (pid {holder.pid})" in str(status.render()))
             await pilot.press("s")
+            await wait_for(pilot, lambda: any("started elsewhere" in n.message for n in app._notifications))
             assert not app.loop_process.running
-            assert any("started elsewhere" in n.message for n in app._notifications)
             await pilot.press("p")
             assert pause_requested(tui_ws)  # a pause reaches any loop on the workspace
 

@@ -39,6 +39,21 @@ async def test_filter_by_origin_and_by_search(tui_ws):
         assert "1 matching" in counts_text(app)
 
 
+async def test_filter_by_split_and_search_origin_and_scenario(tui_ws):
+    app = make_app(tui_ws)
+    async with app.run_test(size=(120, 40)) as pilot:
+        table = await open_samples(pilot)
+        app.screen.query_one("#f-split", Select).value = "heldout"
+        await wait_for(pilot, lambda: table.row_count == 2)  # the two held-out weather samples
+        assert "2 matching of 14" in counts_text(app)
+        app.screen.query_one("#f-split", Select).value = "train"
+        await wait_for(pilot, lambda: table.row_count == 12)
+        await pilot.press("slash", *"corrected")  # an origin: in no message or label
+        await wait_for(pilot, lambda: table.row_count == 1)
+        app.screen.query_one("#f-search").value = "parallel"  # a scenario
+        await wait_for(pilot, lambda: table.row_count == 2)
+
+
 async def test_filter_by_probe_category_verdict_and_tool(tui_ws):
     app = make_app(tui_ws)
     async with app.run_test(size=(120, 40)) as pilot:

@@ -236,6 +236,25 @@ def test_invalid_expansions_are_recorded_with_their_trace(ws, fake_openai):
     assert calls[-1]["error"] == attempt["detail"] and calls[0]["raw"] == json.dumps(bad)
 
 
+def test_an_expansion_whose_reply_is_not_language_is_invalid_and_not_checked(ws, fake_openai):
+    junk = {"user": "Any idea what the weather will be?", "reply": "f0-o3S7JQW-zZJL8EzbNqZJ"}
+    calls = judging()
+
+    def respond(path: str, body: dict):
+        if schema_name(body) == "expander" and "reply" in body["response_format"]["json_schema"]["schema"]["required"]:
+            return 200, chat_reply(json.dumps(junk))  # ERROR_TEXT's slots: a reply, and a junk one
+        return calls(path, body)
+
+    fake_openai.responder = respond
+    counts = _expand(ws, fake_openai)
+    assert counts == {"invalid": 4, "kept": (SEEDS - 1) * 4}
+    with Store.open(ws / DB_FILE) as store:
+        attempts = store.expansions_of(ERROR_TEXT.id)
+        checks = [c for c in store.agent_calls(round=1) if c["sample_id"] == ERROR_TEXT.id and c["agent"] == "judge"]
+    assert {a["status"] for a in attempts} == {"invalid"} and checks == []  # no judge asked about them
+    assert all("a reply of the new sample is not language" in a["detail"] for a in attempts)
+
+
 def test_a_killed_expansion_run_resumes_slot_by_slot(ws, fake_openai):
     config_responder = judging()
     n = {"requests": 0}

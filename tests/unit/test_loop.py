@@ -141,7 +141,10 @@ def test_a_pause_stops_after_the_node_and_the_next_run_goes_on(tmp_path, runner,
             assert outcome.stopped and outcome.stopped_after == "train"
             assert not outcome.finished and not outcome.paused and not pause_requested(ws)
             with Store.open(ws / DB_FILE) as store:
-                assert store.get_round(1).stage == "train" and store.probes(1) == []  # probe did not start
+                info = store.get_round(1)
+                assert info.stage == "train" and store.probes(1) == []  # probe did not start
+                assert info.status == "paused" and "stage_started" not in info.metrics  # the row says so
+                assert "train" in info.metrics["stage_seconds"]  # the finished stage's time is counted
                 assert "paused after train as asked" in [e["message"] for e in store.events()]
         else:
             request_pause(ws)  # left over from before the run: void

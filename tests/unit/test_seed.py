@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 
 from looptool.cli import app
 from looptool.config import SCENARIOS, ConfigError, SeedConfig, WorkspaceConfig, load_config
-from looptool.graphs.seed import JUDGE_REJECTED, judge_rejection
+from looptool.graphs.seed import JUDGE_REJECTED, judge_rejection, reason_kind
 from looptool.schema import Message, ToolCall, ToolSpec
 from looptool.seed.runner import resolve_judge_check, run_seed
 from looptool.seed.samples import turn_samples
@@ -41,7 +41,7 @@ from looptool.seed.scenarios import (
     scenario_sequence,
     tool_split,
 )
-from looptool.seed.verify import verify
+from looptool.seed.verify import NOT_LANGUAGE, language_problem, verify
 from looptool.serving.server import ServingError
 from looptool.store import Store
 from looptool.tools_sim.validate import argument_errors
@@ -480,6 +480,11 @@ VERIFY_CASES = {
                                        ["chit-chat: answered with a call, or not at all"]),
     "plan not finished": (CHAT_LAST, [user(), calls(W), result("get_weather"), text()],
                           ["chit-chat: answered with a call, or not at all", "the plan was not finished (turn budget)"]),
+    "a reply that is not language": (IRRELEVANT, [user(), text("f0-o3S7JQW-zZJL8EzbNqZJ-…")],
+                                     [f"{NOT_LANGUAGE} (m1): 1 of its 1 tokens are code-like, not words "
+                                      "(e.g. 'f0-o3S7JQW-zZJL8EzbNqZJ')"]),
+    "a final reply that is not language": (SINGLE, [user(), calls(W), result("get_weather"), text("  ")],
+                                           [f"{NOT_LANGUAGE} (m3): the reply is empty"]),
 }  # fmt: skip
 
 
@@ -488,6 +493,33 @@ def test_verify(case):
     the_plan, messages, reasons = VERIFY_CASES[case]
     tools = [SPECS[name] for name in the_plan.tools]
     assert verify(the_plan, tools, rows(*messages)) == reasons
+
+
+JUNK_REPLIES = ["f0-o3S7JQW-zZJL8EzbNqZJ-…", "f0 o3S7JQW zZJL8EzbNqZJ", "zZJLEzbNqZJqWx", "", "   ", "...", "42",
+                "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "x9 and q7R0"]
+LANGUAGE_REPLIES = ["Sure.", "Which city?", "No.", "ok", "For how many people?", "It is 3 degrees and snowing in Oslo.",
+                    "Your booking is f0-o3S7JQW.", "Booked for 19:30, $20 deposit, ref ABX-2291-QQ.", "iPhone",
+                    "Quelle ville ?", "Für wie viele Personen?", "Какой город?", "哪个城市？", "明天下午3点在北京见",
+                    "我可以创建一个名为DevelopmentEnv的workspace吗？", "こんにちは、どの都市ですか？", "مرحبا، أي مدينة؟",
+                    "ขอบคุณครับ", "OK 👍", "See https://example.com/menu for the menu."]
+
+
+@pytest.mark.parametrize("reply", JUNK_REPLIES)
+def test_a_reply_that_is_not_language_is_rejected_by_rule(reply):
+    assert language_problem(reply) is not None
+
+
+@pytest.mark.parametrize("reply", LANGUAGE_REPLIES)
+def test_short_and_non_english_replies_are_language(reply):
+    assert language_problem(reply) is None
+
+
+def test_a_reply_that_is_not_language_is_counted_by_kind():
+    reason = verify(IRRELEVANT, [SPECS["get_weather"]], rows(user(), text("o3S7JQW")))[0]
+    assert reason.startswith(NOT_LANGUAGE) and reason_kind(reason) == NOT_LANGUAGE
+    # a masked turn yields no sample and no context: it is not checked
+    assert verify(SINGLE, [SPECS["get_weather"]], rows(user(), calls(W), result("get_weather"), text("o3S7JQW"),
+                                                      masked=(3,))) == []
 
 
 def test_verify_rejects_a_dialogue_whose_every_assistant_turn_is_masked():

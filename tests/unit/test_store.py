@@ -144,7 +144,7 @@ def test_version_1_file_is_migrated_and_keeps_its_rows(db_path):
     con.commit()
     con.close()
     with Store(db_path) as s:
-        assert s.schema_version() == SCHEMA_VERSION == 6
+        assert s.schema_version() == SCHEMA_VERSION == 7
         sample = s.get_sample("s_1")
         assert (sample.split, sample.scenario) == ("train", None)
         assert "masked" in s.db["messages"].columns_dict
@@ -354,7 +354,9 @@ def test_verdicts(st):
     st.upsert_verdict(va.model_copy(update={"rationale": "r2"}))
     st.upsert_verdict(vb)
     got = {v.sample_id: v for v in st.verdicts(1)}
-    assert got[a.id] == va.model_copy(update={"rationale": "r2"}) and got[b.id] == vb
+    # A verdict is about the label the sample has when it is stored (version 1 here).
+    assert got[a.id] == va.model_copy(update={"rationale": "r2", "label_version": 1})
+    assert got[b.id] == vb.model_copy(update={"label_version": 1})
     assert st.db["verdicts"].get((a.id, 1))["created_at"] == created
     assert st.verdict_counts(1) == {"LABEL_WRONG": 1, "PRED_WRONG": 1}
     st.set_human_override(b.id, 1, "LABEL_WRONG")
@@ -362,8 +364,55 @@ def test_verdicts(st):
     assert {v.sample_id: v for v in st.verdicts(1)}[b.id].human_override == "LABEL_WRONG"
     st.set_human_override(b.id, 1, None)
     assert st.verdict_counts(1) == {"LABEL_WRONG": 1, "PRED_WRONG": 1}
-    with pytest.raises(KeyError):
+    with pytest.raises(StoreError, match=f"round 7 has no verdict on sample {b.id}"):
         st.set_human_override(b.id, 7, "BOTH_OK")
+
+
+def test_a_batch_of_overrides_is_all_or_nothing(st):
+    a, b = make_sample("a"), make_sample("b")
+    st.upsert_samples([a, b])
+    for s in (a, b):
+        st.upsert_verdict(Verdict(sample_id=s.id, round=1, verdict="PRED_WRONG"))
+    with pytest.raises(StoreError, match="unknown verdict 'PRED_WRNG'"):
+        st.set_human_overrides(1, {a.id: "BOTH_OK", b.id: "PRED_WRNG"})
+    with pytest.raises(StoreError, match="round 1 has no verdict on sample s_nope"):
+        st.set_human_overrides(1, {a.id: "BOTH_OK", "s_nope": "BOTH_OK"})
+    assert [v.human_override for v in st.verdicts(1)] == [None, None]  # the good one was not written either
+    st.set_human_overrides(1, {a.id: "BOTH_OK", b.id: "LABEL_WRONG"})
+    assert {v.sample_id: v.human_override for v in st.verdicts(1)} == {a.id: "BOTH_OK", b.id: "LABEL_WRONG"}
+
+
+def test_a_persons_decision_is_found_for_its_label_version_only(st):
+    a = make_sample("a")
+    st.upsert_sample(a)
+    st.upsert_verdict(Verdict(sample_id=a.id, round=1, verdict="LABEL_WRONG"))
+    assert st.person_decision(a.id, 1, 2) is None  # the judge's verdict is no person's decision
+    st.set_human_override(a.id, 1, "PRED_WRONG")
+    found = st.person_decision(a.id, 1, 2)
+    assert (found.round, found.human_override, found.label_version) == (1, "PRED_WRONG", 1)
+    assert st.person_decision(a.id, 1, 1) is None  # only earlier rounds count
+    st.set_sample_label(a.id, Label(text="Which city?"), reason="round 2: LABEL_WRONG")
+    assert st.person_decision(a.id, 2, 3) is None  # a new label: nobody decided on it
+
+
+def test_version_6_verdicts_get_the_label_version_they_judged(db_path):
+    with Store.create(db_path) as s:
+        a, b = make_sample("a"), make_sample("b")
+        s.upsert_samples([a, b])
+        for n in (1, 2, 3):
+            s.upsert_verdict(Verdict(sample_id=a.id, round=n, verdict="LABEL_WRONG"))
+        s.upsert_verdict(Verdict(sample_id=b.id, round=2, verdict="PRED_WRONG"))
+        s.set_sample_label(a.id, Label(text="v2"), reason="round 1: LABEL_WRONG")  # v1 -> v2 in round 1
+        s.set_sample_label(a.id, Label(text="v3"), reason="round 2: BOTH_OK")  # v2 -> v3 in round 2
+    con = raw(db_path)  # back to version 6: no label_version column
+    con.execute("ALTER TABLE verdicts DROP COLUMN label_version")
+    con.execute("UPDATE meta SET value = '6' WHERE key = 'schema_version'")
+    con.commit()
+    con.close()
+    with Store(db_path) as s:
+        assert s.schema_version() == 7
+        assert [v.label_version for v in s.verdicts_for_sample(a.id)] == [1, 2, 3]
+        assert [v.label_version for v in s.verdicts_for_sample(b.id)] == [1]
 
 
 def test_rounds(st):

@@ -25,7 +25,9 @@ from textual.worker import Worker
 
 from looptool.schema import Round
 from looptool.store import StoreError
-from looptool.tui.data import WAITING_FOR_REVIEW, accuracy_series, current_round, expected_eval_entries, reward_series, stage_progress
+from looptool.tui.data import (STOPPED, WAITING_FOR_REVIEW, accuracy_series, current_round, expected_eval_entries,
+                               reward_series, stage_progress)
+from looptool.tui.loop_process import ProcessState
 from looptool.tui.widgets.accuracy_plot import AccuracyPlot
 from looptool.tui.widgets.event_log import EventLog
 from looptool.tui.widgets.loop_status import LoopStatus
@@ -46,6 +48,7 @@ class DashboardData:
     activity: dict[str, int] = field(default_factory=dict)
     expected_eval: int | None = None
     review_round: int | None = None
+    warm_start: bool = False  # the current round is one that starts with the SFT warm start
 
 
 class DashboardScreen(Screen):
@@ -83,10 +86,11 @@ class DashboardScreen(Screen):
         self.tick(force=True)
 
     def tick(self, force: bool = False) -> None:
-        """Start a poll unless one is still reading; redraw what depends on the clock."""
-        self._show_status()
+        """Start a poll unless one is still reading; redraw what depends on the clock and on the
+        loop process."""
+        process = self._show_status()
         if self.data is not None:
-            self._show_progress(self.data)
+            self._show_progress(self.data, process)
         if self._poll is not None and self._poll.is_running:
             return
         self._poll = self.poll(force or self.data is None)
@@ -114,6 +118,11 @@ class DashboardScreen(Screen):
         except (sqlite3.Error, StoreError) as exc:
             app.note_read_error(exc)  # the last data stays; the next tick reads again
             return
+        warm_start = False
+        if now is not None and now.n == 1:
+            from looptool.training.sft import warm_start_wanted
+
+            warm_start = warm_start_wanted(app.config)
         expected = None
         if now is not None and now.stage == "evaluate":
             try:
@@ -121,7 +130,7 @@ class DashboardScreen(Screen):
             except Exception:  # noqa: BLE001 - a progress total is a nicety; unknown is shown as such
                 expected = None
         self.post_message(self.Loaded(DashboardData(marks, rounds, verdicts, events, steps, activity, expected,
-                                                    review_round)))
+                                                    review_round, warm_start)))
 
     def on_dashboard_screen_loaded(self, message: Loaded) -> None:
         data = message.data
@@ -130,20 +139,32 @@ class DashboardScreen(Screen):
             self._events_after = data.events[-1]["id"]
         self.app.review_round = data.review_round
         self.query_one(RoundsTable).show(data.rounds, data.verdicts)
-        self._show_progress(data)
         self.query_one(RewardPlot).show(*reward_series(data.steps))
         self.query_one(AccuracyPlot).show(accuracy_series(data.rounds))
         self.query_one(EventLog).add_events(data.events)
-        self._show_status()
+        self._show_progress(data, self._show_status())
 
-    def _show_progress(self, data: DashboardData) -> None:
+    def _review_verdicts(self) -> int | None:
+        """How many verdicts the round at the review gate has (None: no round waits)."""
+        waiting = self.app.review_round
+        if waiting is None or self.data is None:
+            return None
+        return sum(self.data.verdicts.get(waiting, {}).values())
+
+    def _show_progress(self, data: DashboardData, process: ProcessState) -> None:
         now = current_round(data.rounds)
         progress = None if now is None else stage_progress(now, data.activity, self.app.config, self.app.clock(),
-                                                           data.expected_eval)
+                                                           data.expected_eval, data.warm_start)
         if progress is not None and now.n == self.app.review_round:
-            # Nothing runs while the gate waits: no bar, no rate.
-            progress = replace(progress, status=WAITING_FOR_REVIEW)
+            # Nothing runs while the gate waits: no bar, no rate; the count is what there is to review.
+            progress = replace(progress, status=WAITING_FOR_REVIEW, done=self._review_verdicts())
+        elif progress is not None and progress.status == "running" and not process.running \
+                and process.elsewhere_pid is None:
+            # The row says running, but no loop runs (it was killed): nothing moves until s.
+            progress = replace(progress, status=STOPPED)
         self.query_one(StageProgressBar).show(progress)
 
-    def _show_status(self) -> None:
-        self.query_one(LoopStatus).show(self.app.config.name, self.app.loop_process.state(), self.app.review_round)
+    def _show_status(self) -> ProcessState:
+        process = self.app.loop_process.state()
+        self.query_one(LoopStatus).show(self.app.config.name, process, self.app.review_round, self._review_verdicts())
+        return process

@@ -6,6 +6,9 @@ Whether the loop waits at the gate is read from LangGraph's checkpoint (`graphs.
 not from the round rows: see there why the rows cannot tell. When it does not wait, the latest
 round's verdicts are still shown and a decision is still recorded, as `looptool review` does: it
 counts when the round's verdicts are applied, if they have not been yet.
+
+Like the dashboard, the screen polls (`Store.activity_marks`) and reads the verdicts again when
+anything changed, so an override made with `looptool review` shows here too.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
+from looptool.review import how_reached
 from looptool.store import StoreError
 from looptool.tui.data import calls_text, effective_verdict, other_answer, short
 from looptool.tui.widgets.label_diff import LabelDiff
@@ -33,6 +37,7 @@ class ReviewData:
     round: int | None
     waiting: bool
     rows: list[dict[str, Any]] = field(default_factory=list)
+    marks: tuple[Any, ...] = ()  # the database's activity marks when it was read
 
 
 class ReviewScreen(Screen):
@@ -66,10 +71,35 @@ class ReviewScreen(Screen):
     def on_mount(self) -> None:
         self.sub_title = "review"
         self.query_one(VerdictTable).focus()
+        self.set_interval(self.app.poll_interval, self.tick)
         self.load()
 
     def on_screen_resume(self) -> None:
         if self.data is not None:
+            self.load()
+
+    def _busy(self, group: str) -> bool:
+        return any(w.group == group and w.node is self and w.is_running for w in self.workers)
+
+    def tick(self) -> None:
+        """Start a poll, unless one is still reading or the screen is not shown."""
+        if self.data is not None and self.is_current and not self._busy("review-poll"):
+            self.poll(self.data.marks)
+
+    @work(thread=True, group="review-poll", exit_on_error=False)
+    def poll(self, known: tuple[Any, ...]) -> None:
+        """Read the verdicts again when the database changed since they were read (one cheap query)."""
+        try:
+            with self.app.open_store() as store:
+                marks = store.activity_marks()
+        except (sqlite3.Error, StoreError) as exc:
+            self.app.note_read_error(exc)
+            return
+        if marks != known:
+            self.app.call_from_thread(self._reload)
+
+    def _reload(self) -> None:
+        if not self._busy("review"):  # a read under way shows the change already (and is not cut short)
             self.load()
 
     @work(thread=True, exclusive=True, group="review", exit_on_error=False)
@@ -78,6 +108,7 @@ class ReviewScreen(Screen):
         try:
             waiting_round = app.read_review_round()
             with app.open_store() as store:
+                marks = store.activity_marks()
                 with_verdicts = [r.n for r in store.rounds() if store.verdict_counts(r.n)]
                 r = waiting_round or (with_verdicts[-1] if with_verdicts else None)
                 rows = []
@@ -95,7 +126,7 @@ class ReviewScreen(Screen):
             app.note_read_error(exc)
             app.call_from_thread(self.set_timer, 1.0, self.load)
             return
-        self.post_message(self.Loaded(ReviewData(r, waiting_round is not None, rows)))
+        self.post_message(self.Loaded(ReviewData(r, waiting_round is not None, rows, marks)))
 
     def on_review_screen_loaded(self, message: Loaded) -> None:
         data = self.data = message.data
@@ -142,9 +173,7 @@ class ReviewScreen(Screen):
         diff.show(row["label"], None if probe is None else probe.prediction, None if probe is None else probe.raw)
         v = row["verdict"]
         # How the verdict was reached (the rationale says why when no judge was asked or answered).
-        who = {"rule": "by rule, no judge asked",
-               "no_answer": f"judge ({v.judge_model}) gave no valid verdict"}.get(v.basis, f"judge ({v.judge_model})")
-        text = Text.assemble((f"{who}: {v.verdict}", "bold"))
+        text = Text.assemble((f"{how_reached(v)}: {v.verdict}", "bold"))
         if v.human_override:
             text.append(f" -> your override {v.human_override}", style="bold yellow")
         text.append("\n" + short(v.rationale, 600))

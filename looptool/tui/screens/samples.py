@@ -1,4 +1,4 @@
-"""The sample browser: filters (round added, origin, probe category, verdict, scenario, tool,
+"""The sample browser: filters (round added, origin, probe category, verdict, scenario, split, tool,
 free text), the count that match, and one page of them at a time (`Store.sample_page`: the
 database filters and pages, nothing loads every sample). Enter opens a sample, t its dialogue's
 trace."""

@@ -11,7 +11,8 @@ from looptool.tui.loop_process import ProcessState
 class LoopStatus(Static):
     """The loop's state in one line, above the dashboard."""
 
-    def show(self, workspace_name: str, process: ProcessState, review_round: int | None) -> None:
+    def show(self, workspace_name: str, process: ProcessState, review_round: int | None,
+             review_verdicts: int | None = None) -> None:
         text = Text()
         text.append(f" {workspace_name} ", style="bold reverse")
         text.append("  loop: ")
@@ -28,5 +29,7 @@ class LoopStatus(Static):
         if process.pause_requested:
             text.append("  · pause requested: stops after the current stage", style="yellow")
         if review_round is not None:
-            text.append(f"  · round {review_round} waits for review (4)", style="bold yellow")
+            verdicts = "its" if review_verdicts is None else f"{review_verdicts}"
+            text.append(f"  · round {review_round} waits for review: press 4 to review {verdicts} verdicts",
+                        style="bold yellow")
         self.update(text)

@@ -1,5 +1,6 @@
-"""The filters of the sample browser: round added, origin, probe category, verdict and scenario
-(choices), a tool name and a free-text search; posts `Changed` with the filters in force."""
+"""The filters of the sample browser: round added, origin, probe category, verdict, scenario and
+split (choices), a tool name and a free-text search (which also matches origin and scenario);
+posts `Changed` with the filters in force."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from textual.widgets import Input, Select
 
 CATEGORIES = ("mastered", "boundary", "failed")
 VERDICTS = ("LABEL_WRONG", "PRED_WRONG", "BOTH_OK", "BOTH_WRONG")
+SPLITS = ("train", "heldout")
 
 
 @dataclass(frozen=True)
@@ -24,12 +26,14 @@ class SampleQuery:
     category: str | None = None
     verdict: str | None = None
     scenario: str | None = None
+    split: str | None = None
     tool: str | None = None
     search: str | None = None
 
     def as_kwargs(self) -> dict[str, Any]:
         return {"round_added": self.round_added, "origin": self.origin, "category": self.category,
-                "verdict": self.verdict, "scenario": self.scenario, "tool": self.tool, "search": self.search}
+                "verdict": self.verdict, "scenario": self.scenario, "split": self.split, "tool": self.tool,
+                "search": self.search}
 
 
 def _value(select: Select) -> Any:
@@ -52,6 +56,7 @@ class SampleFilters(Horizontal):
         yield Select([(c, c) for c in CATEGORIES], prompt="probe", id="f-category", compact=True)
         yield Select([(v, v) for v in VERDICTS], prompt="verdict", id="f-verdict", compact=True)
         yield Select([], prompt="scenario", id="f-scenario", compact=True)
+        yield Select([(v, v) for v in SPLITS], prompt="split", id="f-split", compact=True)
         yield Input(placeholder="tool name", id="f-tool", compact=True)
         yield Input(placeholder="/ search text", id="f-search", compact=True)
 
@@ -85,6 +90,7 @@ class SampleFilters(Horizontal):
             category=_value(self.query_one("#f-category", Select)),
             verdict=_value(self.query_one("#f-verdict", Select)),
             scenario=_value(self.query_one("#f-scenario", Select)),
+            split=_value(self.query_one("#f-split", Select)),
             tool=tool or None, search=search or None,
         )
 
