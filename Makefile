@@ -15,7 +15,7 @@ experiment: install  ## does the loop teach? loop vs static at equal GRPO steps 
 	$(VENV)/bin/looptool experiment -w runs/experiment$(if $(SEED),-seed$(SEED)) --seed $(or $(SEED),0)
 
 test: install  ## the whole suite: unit + integration (real vLLM on the CPU)
-	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
+	$(PY) -m pytest -q -ra --durations=25 $(PYTEST_ARGS)
 
 test-unit: install  ## the fast subset (no model; 4 pytest-xdist workers, mostly waiting on sockets)
 	$(PY) -m pytest -q -ra -m "not slow" -n 4 $(PYTEST_ARGS)
