@@ -362,10 +362,17 @@ def _joined(requests: list[str]) -> str:
     return requests[0] + "".join(f"{ALSO}{r[0].lower()}{r[1:]}" for r in requests[1:])
 
 
+def label(name: str) -> str:
+    """A parameter's name in words: "target_temp" and "targetTemp" -> "target temp"."""
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", name)
+    spaced = spaced.replace("_", " ").replace("-", " ").replace(".", " ")
+    return " ".join(spaced.lower().split()) or name
+
+
 def _missing_label(task: Task, param: str) -> Label:
     description = (task.tool.parameters["properties"][param].get("description") or "").strip().rstrip(".").strip()
     if task.from_schema:  # a user's description need not be a noun phrase ("Whether to lock it"): name the parameter
-        words = param.replace("_", " ")
+        words = label(param)
         description = f"{words} ({description})" if description and description.lower() != words else words
     return Label(text=_data()["no_call_replies"]["missing"].format(description_lower=description.lower()))
 

@@ -46,6 +46,7 @@ from looptool.seed.templated import (
     drawn_samples,
     generated_tasks,
     generic_requests,
+    label,
     split_by_tool,
     stated_sets,
 )
@@ -110,13 +111,6 @@ class Shape:
         if isinstance(value, bool):
             return "true" if value else "false"
         return str(value)
-
-
-def label(name: str) -> str:
-    """A parameter's name in words: "target_temp" and "targetTemp" -> "target temp"."""
-    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", name)
-    spaced = spaced.replace("_", " ").replace("-", " ").replace(".", " ")
-    return " ".join(spaced.lower().split()) or name
 
 
 def _words(name: str) -> list[str]:
@@ -203,7 +197,7 @@ def shape_of(schema: Any, name: str, root: dict[str, Any], depth: int = 0) -> Sh
     check = _validator({k: v for k, v in schema.items() if k not in ("$defs", "definitions")} | _defs(root))
     choices = [schema["const"]] if "const" in schema else schema.get("enum")
     if choices is not None:
-        values = tuple(v for v in choices if isinstance(v, (str, int, float)) and check.is_valid(v))
+        values = tuple(v for v in choices if isinstance(v, (str, int, float)) and v != "" and check.is_valid(v))
         if not values:
             raise NotTemplatable(f"{name}: no value of its enum can be stated")
         return Shape("value", values=values)
