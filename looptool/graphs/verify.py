@@ -20,9 +20,9 @@
   PRED_WRONG -> an error sample, kept for expansion; BOTH_OK -> the prediction becomes an accepted
   alternative of the label (label_version + 1), so the reward, the probe and the held-out evaluation
   never count it wrong again. A person's override wins, except that a reply which is not language
-  never becomes a label or an accepted answer (the event log says so). Applying twice changes nothing: a label
-  change is recorded with the reason "round R: LABEL_WRONG" (or "round R: BOTH_OK"), and a sample
-  that has that record is not changed again for that reason.
+  never becomes a label or an accepted answer (the event log says so). Applying twice changes
+  nothing: a label change is recorded with the reason "round R: LABEL_WRONG" (or "round R:
+  BOTH_OK"), and a sample that has that record is not changed again for that reason.
 
 The state carries the round and counters, never samples.
 """
