@@ -705,11 +705,12 @@ def dialogues_show(
     trace: Annotated[bool, typer.Option("--trace", help="Also print every agent call: raw output, errors, usage.")] = False,
 ) -> None:
     """Print a dialogue as a transcript: its plan, each turn with agent, model and latency, its samples."""
+    from looptool.schema import ids_matching
     from looptool.seed.show import render_dialogue
 
     _, db_path = _open_workspace(workspace, write=False)
     with Store.open(db_path) as store:
-        ids = [r["id"] for r in store.dialogue_rows() if r["id"].startswith(dialogue)]
+        ids = ids_matching(dialogue, (r["id"] for r in store.dialogue_rows()))
         if len(ids) != 1:
             found = "no dialogue" if not ids else f"{len(ids)} dialogues"
             raise ConfigError(f"{found} with id {dialogue!r} in {workspace}; see 'looptool dialogues list'")

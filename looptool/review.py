@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import get_args
 
 from looptool.config import ConfigError
-from looptool.schema import Label, Probe, Verdict, VerdictKind
+from looptool.schema import Label, Probe, Verdict, VerdictKind, ids_matching
 from looptool.store import Store
 from looptool.tui.data import calls_text, effective_verdict, label_text, short
 
@@ -54,9 +54,7 @@ def review_items(store: Store, round: int) -> list[ReviewItem]:
 def resolve_sample(prefix: str, sample_ids: Sequence[str], round: int) -> str:
     """The one sample id among `sample_ids` (those with a verdict in the round) that is `prefix` or
     starts with it; ReviewError when none or several do."""
-    if prefix in sample_ids:
-        return prefix
-    found = [s for s in sample_ids if s.startswith(prefix)]
+    found = ids_matching(prefix, sample_ids)
     if len(found) == 1:
         return found[0]
     if not found:

@@ -12,6 +12,7 @@ import json
 import math
 import re
 import sys
+from collections.abc import Iterable
 from typing import Any, Literal
 
 import jsonschema
@@ -106,6 +107,13 @@ def stable_id(prefix: str, *parts: Any) -> str:
     """A short id derived from content, so the same content always gets the same id."""
     digest = hashlib.sha256(canonical_json(list(parts)).encode()).hexdigest()[:16]
     return f"{prefix}_{digest}"
+
+
+def ids_matching(prefix: str, ids: Iterable[str]) -> list[str]:
+    """The ids a user's `prefix` names: the one equal to it, else every id that starts with it (a
+    unique prefix is as good as the whole id; an exact id wins over longer ids it starts)."""
+    ids = list(ids)
+    return [prefix] if prefix in ids else [i for i in ids if i.startswith(prefix)]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -77,3 +77,13 @@ def test_sample_id_is_stable_and_ignores_the_label():
 def test_stable_id_ignores_key_order():
     assert stable_id("t", {"a": 1, "b": 2}) == stable_id("t", {"b": 2, "a": 1})
     assert stable_id("t", {"a": 1}) != stable_id("t", {"a": 2})
+
+
+def test_ids_matching_takes_an_exact_id_over_longer_ones_and_every_id_a_prefix_starts():
+    from looptool.schema import ids_matching
+
+    ids = ["d_ab", "d_abc", "d_b"]
+    assert ids_matching("d_ab", ids) == ["d_ab"]  # exact wins over d_abc
+    assert ids_matching("d_a", ids) == ["d_ab", "d_abc"]  # ambiguous: both named
+    assert ids_matching("d_abc", ids) == ["d_abc"]
+    assert ids_matching("x", ids) == []
