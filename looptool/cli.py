@@ -922,6 +922,7 @@ def review_command(
         outcome = run_loop(workspace, config, resume_review=True, log=typer.echo)
         typer.echo(f"loop: round {outcome.round}, " + ("finished" if outcome.finished else
                                                         "paused again" if outcome.paused else "stopped"))
+        _say_what_is_left_running(workspace, config)
 
 
 # -- eval ---------------------------------------------------------------------------------------

@@ -320,9 +320,11 @@ def run_sections(run: RunData, *, is_loop: bool, references: Sequence[Reference]
             [[str(r.n), *(str(r.probe.get(c, 0)) for c in PROBE_CATEGORIES), _num(r.probe.get("boundary_cut"))]
              for r in trained if r.probe])
         sections["Verdicts"] = _table(
-            ["Round", *VERDICT_KINDS, "by rule (no judge asked)", "judge gave no answer", "LABEL_WRONG on exact labels"],
+            ["Round", *VERDICT_KINDS, "by rule (no judge asked)", "judge gave no answer", "decided by a person",
+             "LABEL_WRONG on exact labels"],
             [[str(r.n), *(str(r.verdicts.get(k, 0)) for k in VERDICT_KINDS), str(r.bases.get("rule", 0)),
-              str(r.bases.get("no_answer", 0)), str(r.bases.get("label_wrong_on_exact", 0))] for r in trained])
+              str(r.bases.get("no_answer", 0)), str(r.bases.get("by_person", 0)), str(r.bases.get("label_wrong_on_exact", 0))]
+             for r in trained])
         statuses = _ordered((k for r in trained for k in r.expansion), EXPANSION_STATUSES)
         sections["Expansion"] = _table(
             ["Round", *statuses, "Yield (kept / attempts)"],

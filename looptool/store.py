@@ -1137,13 +1137,17 @@ class Store:
                               "WHERE round = ? GROUP BY k", [round])
 
     def verdict_bases(self, round: int) -> dict[str, int]:
-        """How a round's verdicts were reached: counts by basis (judge / rule / no_answer), and
-        "label_wrong_on_exact": effective LABEL_WRONG verdicts on samples whose label is exact by
-        construction (the judge is never asked about those, so only a person's override can make one)."""
+        """How a round's verdicts were reached: counts by basis (judge / rule / no_answer / person),
+        "by_person": verdicts a person decided (an override in this round's review, or an earlier
+        decision kept for the same label), and "label_wrong_on_exact": effective LABEL_WRONG verdicts
+        on samples whose label is exact by construction (the judge is never asked about those, so only
+        a person's override can make one)."""
         counts = self._count_by("SELECT basis AS k, count(*) AS c FROM verdicts WHERE round = ? GROUP BY basis", [round])
+        person = self._one("SELECT count(*) AS c FROM verdicts WHERE round = ? "
+                           "AND (human_override IS NOT NULL OR basis = 'person')", [round])
         row = self._one("SELECT count(*) AS c FROM verdicts v JOIN samples s ON s.id = v.sample_id WHERE v.round = ? "
                         "AND s.exact = 1 AND coalesce(v.human_override, v.verdict) = 'LABEL_WRONG'", [round])
-        return {**counts, "label_wrong_on_exact": row["c"] if row else 0}
+        return {**counts, "by_person": person["c"] if person else 0, "label_wrong_on_exact": row["c"] if row else 0}
 
     def verdict_counts(self, round: int) -> dict[str, int]:
         """Verdicts of a round per effective kind (a human override wins over the judge)."""

@@ -42,9 +42,12 @@ def _fill_loop(ws: Path) -> None:
         }))
         store.upsert_round(Round(n=3, status="pending", data_ids=ids[:4],
                                  metrics={"composition": {"error": 2, "boundary": 2}}))
-        for kind, sample, basis in zip(["LABEL_WRONG", "PRED_WRONG", "PRED_WRONG"], SAMPLES, ["judge", "rule", "judge"]):
-            # (templated samples are exact: a LABEL_WRONG on one is what the report must show)
-            store.upsert_verdict(Verdict(sample_id=sample.id, round=1, verdict=kind, basis=basis))
+        for kind, sample, basis, override in zip(["PRED_WRONG", "PRED_WRONG", "PRED_WRONG"], SAMPLES,
+                                                 ["judge", "rule", "person"], ["LABEL_WRONG", None, None]):
+            # (templated samples are exact: a person's LABEL_WRONG on one is what the report must show;
+            # the first and the third were decided by a person)
+            store.upsert_verdict(Verdict(sample_id=sample.id, round=1, verdict=kind, basis=basis,
+                                         human_override=override))
         for slot, status in enumerate(["kept"] * 3 + ["invalid"] * 2 + ["rejected"] * 2 + ["duplicate"]):
             store.add_expansion(ids[1], 1, slot, status=status, dimension="paraphrase")
         for round, rewards in ((1, [0.25, 0.5]), (2, [0.5, 0.75])):
@@ -125,8 +128,8 @@ def test_the_loop_tables_hold_each_rounds_numbers(loop_report):
     assert "| 1 | 3 | 2 | 3 | 1.750 |" in _section(loop, "### Probe categories")
     verdicts = _section(loop, "### Verdicts")
     assert ("| Round | LABEL_WRONG | PRED_WRONG | BOTH_OK | BOTH_WRONG | by rule (no judge asked) | judge gave no "
-            "answer | LABEL_WRONG on exact labels |") in verdicts
-    assert "| 1 | 1 | 2 | 0 | 0 | 1 | 0 | 1 |" in verdicts and "| 2 | 0 | 0 | 0 | 0 | 0 | 0 | 0 |" in verdicts
+            "answer | decided by a person | LABEL_WRONG on exact labels |") in verdicts
+    assert "| 1 | 1 | 2 | 0 | 0 | 1 | 0 | 2 | 1 |" in verdicts and "| 2 | 0 | 0 | 0 | 0 | 0 | 0 | 0 | 0 |" in verdicts
     assert "| 1 | 3 | 2 | 2 | 1 | 3/8 (37.5%) |" in _section(loop, "### Expansion")
     evaluation = _section(loop, "### Evaluation")
     assert "| Round | Held-out | BFCL multiple | BFCL simple | BFCL all |" in evaluation

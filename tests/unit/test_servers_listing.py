@@ -77,3 +77,24 @@ def test_a_server_of_a_model_no_role_names_says_so(workspace, healthy):
         assert server.what_it_serves(old, workspace, config) == "a model no role of looptool.toml names now"
         assert server.what_it_serves(embedded, workspace, config) == "for policy, generator, judge"
         assert {i.pid for i in server.running_servers(workspace, config)} == {embedded.pid, old.pid}
+
+
+def test_review_accept_says_what_the_loop_left_running(workspace, runner, monkeypatch, healthy):
+    from looptool.config import DB_FILE
+    from looptool.schema import Verdict
+    from looptool.seed.templated import templated_samples
+    from looptool.store import Store
+
+    sample = templated_samples(1, seed=3)[0]
+    with Store.open(workspace / DB_FILE) as store:
+        store.upsert_samples([sample])
+        store.upsert_verdict(Verdict(sample_id=sample.id, round=1, verdict="PRED_WRONG"))
+    monkeypatch.setattr(loop_graph, "run_loop", lambda *a, **kw: loop_graph.LoopOutcome(round=2, paused=True,
+                                                                                         finished=False))
+    merged = str(workspace / "merged" / "policy-round-1")
+    with fake_servers(workspace, [merged]) as (info,):
+        result = runner.invoke(app, ["review", "-w", str(workspace), "--accept"])
+        assert result.exit_code == 0, result.output
+        lines = result.output.strip().splitlines()
+        assert lines[-2] == "loop: round 2, paused again"
+        assert lines[-1].startswith(f"left running: policy-round-1 (pid {info.pid}, port {info.port})")
