@@ -10,12 +10,15 @@ With --tools FILE the samples are built on the user's own tools instead: the fil
 (`looptool tools import`) and the samples are `looptool seed --templated --from-tools`, so the
 held-out tools are some of the user's.
 
+With --preset cpu the workspace is made with `looptool init --preset cpu` (the sizes a new user on a
+CPU gets: the warm start's learning rate, batch and data); --steps still sets the SFT steps.
+
 Every step is resumable and skipped when done: evaluations are stored runs (asking again only
 asks what is missing), and an existing `adapters/round-1-sft` is kept unless --retrain.
 
 Usage: python benchmarks/sft_warm_start.py [--workspace runs/sft-warm-start] [--n 300]
                                            [--heldout-fraction 0.3] [--steps 64] [--retrain]
-                                           [--tools FILE]
+                                           [--tools FILE] [--preset cpu|gpu-24gb]
 """
 
 from __future__ import annotations
@@ -49,11 +52,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--retrain", action="store_true", help="train again even if adapters/round-1-sft exists")
     parser.add_argument("--tools", type=Path, help="a tools file (e.g. OpenAI tools JSON): tasks on these tools")
+    parser.add_argument("--preset", choices=["cpu", "gpu-24gb"], help="make the workspace with `init --preset`")
     args = parser.parse_args()
     ws = args.workspace
 
     if not (ws / DB_FILE).exists():
-        looptool("init", str(ws))
+        looptool("init", str(ws), *(["--preset", args.preset] if args.preset else []))
     config = load_config(ws)
     save_config(ws, config.model_copy(update={"seed": config.seed.model_copy(
         update={"heldout_fraction": args.heldout_fraction})}))

@@ -9,8 +9,10 @@ anything is written to the workspace database.
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import platform
+import re
 import shutil
 import sqlite3
 import sys
@@ -1290,7 +1292,8 @@ def demo(
     typer.echo(f"report: {workspace / 'report.md'}")
 
 
-@app.command()
+@app.command(short_help="Does the loop teach? The loop against static (and ablations) from one warm start at equal "
+             "GRPO steps, on held-out samples and BFCL, with a report.")
 @_user_errors
 def experiment(
     workspace: Workspace = Path("runs/experiment"),
@@ -1313,6 +1316,27 @@ def experiment(
 
     run_experiment(workspace, arms=arms.split(","), rounds=rounds, seed=seed, echo=typer.echo)
 
+
+def _one_line_summaries(group: typer.Typer) -> None:
+    """Each command's first sentence as its line in the command lists of --help: typer's rich mode
+    keeps a docstring's line breaks there, which cut the list's sentences in odd places."""
+    for info in group.registered_commands:
+        if info.short_help is None and info.help is None and info.callback is not None and info.callback.__doc__:
+            info.short_help = first_sentence(info.callback.__doc__)
+    for sub in group.registered_groups:
+        if sub.typer_instance is not None:
+            _one_line_summaries(sub.typer_instance)
+
+
+def first_sentence(doc: str) -> str:
+    """The first sentence of a docstring's first paragraph, on one line (all of the paragraph when
+    no sentence ends in it)."""
+    paragraph = " ".join(inspect.cleandoc(doc).split("\n\n", 1)[0].split())
+    end = re.search(r"[.?!](\s|$)", paragraph)
+    return paragraph[: end.start() + 1] if end else paragraph
+
+
+_one_line_summaries(app)
 
 if __name__ == "__main__":  # pragma: no cover - `python -m looptool.cli`
     app()

@@ -33,6 +33,24 @@ def test_help_everywhere(runner):
         assert "Usage" in result.output
 
 
+def test_command_lists_give_each_command_its_first_sentence(runner):
+    from looptool.cli import first_sentence
+
+    assert first_sentence("""Create a workspace: a.toml and
+    a.db. The defaults are sized
+    for a GPU.
+
+    More.""") == "Create a workspace: a.toml and a.db."
+    assert first_sentence("No sentence ends here\n  on two lines") == "No sentence ends here on two lines"
+    listing = runner.invoke(app, ["--help"], env={"COLUMNS": "200"}).output
+    # typer's rich mode would keep the docstring's line breaks ("... and looptool.db. The" / "defaults are ...")
+    init_line = next(line for line in listing.splitlines() if "│ init " in line)
+    assert init_line.rstrip(" │").endswith("Create a workspace: looptool.toml (the embedded model in every role) and "
+                                            "looptool.db.")
+    tools = runner.invoke(app, ["tools", "--help"], env={"COLUMNS": "200"}).output
+    assert any("│ import " in line and line.rstrip(" │").endswith(".") for line in tools.splitlines())
+
+
 def assert_one_line_error(result, fragment: str) -> None:
     assert result.exit_code == 1, result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
