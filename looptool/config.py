@@ -325,6 +325,12 @@ class TrainConfig(_Section):
     )
     temperature: float = Field(default=1.0, gt=0, le=2, description="Sampling temperature of the groups.")
     beta: float = Field(default=0.0, ge=0, description="KL coefficient (0: no reference model, as in the paper).")
+    kl_reference: Literal["start", "warm_start"] = Field(
+        default="warm_start",
+        description="With beta > 0, what the KL term keeps the policy near: 'warm_start' (the SFT warm start's adapter "
+        "in every round, so that the rounds together cannot drift far from it; the round's start where there was no "
+        "warm start) or 'start' (the adapter the round started from, TRL's own reference for an adapter it continues).",
+    )
     epsilon: float = Field(default=0.2, gt=0, description="Lower clip range.")
     epsilon_high: float = Field(default=0.28, gt=0, description="Upper clip range (DAPO's clip-higher).")
     loss_type: Literal["grpo", "dr_grpo", "dapo", "bnpo"] = Field(

@@ -17,7 +17,7 @@ from typing import Any
 
 from looptool.config import TrainConfig, WorkspaceConfig
 from looptool.training.model import load_policy
-from looptool.training.stage import StageResult, common_args, finish, prepare, quiet
+from looptool.training.stage import StageResult, common_args, finish, prepare, quiet, train_or_resume
 
 RewardFn = Callable[..., list[float]]
 
@@ -157,5 +157,37 @@ def run_grpo(workspace: Path, config: WorkspaceConfig, round: int, *, max_steps:
         rollout_func=rollout_function(stage, train),
     )
     quiet(trainer)
-    trainer.train(resume_from_checkpoint=True if stage.resume else None)
-    return finish(stage, trainer, {"reward": train.reward if reward_fn is None else getattr(reward_fn, "__name__", "custom")})
+    reference = kl_reference(workspace, train, stage.start)
+    if reference is not None:
+        anchor_reference(model, reference)
+    train_or_resume(stage, trainer)
+    return finish(stage, trainer, {"reward": train.reward if reward_fn is None else getattr(reward_fn, "__name__", "custom"),
+                                   **({"kl_reference": str(reference or stage.start)} if train.beta else {})})
+
+
+def kl_reference(workspace: Path, train: TrainConfig, start: Path | None) -> Path | None:
+    """The adapter to load into TRL's reference, or None to keep TRL's own (a copy of the adapter
+    the round starts from, or the base model for a fresh adapter): the warm start's adapter when
+    `[train] kl_reference` asks for it, there is one, and the round does not start from it."""
+    from looptool.training.rounds import adapter_dir
+
+    if not train.beta or train.kl_reference != "warm_start" or start is None:
+        return None
+    warm = adapter_dir(workspace, 1, "sft")
+    return warm if warm.is_dir() and warm.resolve() != start.resolve() else None
+
+
+def anchor_reference(model: Any, adapter: Path) -> None:
+    """Load `adapter`'s weights into the "ref" adapter that TRL adds to a PEFT policy it continues
+    when beta > 0 (a copy of the starting adapter), so that the KL term measures the distance to
+    `adapter` instead; the policy's own adapter is left as it is."""
+    from peft.utils import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    if "ref" not in getattr(model, "peft_config", {}):
+        raise ValueError("TRL made no reference adapter to load the warm start into (it does so for a PEFT policy "
+                         "it continues, with beta > 0)")
+    loaded = set_peft_model_state_dict(model, load_file(str(adapter / "adapter_model.safetensors")), adapter_name="ref")
+    missing = [k for k in loaded.missing_keys if ".ref." in k]
+    if missing:
+        raise ValueError(f"the adapter in {adapter} does not fit the policy's reference adapter: {missing[0]} is missing")

@@ -31,7 +31,15 @@ def checkpoint_dir(workspace: Path, round: int, stage: str) -> Path:
 
 
 def has_checkpoint(path: Path) -> bool:
-    return path.is_dir() and any(p.name.startswith("checkpoint-") for p in path.iterdir())
+    return last_checkpoint(path) is not None
+
+
+def last_checkpoint(path: Path) -> Path | None:
+    """The newest whole checkpoint in `path`: transformers writes `trainer_state.json` after the
+    weights, so a checkpoint killed while it was being written lacks it and is passed over."""
+    found = [p for p in path.glob("checkpoint-*") if p.name[len("checkpoint-"):].isdigit()
+             and (p / "trainer_state.json").is_file() and (p / "adapter_model.safetensors").is_file()] if path.is_dir() else []
+    return max(found, key=lambda p: int(p.name[len("checkpoint-"):]), default=None)
 
 
 def start_adapter(workspace: Path, store: Store, round: int, stage: str) -> Path | None:
@@ -52,7 +60,9 @@ def save_adapter(model, target: Path) -> None:
     """Write the adapter to a temporary directory, then move it into place whole."""
     tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(str(tmp))
+    # Only the policy's own adapter: TRL adds a frozen "ref" copy beside it when beta > 0.
+    adapters = getattr(model, "peft_config", {})
+    model.save_pretrained(str(tmp), **({"selected_adapters": ["default"]} if "ref" in adapters else {}))
     old = target.with_name(target.name + ".old")
     if target.exists():
         shutil.rmtree(old, ignore_errors=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from looptool.config import EMBEDDED_MODEL, ManagedModel, WorkspaceConfig
 from looptool.training.model import load_policy
-from looptool.training.stage import StageResult, common_args, finish, prepare, quiet
+from looptool.training.stage import StageResult, common_args, finish, prepare, quiet, train_or_resume
 
 
 def warm_start_wanted(config: WorkspaceConfig) -> bool:
@@ -56,5 +56,5 @@ def run_sft(workspace: Path, config: WorkspaceConfig, round: int, *, max_steps: 
         callbacks=[StepLogger(workspace, round, "sft", stage.device, fresh=not stage.resume)],
     )
     quiet(trainer)
-    trainer.train(resume_from_checkpoint=True if stage.resume else None)
+    train_or_resume(stage, trainer)
     return finish(stage, trainer)

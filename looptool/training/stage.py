@@ -108,6 +108,31 @@ def finish(stage: Stage, trainer: Any, extra: dict[str, Any] | None = None) -> S
                        trainer.model)
 
 
+def train_or_resume(stage: Stage, trainer: Any) -> None:
+    """Train, or go on from the last checkpoint of a killed run.
+
+    Two things transformers' resume does not do for us: with a second adapter beside the policy's
+    (TRL's frozen "ref" copy when beta > 0) a checkpoint holds the policy's adapter at its top
+    level and the other in a folder of its own, and the resume loads only the adapters in
+    folders -- the policy would go on from the round's start; so the policy's adapter is loaded
+    here. And a checkpoint of the last step (killed before the adapter was saved) is the end of
+    training, where transformers would train one step more."""
+    last = rounds.last_checkpoint(stage.checkpoints) if stage.resume else None
+    if last is None:
+        trainer.train()
+        return
+    from peft.utils import set_peft_model_state_dict
+    from safetensors.torch import load_file
+    from transformers.trainer_callback import TrainerState
+
+    set_peft_model_state_dict(trainer.model, load_file(str(last / "adapter_model.safetensors")), adapter_name="default")
+    state = TrainerState.load_from_json(str(last / "trainer_state.json"))
+    if 0 < trainer.args.max_steps <= state.global_step:
+        trainer.state = state
+        return
+    trainer.train(resume_from_checkpoint=str(last))
+
+
 def quiet(trainer: Any) -> None:
     """Our StepLogger prints one line per step; transformers' printer would add a dict per step."""
     from transformers.trainer_callback import PrinterCallback, ProgressCallback

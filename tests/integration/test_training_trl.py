@@ -327,3 +327,82 @@ def test_leaving_out_completions_without_signal_does_not_change_the_step(ws, mon
     assert fast.keys() == full.keys()
     assert all(torch.allclose(fast[k], full[k], atol=1e-6) for k in fast)
     assert any(not torch.equal(fast[k], start[k]) for k in fast)  # the steps did train
+
+
+def test_a_kl_term_run_killed_after_a_checkpoint_resumes_from_the_checkpoints_policy(ws, monkeypatch):
+    """With beta > 0 TRL keeps a "ref" adapter beside the policy's, and a checkpoint stores it in
+    a folder of its own; resuming must still go on from the checkpoint's policy adapter, not from
+    the round's start, and the saved adapter holds the policy's adapter only."""
+    from looptool.training import grpo as grpo_module
+    from looptool.training.sft import run_sft
+
+    config = load_config(ws)
+    config.train = config.train.model_copy(update={"beta": 0.1, "save_steps": 2})
+    save_config(ws, config)
+    sft = run_sft(ws, config, 1, max_steps=2)
+    start = load_file(str(sft.adapter / "adapter_model.safetensors"))
+
+    def killed(*args, **kwargs):
+        raise RuntimeError("killed after the last checkpoint")
+
+    real_finish = grpo_module.finish
+    monkeypatch.setattr(grpo_module, "finish", killed)
+    with pytest.raises(RuntimeError):
+        grpo_module.run_grpo(ws, config, 1, max_steps=2, reward_fn=length_parity_reward)
+    checkpoint = ws / "adapters" / "round-1-grpo.checkpoints" / "checkpoint-2"
+    assert (checkpoint / "ref" / "adapter_model.safetensors").is_file()  # the layout the resume must handle
+    trained = load_file(str(checkpoint / "adapter_model.safetensors"))
+    assert any(not torch.equal(start[k], trained[k]) for k in start)
+
+    monkeypatch.setattr(grpo_module, "finish", real_finish)
+    result = grpo_module.run_grpo(ws, config, 1, max_steps=2, reward_fn=length_parity_reward)
+    assert result.resumed and result.steps == 2
+    resumed = load_file(str(result.adapter / "adapter_model.safetensors"))
+    assert resumed.keys() == trained.keys() and all(torch.equal(trained[k], resumed[k]) for k in trained)
+    assert not (result.adapter / "ref").exists()
+    with Store.open(ws / "looptool.db") as store:
+        assert store.get_round(1).metrics["grpo"]["kl_reference"] == str(sft.adapter)  # round 1 starts from it
+
+
+def test_the_kl_reference_of_a_later_round_is_the_warm_start(tiny, tmp_path):
+    """`[train] kl_reference = 'warm_start'`: the "ref" adapter TRL copies from the round's start
+    takes the warm start's weights; the policy's adapter keeps its own."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from looptool.config import TrainConfig
+    from looptool.training.grpo import anchor_reference, kl_reference
+    from looptool.training.rounds import adapter_dir
+
+    def lora(seed: int):
+        torch.manual_seed(seed)
+        model = get_peft_model(AutoModelForCausalLM.from_pretrained(str(tiny), dtype=torch.float32),
+                               LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+        return model
+
+    warm = adapter_dir(tmp_path, 1, "sft")
+    lora(1).save_pretrained(str(warm))
+    previous = adapter_dir(tmp_path, 1, "grpo")
+    train = TrainConfig(beta=0.1)
+    assert kl_reference(tmp_path, train, previous) == warm
+    assert kl_reference(tmp_path, train, warm) is None  # round 1 starts from it: TRL's copy is it
+    assert kl_reference(tmp_path, train.model_copy(update={"kl_reference": "start"}), previous) is None
+    assert kl_reference(tmp_path, train.model_copy(update={"beta": 0.0}), previous) is None
+
+    policy = lora(2)  # as TRL leaves it: "ref" a copy of the policy's adapter
+    policy.add_adapter("ref", policy.peft_config["default"])
+    own = {n: p.detach().clone() for n, p in policy.named_parameters() if ".default." in n}
+    for name, param in policy.named_parameters():
+        if ".ref." in name:
+            param.data.copy_(own[name.replace(".ref.", ".default.")])
+    anchor_reference(policy, warm)
+    saved = load_file(str(warm / "adapter_model.safetensors"))
+    params = dict(policy.named_parameters())
+    for key, value in saved.items():  # base_model.model....q_proj.lora_A.weight
+        name = key.replace(".lora_A.weight", ".lora_A.ref.weight").replace(".lora_B.weight", ".lora_B.ref.weight")
+        assert torch.equal(params[name].detach(), value)
+    assert all(torch.equal(params[n].detach(), v) for n, v in own.items())
+    assert any(not torch.equal(params[n.replace(".default.", ".ref.")].detach(), v) for n, v in own.items())
+
+    with pytest.raises(ValueError, match="no reference adapter"):
+        anchor_reference(lora(3), warm)
