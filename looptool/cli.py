@@ -1317,15 +1317,26 @@ def experiment(
     run_experiment(workspace, arms=arms.split(","), rounds=rounds, seed=seed, echo=typer.echo)
 
 
-def _one_line_summaries(group: typer.Typer) -> None:
-    """Each command's first sentence as its line in the command lists of --help: typer's rich mode
-    keeps a docstring's line breaks there, which cut the list's sentences in odd places."""
+def _flowing_help(group: typer.Typer) -> None:
+    """Each command's help as paragraphs that wrap to the terminal, and its first sentence as its
+    line in the command lists of --help: typer's rich mode keeps a docstring's line breaks after
+    its first paragraph, which cut sentences in odd places once the terminal wraps them too."""
     for info in group.registered_commands:
-        if info.short_help is None and info.help is None and info.callback is not None and info.callback.__doc__:
-            info.short_help = first_sentence(info.callback.__doc__)
+        if info.help is None and info.callback is not None and info.callback.__doc__:
+            if info.short_help is None:
+                info.short_help = first_sentence(info.callback.__doc__)
+            info.help = flowing_paragraphs(info.callback.__doc__)
     for sub in group.registered_groups:
         if sub.typer_instance is not None:
-            _one_line_summaries(sub.typer_instance)
+            _flowing_help(sub.typer_instance)
+
+
+def flowing_paragraphs(doc: str) -> str:
+    """A docstring with each paragraph on one line; a paragraph with indented lines (an example,
+    a table) keeps its line breaks."""
+    paragraphs = inspect.cleandoc(doc).split("\n\n")
+    return "\n\n".join(p if any(line.startswith(" ") for line in p.splitlines()) else " ".join(p.split())
+                        for p in paragraphs)
 
 
 def first_sentence(doc: str) -> str:
@@ -1336,7 +1347,7 @@ def first_sentence(doc: str) -> str:
     return paragraph[: end.start() + 1] if end else paragraph
 
 
-_one_line_summaries(app)
+_flowing_help(app)
 
 if __name__ == "__main__":  # pragma: no cover - `python -m looptool.cli`
     app()

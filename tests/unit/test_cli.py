@@ -51,6 +51,26 @@ def test_command_lists_give_each_command_its_first_sentence(runner):
     assert any("│ import " in line and line.rstrip(" │").endswith(".") for line in tools.splitlines())
 
 
+def test_a_commands_help_flows_its_paragraphs_to_the_terminals_width(runner):
+    from looptool.cli import flowing_paragraphs
+
+    assert flowing_paragraphs("""First line
+    goes on.
+
+    Second paragraph
+    on two lines.
+
+    Example:
+      looptool seed -w ws
+      looptool loop -w ws""") == ("First line goes on.\n\nSecond paragraph on two lines.\n\n"
+                                  "Example:\n  looptool seed -w ws\n  looptool loop -w ws")
+    # typer's rich mode kept the docstring's breaks after the first paragraph: "... unfinished" / "ones continue ..."
+    text = " ".join(line.strip(" │") for line in runner.invoke(app, ["seed", "--help"], env={"COLUMNS": "200"}).output.splitlines())
+    assert "finished dialogues are kept, unfinished ones continue from their last checkpoint" in text
+    lines = runner.invoke(app, ["seed", "--help"], env={"COLUMNS": "200"}).output.splitlines()
+    assert any(line.strip().startswith("Resumable:") and "unfinished ones continue" in line for line in lines)
+
+
 def assert_one_line_error(result, fragment: str) -> None:
     assert result.exit_code == 1, result.output
     lines = [line for line in result.output.splitlines() if line.strip()]
