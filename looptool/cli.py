@@ -446,8 +446,8 @@ def tools_list(
     domain: Annotated[str | None, typer.Option(help="Only this domain.")] = None,
     split: Annotated[bool, typer.Option(
         "--split", help="Also show each tool's split: 'train', or 'heldout' (only held-out samples offer it: the "
-        "held-out evaluation measures it, training never sees it), with its sample count; and list the tools "
-        "that only samples bring (templated tasks).")] = False,
+        "held-out evaluation measures it, training never sees it), with the number of samples that offer it; and "
+        "list the tools that only samples bring (templated tasks).")] = False,
 ) -> None:
     """One line per tool: name, domain, parameter count, source (and with --split, train or held-out)."""
     _, db_path = _open_workspace(workspace, write=False)
@@ -478,13 +478,15 @@ def _split_kind(by_split: dict[str, int]) -> str:
 
 
 def _split_text(by_split: dict[str, int]) -> str:
-    """'train (12 samples)', 'heldout (5 samples)', 'BOTH: train 3, heldout 2', or 'no samples'."""
+    """'train (in 12 samples)', 'heldout (in 1 sample)', 'BOTH: train 3, heldout 2', or 'no samples'. A
+    sample that offers several tools counts for each, so the counts add up to more than the samples."""
     kind = _split_kind(by_split)
     if kind == "none":
         return "no samples"
     if kind == "both":
         return "BOTH: " + ", ".join(f"{k} {v}" for k, v in sorted(by_split.items()))
-    return f"{kind} ({by_split[kind]} samples)"
+    n = by_split[kind]
+    return f"{kind} (in {n} sample{'s' if n != 1 else ''})"
 
 
 @tools_app.command("show")

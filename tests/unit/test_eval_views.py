@@ -88,9 +88,9 @@ def test_tools_list_split_says_which_tools_are_held_out(workspace, runner):
     result = runner.invoke(app, ["tools", "list", "-w", str(workspace), "--split"])
     assert result.exit_code == 0, result.output
     line = {row.split()[0]: row for row in result.output.splitlines() if row.strip()}
-    assert line["lock_door"].endswith("heldout (3 samples)") and line["set_thermostat"].endswith("heldout (1 samples)")
-    assert line["dim_lights"].endswith("train (2 samples)") and line["open_garage"].endswith("no samples")
-    assert "in samples only" in line["play_music"] and line["play_music"].endswith("train (1 samples)")
+    assert line["lock_door"].endswith("heldout (in 3 samples)") and line["set_thermostat"].endswith("heldout (in 1 sample)")
+    assert line["dim_lights"].endswith("train (in 2 samples)") and line["open_garage"].endswith("no samples")
+    assert "in samples only" in line["play_music"] and line["play_music"].endswith("train (in 1 sample)")
     assert result.output.strip().splitlines()[-1] == (
         "split: 2 train, 2 heldout, 1 in no sample; 1 of them only in samples (templated tasks)")
     # A tool offered in both splits is a leak, and is said to be one.
