@@ -274,3 +274,100 @@ def test_changes_the_official_checker_lets_pass():
     assert check_multi_turn(e, output).valid
     output[2] = [bad_step]
     assert check_multi_turn(e, output).error_type == EMPTY_TURN
+
+
+# -- outputs files -----------------------------------------------------------------------------------
+
+
+def _write(tmp_path, rows) -> str:
+    path = tmp_path / "answers.jsonl"
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+    return str(path)
+
+
+def test_outputs_file_mixes_single_and_multi_turn_lines(tmp_path, runner):
+    from looptool.cli import app
+
+    good = render(truth_calls(entry("multi_turn_base_0")))
+    wrong = render(_edit("multi_turn_base_1", lambda t: t[1].pop()))
+    path = _write(tmp_path, [
+        {"id": "multi_turn_base_1", "output": wrong},
+        {"id": "simple_0", "output": '<tool_call>{"name": "calculate_triangle_area", "arguments": '
+                                     '{"base": 10, "height": 5}}</tool_call>'},
+        {"id": "multi_turn_base_0", "output": good},
+        {"id": "multi_turn_miss_func_0", "output": [["I will do it."]]},  # 1 turn of 5
+    ])
+    result = runner.invoke(app, ["eval", "bfcl", "--outputs", path, "--json", "-w", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert [(e["id"], e["pass"]) for e in doc["entries"]] == [
+        ("simple_0", True), ("multi_turn_base_0", True), ("multi_turn_base_1", False),
+        ("multi_turn_miss_func_0", False)]
+    by_id = {e["id"]: e for e in doc["entries"]}
+    assert by_id["multi_turn_base_1"]["error_type"] == STATE_MISMATCH
+    assert by_id["multi_turn_miss_func_0"]["error"] == "the answer has 1 turns, the ground truth 5"
+    cats = doc["categories"]
+    assert (cats["multi_turn_base"]["passed"], cats["multi_turn_base"]["total"], cats["multi_turn_base"]["size"]) == (
+        1, 2, 200)
+    assert doc["groups"]["multi_turn"]["accuracy"] == pytest.approx((0.5 + 0.0) / 2)
+    assert doc["groups"]["multi_turn"]["missing"] == ["multi_turn_miss_param", "multi_turn_long_context"]
+    verdicts = {v["id"]: v for v in map(json.loads, (tmp_path / "answers.verdicts.jsonl").read_text().splitlines())}
+    assert verdicts["multi_turn_base_0"]["decoded"][0][0] == [
+        {"cd": {"folder": "document"}}, {"mkdir": {"dir_name": "temp"}},
+        {"mv": {"source": "final_report.pdf", "destination": "temp"}}]
+
+
+def test_multi_turn_answers_are_stored_and_shown(workspace, tmp_path, runner):
+    from looptool.cli import app
+
+    path = _write(tmp_path, [{"id": "multi_turn_base_0", "output": render(truth_calls(entry("multi_turn_base_0")))}])
+    result = runner.invoke(app, ["eval", "bfcl", "--outputs", path, "-w", str(workspace)])
+    assert result.exit_code == 0, result.output
+    assert "multi_turn_base (200)" in result.output and "100.00 (1/1*)" in result.output
+    assert "multi-turn lacks multi_turn_miss_func" in result.output
+    shown = runner.invoke(app, ["eval", "show", "--suite", "bfcl", "-w", str(workspace)])
+    assert shown.exit_code == 0 and "multi_turn_base (200)" in shown.output, shown.output
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    ({"id": "multi_turn_base_0", "output": "text"},
+     "answers.jsonl:1: output: expected a list per turn of step texts for a multi-turn entry, got str"),
+    ({"id": "multi_turn_base_0", "output": [["a"], "b"]},
+     "answers.jsonl:1: output[1]: expected the list of step texts of turn 1, got str"),
+    ({"id": "multi_turn_base_0", "output": [["a", 3]]},
+     "answers.jsonl:1: output[0][1]: expected the model's raw text as a string, got int"),
+    ({"id": "multi_turn_base_0"}, "answers.jsonl:1: output: expected a list per turn of step texts"),
+    ({"id": "simple_0", "output": [["a"]]},
+     "answers.jsonl:1: output: expected the model's raw text as a string, got list"),
+    ({"id": "multi_turn_composite_0", "output": [["a"]]},
+     "answers.jsonl:1: id: 'multi_turn_composite_0' is not an id of a BFCL-v3 category"),
+    ({"id": "multi_turn_base_200", "output": [["a"]]}, "id: 'multi_turn_base_200' is not in the BFCL-v3 data"),
+])
+def test_malformed_multi_turn_lines_fail_with_one_line(tmp_path, runner, line, message):
+    from looptool.cli import app
+
+    path = _write(tmp_path, [line])
+    result = runner.invoke(app, ["eval", "bfcl", "--outputs", path, "-w", str(tmp_path)])
+    assert result.exit_code == 1
+    assert message in result.output and result.output.count("\n") == 1, result.output
+
+
+def test_a_second_line_names_its_line_number(tmp_path, runner):
+    from looptool.cli import app
+
+    path = _write(tmp_path, [{"id": "multi_turn_base_0", "output": [["a"]]}, {"id": "multi_turn_base_0", "output": []}])
+    result = runner.invoke(app, ["eval", "bfcl", "--outputs", path, "-w", str(tmp_path)])
+    assert result.exit_code == 1 and "answers.jsonl:2: id: 'multi_turn_base_0' appears twice" in result.output
+
+
+def test_model_runs_refuse_multi_turn_categories(tmp_path):
+    from looptool.config import ConfigError, LoopConfig
+    from looptool.eval.bfcl_suite import parse_categories
+
+    assert "multi_turn_base" not in parse_categories("all")
+    with pytest.raises(ConfigError, match="multi_turn_base is a multi-turn category; .* --outputs FILE"):
+        parse_categories("simple,multi_turn_base")
+    with pytest.raises(ConfigError, match="unknown BFCL category 'multi_turn'.*multi-turn, from an outputs file"):
+        parse_categories("multi_turn")
+    with pytest.raises(ValueError, match="multi_turn_long_context is a multi-turn BFCL category"):
+        LoopConfig(eval_bfcl_categories="simple,multi_turn_long_context")
