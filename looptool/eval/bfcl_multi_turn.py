@@ -1,4 +1,4 @@
-"""Score one BFCL-v3 multi-turn entry: the official checker's semantics (docs/BFCL.md, section 2).
+"""Score one BFCL-v3 multi-turn entry as BFCL's `multi_turn_checker` (bfcl-eval 2025.8.6.2) does.
 
 A model's answer to an entry is, per turn, the raw text of each step it took (a step is one model
 reply; a reply with calls is followed by their results and another step). Scoring replays it:
@@ -7,10 +7,12 @@ reply; a reply with calls is followed by their results and another step). Scorin
    ("force_terminated") and nothing else is looked at.
 2. Each step's text is read with `looptool.calls.parse_calls`, the project's one reader of tool
    calls (`<tool_call>{"name": ..., "arguments": {...}}</tool_call>` blocks). A step that yields
-   no call -- plain text, or any malformed block -- contributes nothing. Differences from BFCL's
-   Qwen-FC decoder, which the rest of the project shares: blocks need no newline around the JSON,
-   a call object with keys other than name/arguments is malformed, and bare JSON or Python-style
-   calls without tags are read as calls too.
+   no call -- plain text, or any malformed block -- contributes nothing. On well-formed blocks
+   this is BFCL's Qwen-FC decoding (`decode_execute`); on the rest the project's reader, which
+   training and the single-turn scorer share, is a little more lenient: blocks need no newline
+   around the JSON, a call may omit "arguments" or name them "parameters", and bare JSON or
+   Python-style calls without tags count as calls. (A call object with keys it does not know is
+   malformed here; BFCL ignores such keys.)
 3. The model and the ground truth each get fresh backend instances (`BackendSession`), which live
    across the turns of the entry; every turn's calls are run in step order.
 4. A turn where the ground truth has calls and the model decoded none fails the entry.
@@ -86,10 +88,10 @@ def check_decoded(entry: MultiTurnEntry, turns: Sequence[Sequence[Sequence[ToolC
                                                           f"ground truth in {'; '.join(differences)}")
         missing = _missing(expected, model_results)
         if missing:
+            shown = ", ".join(_short(r) for r in turn_results[:3]) + (", ..." if len(turn_results) > 3 else "")
             return CheckResult(False, RESPONSE_MISMATCH,
                                f"turn {index}: {len(missing)} ground-truth result(s) not among the model's results "
-                               f"so far, e.g. {_short(missing[0])}; the model's results this turn: "
-                               + ", ".join(_short(r) for r in turn_results[:3]) + ("..." if len(turn_results) > 3 else ""))
+                               f"so far, e.g. {_short(missing[0])}; the model's results this turn: {shown}")
     return CheckResult(True)
 
 

@@ -114,7 +114,8 @@ def _docs(class_name: str, folder: Path) -> tuple[dict[str, Any], ...]:
 @lru_cache(maxsize=None)
 def _load(category: str, folder: Path) -> tuple[MultiTurnEntry, ...]:
     """Parse one category once per process and join the ground truth by id."""
-    answers = {row["id"]: row["ground_truth"] for row in read_jsonl(folder / "possible_answer" / f"BFCL_v3_{category}.json")}
+    answer_file = folder / "possible_answer" / f"BFCL_v3_{category}.json"
+    answers = {row["id"]: row["ground_truth"] for row in read_jsonl(answer_file)}
     entries = []
     for row in read_jsonl(folder / f"BFCL_v3_{category}.json"):
         if row["id"] not in answers:

@@ -258,7 +258,8 @@ def test_mutated_oracle_fails_for_the_right_reason(name):
 
 def test_changes_the_official_checker_lets_pass():
     # Calls run in any order within a turn when they do not interact (results are a multiset).
-    assert check_multi_turn(entry("multi_turn_base_50"), render(_edit("multi_turn_base_50", lambda t: t[0].reverse()))).valid
+    reordered = render(_edit("multi_turn_base_50", lambda t: t[0].reverse()))
+    assert check_multi_turn(entry("multi_turn_base_50"), reordered).valid
     # A wrong argument that does not change a result passes: tail of 21 lines of a 5-line file.
     assert check_multi_turn(entry("multi_turn_base_1"), render(
         _edit("multi_turn_base_1", lambda t: _set(t, 3, 0, "tail", file_name="log.txt", lines=21)))).valid
@@ -266,7 +267,8 @@ def test_changes_the_official_checker_lets_pass():
     e = entry("multi_turn_base_0")
     calls = truth_calls(e)
     early = [calls[0] + calls[1], [ToolCall(name="ls")], calls[2], calls[3]]  # turn 1's grep done in turn 0
-    assert check_multi_turn(e, [[format_calls([c], "tool_call_tags") for c in turn] + ["Done."] for turn in early]).valid
+    one_call_per_step = [[format_calls([c], "tool_call_tags") for c in turn] + ["Done."] for turn in early]
+    assert check_multi_turn(e, one_call_per_step).valid
     # A bad block spoils only its own step.
     bad_step = '<tool_call>\n{"name": "cd", "arguments": {"folder": \n</tool_call>'
     output = render(calls)

@@ -74,7 +74,7 @@ def test_summary_reproduces_the_leaderboard_formulas():
 
 
 def test_overall_reproduces_the_qwen3_8b_leaderboard_row():
-    # BFCL.md, the official 2025-06-14 row for Qwen3-8B (FC): non-live overall 87.47, live
+    # The official 2025-06-14 leaderboard row for Qwen3-8B (FC): non-live overall 87.47, live
     # (count-weighted over 2,251 entries) 78.54, multi-turn 33.00 -> overall 66.34.
     scores = _scores({"simple": 0.9625, "java": 0.64, "javascript": 0.70, "multiple": 0.955, "parallel": 0.945,
                       "parallel_multiple": 0.885, "irrelevance": 0.8208})
