@@ -10,8 +10,8 @@ of scoring, and, with --official, how often this checker and BFCL's own `multi_t
 The official side needs the wheel's source only, not an install (its declared dependencies are
 provider SDKs the checker never imports):
 
-    pip download --no-deps bfcl-eval==2025.8.6.2 -d /tmp/bfcl && unzip -q /tmp/bfcl/*.whl -d /tmp/bfcl/src
-    python benchmarks/bfcl_multi_turn.py --official /tmp/bfcl/src [--mutations 4] [--seed 0]
+    pip download --no-deps bfcl-eval==2025.8.6.2 -d bfcl-wheel && unzip -q bfcl-wheel/*.whl -d bfcl-wheel/src
+    python benchmarks/bfcl_multi_turn.py --official bfcl-wheel/src [--mutations 4] [--seed 0]
 
 Its executor `eval`s call strings built from the outputs below, which this script generates
 itself from the shipped ground truth; do not point it at untrusted outputs.

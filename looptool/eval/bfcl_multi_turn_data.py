@@ -58,6 +58,11 @@ class MultiTurnEntry:
         """Backends of long-context entries load extra fixtures (long files, lists, histories)."""
         return self.category == LONG_CONTEXT_CATEGORY
 
+    @property
+    def missed_function(self) -> dict[int, list[str]]:
+        """BFCL's `missed_function`: turn -> names of the functions withheld until that turn."""
+        return {turn: [doc["name"] for doc in docs] for turn, docs in self.functions_added.items()}
+
     def functions_at(self, turn: int) -> list[dict[str, Any]]:
         """The docs offered at `turn`: those of the start plus every one added up to that turn."""
         added = [doc for t in sorted(self.functions_added) if t <= turn for doc in self.functions_added[t]]

@@ -54,6 +54,9 @@ class BackendSession:
 
     `reset_fixtures=False` lets a second session of the same entry share the long-context
     fixtures with the first, as BFCL's model and ground-truth instances do when an entry is scored.
+    The fixtures are per process: long-context sessions alive at the same time (an inference loop
+    running entries concurrently) share them, as in BFCL's threaded inference. Scoring is not
+    affected, since `check_multi_turn` replays an answer from fresh sessions.
     """
 
     def __init__(self, entry: MultiTurnEntry, *, reset_fixtures: bool = True):

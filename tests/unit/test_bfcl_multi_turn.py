@@ -92,7 +92,7 @@ def test_function_docs_follow_the_involved_classes_and_miss_func_withholds_some(
     assert base.functions_added == {}
     missing = entry("multi_turn_miss_func_0")
     assert missing.turns[3] == []  # the turn where the withheld function arrives has no user text
-    assert {t: [d["name"] for d in docs] for t, docs in missing.functions_added.items()} == {3: ["sort"]}
+    assert missing.missed_function == {3: ["sort"]} and base.missed_function == {}
     names = lambda docs: {d["name"] for d in docs}  # noqa: E731
     assert "sort" not in names(missing.functions) and "sort" not in names(missing.functions_at(2))
     assert names(missing.functions_at(3)) == names(base.functions)
