@@ -12,8 +12,16 @@ executor decides is kept, because the checker compares its result strings exactl
 * an unknown name gives "Error during execution: name 'NAME' is not defined" (the NameError
   `eval` raises); so does a dotted name, by its first part. BFCL would reach a Python builtin
   or module of its own namespace this way (`print`, `json.dumps`); here nothing is reached;
-* any exception becomes "Error during execution: <message>"; a result becomes a string: a str
-  as is, a dict as `json.dumps` (or `str` when not serialisable), anything else `str`.
+* any exception, also one raised while turning the result into a string, becomes
+  "Error during execution: <message>"; a result becomes a string: a str as is, a dict as
+  `json.dumps` (or `str` when not serialisable), anything else `str`.
+
+Two guards keep one absurd call from stalling a whole scoring run, where BFCL would compute for
+minutes or hours: MathAPI's `power` of integers whose result has more digits than Python will
+print gets the error BFCL ends with anyway ("Exceeds the limit (4300 digits) ..."), without the
+computation; `logarithm` and `square_root` asked for more than MAX_PRECISION digits get an error
+of their own. MathAPI's changes to mpmath's and `decimal`'s global precision are undone after
+each call, so they do not leak into the rest of the process.
 
 One known difference: BFCL's prefixing is a regex over the whole call string, so a method name
 followed by "(" inside a string argument gets prefixed too (`echo(content='ls()')` writes
@@ -30,8 +38,11 @@ from __future__ import annotations
 
 import ast
 import copy
+import decimal
 import inspect
 import json
+import math
+import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -43,6 +54,7 @@ from looptool.schema import ToolCall
 
 ERROR_PREFIX = "Error during execution: "
 REFUSED_NAMES = frozenset({"kill", "exit", "quit", "remove", "unlink", "popen", "Popen", "run"})
+MAX_PRECISION = 10_000  # digits MathAPI's logarithm and square_root may be asked for
 
 
 class GroundTruthError(ValueError):
@@ -89,21 +101,43 @@ class BackendSession:
         method = self.methods.get(name)
         if method is None:
             return f"{ERROR_PREFIX}name {name.split('.')[0]!r} is not defined"
+        refused = _runaway(name, kwargs)
+        if refused is not None:
+            return f"{ERROR_PREFIX}{refused}"
         # Fresh argument objects for every call, as `eval` of a call string makes: a backend that
         # stores a list it was given must not share it with the caller.
         args, kwargs = copy.deepcopy(args), copy.deepcopy(kwargs)
-        precision = mpmath.mp.dps  # MathAPI.logarithm sets mpmath's global precision; keep it local
+        digits, context = mpmath.mp.dps, decimal.getcontext().prec  # MathAPI sets both globally
         try:
-            result = method(*args, **kwargs)
+            return result_string(method(*args, **kwargs))
         except Exception as exc:  # noqa: BLE001 - BFCL reports every exception as a result string
             return f"{ERROR_PREFIX}{exc}"
         finally:
-            mpmath.mp.dps = precision
-        return result_string(result)
+            mpmath.mp.dps, decimal.getcontext().prec = digits, context
 
     def public_state(self, class_name: str) -> dict[str, Any]:
         """The attributes the state check compares: every one whose name does not start with "_"."""
         return {k: v for k, v in vars(self.instances[class_name]).items() if not k.startswith("_")}
+
+
+def _runaway(name: str, kwargs: dict[str, Any]) -> str | None:
+    """The error for a call that would compute for too long (see the module docstring), else None."""
+    if name == "power":
+        base, exponent = kwargs.get("base"), kwargs.get("exponent")
+        if _is_int(base) and _is_int(exponent) and exponent > 0 and abs(base) > 1:
+            limit = sys.get_int_max_str_digits()
+            if limit and exponent * math.log10(abs(base)) > limit + 1:
+                return (f"Exceeds the limit ({limit} digits) for integer string conversion; use "
+                        f"sys.set_int_max_str_digits() to increase the limit")
+    if name in ("logarithm", "square_root"):
+        precision = kwargs.get("precision")
+        if _is_int(precision) and precision > MAX_PRECISION:
+            return f"precision {precision} is above the {MAX_PRECISION} digits this scorer computes"
+    return None
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def result_string(result: Any) -> str:

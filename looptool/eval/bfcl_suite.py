@@ -27,6 +27,7 @@ from looptool.eval.bfcl_data import (
     load_category,
     load_entries,
 )
+from looptool.eval.bfcl_decode import decode
 from looptool.eval.bfcl_multi_turn import check_decoded, decode_turns
 from looptool.eval.bfcl_multi_turn_data import (
     MultiTurnEntry,
@@ -35,7 +36,6 @@ from looptool.eval.bfcl_multi_turn_data import (
     load_multi_turn_entries,
     multi_turn_category_of,
 )
-from looptool.eval.bfcl_decode import decode
 from looptool.eval.bfcl_prompt import PromptFormat, prompt_messages, prompt_text
 from looptool.eval.runner import EvalItem, EvalProgress, Scored, result_row, run_items, score_safely
 from looptool.eval.target import EvalTarget, answer_settings, chat_template_kwargs, policy_renderer

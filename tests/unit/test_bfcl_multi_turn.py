@@ -135,6 +135,29 @@ def test_results_and_errors_are_strings_as_bfcl_records_them():
     assert "Error" not in session.execute(ToolCall(name="get_user_stats", arguments={"username": "analyst_pro"}))
 
 
+def test_math_calls_cannot_stall_scoring_or_leak_precision():
+    import decimal
+
+    import mpmath
+
+    e = next(e for e in load_multi_turn_category("multi_turn_base") if "MathAPI" in e.involved_classes)
+    session = BackendSession(e)
+    power = lambda **args: session.execute(ToolCall(name="power", arguments=args))  # noqa: E731
+    too_long = ("Error during execution: Exceeds the limit (4300 digits) for integer string conversion; "
+                "use sys.set_int_max_str_digits() to increase the limit")
+    assert power(base=10, exponent=4299).startswith('{"result": 1000')
+    assert power(base=10, exponent=4300) == too_long  # computed, then refused when printed, as in BFCL
+    assert power(base=3, exponent=10**15) == too_long  # not computed at all
+    assert session.execute(ToolCall(name="logarithm", arguments={"value": 8, "base": 2, "precision": 10**9})) == (
+        "Error during execution: precision 1000000000 is above the 10000 digits this scorer computes")
+    digits, context = mpmath.mp.dps, decimal.getcontext().prec
+    assert session.execute(ToolCall(name="logarithm", arguments={"value": 8, "base": 2, "precision": 50})) == (
+        "{'result': mpf('3.0')}")  # not JSON-serialisable: str() of the dict, as in BFCL
+    assert "1.41421356237309504880168872420969807857" in session.execute(
+        ToolCall(name="square_root", arguments={"number": 2, "precision": 40}))
+    assert (mpmath.mp.dps, decimal.getcontext().prec) == (digits, context)
+
+
 def test_ground_truth_strings_are_read_as_literals_with_positional_arguments():
     assert parse_ground_truth_call("sort('final_report.pdf')") == ("sort", ("final_report.pdf",), {})
     assert parse_ground_truth_call("mean(numbers=[1, -2.5])") == ("mean", (), {"numbers": [1, -2.5]})
