@@ -385,7 +385,7 @@ def test_a_second_line_names_its_line_number(tmp_path, runner):
     assert result.exit_code == 1 and "answers.jsonl:2: id: 'multi_turn_base_0' appears twice" in result.output
 
 
-def test_model_runs_refuse_multi_turn_categories(tmp_path):
+def test_model_runs_refuse_multi_turn_categories():
     from looptool.config import ConfigError, LoopConfig
     from looptool.eval.bfcl_suite import parse_categories
 
