@@ -985,7 +985,7 @@ def _eval_progress(label: str, run):
 def eval_bfcl(
     workspace: Workspace = Path("."),
     categories: Annotated[
-        str | None, typer.Option(help="Comma-separated BFCL-v3 categories, or 'all' (the default).")
+        str | None, typer.Option(help="Comma-separated BFCL-v3 single-turn categories, or 'all' (the default).")
     ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N entries of each category.")] = None,
     round: RoundOption = None,
@@ -993,7 +993,8 @@ def eval_bfcl(
     outputs: Annotated[
         Path | None,
         typer.Option(help="Score precomputed answers instead of asking a model: a JSONL file with one "
-                     '{"id": ..., "output": "<raw model text>"} per line. Needs no server and no workspace.'),
+                     '{"id": ..., "output": "<raw model text>"} per line; for a multi-turn id (multi_turn_base_0) '
+                     "the output is a list per turn of the model's step texts. Needs no server and no workspace."),
     ] = None,
     verdicts: Annotated[
         Path | None, typer.Option(help="With --outputs: where to write per-entry verdicts (default: FILE.verdicts.jsonl).")
@@ -1008,8 +1009,9 @@ def eval_bfcl(
     """Score the policy on BFCL-v3's single-turn categories with BFCL's AST checker semantics.
 
     Prints accuracy per category and the leaderboard's summary numbers (simple_ast, non-live, live,
-    overall over the groups that were run; multi-turn is not in the data). Results are stored per
-    entry in the workspace; running it again continues the same run, asking only what is missing.
+    multi-turn, overall over the groups that were run). Results are stored per entry in the
+    workspace; running it again continues the same run, asking only what is missing. Multi-turn
+    answers (BFCL's executable multi-turn checker) are scored from a file with --outputs.
     Defaults come from the [eval] section of looptool.toml.
     """
     import json

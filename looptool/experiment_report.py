@@ -46,7 +46,7 @@ from typing import Any
 
 from looptool.arms import LOOP, STATIC, arm_workspace, existing_arms
 from looptool.config import DB_FILE, load_config
-from looptool.eval.bfcl_data import CATEGORIES as BFCL_CATEGORIES
+from looptool.eval.bfcl_data import ALL_CATEGORIES as BFCL_CATEGORIES
 from looptool.eval.show import is_base_run, is_warm_start_run
 from looptool.report import (
     COMPOSITION_PARTS,

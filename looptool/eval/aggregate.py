@@ -5,12 +5,13 @@
   "Non-Live AST Acc")
 * non_live = unweighted mean(simple_ast, multiple, parallel, parallel_multiple, irrelevance)
 * live = count-weighted mean over the six live categories
+* multi_turn = unweighted mean of the four multi-turn categories
 * overall = unweighted mean(non_live, live, multi_turn)
 
-Multi-turn is not in the bundled data, so it is always missing. The leaderboard counts a missing
-category as 0; here a group is computed over the categories that were run, and every group says
-which of its members are missing. `overall_as_leaderboard` is the official formula with missing
-members counted as 0, for comparison with published rows.
+The leaderboard counts a missing category as 0; here a group is computed over the categories that
+were run, and every group says which of its members are missing. `overall_as_leaderboard` is the
+official formula with missing members counted as 0, for comparison with published rows; with all
+17 categories scored the two overalls agree.
 """
 
 from __future__ import annotations
@@ -18,14 +19,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from looptool.eval.bfcl_data import CATEGORIES
+from looptool.eval.bfcl_data import ALL_CATEGORIES, MULTI_TURN_CATEGORIES
 
 SIMPLE_AST = ("simple", "java", "javascript")
 NON_LIVE_AST = ("simple_ast", "multiple", "parallel", "parallel_multiple")
 NON_LIVE = (*NON_LIVE_AST, "irrelevance")
 LIVE = ("live_simple", "live_multiple", "live_parallel", "live_parallel_multiple", "live_irrelevance",
         "live_relevance")
-MULTI_TURN = ("multi_turn_base", "multi_turn_miss_func", "multi_turn_miss_param", "multi_turn_long_context")
+MULTI_TURN = MULTI_TURN_CATEGORIES
 GROUPS = ("simple_ast", "non_live_ast", "non_live", "live", "multi_turn", "overall")
 
 
@@ -53,7 +54,7 @@ def _mean(values: list[float]) -> float | None:
 
 def summarise(scores: dict[str, dict[str, Any]], sizes: dict[str, int]) -> BfclSummary:
     """`scores`: category -> {total, passed, accuracy, errors} as stored; `sizes`: entries per category."""
-    order = {c: i for i, c in enumerate(CATEGORIES)}
+    order = {c: i for i, c in enumerate(ALL_CATEGORIES)}
     cats = {c: {**s, "size": sizes.get(c, s["total"]), "partial": s["total"] < sizes.get(c, s["total"])}
             for c, s in sorted(scores.items(), key=lambda kv: order.get(kv[0], len(order)))}
     groups = _groups(cats, missing_as_zero=False)
@@ -81,6 +82,6 @@ def _groups(cats: dict[str, dict[str, Any]], *, missing_as_zero: bool) -> dict[s
     total = sum(s["total"] for s in live)
     record("live", sum(s["passed"] for s in live) / total if total else (0.0 if missing_as_zero else None),
            tuple(c for c in LIVE if c not in cats))
-    record("multi_turn", 0.0 if missing_as_zero else None, MULTI_TURN)
+    unweighted("multi_turn", MULTI_TURN)
     unweighted("overall", ("non_live", "live", "multi_turn"))
     return groups

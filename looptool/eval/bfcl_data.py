@@ -1,4 +1,4 @@
-"""The BFCL-v3 single-turn test data that ships with the package.
+"""The BFCL-v3 single-turn test data that ships with the package, and the list of all categories.
 
 The files under `data/bfcl_v3/` are the official BFCL v3 test entries and ground truth, copied
 unchanged (see SOURCE_AND_LICENSE.md there). They are JSON Lines despite the `.json` name. They
@@ -36,6 +36,16 @@ CATEGORIES: tuple[str, ...] = (
     "live_relevance",
 )
 NO_GROUND_TRUTH = frozenset({"irrelevance", "live_irrelevance", "live_relevance"})
+# Multi-turn categories (200 entries each) are loaded and scored by their own modules
+# (bfcl_multi_turn_data, bfcl_multi_turn): their entries are conversations run against BFCL's
+# executable backends, not single questions. `CATEGORIES` above stays the single-turn list.
+MULTI_TURN_CATEGORIES: tuple[str, ...] = (
+    "multi_turn_base",
+    "multi_turn_miss_func",
+    "multi_turn_miss_param",
+    "multi_turn_long_context",
+)
+ALL_CATEGORIES: tuple[str, ...] = CATEGORIES + MULTI_TURN_CATEGORIES  # the 17 of the v3 leaderboard
 
 Language = Literal["python", "java", "javascript"]
 
@@ -108,10 +118,10 @@ def _load(category: str, folder: Path) -> tuple[Entry, ...]:
     """Parse one category once per process (the whole set is about 8 MB of JSON)."""
     answers: dict[str, list[dict]] = {}
     if category not in NO_GROUND_TRUTH:
-        for row in _read_jsonl(folder / "possible_answer" / f"BFCL_v3_{category}.json"):
+        for row in read_jsonl(folder / "possible_answer" / f"BFCL_v3_{category}.json"):
             answers[row["id"]] = row["ground_truth"]
     entries = []
-    for row in _read_jsonl(folder / f"BFCL_v3_{category}.json"):
+    for row in read_jsonl(folder / f"BFCL_v3_{category}.json"):
         truth = None
         if category not in NO_GROUND_TRUTH:
             if row["id"] not in answers:
@@ -124,6 +134,6 @@ def _load(category: str, folder: Path) -> tuple[Entry, ...]:
     return tuple(entries)
 
 
-def _read_jsonl(path: Path) -> list[dict]:
+def read_jsonl(path: Path) -> list[dict]:
     with open(path, encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]

@@ -1,9 +1,12 @@
 """The BFCL-v3 suite: pick entries, ask the policy (or read answers from a file), score, store.
 
-Entries are scored with `bfcl_checker` after `bfcl_decode` reads the answer; an answer that cannot
-be decoded fails its entry with the decoder's reason (for the irrelevance categories it counts as
-"no call", as in BFCL). Results go to the workspace database under a run whose id is derived from
-the model and every setting that changes an answer or its score.
+Single-turn entries are scored with `bfcl_checker` after `bfcl_decode` reads the answer; an answer
+that cannot be decoded fails its entry with the decoder's reason (for the irrelevance categories it
+counts as "no call", as in BFCL). Multi-turn entries (ids `multi_turn_*`) are scored with
+`bfcl_multi_turn` from a file of answers: asking a model multi-turn questions needs an inference
+loop that runs its calls between steps, which this suite does not have yet. Results go to the
+workspace database under a run whose id is derived from the model and every setting that changes
+an answer or its score.
 """
 
 from __future__ import annotations
@@ -15,8 +18,24 @@ from typing import Any
 
 from looptool.config import DB_FILE, ConfigError, WorkspaceConfig
 from looptool.eval.bfcl_checker import check
-from looptool.eval.bfcl_data import CATEGORIES, Entry, category_of, load_category, load_entries
+from looptool.eval.bfcl_data import (
+    ALL_CATEGORIES,
+    CATEGORIES,
+    MULTI_TURN_CATEGORIES,
+    Entry,
+    category_of,
+    load_category,
+    load_entries,
+)
 from looptool.eval.bfcl_decode import decode
+from looptool.eval.bfcl_multi_turn import check_decoded, decode_turns
+from looptool.eval.bfcl_multi_turn_data import (
+    MultiTurnEntry,
+    is_multi_turn_id,
+    load_multi_turn_category,
+    load_multi_turn_entries,
+    multi_turn_category_of,
+)
 from looptool.eval.bfcl_prompt import PromptFormat, prompt_messages, prompt_text
 from looptool.eval.runner import EvalItem, EvalProgress, Scored, result_row, run_items, score_safely
 from looptool.eval.target import EvalTarget, answer_settings, chat_template_kwargs, policy_renderer
@@ -33,15 +52,23 @@ class OutputsFileError(ConfigError):
 
 
 def parse_categories(text: str | None) -> list[str]:
-    """"simple,multiple" -> ["simple", "multiple"]; None or "all" -> every category; checked."""
+    """"simple,multiple" -> ["simple", "multiple"]; None or "all" -> every single-turn category; checked.
+
+    These are the categories a model is asked here; multi-turn ones are known but refused, since
+    they can only be scored from an outputs file for now.
+    """
     if not text or text.strip() == "all":
         return list(CATEGORIES)
     names = [c.strip() for c in text.split(",") if c.strip()]
     if not names:
         raise ConfigError("--categories: no category given")
     for name in names:
-        if name not in CATEGORIES:
-            raise ConfigError(f"--categories: unknown BFCL category {name!r}; categories are: {', '.join(CATEGORIES)}")
+        if name not in ALL_CATEGORIES:
+            raise ConfigError(f"--categories: unknown BFCL category {name!r}; categories are: {', '.join(CATEGORIES)}"
+                              f" (multi-turn, from an outputs file only: {', '.join(MULTI_TURN_CATEGORIES)})")
+        if name in MULTI_TURN_CATEGORIES:
+            raise ConfigError(f"--categories: {name} is a multi-turn category; multi-turn answers are scored from a "
+                              f"file ('looptool eval bfcl --outputs FILE'), a model cannot be asked them here yet")
     return list(dict.fromkeys(names))
 
 
@@ -54,7 +81,9 @@ def select_entries(categories: Sequence[str], limit: int | None = None) -> list[
 
 
 def category_sizes() -> dict[str, int]:
-    return {c: len(load_category(c)) for c in CATEGORIES}
+    """Entries per category, multi-turn ones included."""
+    return {c: len(load_category(c)) for c in CATEGORIES} | {c: len(load_multi_turn_category(c))
+                                                              for c in MULTI_TURN_CATEGORIES}
 
 
 def score_answer(entry: Entry, output: str, fmt: PromptFormat, parallel_matching: str) -> Scored:
@@ -63,6 +92,19 @@ def score_answer(entry: Entry, output: str, fmt: PromptFormat, parallel_matching
         return Scored(False, None, decoded.error_type, decoded.error)
     result = check(entry, decoded.calls, parallel_matching=parallel_matching)  # type: ignore[arg-type]
     return Scored(result.valid, decoded.calls, result.error_type, result.error)
+
+
+def score_multi_turn(entry: MultiTurnEntry, output_json: str) -> Scored:
+    """Score a multi-turn answer, given as the JSON text of its turns (the form rows store it in)."""
+    turns = decode_turns(load_json(output_json))
+    result = check_decoded(entry, turns)
+    decoded = [[[{call.name: call.arguments} for call in step] for step in turn] for turn in turns]
+    return Scored(result.valid, decoded, result.error_type, result.error)
+
+
+def multi_turn_items(entries: Sequence[MultiTurnEntry]) -> list[EvalItem]:
+    """Items for answers read from a file: no prompt is sent, so the messages are the first turn's."""
+    return [EvalItem(e.id, e.category, e.turns[0], lambda text, e=e: score_multi_turn(e, text)) for e in entries]
 
 
 def items(entries: Sequence[Entry], fmt: PromptFormat, parallel_matching: str,
@@ -103,15 +145,23 @@ def run_bfcl(workspace: Path, config: WorkspaceConfig, target: EvalTarget, categ
 # -- answers produced elsewhere -------------------------------------------------------------------
 
 
-def read_outputs(path: Path) -> dict[str, str]:
-    """`{"id": ..., "output": "<raw model text>"}` per line -> id -> output; strict, one-line errors."""
+Output = str | list[list[str]]  # single-turn: the raw text; multi-turn: per turn, the text of each step
+
+
+def read_outputs(path: Path) -> dict[str, Output]:
+    """One answer per line -> id -> output; strict, one-line errors naming file:line and field.
+
+    A single-turn line is `{"id": "simple_0", "output": "<raw model text>"}`; a multi-turn line
+    `{"id": "multi_turn_base_0", "output": [[step_text, ...], ...]}`, one list per turn. The id
+    decides which is expected.
+    """
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         raise OutputsFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except UnicodeDecodeError:
         raise OutputsFileError(f"{path}: not UTF-8 text") from None
-    outputs: dict[str, str] = {}
+    outputs: dict[str, Output] = {}
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -127,13 +177,15 @@ def read_outputs(path: Path) -> dict[str, str]:
         entry_id, output = row.get("id"), row.get("output")
         if not isinstance(entry_id, str) or not entry_id:
             raise OutputsFileError(f"{where}: id: expected a BFCL entry id string, got {entry_id!r:.60}")
-        if not isinstance(output, str):
-            raise OutputsFileError(f"{where}: output: expected the model's raw text as a string, got "
-                                   f"{type(output).__name__}")
         try:
-            category_of(entry_id)
+            multi_turn_category_of(entry_id) if is_multi_turn_id(entry_id) else category_of(entry_id)
         except ValueError:
             raise OutputsFileError(f"{where}: id: {entry_id!r} is not an id of a BFCL-v3 category") from None
+        if is_multi_turn_id(entry_id):
+            _check_turns(output, where)
+        elif not isinstance(output, str):
+            raise OutputsFileError(f"{where}: output: expected the model's raw text as a string, got "
+                                   f"{type(output).__name__}")
         if entry_id in outputs:
             raise OutputsFileError(f"{where}: id: {entry_id!r} appears twice")
         outputs[entry_id] = output
@@ -142,27 +194,44 @@ def read_outputs(path: Path) -> dict[str, str]:
     return outputs
 
 
+def _check_turns(output: Any, where: str) -> None:
+    """A multi-turn output is a list (per turn) of lists (per step) of strings."""
+    if not isinstance(output, list):
+        raise OutputsFileError(f"{where}: output: expected a list per turn of step texts for a multi-turn entry, "
+                               f"got {type(output).__name__}")
+    for i, turn in enumerate(output):
+        if not isinstance(turn, list):
+            raise OutputsFileError(f"{where}: output[{i}]: expected the list of step texts of turn {i}, got "
+                                   f"{type(turn).__name__}")
+        for j, step in enumerate(turn):
+            if not isinstance(step, str):
+                raise OutputsFileError(f"{where}: output[{i}][{j}]: expected the model's raw text as a string, got "
+                                       f"{type(step).__name__}")
+
+
 def score_outputs_file(path: Path, *, fmt: PromptFormat, parallel_matching: str,
                        workspace: Path | None = None) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]], str | None]:
     """Score a file of precomputed answers without any model.
 
     Returns the per-entry rows, the per-category scores and, when a workspace database was given,
     the id of the run they were stored under (keyed by the file's content, so rescoring the same
-    file replaces its rows).
+    file replaces its rows). A multi-turn answer is stored as the JSON text of its turns.
     """
     outputs = read_outputs(path)
-    entries = load_entries(outputs)
-    unknown = [i for i in outputs if i not in entries]
+    texts = {i: o if isinstance(o, str) else json.dumps(o, ensure_ascii=False) for i, o in outputs.items()}
+    single = load_entries(i for i in outputs if not is_multi_turn_id(i))
+    multi = load_multi_turn_entries(i for i in outputs if is_multi_turn_id(i))
+    unknown = [i for i in outputs if i not in single and i not in multi]
     if unknown:
         raise OutputsFileError(f"{path}: id: {unknown[0]!r} is not in the BFCL-v3 data ({len(unknown)} unknown ids)")
-    ordered = sorted(entries.values(), key=lambda e: (CATEGORIES.index(e.category), _entry_order(e.id)))
-    todo = items(ordered, fmt, parallel_matching)
-    rows = [result_row(item, outputs[item.id], score_safely(item, outputs[item.id])) for item in todo]
+    todo = items(list(single.values()), fmt, parallel_matching) + multi_turn_items(list(multi.values()))
+    todo.sort(key=lambda item: (ALL_CATEGORIES.index(item.category), _entry_order(item.id)))
+    rows = [result_row(item, texts[item.id], score_safely(item, texts[item.id])) for item in todo]
     scores = tally(rows)
     run_id = None
     if workspace is not None:
         settings = {"prompt_format": fmt, "parallel_matching": parallel_matching, "outputs": path.name}
-        run_id = stable_id("eval", SUITE, "outputs", sorted(outputs.items()), settings)
+        run_id = stable_id("eval", SUITE, "outputs", sorted(texts.items()), settings)
         with Store.open(workspace / DB_FILE) as store:
             store.upsert_eval_run(run_id, suite=SUITE, model=f"outputs:{path.name}", adapter=None, round=None,
                                   settings=settings)

@@ -9,7 +9,7 @@ from typing import Any
 
 from looptool.config import EvalConfig
 from looptool.eval.aggregate import GROUPS, BfclSummary, summarise
-from looptool.eval.bfcl_data import CATEGORIES
+from looptool.eval.bfcl_data import ALL_CATEGORIES
 
 GROUP_LABELS = {
     "simple_ast": "simple_ast (mean py/java/js)",
@@ -80,7 +80,7 @@ def bfcl_table(runs: Sequence[dict[str, Any]], scores: Sequence[dict[str, dict[s
     summaries: list[BfclSummary] = [summarise(s, sizes) for s in scores]
     header = ["BFCL-v3 category", *(run_label(r) for r in runs)]
     rows = [[f"{c} ({sizes.get(c, '?')})", *(_cell(s.categories.get(c)) for s in summaries)]
-            for c in CATEGORIES if any(c in s.categories for s in summaries)]
+            for c in ALL_CATEGORIES if any(c in s.categories for s in summaries)]
     rows.append(["", *("" for _ in runs)])
     for group in GROUPS:
         rows.append([GROUP_LABELS[group], *(_pct(s.groups[group].accuracy) for s in summaries)])
@@ -91,10 +91,9 @@ def bfcl_table(runs: Sequence[dict[str, Any]], scores: Sequence[dict[str, dict[s
         if s.partial:
             notes.append("partial (*): " + ", ".join(f"{c} {s.categories[c]['total']}/{s.categories[c]['size']}"
                                                         for c in s.partial))
-        missing = [g for g in ("simple_ast", "non_live", "live") if s.groups[g].missing]
+        missing = [g for g in ("simple_ast", "non_live", "live", "multi_turn") if s.groups[g].missing]
         for g in missing:
             notes.append(f"{GROUP_LABELS[g]} lacks " + ", ".join(s.groups[g].missing))
-        notes.append("multi-turn not in the data")
         errors = sum(c.get("errors") or 0 for c in s.categories.values())
         if errors:
             notes.append(f"{errors} requests refused by the server (!n), counted as failed")

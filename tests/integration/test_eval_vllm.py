@@ -48,7 +48,7 @@ def test_bfcl_end_to_end_on_the_embedded_model(ws):
     assert result.exit_code == 0, result.output
     for category in CATEGORIES.split(","):
         assert f"\n{category} (" in result.output
-    assert "non-live overall" in result.output and "multi-turn not in the data" in result.output
+    assert "non-live overall" in result.output and "multi-turn lacks multi_turn_base" in result.output
     with Store.open(ws / "looptool.db") as store:
         (run,) = store.eval_runs("bfcl")
         rows = store.eval_results(run["id"])

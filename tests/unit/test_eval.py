@@ -73,6 +73,34 @@ def test_summary_reproduces_the_leaderboard_formulas():
     assert s.partial == ["simple", "live_simple"]  # 100 of 400 and 100 of 258 entries
 
 
+def test_overall_reproduces_the_qwen3_8b_leaderboard_row():
+    # The official 2025-06-14 leaderboard row for Qwen3-8B (FC): non-live overall 87.47, live
+    # (count-weighted over 2,251 entries) 78.54, multi-turn 33.00 -> overall 66.34.
+    scores = _scores({"simple": 0.9625, "java": 0.64, "javascript": 0.70, "multiple": 0.955, "parallel": 0.945,
+                      "parallel_multiple": 0.885, "irrelevance": 0.8208})
+    live_sizes = {"live_simple": 258, "live_multiple": 1053, "live_parallel": 16, "live_parallel_multiple": 24,
+                  "live_irrelevance": 882, "live_relevance": 18}
+    passed = round(0.7854 * 2251)  # 1768 of 2251 = 78.54%, spread over the six live categories
+    for category, size in live_sizes.items():
+        share = min(size, passed)
+        scores[category] = {"total": size, "passed": share, "accuracy": share / size, "errors": 0}
+        passed -= share
+    # Only the mean of the four multi-turn categories is published (33.00); these average to it.
+    scores |= _scores({"multi_turn_base": 0.40, "multi_turn_miss_func": 0.29, "multi_turn_miss_param": 0.30,
+                       "multi_turn_long_context": 0.33}, total=200)
+    s = summarise(scores, {})
+    assert round(100 * s.groups["non_live"].accuracy, 2) == 87.47
+    assert round(100 * s.groups["live"].accuracy, 2) == 78.54
+    assert round(100 * s.groups["multi_turn"].accuracy, 2) == 33.00
+    assert round(100 * s.groups["overall"].accuracy, 2) == 66.34
+    assert s.overall_as_leaderboard == pytest.approx(s.groups["overall"].accuracy)
+    assert all(not g.missing for g in s.groups.values())
+    # Without the live categories the overall is over the groups run, the leaderboard's counts live as 0.
+    partial = summarise({c: v for c, v in scores.items() if not c.startswith("live_")}, {})
+    assert partial.groups["overall"].missing == ("live",)
+    assert partial.overall_as_leaderboard == pytest.approx((0.8747 + 0 + 0.33) / 3, abs=1e-4)
+
+
 def test_summary_with_missing_members_says_so():
     s = summarise(_scores({"simple": 0.5, "irrelevance": 1.0}), {})
     assert s.groups["simple_ast"].accuracy == 0.5 and s.groups["simple_ast"].missing == ("java", "javascript")
