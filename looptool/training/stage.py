@@ -4,6 +4,7 @@ adapter, the device, checkpoints and resuming, and saving and recording the resu
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +100,8 @@ def finish(stage: Stage, trainer: Any, extra: dict[str, Any] | None = None) -> S
     target = rounds.adapter_dir(stage.workspace, stage.round, stage.name)
     rounds.save_adapter(trainer.model, target)
     summary = {"steps": trainer.state.global_step, "samples": len(stage.data.rows), "too_long": stage.data.too_long,
-               "start": str(stage.start) if stage.start else None, "device": stage.device.description, **(extra or {})}
+               "start": str(stage.start) if stage.start else None, "device": stage.device.description,
+               "finished": datetime.now(timezone.utc).isoformat(), **(extra or {})}
     with Store.open(stage.workspace / DB_FILE) as store:
         rounds.record_stage(store, stage.workspace, stage.round, stage.name, summary)
     rounds.clear_checkpoints(stage.checkpoints)

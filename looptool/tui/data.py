@@ -19,6 +19,7 @@ WARM_START = "warm start (SFT)"  # the train stage while round 1's SFT warm star
 # How each stage's progress is counted: the rows it writes, against the rows it will have written.
 STAGE_UNITS = {"train": "steps", WARM_START: "steps", "probe": "probes", "verify": "verdicts", "expand": "attempts",
                "evaluate": "entries"}
+UNIT_SINGULAR = {"steps": "step", "probes": "probe", "verdicts": "verdict", "attempts": "attempt", "entries": "entry"}
 
 
 @dataclass(frozen=True)
@@ -45,8 +46,17 @@ class StageProgress:
         if self.done is None or self.status != "running":
             return head if self.status in ("running", self.stage) else f"{head} ({self.status})"
         count = f"{self.done}/{self.total}" if self.total is not None else str(self.done)
-        rate = f" · {self.per_minute:.1f} {self.unit}/min" if self.per_minute is not None else ""
-        return f"{head} · {count} {self.unit}{rate}"
+        return f"{head} · {count} {self.unit}{self.rate}"
+
+    @property
+    def rate(self) -> str:
+        """' · 3.2 probes/min', or for work slower than one a minute (a training step on a CPU)
+        ' · 2.5 min/step'; '' before the first is done."""
+        if not self.per_minute:
+            return ""
+        if self.per_minute >= 1:
+            return f" · {self.per_minute:.1f} {self.unit}/min"
+        return f" · {1 / self.per_minute:.1f} min/{UNIT_SINGULAR.get(self.unit, self.unit)}"
 
 
 def warm_start_running(info: Round, activity: dict[str, int], warm_start: bool) -> bool:
@@ -82,7 +92,8 @@ def expected_eval_entries(config: WorkspaceConfig, heldout_samples: int) -> int:
 def stage_progress(info: Round, activity: dict[str, int], config: WorkspaceConfig, now: datetime,
                    expected_eval: int | None = None, warm_start: bool = False) -> StageProgress:
     """How far the round's current stage is, from the rows it has written (see STAGE_UNITS), and
-    its rate since the stage started (`metrics["stage_started"]`). The train stage of a round in
+    its rate since the stage started (`metrics["stage_started"]`; GRPO's since the warm start
+    finished, when there was one). The train stage of a round in
     its SFT warm start (`warm_start_running`) counts the warm start's steps, as WARM_START."""
     stage = info.stage or "-"
     done: int | None = None
@@ -103,6 +114,9 @@ def stage_progress(info: Round, activity: dict[str, int], config: WorkspaceConfi
         done, total = activity.get("eval_results", 0), expected_eval
     per_minute = None
     started = info.metrics.get("stage_started")
+    sft = info.metrics.get("sft")
+    if stage == "train" and isinstance(sft, dict) and isinstance(sft.get("finished"), str):
+        started = max(started or "", sft["finished"])  # GRPO's rate from its own start, not the warm start's
     if done is not None and started and info.status == "running":
         try:
             minutes = (now - datetime.fromisoformat(started)).total_seconds() / 60

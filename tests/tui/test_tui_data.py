@@ -72,7 +72,7 @@ def test_the_warm_start_counts_its_own_steps(built_workspace):
     training = Round(n=1, status="running", stage="train", metrics={"stage_started": "2026-01-02T03:40:00.000+00:00"})
     warm = stage_progress(training, {"sft_steps": 12, "train_steps": 0}, config, NOW, warm_start=True)
     assert (warm.stage, warm.done, warm.total) == ("warm start (SFT)", 12, sft)
-    assert warm.label == f"round 1 · warm start (SFT) · 12/{sft} steps · 0.6 steps/min"  # 12 in 20 minutes
+    assert warm.label == f"round 1 · warm start (SFT) · 12/{sft} steps · 1.7 min/step"  # 12 in 20 minutes
     # Due but no step logged yet (the model loads); or steps logged with no warm start due (train sft by hand).
     assert stage_progress(training, {}, config, NOW, warm_start=True).label.startswith(
         f"round 1 · warm start (SFT) · 0/{sft} steps")
@@ -82,6 +82,20 @@ def test_the_warm_start_counts_its_own_steps(built_workspace):
     done = training.model_copy(update={"metrics": {"sft": {"steps": 12}}})
     assert stage_progress(done, {"sft_steps": 12}, config, NOW, warm_start=True).stage == "train"
     assert stage_progress(training, {}, config, NOW).stage == "train"
+    # GRPO's rate counts from the warm start's end (the stage began 20 minutes ago, the warm start ended 4 ago).
+    grpo = training.model_copy(update={"metrics": {"stage_started": "2026-01-02T03:40:00.000+00:00",
+                                                   "sft": {"steps": 12, "finished": "2026-01-02T03:56:00.000+00:00"}}})
+    assert stage_progress(grpo, {"sft_steps": 12, "train_steps": 2}, config, NOW).label.endswith(
+        " steps · 2.0 min/step")
+    assert stage_progress(grpo, {"sft_steps": 12, "train_steps": 0}, config, NOW).label.endswith(" steps")
+
+
+def test_rates_slower_than_one_a_minute_say_minutes_each():
+    from looptool.tui.data import StageProgress
+
+    assert StageProgress(1, "probe", "running", 30, 40, 6.0, "probes").rate == " · 6.0 probes/min"
+    assert StageProgress(1, "evaluate", "running", 1, 40, 0.25, "entries").rate == " · 4.0 min/entry"
+    assert StageProgress(1, "train", "running", 0, 2, 0.0, "steps").rate == ""
 
 
 def test_labels_of_a_round_that_waits_is_paused_or_stopped():

@@ -569,11 +569,12 @@ def test_decode_rejects_unknown_format_and_non_text():
 
 
 def test_decoding_is_fast_on_huge_input():
-    started = time.perf_counter()
+    # CPU time, not wall time: on a loaded machine the wall clock also counts other processes' turns.
+    started = time.process_time()
     for text in ("[" * 100_000, "f(a='" + "x" * 190_000 + "')", "[" + "f(a=1), " * 20_000 + "]"):
         decode(text, "python")
         decode(text)
-    assert time.perf_counter() - started < 5
+    assert time.process_time() - started < 5
 
 
 @pytest.mark.parametrize(
