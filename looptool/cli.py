@@ -1337,10 +1337,12 @@ def _flowing_help(group: typer.Typer) -> None:
 
 def flowing_paragraphs(doc: str) -> str:
     """A docstring with each paragraph on one line; a paragraph with indented lines (an example,
-    a table) keeps its line breaks."""
+    a table) keeps its line breaks. A config section's name ("[eval]") is escaped, or rich's
+    markup would take it for a style and leave it out."""
     paragraphs = inspect.cleandoc(doc).split("\n\n")
-    return "\n\n".join(p if any(line.startswith(" ") for line in p.splitlines()) else " ".join(p.split())
+    text = "\n\n".join(p if any(line.startswith(" ") for line in p.splitlines()) else " ".join(p.split())
                         for p in paragraphs)
+    return re.sub(r"(?<!\\)\[([a-z_.]+)\]", r"\\[\1]", text)
 
 
 def first_sentence(doc: str) -> str:

@@ -67,6 +67,9 @@ def test_a_commands_help_flows_its_paragraphs_to_the_terminals_width(runner):
     # typer's rich mode kept the docstring's breaks after the first paragraph: "... unfinished" / "ones continue ..."
     text = " ".join(line.strip(" │") for line in runner.invoke(app, ["seed", "--help"], env={"COLUMNS": "200"}).output.splitlines())
     assert "finished dialogues are kept, unfinished ones continue from their last checkpoint" in text
+    assert flowing_paragraphs("From the [eval] and \\[seed] sections.") == "From the \\[eval] and \\[seed] sections."
+    bfcl = runner.invoke(app, ["eval", "bfcl", "--help"], env={"COLUMNS": "200"}).output
+    assert "Defaults come from the [eval] section" in " ".join(line.strip(" │") for line in bfcl.splitlines())
     lines = runner.invoke(app, ["seed", "--help"], env={"COLUMNS": "200"}).output.splitlines()
     assert any(line.strip().startswith("Resumable:") and "unfinished ones continue" in line for line in lines)
 
