@@ -163,26 +163,37 @@ class Reference:
 
 def collect_references(workspace: Path, loop: RunData) -> list[Reference]:
     """The base model and the warm start, from the loop workspace's stored evaluation runs."""
-    refs = [Reference(BASE_LABEL, 0.0), Reference(WARM_START_LABEL, 0.5)]
+    latest: dict[str, tuple[int, str]] = {}
+    for suite in SUITES:
+        last = next((r for r in reversed(loop.rounds) if getattr(r, f"{suite}_run")), None)
+        if last is not None:
+            latest[suite] = (last.n, getattr(last, f"{suite}_run"))
     with Store.open(workspace / DB_FILE) as store:
-        for ref, lookup in zip(refs, (is_base_run, is_warm_start_run)):
-            for suite in SUITES:
-                run_id = fullest_run(store, [r for r in store.eval_runs(suite) if lookup(r)])
-                if run_id is None:
-                    continue
-                rows = store.eval_results(run_id)
-                latest = next((r for r in reversed(loop.rounds) if getattr(r, f"{suite}_run")), None)
-                if latest is not None:
-                    wanted = store.scored_entry_ids(getattr(latest, f"{suite}_run"))
-                    rows = [r for r in rows if r["entry_id"] in wanted]
-                    if len(rows) < len(wanted):
-                        ref.notes.append(f"{ref.name}'s {suite} run has {len(rows)} of the {len(wanted)} entries "
-                                         f"round {latest.n} was evaluated on; it is counted on those")
-                accuracy = _accuracy_by_category(rows)
-                if suite == "heldout":
-                    ref.heldout = accuracy.get("all")
-                else:
-                    ref.bfcl = accuracy
+        return reference_points(store, latest)
+
+
+def reference_points(store: Store, latest: dict[str, tuple[int, str]]) -> list[Reference]:
+    """The base model and the warm start from the stored evaluation runs, each suite counted on the
+    entries of `latest[suite]` (round, run id: the latest evaluated round's run) where there is one."""
+    refs = [Reference(BASE_LABEL, 0.0), Reference(WARM_START_LABEL, 0.5)]
+    for ref, lookup in zip(refs, (is_base_run, is_warm_start_run)):
+        for suite in SUITES:
+            run_id = fullest_run(store, [r for r in store.eval_runs(suite) if lookup(r)])
+            if run_id is None:
+                continue
+            rows = store.eval_results(run_id)
+            if suite in latest:
+                round_n, round_run = latest[suite]
+                wanted = store.scored_entry_ids(round_run)
+                rows = [r for r in rows if r["entry_id"] in wanted]
+                if len(rows) < len(wanted):
+                    ref.notes.append(f"{ref.name}'s {suite} run has {len(rows)} of the {len(wanted)} entries "
+                                     f"round {round_n} was evaluated on; it is counted on those")
+            accuracy = _accuracy_by_category(rows)
+            if suite == "heldout":
+                ref.heldout = accuracy.get("all")
+            else:
+                ref.bfcl = accuracy
     return refs
 
 

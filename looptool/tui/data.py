@@ -188,9 +188,26 @@ def reward_series(steps: Iterable[dict[str, Any]]) -> tuple[list[float], list[in
     return rewards, starts
 
 
-def accuracy_series(rounds: Iterable[Round]) -> dict[str, list[tuple[int, float]]]:
-    """Accuracy (percent) per evaluated round: held-out and the BFCL subset."""
-    out: dict[str, list[tuple[int, float]]] = {"held-out": [], "BFCL": []}
+def latest_eval_runs(rounds: Iterable[Round]) -> dict[str, tuple[int, str]]:
+    """suite -> (round, run id) of the latest round whose evaluation stored a run of that suite."""
+    latest: dict[str, tuple[int, str]] = {}
+    for r in rounds:
+        evaluation = r.metrics.get("eval") or {}
+        for suite in ("heldout", "bfcl"):
+            if isinstance(evaluation.get(f"{suite}_run"), str):
+                latest[suite] = (r.n, evaluation[f"{suite}_run"])
+    return latest
+
+
+def accuracy_series(rounds: Iterable[Round], references: Sequence[Any] = ()) -> dict[str, list[tuple[float, float]]]:
+    """Accuracy (percent) per evaluated round: held-out and the BFCL subset; first the base model
+    (x 0) and the warm start (x 0.5) where `references` (report.Reference) measured them."""
+    out: dict[str, list[tuple[float, float]]] = {"held-out": [], "BFCL": []}
+    for ref in references:
+        if ref.heldout is not None:
+            out["held-out"].append((ref.x, 100 * ref.heldout))
+        if isinstance(ref.bfcl.get("all"), (int, float)):
+            out["BFCL"].append((ref.x, 100 * ref.bfcl["all"]))
     for r in rounds:
         evaluation = r.metrics.get("eval") or {}
         if isinstance(evaluation.get("heldout"), (int, float)):

@@ -138,6 +138,21 @@ def test_round_cells_and_plot_series(built_workspace):
     assert accuracy_series(rounds) == {"held-out": [(1, 50.0)], "BFCL": [(1, 25.0)]}
 
 
+def test_the_accuracy_plot_starts_at_the_base_model_and_the_warm_start():
+    from looptool.report import BASE_LABEL, WARM_START_LABEL, Reference
+    from looptool.tui.data import latest_eval_runs
+
+    rounds = [Round(n=1, status="done", metrics={"eval": {"heldout": 0.5, "heldout_run": "eval_a"}}),
+              Round(n=2, status="done", metrics={"eval": {"heldout": 0.6, "heldout_run": "eval_b",
+                                                          "bfcl": {"all": 0.2}, "bfcl_run": "eval_c"}}),
+              Round(n=3, status="running")]
+    assert latest_eval_runs(rounds) == {"heldout": (2, "eval_b"), "bfcl": (2, "eval_c")}
+    refs = [Reference(BASE_LABEL, 0.0, heldout=0.25, bfcl={"all": 0.1}), Reference(WARM_START_LABEL, 0.5, heldout=0.4),
+            Reference(WARM_START_LABEL, 0.5)]  # not measured: no point
+    assert accuracy_series(rounds, refs) == {"held-out": [(0.0, 25.0), (0.5, 40.0), (1, 50.0), (2, 60.0)],
+                                             "BFCL": [(0.0, 10.0), (2, 20.0)]}
+
+
 def test_other_answer_flips_between_keeping_the_label_and_taking_the_prediction():
     def verdict(kind, override=None):
         return Verdict(sample_id="s", round=1, verdict=kind, human_override=override)

@@ -68,7 +68,7 @@ async def test_a_loop_started_elsewhere_is_shown_and_not_started_again(tui_ws):
 
 async def test_dashboard_follows_another_process_within_two_seconds(tui_ws):
     app = make_app(tui_ws, poll_interval=0.5)
-    hammer = subprocess.Popen([sys.executable, str(HAMMER), str(tui_ws), "30"])
+    hammer = subprocess.Popen([sys.executable, str(HAMMER), str(tui_ws), "300"])  # stopped below; long enough for a loaded machine
     try:
         async with app.run_test(size=(120, 40)) as pilot:
             await settle(pilot)

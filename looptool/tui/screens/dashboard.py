@@ -25,8 +25,9 @@ from textual.worker import Worker
 
 from looptool.schema import Round
 from looptool.store import StoreError
+from looptool.report import reference_points
 from looptool.tui.data import (STOPPED, WAITING_FOR_REVIEW, accuracy_series, current_round, expected_eval_entries,
-                               reward_series, stage_progress)
+                               latest_eval_runs, reward_series, stage_progress)
 from looptool.tui.loop_process import ProcessState
 from looptool.tui.widgets.accuracy_plot import AccuracyPlot
 from looptool.tui.widgets.event_log import EventLog
@@ -49,6 +50,7 @@ class DashboardData:
     expected_eval: int | None = None
     review_round: int | None = None
     warm_start: bool = False  # the current round is one that starts with the SFT warm start
+    references: list[Any] = field(default_factory=list)  # the base model and the warm start (report.Reference)
 
 
 class DashboardScreen(Screen):
@@ -68,6 +70,7 @@ class DashboardScreen(Screen):
         self.data: DashboardData | None = None
         self._poll: Worker | None = None
         self._events_after = 0
+        self._references: tuple[tuple[Any, ...], list[Any]] = ((), [])  # (the marks they were read at, references)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -114,6 +117,7 @@ class DashboardScreen(Screen):
                 now = current_round(rounds)
                 activity = store.round_activity(now.n) if now is not None else {}
                 heldout = store.sample_counts_by_split().get("heldout", 0)
+                references = self._read_references(store, rounds, marks)
             review_round = app.read_review_round()
         except (sqlite3.Error, StoreError) as exc:
             app.note_read_error(exc)  # the last data stays; the next tick reads again
@@ -130,7 +134,15 @@ class DashboardScreen(Screen):
             except Exception:  # noqa: BLE001 - a progress total is a nicety; unknown is shown as such
                 expected = None
         self.post_message(self.Loaded(DashboardData(marks, rounds, verdicts, events, steps, activity, expected,
-                                                    review_round, warm_start)))
+                                                    review_round, warm_start, references)))
+
+    def _read_references(self, store: Any, rounds: list[Round], marks: tuple[Any, ...]) -> list[Any]:
+        """The base model's and the warm start's accuracy, read again only when the rounds or the
+        evaluation results changed (the marks' rounds and results), not on every event."""
+        key = (marks[1], marks[-1]) if len(marks) > 1 else marks
+        if key != self._references[0] or not key:
+            self._references = (key, reference_points(store, latest_eval_runs(rounds)))
+        return self._references[1]
 
     def on_dashboard_screen_loaded(self, message: Loaded) -> None:
         data = message.data
@@ -140,7 +152,7 @@ class DashboardScreen(Screen):
         self.app.review_round = data.review_round
         self.query_one(RoundsTable).show(data.rounds, data.verdicts)
         self.query_one(RewardPlot).show(*reward_series(data.steps))
-        self.query_one(AccuracyPlot).show(accuracy_series(data.rounds))
+        self.query_one(AccuracyPlot).show(accuracy_series(data.rounds, data.references))
         self.query_one(EventLog).add_events(data.events)
         self._show_progress(data, self._show_status())
 

@@ -1,4 +1,5 @@
-"""Held-out and BFCL-subset accuracy per evaluated round (plotext)."""
+"""Held-out and BFCL-subset accuracy per evaluated round, from the base model and the warm start on
+(plotext)."""
 
 from __future__ import annotations
 
@@ -7,16 +8,18 @@ from rich.text import Text
 from textual.widget import Widget
 
 COLORS = {"held-out": "green", "BFCL": "magenta"}
+TICKS = {0.0: "base", 0.5: "warm"}  # the base model and the SFT warm start, before round 1
 
 
 class AccuracyPlot(Widget):
-    """Accuracy (%) per round, one line per suite, drawn with plotext at the widget's size."""
+    """Accuracy (%) per round, one line per suite, drawn with plotext at the widget's size; the base
+    model and the warm start, where measured, are the first points ("base", "warm")."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.series: dict[str, list[tuple[int, float]]] = {}
+        self.series: dict[str, list[tuple[float, float]]] = {}
 
-    def show(self, series: dict[str, list[tuple[int, float]]]) -> None:
+    def show(self, series: dict[str, list[tuple[float, float]]]) -> None:
         if series != self.series:
             self.series = {k: list(v) for k, v in series.items()}
             self.refresh()
@@ -33,7 +36,7 @@ class AccuracyPlot(Widget):
                     xs, ys = zip(*values)
                     plotext.plot(list(xs), list(ys), marker="dot", color=COLORS.get(name, "white"), label=name)
             rounds = sorted({x for x, _ in points})
-            plotext.xticks(rounds, [str(r) for r in rounds])
+            plotext.xticks(rounds, [TICKS.get(r, str(int(r))) for r in rounds])
             plotext.xlim(min(rounds) - 0.5, max(rounds) + 0.5)
             plotext.xlabel("round")
         else:
