@@ -118,7 +118,7 @@ def train_or_resume(stage: Stage, trainer: Any) -> None:
     level and the other in a folder of its own, and the resume loads only the adapters in
     folders -- the policy would go on from the round's start; so the policy's adapter is loaded
     here. And a checkpoint of the last step (killed before the adapter was saved) is the end of
-    training, where transformers would train one step more."""
+    training, where TRL's GRPO trainer went on to train one step more."""
     last = rounds.last_checkpoint(stage.checkpoints) if stage.resume else None
     if last is None:
         trainer.train()

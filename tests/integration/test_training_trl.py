@@ -406,3 +406,30 @@ def test_the_kl_reference_of_a_later_round_is_the_warm_start(tiny, tmp_path):
 
     with pytest.raises(ValueError, match="no reference adapter"):
         anchor_reference(lora(3), warm)
+
+
+def test_an_sft_run_killed_after_its_last_checkpoint_ends_there(ws, monkeypatch):
+    """A checkpoint of the last step is the end of training: going on from it saves that
+    checkpoint's adapter and trains no step more (TRL's GRPO trainer alone trained one more, as
+    the KL-term test above saw; SFT goes through the same path)."""
+    from looptool.training import sft as sft_module
+
+    config = load_config(ws)
+    config.train = config.train.model_copy(update={"save_steps": 2})
+    save_config(ws, config)
+
+    def killed(*args, **kwargs):
+        raise RuntimeError("killed after the last checkpoint")
+
+    real_finish = sft_module.finish
+    monkeypatch.setattr(sft_module, "finish", killed)
+    with pytest.raises(RuntimeError):
+        sft_module.run_sft(ws, config, 1, max_steps=2)
+    checkpoint = load_file(str(ws / "adapters" / "round-1-sft.checkpoints" / "checkpoint-2" / "adapter_model.safetensors"))
+    monkeypatch.setattr(sft_module, "finish", real_finish)
+    result = sft_module.run_sft(ws, config, 1, max_steps=2)
+    assert result.resumed and result.steps == 2
+    saved = load_file(str(result.adapter / "adapter_model.safetensors"))
+    assert saved.keys() == checkpoint.keys() and all(torch.equal(checkpoint[k], saved[k]) for k in saved)
+    with Store.open(ws / "looptool.db") as store:
+        assert [s["step"] for s in store.train_steps(1, "sft")] == [1, 2]
