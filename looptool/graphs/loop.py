@@ -429,8 +429,11 @@ def _run_loop(workspace: Path, config: WorkspaceConfig, *, rounds: int | None, a
                 if not resume_review:
                     return LoopOutcome(pending.values.get("round", 1), True, False)
                 given = Command(resume=True)
-            elif pending.next:
-                given = None  # killed mid-way: go on from the last checkpoint
+            elif pending.next or pending.tasks:
+                # Killed mid-way: go on from the last checkpoint. `next` is empty too when every
+                # task of that checkpoint had written its result before the kill (e.g. `advance`,
+                # killed before the next checkpoint): the graph has not ended while tasks remain.
+                given = None
             else:
                 done = pending.values.get("round", 0) if pending.values else 0
                 given = {"round": done + 1 if done else 1, "rounds": last}

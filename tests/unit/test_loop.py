@@ -113,6 +113,27 @@ def test_a_run_killed_mid_way_ends_like_an_uninterrupted_one(tmp_path, runner, f
         assert books[0][key] == books[1][key], (key, books[0][key], books[1][key])
 
 
+def test_a_run_killed_between_a_nodes_write_and_the_next_checkpoint_goes_on(workspace, fake_openai, tokenizer):
+    """Killed after `advance` wrote round 2 but before the checkpoint that follows it: LangGraph
+    then shows no next node (every task of the last checkpoint has its write), which is not the
+    end of the graph; the next run goes on into round 2 instead of reporting the loop finished."""
+    import sqlite3
+
+    ws = scripted_workspace(workspace, fake_openai)
+    fake_openai.responder = responder(tokenizer)
+    training = StandInTraining(die_at_round=2)
+    with pytest.raises(RuntimeError, match="killed"):
+        run_loop(ws, load_config(ws), rounds=2, log=lambda *_: None, train=training)
+    with sqlite3.connect(ws / DB_FILE) as db:  # undo what was written after `advance`'s write
+        (newest,) = db.execute("SELECT checkpoint_id FROM checkpoints WHERE thread_id = 'loop' AND checkpoint_ns = '' "
+                               "ORDER BY checkpoint_id DESC LIMIT 1").fetchone()
+        db.execute("DELETE FROM writes WHERE thread_id = 'loop' AND checkpoint_id = ?", [newest])
+        db.execute("DELETE FROM checkpoints WHERE thread_id = 'loop' AND checkpoint_id = ?", [newest])
+    outcome = run_loop(ws, load_config(ws), rounds=2, log=lambda *_: None, train=training)
+    assert outcome.finished and outcome.round == 2 and training.calls == [1, 2, 2]
+    assert bookkeeping(ws)["status"] == {1: "done", 2: "done", 3: "pending"}
+
+
 class PausingTraining(StandInTraining):
     """Asks for a pause while it trains `pause_at_round`, as `looptool pause` would from outside."""
 
