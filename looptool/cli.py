@@ -55,8 +55,9 @@ train_app = typer.Typer(
 )
 app.add_typer(train_app, name="train")
 eval_app = typer.Typer(
-    help="Evaluate the policy (base or a round's adapter): BFCL-v3 single-turn categories and the held-out "
-    "split of the workspace's own samples.",
+    help="Evaluate the policy (base or a round's adapter): BFCL-v3 single-turn categories, ACEBench-en's Normal and "
+    "Special categories (ACEBench's own prompt and scoring; Agent categories not run), and the held-out split of the "
+    "workspace's own samples.",
     no_args_is_help=True,
 )
 app.add_typer(eval_app, name="eval")
@@ -1090,6 +1091,79 @@ def _write_verdicts(path: Path, rows) -> None:
                                 "error_type": r["error_type"], "error": r["error"], "decoded": r["decoded"]},
                                ensure_ascii=False, default=repr) + "\n")
     os.replace(tmp, path)
+
+
+@eval_app.command("acebench")
+@_user_errors
+def eval_acebench(
+    workspace: Workspace = Path("."),
+    categories: Annotated[
+        str | None, typer.Option(help="Comma-separated ACEBench categories or groups (normal, special, atom, "
+                                 "multi_turn), or 'all' (the default: every Normal and Special category).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N entries of each category.")] = None,
+    round: RoundOption = None,
+    adapter: AdapterOption = None,
+    outputs: Annotated[
+        Path | None,
+        typer.Option(help="Score precomputed answers instead of asking a model: a JSONL file with one "
+                     '{"id": ..., "output": "<raw model text>"} per line (any mix of categories, any subset). '
+                     "Needs no server and no workspace."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")] = False,
+    prompt: Annotated[
+        str | None, typer.Option(help="acebench (ACEBench's own English prompt, the default) or tool_call (the "
+                                 "policy's own <tool_call> prompt, the LoopTool paper's setting).")
+    ] = None,
+    concurrency: Annotated[int | None, typer.Option(min=1, max=512, help="Requests in flight at once.")] = None,
+) -> None:
+    """Score the policy on ACEBench-en's Normal and Special categories with ACEBench's own scoring.
+
+    Prints accuracy per category, Normal (the unweighted mean of its 12 sub-categories), Special
+    (the unweighted mean of its 3) and a Normal+Special figure with ACEBench's weights renormalised.
+    The Agent categories are not run (they need ACEBench's sandbox and a simulated user), so no
+    ACEBench Overall is given. Results are stored per entry in the workspace; running it again
+    continues the same run, asking only what is missing. Defaults come from [eval] in looptool.toml.
+    """
+    from looptool.eval import acebench_suite
+
+    if outputs is not None:
+        if categories or limit or round or adapter:
+            raise ConfigError("--outputs scores the entries in the file; --categories, --limit, --round and --adapter "
+                              "do not apply")
+        has_db = (workspace / DB_FILE).is_file()
+        config = load_config(workspace) if has_db else WorkspaceConfig()
+        config = _eval_config(config, acebench_prompt=prompt)
+        if has_db:
+            _open_workspace(workspace)
+        rows, run_id = acebench_suite.score_outputs_file(outputs, fmt=config.eval.acebench_prompt,
+                                                         workspace=workspace if has_db else None)
+        label = f"outputs:{outputs.name}"
+    else:
+        from looptool.eval.target import resolve_target
+
+        chosen = acebench_suite.parse_categories(categories)
+        config, _ = _open_workspace(workspace)
+        config = _eval_config(config, acebench_prompt=prompt, concurrency=concurrency)
+        target = resolve_target(workspace, config, round, adapter=adapter, log=lambda line: typer.echo(line, err=True))
+        run_id, progress = _eval_progress(
+            "ACEBench", lambda show: acebench_suite.run_acebench(workspace, config, target, chosen, limit,
+                                                                on_progress=show))
+        with Store.open(workspace / DB_FILE) as store:
+            rows = store.eval_results(run_id)
+            store.log_event("info", "eval", f"ACEBench {run_id} ({target.label}): {progress.done} scored this run, "
+                                             f"{progress.passed} passed")
+        ids = {e.id for e in acebench_suite.select_entries(chosen, limit)}
+        rows = [r for r in rows if r["entry_id"] in ids]  # this command's selection; the run may hold more
+        label = target.label
+    summary = acebench_suite.summarise(rows, acebench_suite.category_sizes())
+    if as_json:
+        typer.echo(acebench_suite.summary_json(summary, rows, run_id))
+        return
+    for line in acebench_suite.summary_lines(summary, f"{label}, prompt {config.eval.acebench_prompt}"):
+        typer.echo(line)
+    if run_id:
+        typer.echo(f"stored as run {run_id} in {workspace / DB_FILE}")
 
 
 @eval_app.command("heldout")

@@ -267,6 +267,12 @@ class EvalConfig(_Section):
         description="Matching of parallel calls to the expected ones: 'greedy' is the official BFCL checker (keep it "
         "for numbers comparable with the leaderboard); 'bipartite' finds a matching whenever one exists.",
     )
+    acebench_prompt: Literal["acebench", "tool_call"] = Field(
+        default="acebench",
+        description="How ACEBench functions are offered and answers read: ACEBench's own English prompt "
+        "([ApiName(key='value')] answers, as its leaderboard), or the policy's own <tool_call> prompt (the LoopTool "
+        "paper's setting).",
+    )
 
 
 class TrainConfig(_Section):

@@ -37,18 +37,15 @@ from looptool.eval.bfcl_multi_turn_data import (
     multi_turn_category_of,
 )
 from looptool.eval.bfcl_prompt import PromptFormat, prompt_messages, prompt_text
+from looptool.eval.outputs_file import OutputsFileError, read_output_lines
 from looptool.eval.runner import EvalItem, EvalProgress, Scored, result_row, run_items, score_safely
 from looptool.eval.target import EvalTarget, answer_settings, chat_template_kwargs, policy_renderer
-from looptool.schema import JSONLimitError, load_json, stable_id
+from looptool.schema import load_json, stable_id
 from looptool.store import Store
 from looptool.training.templates import PromptRenderer
 
 SUITE = "bfcl"
 NO_ANSWER_CATEGORIES = ("irrelevance", "live_irrelevance")  # an undecodable answer is "no call" there
-
-
-class OutputsFileError(ConfigError):
-    """A precomputed outputs file is malformed; the message names the file, line and field."""
 
 
 def parse_categories(text: str | None) -> list[str]:
@@ -155,43 +152,19 @@ def read_outputs(path: Path) -> dict[str, Output]:
     `{"id": "multi_turn_base_0", "output": [[step_text, ...], ...]}`, one list per turn. The id
     decides which is expected.
     """
+    return read_output_lines(path, _check_line, suite="BFCL")
+
+
+def _check_line(entry_id: str, output: Any, where: str) -> None:
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise OutputsFileError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise OutputsFileError(f"{path}: not UTF-8 text") from None
-    outputs: dict[str, Output] = {}
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        where = f"{path}:{n}"
-        try:
-            row = load_json(line)
-        except JSONLimitError as exc:
-            raise OutputsFileError(f"{where}: {exc}") from None
-        except json.JSONDecodeError as exc:
-            raise OutputsFileError(f"{where}: not JSON ({exc.msg})") from None
-        if not isinstance(row, dict):
-            raise OutputsFileError(f"{where}: expected an object with 'id' and 'output'")
-        entry_id, output = row.get("id"), row.get("output")
-        if not isinstance(entry_id, str) or not entry_id:
-            raise OutputsFileError(f"{where}: id: expected a BFCL entry id string, got {entry_id!r:.60}")
-        try:
-            multi_turn_category_of(entry_id) if is_multi_turn_id(entry_id) else category_of(entry_id)
-        except ValueError:
-            raise OutputsFileError(f"{where}: id: {entry_id!r} is not an id of a BFCL-v3 category") from None
-        if is_multi_turn_id(entry_id):
-            _check_turns(output, where)
-        elif not isinstance(output, str):
-            raise OutputsFileError(f"{where}: output: expected the model's raw text as a string, got "
-                                   f"{type(output).__name__}")
-        if entry_id in outputs:
-            raise OutputsFileError(f"{where}: id: {entry_id!r} appears twice")
-        outputs[entry_id] = output
-    if not outputs:
-        raise OutputsFileError(f"{path}: no outputs in the file")
-    return outputs
+        multi_turn_category_of(entry_id) if is_multi_turn_id(entry_id) else category_of(entry_id)
+    except ValueError:
+        raise OutputsFileError(f"{where}: id: {entry_id!r} is not an id of a BFCL-v3 category") from None
+    if is_multi_turn_id(entry_id):
+        _check_turns(output, where)
+    elif not isinstance(output, str):
+        raise OutputsFileError(f"{where}: output: expected the model's raw text as a string, got "
+                               f"{type(output).__name__}")
 
 
 def _check_turns(output: Any, where: str) -> None:

@@ -231,3 +231,31 @@ def test_probing_a_round_on_the_embedded_model(ws):
     assert len(served) == len(text_ids) - 1
     assert max(abs(a - b) for a, b in zip(served, token_logprobs(logits), strict=True)) < 0.05
     assert max(abs(a - b) for a, b in zip(served, token_logprobs(base_logits), strict=True)) > 0.5
+
+
+def test_acebench_end_to_end_on_the_embedded_model(ws, monkeypatch):
+    # 4 categories x 3 entries = 12 ACEBench entries, Normal (single- and multi-turn) and Special.
+    args = ["eval", "acebench", "-w", str(ws), "--categories",
+            "normal_atom_bool,normal_similar_api,normal_multi_turn_user_adjust,special_irrelevant", "--limit", "3"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "Normal (unweighted mean" in result.output and "Special (unweighted mean" in result.output
+    assert "Normal+Special (weighted 0.578/0.2676, renormalised)" in result.output
+    assert "not run, so no ACEBench Overall" in result.output
+    assert not any(line.startswith("Overall") for line in result.output.splitlines())
+    with Store.open(ws / "looptool.db") as store:
+        (run,) = store.eval_runs("acebench")
+        rows = store.eval_results(run["id"])
+    assert len(rows) == 12 and run["settings"]["prompt"] == "acebench"
+    for r in rows:  # every entry got an answer (or a recorded refusal) and a verdict with a reason when it failed
+        assert r["passed"] or r["error_type"]
+
+    async def no_request(*args, **kwargs):
+        raise AssertionError("a rerun of a finished evaluation asked the model")
+
+    monkeypatch.setattr("looptool.eval.runner.acomplete", no_request)
+    monkeypatch.setattr("looptool.eval.runner.acomplete_prompt", no_request)
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0, again.output
+    with Store.open(ws / "looptool.db") as store:
+        assert len(store.eval_results(run["id"])) == 12 and len(store.eval_runs("acebench")) == 1
