@@ -1210,7 +1210,9 @@ def eval_heldout(
 @_user_errors
 def eval_show(
     workspace: Workspace = Path("."),
-    suite: Annotated[str, typer.Option(help="bfcl, heldout, or all.")] = "all",
+    suite: Annotated[str, typer.Option(
+        help="summary (every suite in one table, a row per model), bfcl, acebench, heldout, or all (the summary, "
+        "then each suite's table).")] = "all",
     run: Annotated[str | None, typer.Option(help="Only this run (an id or a unique prefix).")] = None,
     failures: Annotated[int, typer.Option(min=0, help="Also list up to N failed entries per run.")] = 0,
     by: Annotated[str, typer.Option(
@@ -1220,48 +1222,66 @@ def eval_show(
         "--all-entries", help="Score each run on all of its entries, even where runs scored different ones (the "
         "columns are then not comparable). Default: only the entries every run shown scored.")] = False,
 ) -> None:
-    """Tables of the stored evaluations, one column per run (base, warm start, round 1, ...), to compare rounds.
+    """Tables of the stored evaluations, to compare rounds: first a summary with a row per model (base, warm
+    start, round 1, ...) and the held-out, BFCL-v3 and ACEBench figures side by side with 95% intervals, then
+    each suite's table with a column per run.
+
     Rounds are compared on the same entries: when runs scored different entries (a smaller --limit, a
     label corrected since), the columns that differ are marked and every column counts only the
     entries all runs share; a note says how many each run scored."""
-    from looptool.eval.bfcl_suite import category_sizes, tally
+    from looptool.eval import acebench_suite, bfcl_suite
     from looptool.eval.heldout import tool_rows
-    from looptool.eval.show import (bfcl_table, compare_runs, failures as failure_lines, heldout_table,
-                                    heldout_tool_table, in_training_order)
+    from looptool.eval.show import (acebench_table, bfcl_table, compare_runs, failures as failure_lines,
+                                    heldout_table, heldout_tool_table, in_training_order, summary_table)
 
-    if suite not in ("bfcl", "heldout", "all"):
-        raise ConfigError(f"--suite: unknown suite {suite!r}; use bfcl, heldout or all")
+    suites = ("bfcl", "acebench", "heldout")
+    if suite not in (*suites, "summary", "all"):
+        raise ConfigError(f"--suite: unknown suite {suite!r}; use summary, bfcl, acebench, heldout or all")
     if by not in ("scenario", "tool"):
         raise ConfigError(f"--by: unknown grouping {by!r}; use scenario or tool")
     _, db_path = _open_workspace(workspace, write=False)
-    shown = 0
+    blocks: list[list[str]] = []
+    compared_by_suite = {}
     with Store.open(db_path) as store:
-        for name in ("bfcl", "heldout"):
-            if suite not in (name, "all"):
+        for name in suites:
+            if suite not in (name, "all", "summary"):
                 continue
             runs = in_training_order([r for r in store.eval_runs(name) if run is None or r["id"].startswith(run)])
             if not runs:
                 continue
             compared = compare_runs(runs, [store.eval_results(r["id"]) for r in runs], all_entries=all_entries)
+            compared_by_suite[name] = compared
+            if suite == "summary":
+                continue
             if name == "bfcl":
-                lines = bfcl_table(compared.runs, [tally(rows) for rows in compared.rows], category_sizes())
+                lines = bfcl_table(compared.runs, [bfcl_suite.tally(rows) for rows in compared.rows],
+                                   bfcl_suite.category_sizes())
+            elif name == "acebench":
+                sizes = acebench_suite.category_sizes()
+                lines = acebench_table(compared.runs, [acebench_suite.summarise(rows, sizes) for rows in compared.rows])
             elif by == "tool":
                 samples = {s.id: s for s in store.iter_samples(split="heldout")}
-                lines = heldout_tool_table(compared.runs, [tally(tool_rows(rows, samples)) for rows in compared.rows])
+                lines = heldout_tool_table(compared.runs,
+                                           [bfcl_suite.tally(tool_rows(rows, samples)) for rows in compared.rows])
             else:
-                lines = heldout_table(compared.runs, [tally(rows) for rows in compared.rows])
-            if shown:
-                typer.echo("")
-            for line in [*lines, *compared.notes]:
-                typer.echo(line)
+                lines = heldout_table(compared.runs, [bfcl_suite.tally(rows) for rows in compared.rows])
+            lines += compared.notes
             for r in runs:
-                typer.echo(f"[{r['id']}] {r['model']}" + (f" + {r['adapter']}" if r["adapter"] else "")
-                           + f", settings {r['settings']}, updated {r['updated_at'][:19]}")
-                for line in failure_lines(store.eval_results(r["id"], failed_only=True), failures):
-                    typer.echo("  " + line)
-            shown += 1
-    if not shown:
-        typer.echo("no evaluations yet; run 'looptool eval bfcl' or 'looptool eval heldout'")
+                lines.append(f"[{r['id']}] {r['model']}" + (f" + {r['adapter']}" if r["adapter"] else "")
+                             + f", settings {r['settings']}, updated {r['updated_at'][:19]}")
+                lines += ["  " + line for line in failure_lines(store.eval_results(r["id"], failed_only=True), failures)]
+            blocks.append(lines)
+    if suite in ("summary", "all") and compared_by_suite:
+        table = summary_table({name: (c.runs, c.rows) for name, c in compared_by_suite.items()},
+                              bfcl_suite.category_sizes(), acebench_suite.category_sizes())
+        blocks.insert(0, table)
+    if not blocks:
+        typer.echo("no evaluations yet; run 'looptool eval heldout', 'looptool eval bfcl' or 'looptool eval acebench'")
+    for i, lines in enumerate(blocks):
+        if i:
+            typer.echo("")
+        for line in lines:
+            typer.echo(line)
 
 
 # -- tui ----------------------------------------------------------------------------------------

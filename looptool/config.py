@@ -395,6 +395,31 @@ class LoopConfig(_Section):
             raise ValueError(f"unknown BFCL category {unknown[0]!r}; categories are: {', '.join(CATEGORIES)}")
         return value
 
+    eval_acebench_categories: str = Field(
+        default="",
+        description="ACEBench-en categories each round is evaluated on (comma-separated categories or the groups "
+        "normal, special, atom, multi_turn; 'all': every Normal and Special category; empty: none). The agent "
+        "categories are not run.",
+    )
+    eval_acebench_limit: int | None = Field(
+        default=10, ge=1,
+        description="Entries per ACEBench category each round, the first ones of each (None: all of them); the "
+        "same entries every round.",
+    )
+
+    @field_validator("eval_acebench_categories")
+    @classmethod
+    def _acebench_categories(cls, value: str) -> str:
+        # Checked at load, like the BFCL categories.
+        from looptool.eval.acebench_suite import parse_categories
+
+        if value.strip():
+            try:
+                parse_categories(value)
+            except ConfigError as exc:
+                raise ValueError(str(exc).removeprefix("--categories: ")) from None
+        return value
+
     boundary_quantile: float = Field(
         default=0.5, ge=0, le=1,
         description="Probing: a correct answer is 'boundary' (kept for the next round) when its perplexity is above "

@@ -86,7 +86,8 @@ def _answer(sample) -> str:
     return answer_text(sample.label.calls, sample.label.text)
 
 
-def scripted_workspace(workspace: Path, fake_openai, *, review: bool = False, bfcl: str = "") -> Path:
+def scripted_workspace(workspace: Path, fake_openai, *, review: bool = False, bfcl: str = "",
+                       acebench: str = "") -> Path:
     config = load_config(workspace).model_copy(deep=True)
     fake = EndpointModel(kind="endpoint", base_url=fake_openai.endpoint.base_url, model="m")
     config.policy = config.generator = config.judge = fake
@@ -94,6 +95,8 @@ def scripted_workspace(workspace: Path, fake_openai, *, review: bool = False, bf
     config.serving.max_retries = 0
     config.loop.eval_bfcl_categories = bfcl  # BFCL in one test only: the rest is the same path
     config.loop.eval_bfcl_limit = 2
+    config.loop.eval_acebench_categories = acebench  # likewise ACEBench
+    config.loop.eval_acebench_limit = 2
     config.loop.expansions_per_error = 2
     config.loop.expander = "model"  # the model expander and its judge check: the templated one has its own tests
     config.loop.review = review

@@ -182,3 +182,117 @@ def error_summary(errors: dict[str | None, int], total: int, unreadable: Sequenc
     kinds = ", ".join(f"{kind or 'unknown'} {n}" for kind, n in errors.items())
     readable = f"readable {total - bad}/{total} ({100 * (total - bad) / total:.1f}%)" if total else "no answers"
     return readable + (f"; failures: {kinds}" if kinds else "")
+
+
+def acebench_table(runs: Sequence[dict[str, Any]], summaries: Sequence[Any]) -> list[str]:
+    """ACEBench per-category accuracy (passed/total) and the Normal/Special rows, one column per run.
+    `summaries` are `acebench_suite.AceSummary`s; the multi-turn categories count dialogues, as
+    ACEBench does (a dialogue passes when all its turns pass)."""
+    from looptool.eval.acebench_data import AGENT_CATEGORIES, CATEGORIES
+    from looptool.eval.acebench_suite import WEIGHTED_LABEL
+
+    def cell(score: dict[str, Any] | None) -> str:
+        if score is None:
+            return "-"
+        if "dialogues" in score:
+            score = {**score, "passed": score["dialogues_passed"], "total": score["dialogues"]}
+        return _cell(score)
+
+    header = ["ACEBench-en category", *(run_label(r) for r in runs)]
+    rows = [[c, *(cell(s.categories.get(c)) for s in summaries)]
+            for c in CATEGORIES if any(c in s.categories for s in summaries)]
+    rows.append(["", *("" for _ in runs)])
+    rows.append(["Normal (mean of sub-categories)", *(_pct(s.normal.accuracy) for s in summaries)])
+    rows.append(["Special (mean of sub-categories)", *(_pct(s.special.accuracy) for s in summaries)])
+    rows.append([WEIGHTED_LABEL, *(_pct(s.weighted) for s in summaries)])
+    lines = _table(header, rows)
+    lines.append(f"multi-turn categories count dialogues (all turns passed); agent categories "
+                 f"({', '.join(AGENT_CATEGORIES)}) are not run, so there is no ACEBench Overall")
+    for run, s in zip(runs, summaries):
+        notes = [f"{g} lacks {', '.join(group.missing)}" for g, group in (("Normal", s.normal), ("Special", s.special))
+                 if group.missing and group.accuracy is not None]
+        if s.partial:
+            notes.append("partial (*): " + ", ".join(f"{c} {s.categories[c]['total']}/{s.categories[c]['size']}"
+                                                     for c in s.partial))
+        if notes:
+            lines.append(f"[{run_label(run)}] " + "; ".join(notes))
+    return lines
+
+
+# -- every suite in one table ----------------------------------------------------------------------
+
+
+def model_key(run: dict[str, Any]) -> str:
+    """What a run measured, the same across suites: "base", "warm start", "round 2", an adapter."""
+    return run_label({**run, "mark": ""})
+
+
+def pooled_cell(passed: int, total: int) -> str:
+    """"33.5 [27.4, 40.2] 69/206": accuracy over the entries with its 95% Wilson interval."""
+    from looptool.stats import wilson_interval
+
+    if not total:
+        return "-"
+    low, high = wilson_interval(passed, total)
+    return f"{100 * passed / total:.1f} [{100 * low:.1f}, {100 * high:.1f}] {passed}/{total}"
+
+
+SUMMARY_COLUMNS = ("held-out (all)", "held-out (calls)", "BFCL-v3 entries", "BFCL-v3 overall", "ACEBench entries",
+                   "ACEBench Normal", "ACEBench Special", "ACEBench Normal+Special")
+
+
+def summary_table(suites: dict[str, tuple[Sequence[dict[str, Any]], Sequence[Sequence[dict[str, Any]]]]],
+                  bfcl_sizes: dict[str, int], acebench_sizes: dict[str, int]) -> list[str]:
+    """One row per model (base, warm start, each round, other adapters), one column per figure of
+    every suite run: held-out, BFCL-v3 and ACEBench side by side.
+
+    `suites`: suite -> (its runs, each run's result rows), as `compare_runs` left them (every run
+    counted on the entries all runs of that suite share). Pooled accuracies carry a 95% Wilson
+    interval; the official summary figures (BFCL-v3 overall over the groups run, ACEBench
+    Normal/Special, means of category accuracies) have no such interval and are shown bare."""
+    from looptool.eval.acebench_suite import summarise as ace_summarise
+    from looptool.eval.bfcl_suite import tally
+
+    cells: dict[str, dict[str, str]] = {}
+    order: list[tuple[dict[str, Any], str]] = []
+    for suite, (runs, rows) in suites.items():
+        for run, run_rows in zip(runs, rows):
+            key = model_key(run)
+            if key not in cells:
+                cells[key] = {}
+                order.append((run, key))
+            passed, total = sum(bool(r["passed"]) for r in run_rows), len(run_rows)
+            own = cells[key]
+            if suite == "heldout":
+                own["held-out (all)"] = pooled_cell(passed, total)
+                calls = [r for r in run_rows if r["category"].endswith("/call")]
+                own["held-out (calls)"] = pooled_cell(sum(bool(r["passed"]) for r in calls), len(calls))
+            elif suite == "bfcl":
+                own["BFCL-v3 entries"] = pooled_cell(passed, total)
+                overall = summarise(tally(run_rows), bfcl_sizes).groups["overall"]
+                own["BFCL-v3 overall"] = _pct(overall.accuracy) + ("" if not overall.missing else " (part)")
+            elif suite == "acebench":
+                ace = ace_summarise(run_rows, acebench_sizes)
+                own["ACEBench entries"] = pooled_cell(passed, total)
+                own["ACEBench Normal"] = _pct(ace.normal.accuracy)
+                own["ACEBench Special"] = _pct(ace.special.accuracy)
+                own["ACEBench Normal+Special"] = _pct(ace.weighted)
+    columns = [c for c in SUMMARY_COLUMNS if any(c in own for own in cells.values())]
+    ordered = [key for _, key in sorted(order, key=lambda rk: _training_place(rk[0]))]
+    lines = _table(["model", *columns], [[key, *(cells[key].get(c, "-") for c in columns)] for key in ordered])
+    notes = ["entries: accuracy over the entries scored, [95% Wilson interval], passed/total"]
+    if "BFCL-v3 overall" in columns:
+        notes.append("BFCL-v3 overall: the v3 formula over the groups run; (part): some groups not run, see the BFCL "
+                     "table")
+    return [*lines, "", *notes]
+
+
+def _training_place(run: dict[str, Any]) -> tuple[int, int]:
+    """Base, warm start, other adapters, then the rounds in order."""
+    if run["round"] == 0:
+        return 0, 0
+    if is_warm_start_run(run):
+        return 1, 0
+    if run["round"] is None:
+        return 2, 0
+    return 3, run["round"]

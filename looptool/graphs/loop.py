@@ -13,8 +13,9 @@
 * probe, verify, expand, assemble: see training/probe.py, graphs/verify.py, graphs/expand.py,
   training/assemble.py. The expand node starts the expander's and the judge's servers only when a
   seed of the round goes to the expander model (`[loop] expander`).
-* evaluate: the round's adapter on the held-out samples and on a BFCL-v3 subset
-  (`[loop] eval_bfcl_categories`, `eval_bfcl_limit`); scores go to the round's metrics.
+* evaluate: the round's adapter on the held-out samples, on a BFCL-v3 subset
+  (`[loop] eval_bfcl_categories`, `eval_bfcl_limit`) and on an ACEBench subset
+  (`[loop] eval_acebench_categories`, `eval_acebench_limit`); scores go to the round's metrics.
 
 The arm (`arms.py`) changes the graph where the paper's baseline and ablations differ from the
 loop: `static` trains on the whole seed pool every round with no probing, verification or
@@ -345,8 +346,9 @@ def _stage_clock(info: Round, name: str, now: str) -> dict[str, Any]:
 
 
 def evaluate_round(workspace: Path, config: WorkspaceConfig, round: int, log: Callable[[str], None]) -> dict[str, Any]:
-    """The round's adapter on the held-out samples and the BFCL-v3 subset: accuracy by part."""
-    from looptool.eval import bfcl_suite
+    """The round's adapter on the held-out samples, the BFCL-v3 subset and (when configured) the
+    ACEBench subset: accuracy by part."""
+    from looptool.eval import acebench_suite, bfcl_suite
     from looptool.eval.heldout import run_heldout
     from looptool.eval.target import resolve_target
 
@@ -369,6 +371,18 @@ def evaluate_round(workspace: Path, config: WorkspaceConfig, round: int, log: Ca
             scores = store.eval_scores(run_id)
         out["bfcl"] = {c: s["accuracy"] for c, s in scores.items()} | {"all": _accuracy(scores)}
         out["bfcl_run"] = run_id
+    wanted = config.loop.eval_acebench_categories.strip()
+    if wanted:
+        run_id, _ = acebench_suite.run_acebench(workspace, config, target, acebench_suite.parse_categories(wanted),
+                                                config.loop.eval_acebench_limit)
+        with Store.open(workspace / DB_FILE) as store:
+            rows = store.eval_results(run_id)
+        summary = acebench_suite.summarise(rows, acebench_suite.category_sizes())
+        # "all" is the entries pooled, as for the other suites; Normal and Special are ACEBench's own figures.
+        out["acebench"] = ({c: s["accuracy"] for c, s in summary.categories.items()}
+                           | {"normal": summary.normal.accuracy, "special": summary.special.accuracy,
+                              "all": sum(bool(r["passed"]) for r in rows) / len(rows) if rows else None})
+        out["acebench_run"] = run_id
     return out
 
 

@@ -135,3 +135,9 @@ def test_bfcl_categories_of_the_loop_are_checked_at_load():
     assert LoopConfig(eval_bfcl_categories="simple, parallel").eval_bfcl_categories == "simple, parallel"
     with pytest.raises(ValueError, match="unknown BFCL category 'simpel'"):
         LoopConfig(eval_bfcl_categories="simple,simpel")
+    assert LoopConfig().eval_acebench_categories == ""  # ACEBench only when asked for
+    assert LoopConfig(eval_acebench_categories="special, normal_atom_bool").eval_acebench_limit == 10
+    with pytest.raises(ValueError, match="unknown ACEBench category 'normal_atom_boll'"):
+        LoopConfig(eval_acebench_categories="special,normal_atom_boll")
+    with pytest.raises(ValueError, match="agent categories"):
+        LoopConfig(eval_acebench_categories="agent")

@@ -157,3 +157,40 @@ def test_eval_show_puts_the_base_then_the_warm_start_then_the_rounds(workspace, 
     assert header.split()[2:] == ["base", "warm", "start", "adapter", "round-2", "round", "1"], header
     assert _table_rows(result.output, "held-out scenario")["single/call"] == [
         "0.00 (0/1)", "100.00 (1/1)", "0.00 (0/1)", "100.00 (1/1)"]
+
+
+def test_eval_show_summary_puts_every_suite_side_by_side_a_row_per_model(workspace, runner):
+    with Store.open(workspace / DB_FILE) as store:
+        _store_run(store, "held_base", "heldout", 0, {"h1": ("single/call", False), "h2": ("irrelevant/text", True)})
+        _store_run(store, "held_r1", "heldout", 1, {"h1": ("single/call", True), "h2": ("irrelevant/text", True)})
+        _store_run(store, "bfcl_r1", "bfcl", 1, {"simple_0": ("simple", True), "simple_1": ("simple", False)})
+        # ACEBench: a multi-turn dialogue counts when all its turns pass (ACEBench's own rule).
+        _store_run(store, "ace_r1", "acebench", 1, {
+            "normal_atom_bool_0": ("normal_atom_bool", True), "normal_atom_bool_1": ("normal_atom_bool", False),
+            "normal_multi_turn_user_adjust_0_0": ("normal_multi_turn_user_adjust", True),
+            "normal_multi_turn_user_adjust_0_1": ("normal_multi_turn_user_adjust", False),
+            "special_irrelevant_0": ("special_irrelevant", True)})
+    result = runner.invoke(app, ["eval", "show", "-w", str(workspace), "--suite", "summary"])
+    assert result.exit_code == 0, result.output
+    rows = _table_rows(result.output, "model")
+    # One row per model, the suites side by side; pooled figures with their 95% Wilson interval.
+    assert list(rows) == ["base", "round 1"]
+    assert rows["base"][:2] == ["50.0 [9.5, 90.5] 1/2", "0.0 [0.0, 79.3] 0/1"]
+    assert rows["base"][2:] == ["-"] * 6  # not measured on BFCL or ACEBench
+    held_all, held_calls, bfcl_entries, bfcl_overall, ace_entries, normal, special, weighted = rows["round 1"]
+    assert (held_all, held_calls, bfcl_entries) == ("100.0 [34.2, 100.0] 2/2", "100.0 [20.7, 100.0] 1/1",
+                                                    "50.0 [9.5, 90.5] 1/2")
+    assert bfcl_overall == "50.00 (part)"  # only non-live simple was run
+    assert ace_entries == "60.0 [23.1, 88.2] 3/5"
+    assert normal == "25.00"  # mean of atom_bool 1/2 and user_adjust 0/1 dialogues
+    assert special == "100.00"
+    assert weighted == f"{100 * (0.578 * 0.25 + 0.2676 * 1.0) / (0.578 + 0.2676):.2f}"
+    # The full view: the summary first, then each suite's own table, ACEBench's with its group rows.
+    every = runner.invoke(app, ["eval", "show", "-w", str(workspace)])
+    assert every.output.index("ACEBench Normal") < every.output.index("BFCL-v3 category")
+    ace = _table_rows(every.output, "ACEBench-en category")
+    assert ace["normal_multi_turn_user_adjust"] == ["0.00 (0/1*)"]  # dialogues, not turns
+    assert any(line.split() == ["Normal", "(mean", "of", "sub-categories)", "25.00"] for line in every.output.splitlines())
+    assert "no ACEBench Overall" in every.output
+    bad = runner.invoke(app, ["eval", "show", "-w", str(workspace), "--suite", "everything"])
+    assert bad.exit_code != 0 and "--suite: unknown suite 'everything'" in bad.output

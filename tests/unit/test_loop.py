@@ -51,7 +51,7 @@ class StandInTraining:
 
 
 def test_two_rounds_end_to_end(workspace, fake_openai, tokenizer):
-    ws = scripted_workspace(workspace, fake_openai, bfcl="simple")
+    ws = scripted_workspace(workspace, fake_openai, bfcl="simple", acebench="special_irrelevant,normal_atom_bool")
     fake_openai.responder = responder(tokenizer)
     training = StandInTraining()
     outcome = run_loop(ws, load_config(ws), rounds=2, log=lambda *_: None, train=training)
@@ -81,6 +81,11 @@ def test_two_rounds_end_to_end(workspace, fake_openai, tokenizer):
         r1, r2 = store.get_round(1), store.get_round(2)
     assert r2.metrics["composition"]["expanded"] == r1.metrics["expansion"]["kept"]
     assert set(r1.metrics["eval"]) >= {"heldout", "bfcl"} and r1.metrics["eval"]["bfcl"]["simple"] == 0.0
+    # ACEBench's first 2 entries of each category, every round ("Sorry, I cannot." names no limitation).
+    ace = r2.metrics["eval"]["acebench"]
+    assert ace["special_irrelevant"] == ace["normal_atom_bool"] == ace["all"] == 0.0 and ace["special"] == 0.0
+    with Store.open(ws / DB_FILE) as store:
+        assert len(store.eval_results(r2.metrics["eval"]["acebench_run"])) == 4
     # Run again: the loop is finished, nothing is asked or trained.
     asked = len(fake_openai.requests)
     assert run_loop(ws, load_config(ws), rounds=2, log=lambda *_: None, train=training).finished
