@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import sys
 import tempfile
 import time
@@ -40,19 +41,13 @@ async def ask_all(entries: list[MultiTurnEntry], ask: Asker, renderer: PromptRen
         async with gate:
             try:
                 answer = await ask_multi_turn(entry, ask, renderer)
-                requests[0] += sum(len(turn) for turn in _turns(answer.content))
+                requests[0] += sum(len(turn) for turn in json.loads(answer.content))  # one request a step
             except RequestRejected:
                 refused[0] += 1
 
     started = time.perf_counter()
     await asyncio.gather(*(one(e) for e in entries))
     return time.perf_counter() - started, requests[0], refused[0]
-
-
-def _turns(content: str) -> list[list[str]]:
-    import json
-
-    return json.loads(content)
 
 
 def main() -> None:
