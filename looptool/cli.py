@@ -55,9 +55,9 @@ train_app = typer.Typer(
 )
 app.add_typer(train_app, name="train")
 eval_app = typer.Typer(
-    help="Evaluate the policy (base or a round's adapter): BFCL-v3 single-turn categories, ACEBench-en's Normal and "
-    "Special categories (ACEBench's own prompt and scoring; Agent categories not run), and the held-out split of the "
-    "workspace's own samples.",
+    help="Evaluate the policy (base or a round's adapter): BFCL-v3 categories (single- and multi-turn), ACEBench-en's "
+    "Normal and Special categories (ACEBench's own prompt and scoring; Agent categories not run), and the held-out "
+    "split of the workspace's own samples.",
     no_args_is_help=True,
 )
 app.add_typer(eval_app, name="eval")
@@ -986,7 +986,8 @@ def _eval_progress(label: str, run):
 def eval_bfcl(
     workspace: Workspace = Path("."),
     categories: Annotated[
-        str | None, typer.Option(help="Comma-separated BFCL-v3 single-turn categories, or 'all' (the default).")
+        str | None, typer.Option(help="Comma-separated BFCL-v3 categories (single- or multi-turn), or 'all' (the "
+                                 "default: all 17).")
     ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N entries of each category.")] = None,
     round: RoundOption = None,
@@ -1007,12 +1008,15 @@ def eval_bfcl(
     ] = None,
     concurrency: Annotated[int | None, typer.Option(min=1, max=512, help="Requests in flight at once.")] = None,
 ) -> None:
-    """Score the policy on BFCL-v3's single-turn categories with BFCL's AST checker semantics.
+    """Score the policy on BFCL-v3 with BFCL's checker semantics.
 
-    Prints accuracy per category and the leaderboard's summary numbers (simple_ast, non-live, live,
-    multi-turn, overall over the groups that were run). Results are stored per entry in the
-    workspace; running it again continues the same run, asking only what is missing. Multi-turn
-    answers (BFCL's executable multi-turn checker) are scored from a file with --outputs.
+    Single-turn entries are scored with the AST checker. Multi-turn entries are asked with BFCL's
+    inference loop: turn by turn, the policy's calls run on BFCL's simulated services and their
+    results are fed back until it answers without a call (at most 20 steps with calls a turn);
+    the executable multi-turn checker scores the conversation. Prints accuracy per category and
+    the leaderboard's summary numbers (simple_ast, non-live, live, multi-turn, overall over the
+    groups that were run). Results are stored per entry in the workspace; running it again
+    continues the same run, asking only what is missing. --outputs scores answers made elsewhere.
     Defaults come from the [eval] section of looptool.toml.
     """
     import json

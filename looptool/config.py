@@ -372,8 +372,8 @@ class LoopConfig(_Section):
     )
     eval_bfcl_categories: str = Field(
         default="simple,multiple,parallel,irrelevance",
-        description="BFCL-v3 categories each round is evaluated on (comma-separated; 'all': every single-turn category; "
-        "empty: none).",
+        description="BFCL-v3 categories each round is evaluated on (comma-separated; 'all': all 17, the four "
+        "multi-turn ones included; empty: none).",
     )
     eval_bfcl_limit: int | None = Field(
         default=20, ge=1, description="Entries per BFCL category each round (None: all of them)."
@@ -383,16 +383,13 @@ class LoopConfig(_Section):
     @classmethod
     def _bfcl_categories(cls, value: str) -> str:
         # Checked here, so that a misspelt category fails at load, not after a round of training.
-        from looptool.eval.bfcl_data import CATEGORIES, MULTI_TURN_CATEGORIES
+        from looptool.eval.bfcl_data import ALL_CATEGORIES
 
         if value.strip() in ("", "all"):
             return value
-        unknown = [c.strip() for c in value.split(",") if c.strip() and c.strip() not in CATEGORIES]
-        if unknown and unknown[0] in MULTI_TURN_CATEGORIES:
-            raise ValueError(f"{unknown[0]} is a multi-turn BFCL category; rounds cannot be evaluated on multi-turn "
-                             f"entries yet (score multi-turn answers with 'looptool eval bfcl --outputs FILE')")
+        unknown = [c.strip() for c in value.split(",") if c.strip() and c.strip() not in ALL_CATEGORIES]
         if unknown:
-            raise ValueError(f"unknown BFCL category {unknown[0]!r}; categories are: {', '.join(CATEGORIES)}")
+            raise ValueError(f"unknown BFCL category {unknown[0]!r}; categories are: {', '.join(ALL_CATEGORIES)}")
         return value
 
     eval_acebench_categories: str = Field(

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from looptool.eval.bfcl_data import Entry, language_of
@@ -56,6 +57,23 @@ def prompt_text(entry: Entry, renderer: PromptRenderer) -> str:
     (tools through the template's native support where it has it)."""
     history, note = entry_history(entry)
     return renderer.render(history, entry_tools(entry), system_note=note)
+
+
+def multi_turn_tools(docs: Sequence[dict[str, Any]]) -> list[ToolSpec]:
+    """A multi-turn entry's function docs (BFCL's Python ones) as the tools the policy is shown."""
+    return [_tool_spec(doc) for doc in docs]
+
+
+def conversation_messages(history: Sequence[Message], tools: Sequence[ToolSpec]) -> list[dict[str, Any]]:
+    """A multi-turn conversation so far as chat messages, for a server that applies the chat
+    template: the policy's system prompt with the tools offered now, then the history (assistant
+    steps in the call format, call results as `tool` messages)."""
+    return fallback_chat(history, tools)
+
+
+def conversation_text(history: Sequence[Message], tools: Sequence[ToolSpec], renderer: PromptRenderer) -> str:
+    """The same conversation rendered to text by the policy's own renderer, as training renders."""
+    return renderer.render(history, tools)
 
 
 def entry_tools(entry: Entry) -> list[ToolSpec]:

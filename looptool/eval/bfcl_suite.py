@@ -2,11 +2,12 @@
 
 Single-turn entries are scored with `bfcl_checker` after `bfcl_decode` reads the answer; an answer
 that cannot be decoded fails its entry with the decoder's reason (for the irrelevance categories it
-counts as "no call", as in BFCL). Multi-turn entries (ids `multi_turn_*`) are scored with
-`bfcl_multi_turn` from a file of answers: asking a model multi-turn questions needs an inference
-loop that runs its calls between steps, which this suite does not have yet. Results go to the
-workspace database under a run whose id is derived from the model and every setting that changes
-an answer or its score.
+counts as "no call", as in BFCL). Multi-turn entries (ids `multi_turn_*`) are asked with
+`bfcl_multi_turn_infer`'s loop, which runs the model's calls on BFCL's backends between steps,
+always in the policy's own `<tool_call>` format (`[eval] prompt_format` concerns single-turn
+prompts), and scored with `bfcl_multi_turn`; their answers may also come from a file. Results go
+to the workspace database under a run whose id is derived from the model and every setting that
+changes an answer or its score.
 """
 
 from __future__ import annotations
@@ -36,11 +37,19 @@ from looptool.eval.bfcl_multi_turn_data import (
     load_multi_turn_entries,
     multi_turn_category_of,
 )
-from looptool.eval.bfcl_prompt import PromptFormat, prompt_messages, prompt_text
+from looptool.eval.bfcl_multi_turn_infer import converse
+from looptool.eval.bfcl_prompt import (
+    PromptFormat,
+    conversation_messages,
+    conversation_text,
+    prompt_messages,
+    prompt_text,
+)
 from looptool.eval.outputs_file import OutputsFileError, read_output_lines
-from looptool.eval.runner import EvalItem, EvalProgress, Scored, result_row, run_items, score_safely
+from looptool.eval.runner import Asker, EvalItem, EvalProgress, Scored, result_row, run_items, score_safely
 from looptool.eval.target import EvalTarget, answer_settings, chat_template_kwargs, policy_renderer
-from looptool.schema import load_json, stable_id
+from looptool.schema import Message, ToolSpec, load_json, stable_id
+from looptool.serving.client import Completion
 from looptool.store import Store
 from looptool.training.templates import PromptRenderer
 
@@ -49,31 +58,26 @@ NO_ANSWER_CATEGORIES = ("irrelevance", "live_irrelevance")  # an undecodable ans
 
 
 def parse_categories(text: str | None) -> list[str]:
-    """"simple,multiple" -> ["simple", "multiple"]; None or "all" -> every single-turn category; checked.
-
-    These are the categories a model is asked here; multi-turn ones are known but refused, since
-    they can only be scored from an outputs file for now.
-    """
+    """"simple,multi_turn_base" -> ["simple", "multi_turn_base"]; None or "all" -> all 17 categories
+    of the v3 leaderboard, the four multi-turn ones included; checked."""
     if not text or text.strip() == "all":
-        return list(CATEGORIES)
+        return list(ALL_CATEGORIES)
     names = [c.strip() for c in text.split(",") if c.strip()]
     if not names:
         raise ConfigError("--categories: no category given")
     for name in names:
         if name not in ALL_CATEGORIES:
             raise ConfigError(f"--categories: unknown BFCL category {name!r}; categories are: {', '.join(CATEGORIES)}"
-                              f" (multi-turn, from an outputs file only: {', '.join(MULTI_TURN_CATEGORIES)})")
-        if name in MULTI_TURN_CATEGORIES:
-            raise ConfigError(f"--categories: {name} is a multi-turn category; multi-turn answers are scored from a "
-                              f"file ('looptool eval bfcl --outputs FILE'), a model cannot be asked them here yet")
+                              f", and the multi-turn {', '.join(MULTI_TURN_CATEGORIES)}")
     return list(dict.fromkeys(names))
 
 
-def select_entries(categories: Sequence[str], limit: int | None = None) -> list[Entry]:
-    """The first `limit` entries (in file order) of each category."""
-    out: list[Entry] = []
+def select_entries(categories: Sequence[str], limit: int | None = None) -> list[Entry | MultiTurnEntry]:
+    """The first `limit` entries (in file order) of each category, single- or multi-turn."""
+    out: list[Entry | MultiTurnEntry] = []
     for category in categories:
-        out += load_category(category)[:limit] if limit else load_category(category)
+        entries = load_multi_turn_category(category) if category in MULTI_TURN_CATEGORIES else load_category(category)
+        out += entries[:limit] if limit else entries
     return out
 
 
@@ -99,9 +103,23 @@ def score_multi_turn(entry: MultiTurnEntry, output_json: str) -> Scored:
     return Scored(result.valid, decoded, result.error_type, result.error)
 
 
-def multi_turn_items(entries: Sequence[MultiTurnEntry]) -> list[EvalItem]:
-    """Items for answers read from a file: no prompt is sent, so the messages are the first turn's."""
-    return [EvalItem(e.id, e.category, e.turns[0], lambda text, e=e: score_multi_turn(e, text)) for e in entries]
+def multi_turn_items(entries: Sequence[MultiTurnEntry], renderer: PromptRenderer | None = None) -> list[EvalItem]:
+    """Items answered by a conversation with the model (`bfcl_multi_turn_infer.converse`), each step
+    sent as text rendered by the policy's renderer when there is one, else as chat messages. The
+    messages are the first turn's, for display (an answer read from a file sends nothing)."""
+    return [EvalItem(e.id, e.category, e.turns[0], lambda text, e=e: score_multi_turn(e, text),
+                     converse=lambda ask, e=e: ask_multi_turn(e, ask, renderer)) for e in entries]
+
+
+async def ask_multi_turn(entry: MultiTurnEntry, ask: Asker, renderer: PromptRenderer | None) -> Completion:
+    """Converse with the model on one multi-turn entry; the answer is the JSON text of its turns."""
+
+    async def step(history: list[Message], tools: list[ToolSpec]) -> Completion:
+        if renderer is not None:
+            return await ask([], conversation_text(history, tools, renderer))
+        return await ask(conversation_messages(history, tools))
+
+    return (await converse(entry, step)).as_completion()
 
 
 def items(entries: Sequence[Entry], fmt: PromptFormat, parallel_matching: str,
@@ -127,8 +145,11 @@ def run_bfcl(workspace: Path, config: WorkspaceConfig, target: EvalTarget, categ
     """Evaluate `target` on the chosen categories; returns the run id and what this call did."""
     settings = run_settings(config)
     run_id = target.run_id(SUITE, settings)
-    todo = items(select_entries(categories, limit), config.eval.prompt_format, config.eval.parallel_matching,
-                 policy_renderer(config))
+    entries = select_entries(categories, limit)
+    renderer = policy_renderer(config)
+    todo = items([e for e in entries if isinstance(e, Entry)], config.eval.prompt_format,
+                 config.eval.parallel_matching, renderer)
+    todo += multi_turn_items([e for e in entries if isinstance(e, MultiTurnEntry)], renderer)
     with Store.open(workspace / DB_FILE) as store:
         store.upsert_eval_run(run_id, suite=SUITE, model=target.endpoint.model, adapter=target.adapter,
                               round=target.round, settings=settings)

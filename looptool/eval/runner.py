@@ -1,8 +1,10 @@
 """Ask a model many questions at once, score each answer, and store every result as it comes.
 
 The suites (BFCL, held-out) turn their entries into `EvalItem`s: a prompt and a function that
-scores the model's raw answer. This module only sends them, many requests in flight so the vLLM
-server can batch, and writes one row per scored item. A run's id comes from the model and the
+scores the model's raw answer, or -- for an item answered over several requests, such as a
+multi-turn conversation -- a coroutine that converses with the model through an `Asker`. This
+module only runs them, many items in flight so the vLLM server can batch, and writes one row per
+scored item. A run's id comes from the model and the
 settings, so running the same evaluation again -- after a kill, or with more categories --
 continues it: items already scored are not asked again.
 """
@@ -11,12 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from looptool.concurrency import run_all
-from looptool.serving.client import Endpoint, RequestRejected, acomplete, acomplete_prompt
+from looptool.serving.client import Completion, Endpoint, RequestRejected, acomplete, acomplete_prompt
 from looptool.store import Store
 
 
@@ -31,16 +33,44 @@ class Scored:
 
 
 @dataclass(frozen=True)
+class Asker:
+    """The model a run asks and how (completion budget, temperature, template switches): one
+    request of a run, as chat messages or as prompt text rendered like training's."""
+
+    endpoint: Endpoint
+    model: str
+    max_tokens: int
+    temperature: float
+    chat_template_kwargs: dict[str, Any] | None = None
+
+    async def __call__(self, messages: list[dict[str, Any]], prompt: str | None = None) -> Completion:
+        """Send `prompt` when given (no chat template on the server), else the chat `messages`
+        (`chat_template_kwargs` go with those, since the server renders them)."""
+        if prompt is not None:
+            return await acomplete_prompt(self.endpoint, prompt, model=self.model, max_tokens=self.max_tokens,
+                                          temperature=self.temperature)
+        return await acomplete(self.endpoint, messages, model=self.model, max_tokens=self.max_tokens,
+                               temperature=self.temperature, chat_template_kwargs=self.chat_template_kwargs)
+
+
+@dataclass(frozen=True)
 class EvalItem:
     """One question: as chat messages (the server applies its chat template), and -- when the
     policy's tokenizer is on this machine -- as prompt text rendered exactly as in training, which
-    is then what gets sent."""
+    is then what gets sent.
+
+    An item answered over several requests has `converse` instead: given the run's `Asker`, it
+    talks with the model and returns the answer to score as one `Completion` (its content the
+    output text, its latency and token counts the totals of its requests). Its scoring runs on the
+    event loop's thread, like its conversation, because both run tool calls on backends whose
+    state is per process (see `BackendSession`)."""
 
     id: str
     category: str
     messages: list[dict[str, Any]]
     score: Callable[[str], Scored]
     prompt: str | None = None
+    converse: Callable[[Asker], Awaitable[Completion]] | None = None
 
 
 @dataclass
@@ -75,28 +105,24 @@ def score_safely(item: EvalItem, output: str) -> Scored:
         return Scored(False, None, "checker_error", f"{type(exc).__name__}: {exc}"[:500])
 
 
-async def _ask_all(items: Sequence[EvalItem], store: Store, run_id: str, endpoint: Endpoint, model: str, *,
-                   concurrency: int, max_tokens: int, temperature: float, progress: EvalProgress,
-                   on_progress: Callable[[EvalProgress], None],
-                   chat_template_kwargs: dict[str, Any] | None = None) -> None:
-    gate = asyncio.Semaphore(concurrency)
+async def _ask_all(items: Sequence[EvalItem], store: Store, run_id: str, ask: Asker, *, concurrency: int,
+                   progress: EvalProgress, on_progress: Callable[[EvalProgress], None]) -> None:
+    gate = asyncio.Semaphore(concurrency)  # items in flight; a conversation's requests follow one another
 
     async def one(item: EvalItem) -> None:
         async with gate:
             try:
-                if item.prompt is not None:
-                    completion = await acomplete_prompt(endpoint, item.prompt, model=model, max_tokens=max_tokens,
-                                                        temperature=temperature)
-                else:
-                    completion = await acomplete(endpoint, item.messages, model=model, max_tokens=max_tokens,
-                                                 temperature=temperature, chat_template_kwargs=chat_template_kwargs)
+                completion = await (item.converse(ask) if item.converse else ask(item.messages, item.prompt))
             except RequestRejected as exc:
                 # The server cannot take this prompt (e.g. longer than its context): the model gave
                 # no answer, so the item fails; the kind is kept so tables can show such items.
                 progress.rejected += 1
                 row = result_row(item, None, Scored(False, None, "inference_error:request_rejected", str(exc)))
             else:
-                scored = await asyncio.to_thread(score_safely, item, completion.content)
+                if item.converse:
+                    scored = score_safely(item, completion.content)
+                else:
+                    scored = await asyncio.to_thread(score_safely, item, completion.content)
                 row = result_row(item, completion.content, scored, completion)
         await asyncio.to_thread(store.add_eval_results, run_id, [row])
         progress.done += 1
@@ -118,9 +144,9 @@ def run_items(items: Sequence[EvalItem], store: Store, run_id: str, endpoint: En
     on_progress(progress)
     try:
         if todo:
-            asyncio.run(_ask_all(todo, store, run_id, endpoint, model, concurrency=concurrency,
-                                 max_tokens=max_tokens, temperature=temperature, progress=progress,
-                                 on_progress=on_progress, chat_template_kwargs=chat_template_kwargs))  # fmt: skip
+            ask = Asker(endpoint, model, max_tokens, temperature, chat_template_kwargs)
+            asyncio.run(_ask_all(todo, store, run_id, ask, concurrency=concurrency, progress=progress,
+                                 on_progress=on_progress))
     finally:
         store.update_eval_scores(run_id)
     return progress

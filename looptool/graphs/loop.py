@@ -362,7 +362,7 @@ def evaluate_round(workspace: Path, config: WorkspaceConfig, round: int, log: Ca
             scores = store.eval_scores(run_id)
         out["heldout"] = _accuracy(scores)
         out["heldout_run"] = run_id
-    # An empty setting means no BFCL evaluation ("all" names every single-turn category).
+    # An empty setting means no BFCL evaluation ("all" names all 17 categories, multi-turn included).
     wanted = config.loop.eval_bfcl_categories.strip()
     categories = bfcl_suite.parse_categories(wanted) if wanted else []
     if categories:

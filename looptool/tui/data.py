@@ -79,13 +79,14 @@ def current_round(rounds: Sequence[Round]) -> Round | None:
 
 def expected_eval_entries(config: WorkspaceConfig, heldout_samples: int) -> int:
     """Entries a round's evaluation scores: the held-out samples plus the BFCL subset."""
-    from looptool.eval.bfcl_data import load_category
+    from looptool.eval.bfcl_suite import category_sizes, parse_categories
 
     total = heldout_samples
-    for category in (c.strip() for c in config.loop.eval_bfcl_categories.split(",")):
-        if category:
-            size = len(load_category(category))
-            total += min(size, config.loop.eval_bfcl_limit) if config.loop.eval_bfcl_limit else size
+    wanted = config.loop.eval_bfcl_categories.strip()
+    sizes = category_sizes() if wanted else {}
+    for category in parse_categories(wanted) if wanted else []:
+        size = sizes[category]
+        total += min(size, config.loop.eval_bfcl_limit) if config.loop.eval_bfcl_limit else size
     return total
 
 

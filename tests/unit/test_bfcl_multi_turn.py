@@ -383,16 +383,3 @@ def test_a_second_line_names_its_line_number(tmp_path, runner):
     path = _write(tmp_path, [{"id": "multi_turn_base_0", "output": [["a"]]}, {"id": "multi_turn_base_0", "output": []}])
     result = runner.invoke(app, ["eval", "bfcl", "--outputs", path, "-w", str(tmp_path)])
     assert result.exit_code == 1 and "answers.jsonl:2: id: 'multi_turn_base_0' appears twice" in result.output
-
-
-def test_model_runs_refuse_multi_turn_categories():
-    from looptool.config import ConfigError, LoopConfig
-    from looptool.eval.bfcl_suite import parse_categories
-
-    assert "multi_turn_base" not in parse_categories("all")
-    with pytest.raises(ConfigError, match="multi_turn_base is a multi-turn category; .* --outputs FILE"):
-        parse_categories("simple,multi_turn_base")
-    with pytest.raises(ConfigError, match="unknown BFCL category 'multi_turn'.*multi-turn, from an outputs file"):
-        parse_categories("multi_turn")
-    with pytest.raises(ValueError, match="multi_turn_long_context is a multi-turn BFCL category"):
-        LoopConfig(eval_bfcl_categories="simple,multi_turn_long_context")
