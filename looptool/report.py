@@ -36,8 +36,10 @@ from typing import Any, get_args
 
 from looptool.arms import LOOP, STATIC, existing_arms, static_workspace
 from looptool.config import DB_FILE, load_config
+from looptool.eval.acebench_suite import figures as acebench_figures
 from looptool.eval.show import WARM_START_ADAPTER, is_base_run, is_warm_start_run
 from looptool.schema import ROUND_STAGES, VerdictKind
+from looptool.stats import wilson_interval
 from looptool.store import Store
 
 PLOT_DIR = "report"
@@ -69,8 +71,11 @@ class RoundData:
     expansion: dict[str, int] = field(default_factory=dict)  # attempts by status
     heldout: float | None = None
     bfcl: dict[str, float | None] = field(default_factory=dict)  # category -> accuracy; "all" overall
+    acebench: dict[str, float | None] = field(default_factory=dict)  # category, "normal", "special", "all"
     heldout_run: str | None = None  # the evaluation runs the evaluate node stored
     bfcl_run: str | None = None
+    acebench_run: str | None = None
+    counts: dict[str, tuple[int, int]] = field(default_factory=dict)  # suite -> (passed, total) over all entries
     training: dict[str, dict[str, Any]] = field(default_factory=dict)  # "sft" / "grpo" -> summary
     rewards: list[float] = field(default_factory=list)  # GRPO reward of each logged step, in order
     zero_std: list[float] = field(default_factory=list)  # frac_reward_zero_std of each logged step
@@ -120,8 +125,11 @@ def collect(workspace: Path, arm: str = LOOP) -> RunData:
                 expansion=store.expansion_counts(r.n) or dict(metrics.get("expansion") or {}),
                 heldout=evaluation.get("heldout"),
                 bfcl=dict(evaluation.get("bfcl") or {}),
+                acebench=dict(evaluation.get("acebench") or {}),
                 heldout_run=evaluation.get("heldout_run"),
                 bfcl_run=evaluation.get("bfcl_run"),
+                acebench_run=evaluation.get("acebench_run"),
+                counts=_run_counts(store, {s: evaluation.get(f"{s}_run") for s in SUITES}),
                 training={k: metrics[k] for k in ("sft", "grpo") if isinstance(metrics.get(k), dict)},
                 rewards=_step_values(steps, "reward"),
                 zero_std=_step_values(steps, "frac_reward_zero_std"),
@@ -134,7 +142,17 @@ def collect(workspace: Path, arm: str = LOOP) -> RunData:
 # -- the base model and the warm start -----------------------------------------------------------
 
 BASE_LABEL, WARM_START_LABEL = "base (round 0)", "warm start"
-SUITES = ("heldout", "bfcl")
+SUITES = ("heldout", "bfcl", "acebench")
+
+
+def _run_counts(store: Store, runs: dict[str, str | None]) -> dict[str, tuple[int, int]]:
+    """suite -> (passed, total) of each stored run, for the intervals of the evaluation table."""
+    out = {}
+    for suite, run_id in runs.items():
+        rows = store.eval_results(run_id) if run_id else []
+        if rows:
+            out[suite] = (sum(bool(r["passed"]) for r in rows), len(rows))
+    return out
 
 
 def fullest_run(store: Store, runs: Sequence[dict[str, Any]]) -> str | None:
@@ -154,11 +172,13 @@ class Reference:
     x: float  # its place on the accuracy plot's round axis: 0 for the base, 0.5 for the warm start
     heldout: float | None = None
     bfcl: dict[str, float | None] = field(default_factory=dict)  # category -> accuracy; "all" overall
+    acebench: dict[str, float | None] = field(default_factory=dict)  # as RoundData.acebench
+    counts: dict[str, tuple[int, int]] = field(default_factory=dict)  # suite -> (passed, total)
     notes: list[str] = field(default_factory=list)
 
     @property
     def measured(self) -> bool:
-        return self.heldout is not None or bool(self.bfcl)
+        return self.heldout is not None or bool(self.bfcl) or bool(self.acebench)
 
 
 def collect_references(workspace: Path, loop: RunData) -> list[Reference]:
@@ -190,10 +210,14 @@ def reference_points(store: Store, latest: dict[str, tuple[int, str]]) -> list[R
                     ref.notes.append(f"{ref.name}'s {suite} run has {len(rows)} of the {len(wanted)} entries "
                                      f"round {round_n} was evaluated on; it is counted on those")
             accuracy = _accuracy_by_category(rows)
+            if rows:
+                ref.counts[suite] = (sum(bool(r["passed"]) for r in rows), len(rows))
             if suite == "heldout":
                 ref.heldout = accuracy.get("all")
-            else:
+            elif suite == "bfcl":
                 ref.bfcl = accuracy
+            else:
+                ref.acebench = acebench_figures(rows)
     return refs
 
 
@@ -301,15 +325,21 @@ def comparison_table(loop: RunData, arm: RunData | None, references: Sequence[Re
     # The base and the warm start are where both arms start from: the same value in both columns
     # (in the loop's only, for an arm that was not run).
     same = (lambda v: _pct(v)) if arm is not None else (lambda v: "-")  # noqa: E731
-    rows = [[ref.name, _pct(ref.heldout), same(ref.heldout), "-", _pct(ref.bfcl.get("all")), same(ref.bfcl.get("all")),
-             "-"] for ref in references if ref.measured]
+    # ACEBench (its entries pooled) only where some round or reference was measured on it.
+    suites = [("Held-out", lambda r: r.heldout), ("BFCL", lambda r: r.bfcl.get("all"))]
+    if any(r.acebench for run in (loop, arm) if run for r in run.rounds) or any(ref.acebench for ref in references):
+        suites.append(("ACEBench", lambda r: r.acebench.get("all")))
+    rows = [[ref.name, *(cell for _, value in suites for cell in (_pct(value(ref)), same(value(ref)), "-"))]
+            for ref in references if ref.measured]
     for n in numbers:
         ours, theirs = loop.trained_round(n), arm.trained_round(n) if arm else None
-        held = (ours.heldout if ours else None, theirs.heldout if theirs else None)
-        bfcl = (ours.bfcl.get("all") if ours else None, theirs.bfcl.get("all") if theirs else None)
-        rows.append([str(n), _pct(held[0]), _pct(held[1]), _diff(*held), _pct(bfcl[0]), _pct(bfcl[1]), _diff(*bfcl)])
+        row = [str(n)]
+        for _, value in suites:
+            pair = (value(ours) if ours else None, value(theirs) if theirs else None)
+            row += [_pct(pair[0]), _pct(pair[1]), _diff(*pair)]
+        rows.append(row)
     other = arm.arm if arm is not None else STATIC
-    return _table(["Round", "Held-out loop", f"Held-out {other}", "Δ", "BFCL loop", f"BFCL {other}", "Δ"], rows)
+    return _table(["Round", *(h for name, _ in suites for h in (f"{name} loop", f"{name} {other}", "Δ"))], rows)
 
 
 def run_sections(run: RunData, *, is_loop: bool, references: Sequence[Reference] = (),
@@ -342,11 +372,7 @@ def run_sections(run: RunData, *, is_loop: bool, references: Sequence[Reference]
             [[str(r.n), *(str(r.expansion.get(s, 0)) for s in statuses), _yield(r.expansion)]
              for r in trained if r.expansion])
     measured = [ref for ref in references if ref.measured]
-    categories = _ordered((k for r in [*trained, *measured] for k in r.bfcl if k != "all"), ())
-    sections["Evaluation"] = _table(
-        ["Round", "Held-out", *(f"BFCL {c}" for c in categories), "BFCL all"],
-        [[name, _pct(r.heldout), *(_pct(r.bfcl.get(c)) for c in categories), _pct(r.bfcl.get("all"))]
-         for name, r in [*((ref.name, ref) for ref in measured), *((str(r.n), r) for r in trained)]])
+    sections["Evaluation"] = evaluation_table([*((ref.name, ref) for ref in measured), *((str(r.n), r) for r in trained)])
     if notes:
         sections["Evaluation"] += "\n\n" + "\n".join(notes).rstrip()
     sections["Training"] = _table(
@@ -360,6 +386,33 @@ def run_sections(run: RunData, *, is_loop: bool, references: Sequence[Reference]
         [[str(r.n), *(_num(r.stage_seconds.get(s), 1) for s in stages), _num(sum(r.stage_seconds.values()), 1)]
          for r in trained if r.stage_seconds])
     return [line for title, table in sections.items() for line in (f"### {title}", "", table, "")]
+
+
+def evaluation_table(models: Sequence[tuple[str, RoundData | Reference]]) -> str:
+    """A row per model (base, warm start, each round): held-out, BFCL-v3 by category and ACEBench's
+    Normal and Special side by side; the pooled figures with their 95% Wilson interval."""
+    categories = _ordered((k for _, r in models for k in r.bfcl if k != "all"), ())
+    with_ace = any(r.acebench for _, r in models)
+    header = ["Round", "Held-out [95% CI]", *(f"BFCL {c}" for c in categories), "BFCL all [95% CI]"]
+    if with_ace:
+        header += ["ACEBench Normal", "ACEBench Special", "ACEBench all [95% CI]"]
+    rows = []
+    for name, r in models:
+        row = [name, _with_interval(r.heldout, r.counts.get("heldout")), *(_pct(r.bfcl.get(c)) for c in categories),
+               _with_interval(r.bfcl.get("all"), r.counts.get("bfcl"))]
+        if with_ace:
+            row += [_pct(r.acebench.get("normal")), _pct(r.acebench.get("special")),
+                    _with_interval(r.acebench.get("all"), r.counts.get("acebench"))]
+        rows.append(row)
+    return _table(header, rows)
+
+
+def _with_interval(value: float | None, counts: tuple[int, int] | None) -> str:
+    """"33.5% [27.4, 40.2]" when the counts behind the value are known, else the value alone."""
+    if value is None or not counts or not counts[1]:
+        return _pct(value)
+    low, high = wilson_interval(*counts)
+    return f"{_pct(value)} [{100 * low:.1f}, {100 * high:.1f}]"
 
 
 def reference_notes(workspace: Path, references: Sequence[Reference]) -> list[str]:

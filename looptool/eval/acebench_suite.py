@@ -233,6 +233,15 @@ def _group(cats: dict[str, dict[str, Any]], members: Sequence[str]) -> Group:
     return Group(sum(values) / len(values) if values else None, tuple(m for m in members if m not in cats))
 
 
+def figures(rows: Sequence[dict[str, Any]]) -> dict[str, float | None]:
+    """What a round's evaluation records: category -> accuracy (dialogues for the multi-turn ones),
+    ACEBench's "normal" and "special", and "all" over the entries pooled (as for the other suites)."""
+    summary = summarise(rows, category_sizes())
+    return ({c: s["accuracy"] for c, s in summary.categories.items()}
+            | {"normal": summary.normal.accuracy, "special": summary.special.accuracy,
+               "all": sum(bool(r["passed"]) for r in rows) / len(rows) if rows else None})
+
+
 def summary_lines(summary: AceSummary, label: str) -> list[str]:
     """The table `eval acebench` prints."""
     def pct(value: float | None) -> str:

@@ -376,12 +376,7 @@ def evaluate_round(workspace: Path, config: WorkspaceConfig, round: int, log: Ca
         run_id, _ = acebench_suite.run_acebench(workspace, config, target, acebench_suite.parse_categories(wanted),
                                                 config.loop.eval_acebench_limit)
         with Store.open(workspace / DB_FILE) as store:
-            rows = store.eval_results(run_id)
-        summary = acebench_suite.summarise(rows, acebench_suite.category_sizes())
-        # "all" is the entries pooled, as for the other suites; Normal and Special are ACEBench's own figures.
-        out["acebench"] = ({c: s["accuracy"] for c, s in summary.categories.items()}
-                           | {"normal": summary.normal.accuracy, "special": summary.special.accuracy,
-                              "all": sum(bool(r["passed"]) for r in rows) / len(rows) if rows else None})
+            out["acebench"] = acebench_suite.figures(store.eval_results(run_id))
         out["acebench_run"] = run_id
     return out
 

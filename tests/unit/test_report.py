@@ -132,7 +132,7 @@ def test_the_loop_tables_hold_each_rounds_numbers(loop_report):
     assert "| 1 | 1 | 2 | 0 | 0 | 1 | 0 | 2 | 1 |" in verdicts and "| 2 | 0 | 0 | 0 | 0 | 0 | 0 | 0 | 0 |" in verdicts
     assert "| 1 | 3 | 2 | 2 | 1 | 3/8 (37.5%) |" in _section(loop, "### Expansion")
     evaluation = _section(loop, "### Evaluation")
-    assert "| Round | Held-out | BFCL multiple | BFCL simple | BFCL all |" in evaluation
+    assert "| Round | Held-out [95% CI] | BFCL multiple | BFCL simple | BFCL all [95% CI] |" in evaluation
     assert "| 1 | 25.0% | - | 50.0% | 50.0% |" in evaluation
     training = _section(loop, "### Training")
     assert "| 1 | 0.250 | 0.500 | 0.750 | steps 2, seconds 42.5 | - |" in training
@@ -195,8 +195,13 @@ def _fill_evaluated_loop(ws: Path, *, warm_start: bool = True) -> None:
     with Store.open(ws / DB_FILE) as store:
         store.upsert_round(Round(n=1, status="done", stage="done", metrics={"eval": {"heldout": 0.25}}))
         store.upsert_round(Round(n=2, status="done", stage="done", metrics={"eval": {
-            "heldout": 0.75, "heldout_run": "eval_r2", "bfcl": {"simple": 1.0, "all": 1.0}, "bfcl_run": "bfcl_r2"}}))
+            "heldout": 0.75, "heldout_run": "eval_r2", "bfcl": {"simple": 1.0, "all": 1.0}, "bfcl_run": "bfcl_r2",
+            "acebench": {"special_irrelevant": 0.5, "normal": None, "special": 0.5, "all": 0.5},
+            "acebench_run": "ace_r2"}}))
         run(store, "eval_r2", "heldout", 2, [(e, "single/call", k < 3) for k, e in enumerate(heldout)])
+        run(store, "ace_r2", "acebench", 2, [(f"special_irrelevant_{k}", "special_irrelevant", k == 0) for k in range(2)])
+        run(store, "ace_base", "acebench", 0, [("special_irrelevant_0", "special_irrelevant", False),
+                                               ("normal_atom_bool_0", "normal_atom_bool", True)])
         run(store, "bfcl_r2", "bfcl", 2, [(f"simple_{k}", "simple", True) for k in range(2)])
         run(store, "eval_base", "heldout", 0, [(e, "single/call", k == 0) for k, e in enumerate(heldout[:3])])
         run(store, "bfcl_base", "bfcl", 0, [(f"simple_{k}", "simple", k == 0) for k in range(4)])
@@ -216,12 +221,18 @@ def test_the_base_model_and_the_warm_start_are_rows_and_points_of_the_report(tmp
     refs = collect_references(ws, loop)
     text = render_markdown(ws, loop, [], refs)
     evaluation = _section(text.split("## Loop, per round", 1)[1], "### Evaluation")
-    assert "| Round | Held-out | BFCL simple | BFCL all |" in evaluation
-    # Counted on round 2's entries: the base on 3 of its 4 held-out entries, and on 2 BFCL entries of its 4.
-    assert "| base (round 0) | 33.3% | 50.0% | 50.0% |" in evaluation
-    assert "| warm start | 50.0% | - | - |" in evaluation  # its extra entry h9 does not count
+    assert ("| Round | Held-out [95% CI] | BFCL simple | BFCL all [95% CI] | ACEBench Normal | ACEBench Special | "
+            "ACEBench all [95% CI] |") in evaluation
+    # Counted on round 2's entries: the base on 3 of its 4 held-out entries, on 2 BFCL entries of its 4, and on
+    # the one ACEBench entry of its two that round 2 also had; pooled figures with their 95% Wilson interval.
+    assert "| base (round 0) | 33.3% [6.1, 79.2] | 50.0% | 50.0% [9.5, 90.5] | - | 0.0% | 0.0% [0.0, 79.3] |" in evaluation
+    assert "| warm start | 50.0% [15.0, 85.0] | - | - | - | - | - |" in evaluation  # its extra entry h9 does not count
+    assert "| 1 | 25.0% | - | - | - | - | - |" in evaluation  # no stored run behind it: no interval
+    assert "| 2 | 75.0% [30.1, 95.4] | 100.0% | 100.0% [34.2, 100.0] | - | 50.0% | 50.0% [9.5, 90.5] |" in evaluation
     assert evaluation.index("| base (round 0) |") < evaluation.index("| warm start |") < evaluation.index("| 1 |")
-    assert "| base (round 0) | 33.3% | - | - | 50.0% | - | - |" in _section(text, "## Loop vs static")  # not run
+    # The static arm not run; ACEBench's columns since round 2 was measured on it.
+    assert "| base (round 0) | 33.3% | - | - | 50.0% | - | - | 0.0% | - | - |" in _section(text, "## Loop vs static")
+    assert "| 2 | 75.0% | - | - | 100.0% | - | - | 50.0% | - | - |" in _section(text, "## Loop vs static")
     from looptool.report import comparison_table
 
     _fill_static(_init(runner, ws / "static", "staticws"))
