@@ -66,7 +66,9 @@ def main() -> None:
         manager = ServerManager(Path(tmp) / "ws", ServingConfig(cpu_kvcache_gib=2))
         info = manager.start(spec, log=lambda *_: None)
         try:
-            endpoint = Endpoint(info.base_url, spec.model, supports_seed=False)
+            # No retries and a long timeout: with many 3-4k-token prefills in flight on a CPU one request can
+            # wait past the default 300 s, and a retry would repeat work the server is still doing.
+            endpoint = Endpoint(info.base_url, spec.model, supports_seed=False, timeout_s=3600.0, max_retries=0)
             ask = Asker(endpoint, spec.model, max_tokens=args.max_tokens, temperature=0.0)
             asyncio.run(ask([{"role": "user", "content": "Hello"}]))  # warm-up
             results = {}
