@@ -43,8 +43,8 @@ from looptool.eval.acebench_data import (
 from looptool.eval.acebench_decode import PromptFormat, decode
 from looptool.eval.acebench_prompt import prompt_messages, prompt_text
 from looptool.eval.outputs_file import OutputsFileError, read_output_lines
-from looptool.eval.runner import EvalItem, EvalProgress, Scored, result_row, run_items, score_safely
-from looptool.eval.target import EvalTarget, answer_settings, chat_template_kwargs, policy_renderer
+from looptool.eval.runner import EvalItem, EvalProgress, Scored, result_row, run_suite, score_safely
+from looptool.eval.target import EvalTarget, answer_settings, policy_renderer
 from looptool.schema import stable_id
 from looptool.store import Store
 from looptool.training.templates import PromptRenderer
@@ -114,17 +114,8 @@ def run_acebench(workspace: Path, config: WorkspaceConfig, target: EvalTarget, c
                  limit: int | None = None, *, on_progress: Callable[[EvalProgress], None] = lambda p: None,
                  ) -> tuple[str, EvalProgress]:
     """Evaluate `target` on the chosen categories; returns the run id and what this call did."""
-    settings = run_settings(config)
-    run_id = target.run_id(SUITE, settings)
     todo = items(select_entries(categories, limit), config.eval.acebench_prompt, policy_renderer(config))
-    with Store.open(workspace / DB_FILE) as store:
-        store.upsert_eval_run(run_id, suite=SUITE, model=target.endpoint.model, adapter=target.adapter,
-                              round=target.round, settings=settings)
-        progress = run_items(todo, store, run_id, target.endpoint, target.model,
-                             concurrency=config.eval.concurrency, max_tokens=settings["max_tokens"],
-                             temperature=config.eval.temperature, on_progress=on_progress,
-                             chat_template_kwargs=chat_template_kwargs(config))
-    return run_id, progress
+    return run_suite(workspace, config, target, SUITE, run_settings(config), todo, on_progress)
 
 
 # -- answers produced elsewhere -------------------------------------------------------------------

@@ -15,11 +15,17 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from looptool.concurrency import run_all
+from looptool.config import DB_FILE, WorkspaceConfig
 from looptool.serving.client import Completion, Endpoint, RequestRejected, acomplete, acomplete_prompt
 from looptool.store import Store
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from looptool.eval.target import EvalTarget
 
 
 @dataclass(frozen=True)
@@ -151,3 +157,21 @@ def run_items(items: Sequence[EvalItem], store: Store, run_id: str, endpoint: En
         store.update_eval_scores(run_id)
     return progress
 
+
+
+def run_suite(workspace: Path, config: WorkspaceConfig, target: EvalTarget, suite: str, settings: dict[str, Any],
+              items: Sequence[EvalItem], on_progress: Callable[[EvalProgress], None] = lambda p: None,
+              ) -> tuple[str, EvalProgress]:
+    """Record `target`'s run of `suite` under `settings` (its id comes from both) and ask every item
+    not yet scored in it, with the workspace's [eval] settings; returns the run id and this call's progress."""
+    from looptool.eval.target import chat_template_kwargs
+
+    run_id = target.run_id(suite, settings)
+    with Store.open(workspace / DB_FILE) as store:
+        store.upsert_eval_run(run_id, suite=suite, model=target.endpoint.model, adapter=target.adapter,
+                              round=target.round, settings=settings)
+        progress = run_items(items, store, run_id, target.endpoint, target.model,
+                             concurrency=config.eval.concurrency, max_tokens=settings["max_tokens"],
+                             temperature=config.eval.temperature, on_progress=on_progress,
+                             chat_template_kwargs=chat_template_kwargs(config))
+    return run_id, progress
