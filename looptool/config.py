@@ -491,6 +491,14 @@ class LoopConfig(_Section):
         "when the probe found any, before error seeds and expansions fill it. In the paper they fill whatever room is "
         "left, which was 20-23% of every round; in a small round the error seeds and expansions alone overflow it.",
     )
+    keep_no_call_share: bool = Field(
+        default=False,
+        description="Assembly (a departure from the paper): every later round keeps the seed pool's share of labels "
+        "that are no call (missing argument, irrelevant), choosing error seeds, expansions and the other parts by "
+        "label kind, and fills with the other kind only when one runs out. In a small round a few error seeds of one "
+        "kind and their expansions can make most of the data one answer (\"ask\" or \"call\") and tip the policy's "
+        "call/no-call decision; with the paper's 18,304 samples a round does not swing so.",
+    )
     perplexity_of: Literal["label", "output"] = Field(
         default="output",
         description="Probing: whose perplexity under the policy decides boundary vs mastered -- the policy's own "

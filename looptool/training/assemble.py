@@ -33,6 +33,10 @@ highest-perplexity ones; `no-edde` has no expansions; `repeat-errors` repeats ea
 (corrected and error) `expansions_per_error` times instead of expanding it -- the only part whose
 ids may repeat in a round's data.
 
+`[loop] keep_no_call_share` (a departure from the paper, off by default) fills every part by label
+kind instead: no more labels with no call than the seed pool's share of the round, no more with
+calls than the rest; what one kind leaves unfilled, the other fills, in part order.
+
 Every choice is a seeded shuffle, so assembling a round again gives the same ids.
 """
 
@@ -43,7 +47,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from looptool.config import LoopConfig
-from looptool.schema import Round
+from looptool.schema import Round, Sample
 from looptool.store import Store
 
 REPEATED = "repeated"  # the part whose ids repeat (the repeat-errors arm)
@@ -162,16 +166,51 @@ def assemble_round(store: Store, round: int, loop: LoopConfig, *, seed: int = 0,
     last = "random_correct" if arm == "random-hppl" else "boundary"
     reserve = min(len(candidates[last]), int(size * loop.boundary_share + 0.5))
     quota = _error_quotas(candidates, size - reserve)
+    budget = _kind_budget(store, active, size) if loop.keep_no_call_share else None
     taken: set[str] = set()
+    passed: list[tuple[str, str]] = []  # (part, id) left out only because its label kind was full
     filled = 0
     for part, ids in candidates.items():
         fresh = ids if part == REPEATED else [i for i in dict.fromkeys(ids) if i not in taken]
         room = size - filled - (0 if part == last else reserve)
-        chosen = fresh[: max(0, min(room, quota.get(part, size)))]
+        wanted = max(0, min(room, quota.get(part, size)))
+        if budget is None:
+            chosen = fresh[:wanted]
+        else:
+            chosen = []
+            for i in fresh:
+                if len(chosen) == wanted:
+                    break
+                kind = _no_call(active[i])
+                if budget[kind] > 0:
+                    budget[kind] -= 1
+                    chosen.append(i)
+                else:
+                    passed.append((part, i))
         nxt.parts[part] = chosen
         taken.update(chosen)
         filled += len(chosen)
+    for part, i in passed:  # one kind ran out: the other fills the round, in part order
+        if filled >= size:
+            break
+        if part == REPEATED or i not in taken:
+            nxt.parts[part].append(i)
+            taken.add(i)
+            filled += 1
     return nxt
+
+
+def _no_call(sample: Sample) -> bool:
+    return not sample.label.calls
+
+
+def _kind_budget(store: Store, active: dict[str, Sample], size: int) -> dict[bool, int]:
+    """How many of a round of `size` may have a label with no call (True) and with calls (False):
+    the seed pool's share (`[loop] keep_no_call_share`)."""
+    pool = seed_pool(store)
+    share = sum(_no_call(active[i]) for i in pool) / len(pool) if pool else 0.0
+    no_call = int(size * share + 0.5)
+    return {True: no_call, False: size - no_call}
 
 
 SEED_PARTS = ("corrected", "error")

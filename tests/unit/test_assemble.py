@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from looptool.config import DB_FILE, LoopConfig
-from looptool.schema import Label, Message, Probe, Round, Sample, Verdict
+from looptool.schema import Label, Message, Probe, Round, Sample, ToolCall, Verdict
 from looptool.store import Store
 from looptool.training.assemble import (assemble_round, first_round_ids, first_round_size, record_assembly,
                                         round_share, static_round)
@@ -211,3 +211,40 @@ def test_a_round_never_holds_more_than_its_size(tmp_path, trial):
             nxt = assemble_round(store, 1, loop, seed=trial, arm=arm)
             assert len(nxt.ids) <= loop.round_size, (arm, nxt.composition(), loop)
             assert sum(nxt.composition().values()) == len(nxt.ids), arm
+
+
+def _call_sample(i: int, **kw) -> Sample:
+    return Sample(messages=[Message(role="user", content=f"call {i}")], tools=[],
+                  label=Label(calls=[ToolCall(name="f", arguments={"x": i})]), **kw)
+
+
+def _no_calls(store: Store, ids: list[str]) -> int:
+    return sum(not store.get_sample(i).label.calls for i in ids)
+
+
+def test_keep_no_call_share_holds_the_seed_pools_share(store):
+    # Seed pool: 10 labels with no call, 30 with calls (25%). Round 1's errors are all no-call
+    # labels, each with two no-call expansions: left to the paper's assembly, they fill the round.
+    asks = [_sample(i) for i in range(10)]
+    calls = [_call_sample(i) for i in range(30)]
+    expanded = [_sample(100 + i, origin="expanded", round_added=2, parent_id=asks[i % 6].id) for i in range(12)]
+    store.upsert_samples([*asks, *calls, *expanded])
+    store.upsert_round(Round(n=1, status="done", data_ids=[s.id for s in asks[:6] + calls[:6]]))
+    for s in asks[:6]:
+        store.upsert_probe(Probe(sample_id=s.id, round=1, correct=False, category="failed"))
+        store.upsert_verdict(Verdict(sample_id=s.id, round=1, verdict="PRED_WRONG"))
+    for i, s in enumerate(calls[:6]):
+        store.upsert_probe(Probe(sample_id=s.id, round=1, correct=True, ppl=2.0 + i, category="boundary"))
+
+    paper = assemble_round(store, 1, LoopConfig(round_size=12, fresh_share=0.25))
+    kept = assemble_round(store, 1, LoopConfig(round_size=12, fresh_share=0.25, keep_no_call_share=True))
+    assert len(paper.ids) == len(kept.ids) == 12
+    assert _no_calls(store, paper.ids) >= 7  # errors and expansions tip the round towards "ask"
+    assert _no_calls(store, kept.ids) == 3  # 25% of 12, as in the seed pool
+    assert kept.parts["error"] and kept.parts["expanded"]  # some of the errors still come in
+    assert assemble_round(store, 1, LoopConfig(round_size=12, fresh_share=0.25, keep_no_call_share=True)).ids == kept.ids
+
+    # When one kind runs out, the other fills the round rather than leaving it short.
+    short = assemble_round(store, 1, LoopConfig(round_size=12, fresh_share=0.0, boundary_share=0.0,
+                                                keep_no_call_share=True))
+    assert len(short.ids) == 12 and _no_calls(store, short.ids) > 3
