@@ -1406,6 +1406,9 @@ def experiment(
     seed: Annotated[int, typer.Option(help="Seed of the data (which tools are held out, the samples), the data "
                                            "order and the sampling of every stage.")] = 0,
     rounds: Annotated[int | None, typer.Option(min=1, help="Rounds per arm (default: \\[loop] rounds).")] = None,
+    acebench: Annotated[int, typer.Option(min=0, help="Also score the base model, the warm start and each arm's final "
+                                          "adapter on the first N entries of each ACEBench-en Normal and Special "
+                                          "category (0: not run; 10 adds several minutes per model on 2 cores).")] = 0,
 ) -> None:
     """Does the loop teach? From one SFT warm start, the loop and the arms it is compared with train
     the same rounds at the same GRPO steps per round; every model answers the same held-out samples
@@ -1416,7 +1419,8 @@ def experiment(
     embedded model. Resumable: run it again after an interruption and it goes on."""
     from looptool.experiment import run_experiment
 
-    run_experiment(workspace, arms=arms.split(","), rounds=rounds, seed=seed, echo=typer.echo)
+    run_experiment(workspace, arms=arms.split(","), rounds=rounds, seed=seed, acebench_limit=acebench,
+                   echo=typer.echo)
 
 
 def _flowing_help(group: typer.Typer) -> None:

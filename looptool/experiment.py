@@ -7,6 +7,7 @@ process (its memory is returned when it ends) and echoed before it runs:
     init -> tools synth -> seed (dialogues, then templated tasks)
          -> eval base (held-out, BFCL subset) -> SFT warm start -> eval warm start
          -> loop (R rounds; each round's adapter on the held-out set), its final adapter on the BFCL subset
+            (and, with --acebench N, every model named here also on an ACEBench-en subset)
          -> each other arm (the same rounds, the loop's GRPO steps per round), the same
          -> experiment.md
 
@@ -77,6 +78,7 @@ DIALOGUES = 2  # multi-agent seed dialogues written by the embedded model (about
 TEMPLATED = 700  # templated exact tool-call tasks: about 490 train, 210 held-out
 BFCL_CATEGORIES = "simple,multiple,parallel,parallel_multiple,irrelevance"
 BFCL_LIMIT = 50  # the first 50 entries of each category, the same for every model
+ACEBENCH_CATEGORIES = "normal,special"  # with `--acebench N`: the first N entries of each, for every model
 STATE_FILE = "experiment.json"
 DEFAULT_ARMS = (LOOP, STATIC)
 
@@ -107,26 +109,39 @@ class Step:
     args: list[str]  # `looptool` arguments
 
 
-def experiment_steps(workspace: Path, arms: Sequence[str], rounds: int, seed: int) -> list[Step]:
+def experiment_steps(workspace: Path, arms: Sequence[str], rounds: int, seed: int,
+                     acebench_limit: int = 0) -> list[Step]:
+    """The experiment's commands in order; with `acebench_limit` N > 0 the base model, the warm start
+    and each arm's final adapter also answer the first N entries of each ACEBench-en Normal and
+    Special category (right after their BFCL subset, on the same server)."""
     ws = ["-w", str(workspace)]
     sft = str(workspace / "adapters" / "round-1-sft")
     bfcl = ["--categories", BFCL_CATEGORIES, "--limit", str(BFCL_LIMIT)]
+    acebench = ["--categories", ACEBENCH_CATEGORIES, "--limit", str(acebench_limit)]
     steps = [
         Step("tools", "tool specs", ["tools", "synth", *ws, "--n", str(TOOLS)]),
         Step("dialogues", "seed dialogues", ["seed", *ws, "--n", str(DIALOGUES), "--seed", str(seed)]),
         Step("templated", "templated tasks", ["seed", *ws, "--templated", "--n", str(TEMPLATED), "--seed", str(seed)]),
         Step("base-heldout", "base model: held-out", ["eval", "heldout", *ws]),
         Step("base-bfcl", "base model: BFCL-v3 subset", ["eval", "bfcl", *ws, *bfcl]),
+        *([Step("base-acebench", "base model: ACEBench-en subset", ["eval", "acebench", *ws, *acebench])]
+          if acebench_limit else []),
         Step("sft", "SFT warm start", ["train", "sft", *ws, "--round", "1"]),
         Step("sft-heldout", "warm start: held-out", ["eval", "heldout", *ws, "--adapter", sft]),
         Step("sft-bfcl", "warm start: BFCL-v3 subset", ["eval", "bfcl", *ws, "--adapter", sft, *bfcl]),
+        *([Step("sft-acebench", "warm start: ACEBench-en subset",
+                ["eval", "acebench", *ws, "--adapter", sft, *acebench])] if acebench_limit else []),
     ]
     for arm in arms:
         steps.append(Step(f"arm-{arm}", f"the {arm} arm, {rounds} rounds",
                           ["loop", *ws, "--arm", arm, "--rounds", str(rounds)]))
         # Right after the arm, while the server of its last round's adapter is still up.
+        arm_ws = ["-w", str(arm_workspace(workspace, arm)), "--round", str(rounds)]
         steps.append(Step(f"bfcl-{arm}", f"the {arm} arm's round {rounds}: BFCL-v3 subset",
-                          ["eval", "bfcl", "-w", str(arm_workspace(workspace, arm)), "--round", str(rounds), *bfcl]))
+                          ["eval", "bfcl", *arm_ws, *bfcl]))
+        if acebench_limit:
+            steps.append(Step(f"acebench-{arm}", f"the {arm} arm's round {rounds}: ACEBench-en subset",
+                              ["eval", "acebench", *arm_ws, *acebench]))
         # Its servers go: the next arm starts its own, and two policies do not fit 2 cores.
         steps.append(Step(f"stop-{arm}", f"the {arm} arm's servers stopped",
                           ["serve", "stop", "-w", str(arm_workspace(workspace, arm))]))
@@ -166,7 +181,7 @@ def prepare_workspace(workspace: Path, seed: int, echo: Callable[[str], None]) -
 
 
 def run_experiment(workspace: Path, *, arms: Sequence[str] = DEFAULT_ARMS, rounds: int | None = None, seed: int = 0,
-                   echo: Callable[[str], None] = print) -> Path:
+                   acebench_limit: int = 0, echo: Callable[[str], None] = print) -> Path:
     """Run (or go on with) the experiment in `workspace`; returns the report's path."""
     from looptool.experiment_report import write_experiment_report
 
@@ -174,7 +189,7 @@ def run_experiment(workspace: Path, *, arms: Sequence[str] = DEFAULT_ARMS, round
     state = prepare_workspace(workspace, seed, echo)
     rounds = rounds or load_config(workspace).loop.rounds
     done: dict[str, float] = state.setdefault("steps", {})
-    for step in experiment_steps(workspace, parse_arms(",".join(arms)), rounds, seed):
+    for step in experiment_steps(workspace, parse_arms(",".join(arms)), rounds, seed, acebench_limit):
         if step.key in done:
             echo(f"done already: {step.title} ({done[step.key]:.0f}s)")
             continue

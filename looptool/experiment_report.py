@@ -15,6 +15,8 @@ paired on the items both answered, with the exact McNemar p-value (stats.py). Th
   loop's final round against the warm start and the base, and the loop against static per round.
 * BFCL-v3 subset: per category and overall, for base, warm start and each arm's final BFCL run,
   and loop vs static paired per category and overall.
+* ACEBench-en subset (when run: `looptool experiment --acebench N`): Normal, Special and the entries
+  pooled for the same models, and loop vs static paired.
 * GRPO signal: mean reward, mean frac_reward_zero_std and the share of steps with a non-zero loss,
   per round per arm.
 * Data composition and wall time per stage, per round per arm.
@@ -28,6 +30,7 @@ Which evaluation runs are read (the runs `looptool eval` and the loop's evaluate
 * an arm's round R: in the arm's workspace, the run named in round R's metrics (`eval.heldout_run`,
   `eval.bfcl_run`: the evaluate node's), else the run of the suite whose round is R
   (`looptool eval heldout|bfcl --round R`). An arm's BFCL result is its latest round that has one.
+  ACEBench is read the same way (`looptool eval acebench`), and is optional: no run is "missing".
 
 Where several runs fit (other settings), the one with the most scored items wins. Held-out items
 are split by the category eval/heldout.py stores: `<scenario>/call` or `<scenario>/text`.
@@ -46,6 +49,7 @@ from typing import Any
 
 from looptool.arms import LOOP, STATIC, arm_workspace, existing_arms
 from looptool.config import DB_FILE, load_config
+from looptool.eval.acebench_suite import category_sizes, summarise
 from looptool.eval.bfcl_data import ALL_CATEGORIES as BFCL_CATEGORIES
 from looptool.eval.show import is_base_run, is_warm_start_run
 from looptool.report import (
@@ -72,7 +76,8 @@ PLOTS = {  # file name (next to experiment.md) -> caption
     "experiment_zero_std.png": "frac_reward_zero_std per GRPO step",
     "experiment_reward.png": "GRPO reward per step",
 }
-HELDOUT, BFCL = "heldout", "bfcl"
+HELDOUT, BFCL, ACEBENCH = "heldout", "bfcl", "acebench"
+SUITES = (HELDOUT, BFCL, ACEBENCH)
 BASE, WARM_START = "base", "warm start"
 ALL, CALLS = "all held-out", "label is a call"
 # Held-out parts: name -> which stored categories ("<scenario>/call" or "<scenario>/text") belong.
@@ -112,6 +117,7 @@ class ArmResults:
     run: RunData
     heldout: dict[int, Outcomes] = field(default_factory=dict)  # round -> its held-out run
     bfcl: dict[int, Outcomes] = field(default_factory=dict)  # round -> its BFCL run
+    acebench: dict[int, Outcomes] = field(default_factory=dict)  # round -> its ACEBench run (optional)
 
     @property
     def name(self) -> str:
@@ -128,6 +134,10 @@ class ArmResults:
     @property
     def final_bfcl_round(self) -> int | None:
         return max(self.bfcl, default=None)
+
+    @property
+    def final_acebench_round(self) -> int | None:
+        return max(self.acebench, default=None)
 
 
 @dataclass
@@ -176,11 +186,12 @@ def collect_experiment(workspace: Path, *, seed_label: str | None = None) -> Exp
     base: dict[str, Outcomes] = {}
     warm_start: dict[str, Outcomes] = {}
     with Store.open(workspace / DB_FILE) as store:
-        for suite in (HELDOUT, BFCL):
+        for suite in SUITES:
             for model, found, lookup in ((BASE, base, is_base_run), (WARM_START, warm_start, is_warm_start_run)):
                 outcomes = _outcomes(store, fullest_run(store, [r for r in store.eval_runs(suite) if lookup(r)]))
                 if outcomes is None:
-                    missing.append(f"{model}: no {suite} run in `{workspace.name}`")
+                    if suite != ACEBENCH:  # optional: `looptool experiment --acebench N`
+                        missing.append(f"{model}: no {suite} run in `{workspace.name}`")
                 else:
                     found[suite] = outcomes
     arms = {name: collect_arm(path, name, missing) for name, path in existing_arms(workspace).items()}
@@ -206,12 +217,12 @@ def collect_arm(workspace: Path, arm: str, missing: list[str]) -> ArmResults:
     """An arm's rounds and the runs of its trained rounds; each run not found adds a line to `missing`."""
     results = ArmResults(collect(workspace, arm))
     with Store.open(workspace / DB_FILE) as store:
-        runs = {suite: store.eval_runs(suite) for suite in (HELDOUT, BFCL)}
+        runs = {suite: store.eval_runs(suite) for suite in SUITES}
         for info in store.rounds():
             if info.status == "pending":
                 continue
             evaluation = info.metrics.get("eval") or {}
-            for suite, found in ((HELDOUT, results.heldout), (BFCL, results.bfcl)):
+            for suite, found in ((HELDOUT, results.heldout), (BFCL, results.bfcl), (ACEBENCH, results.acebench)):
                 candidates = [r for r in runs[suite] if r["round"] == info.n]
                 named = [r for r in candidates if r["id"] == evaluation.get(f"{suite}_run")]
                 outcomes = _outcomes(store, fullest_run(store, named or candidates))
@@ -271,6 +282,7 @@ def render_experiment(experiment: Experiment) -> str:
             "The same first entries of each category for every model; each cell: accuracy (passed/entries) "
             "[95% Wilson interval].", "", bfcl_table(experiment), "",
             "### Loop vs static, paired", "", bfcl_paired_table(experiment)]),
+        ("## ACEBench-en subset", acebench_section(experiment)),
         ("## GRPO signal", [
             "Means over a round's logged steps. `frac_reward_zero_std`: the share of groups whose rewards were "
             "all equal (no gradient). Loss ≠ 0: the logged steps whose loss was not zero.", "",
@@ -485,6 +497,38 @@ def bfcl_paired_table(experiment: Experiment) -> str:
     rows.append(["overall", *_paired_cells(paired(ours.passed, theirs.passed))])
     title = f"A = loop (round {loop.final_bfcl_round}), B = static (round {static.final_bfcl_round})"
     return title + "\n\n" + _table(["Category", *PAIRED_COLUMNS], rows)
+
+
+def acebench_section(experiment: Experiment) -> list[str]:
+    """Normal and Special (ACEBench's means of sub-categories, on the entries run) and the entries
+    pooled, per model; the loop against static on the same entries. Only when some model has a run."""
+    models = [(name, runs[ACEBENCH]) for name, runs in ((BASE, experiment.base), (WARM_START, experiment.warm_start))
+              if ACEBENCH in runs]
+    models += [(f"{arm.name} (round {arm.final_acebench_round})", arm.acebench[arm.final_acebench_round])
+               for arm in experiment.arms.values() if arm.final_acebench_round is not None]
+    if not models:
+        return ["_Not run: `looptool experiment --acebench N` adds the first N entries of each ACEBench-en Normal "
+                "and Special category for the base model, the warm start and each arm's final adapter._"]
+    rows = []
+    for label, outcomes in models:
+        summary = summarise([{"entry_id": i, "category": c, "passed": outcomes.passed[i]}
+                             for i, c in outcomes.categories.items()], category_sizes())
+        rows.append([label, _pct(summary.normal.accuracy), _pct(summary.special.accuracy),
+                     _accuracy(outcomes.passed)])
+    lines = ["The same first entries of each category for every model. Normal and Special: ACEBench's unweighted "
+             "means of their sub-categories (a multi-turn dialogue passes when all its turns pass); entries: "
+             "accuracy over the entries pooled (passed/entries) [95% Wilson interval].", "",
+             _table(["Model", "Normal", "Special", "entries"], rows)]
+    loop, static = experiment.loop, experiment.static
+    if loop.final_acebench_round is not None and static is not None and static.final_acebench_round is not None:
+        result = paired(loop.acebench[loop.final_acebench_round].passed, static.acebench[static.final_acebench_round].passed)
+        lines += ["", f"Loop (round {loop.final_acebench_round}) vs static (round {static.final_acebench_round}) on "
+                  "the same entries:", "", _table(list(PAIRED_COLUMNS), [_paired_cells(result)])]
+    return lines
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
 
 
 def grpo_table(experiment: Experiment) -> str:

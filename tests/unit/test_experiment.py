@@ -62,6 +62,24 @@ def test_a_run_makes_the_workspace_runs_every_step_then_reports(tmp_path, record
     assert report == ws / "experiment.md" and "Wall time per experiment step" in report.read_text()
 
 
+def test_acebench_is_asked_of_every_model_only_when_wanted(tmp_path, recorded):
+    run_experiment(tmp_path / "off", seed=7, echo=lambda line: None)
+    assert not [c for c in recorded.calls if c[:2] == ["eval", "acebench"]]
+    recorded.calls.clear()
+    ws = tmp_path / "on"
+    run_experiment(ws, seed=7, acebench_limit=3, echo=lambda line: None)
+    order = [" ".join(c[:2]) + (" --adapter" if "--adapter" in c else "") for c in recorded.calls]
+    acebench = [c for c in recorded.calls if c[:2] == ["eval", "acebench"]]
+    assert len(acebench) == 4 and all(c[c.index("--limit") + 1] == "3" for c in acebench)
+    assert all(c[c.index("--categories") + 1] == "normal,special" for c in acebench)
+    # base, warm start, then each arm's final round right after its BFCL subset (its server still up)
+    assert order.index("eval acebench") == order.index("eval bfcl") + 1
+    assert order.index("eval acebench --adapter") == order.index("eval bfcl --adapter") + 1
+    arm_runs = [c for c in acebench if "--round" in c]
+    assert [c[c.index("-w") + 1] for c in arm_runs] == [str(ws), str(ws / "static")]
+    assert all(recorded.calls[recorded.calls.index(c) - 1][:2] == ["eval", "bfcl"] for c in arm_runs)
+
+
 def test_a_failed_step_stops_and_a_rerun_goes_on_from_it(tmp_path, recorded):
     ws = tmp_path / "exp"
     recorded.fail["at"] = 6  # the SFT warm start

@@ -7,6 +7,7 @@ irrelevance_0-2."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -165,6 +166,36 @@ def test_bfcl_per_category_with_the_paired_test(experiment):
     # simple: 4 only loop, 1 only static: 2 * 6 / 32; overall 6 vs 1: 2 * 8 / 128.
     assert _row(paired, "| simple |") == "| simple | 5 | 80.0% (4/5) | 20.0% (1/5) | 4 | 1 | +60.0 | 0.3750 | 0 |"
     assert _row(paired, "| overall |") == "| overall | 8 | 87.5% (7/8) | 25.0% (2/8) | 6 | 1 | +62.5 | 0.1250 | 0 |"
+
+
+def test_acebench_is_optional_and_shown_per_model_with_the_paired_test(experiment, tmp_path):
+    shared, text = experiment
+    assert "_Not run: `looptool experiment --acebench N`" in _section(text, "## ACEBench-en subset")
+    assert "acebench" not in _section(text, "## Missing")  # optional: not missing
+    ws = Path(shutil.copytree(shared, tmp_path / "ws"))  # the shared experiment stays as it is
+    # Two Normal sub-categories (2 entries each) and one Special (2 entries); the loop passes 4 of 6.
+    entries = {"normal_single_turn_single_function_0": "normal_single_turn_single_function",
+               "normal_single_turn_single_function_1": "normal_single_turn_single_function",
+               "normal_similar_api_0": "normal_similar_api", "normal_similar_api_1": "normal_similar_api",
+               "special_irrelevant_0": "special_irrelevant", "special_irrelevant_1": "special_irrelevant"}
+
+    def acebench(store: Store, run_id: str, right: set[str], *, round: int | None) -> None:
+        store.upsert_eval_run(run_id, suite="acebench", model="policy", adapter=None, round=round, settings={})
+        store.add_eval_results(run_id, [{"entry_id": e, "category": c, "passed": e in right} for e, c in entries.items()])
+
+    with Store.open(ws / DB_FILE) as store:
+        acebench(store, "loop-a2", {"normal_single_turn_single_function_0", "normal_similar_api_0",
+                                    "normal_similar_api_1", "special_irrelevant_0"}, round=2)
+    with Store.open(ws / "static" / DB_FILE) as store:
+        acebench(store, "static-a2", {"special_irrelevant_0"}, round=2)
+    text = write_experiment_report(ws, seed_label="7").read_text()
+    section = _section(text, "## ACEBench-en subset")
+    assert "| Model | Normal | Special | entries |" in section
+    # Normal: mean of 50% and 100%; Special 50%; pooled 4/6.
+    assert _row(section, "| loop (round 2) |").startswith("| loop (round 2) | 75.0% | 50.0% | 66.7% (4/6) [")
+    assert _row(section, "| static (round 2) |").startswith("| static (round 2) | 0.0% | 50.0% | 16.7% (1/6) [")
+    assert "Loop (round 2) vs static (round 2) on the same entries:" in section
+    assert "| 6 | 66.7% (4/6) | 16.7% (1/6) | 3 | 0 | +50.0 | 0.2500 | 0 |" in section
 
 
 def test_grpo_signal_composition_and_stage_times_per_round_and_arm(experiment):
