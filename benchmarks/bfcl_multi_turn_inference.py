@@ -74,6 +74,7 @@ def main() -> None:
             results = {}
             for label, concurrency in ((f"{args.concurrency} in flight", args.concurrency), ("1 in flight", 1)):
                 results[label] = asyncio.run(ask_all(entries, ask, renderer, concurrency))
+                print(f"  ({label} done after {results[label][0]:.1f} s)", flush=True)  # a long run's first half
         finally:
             manager.stop(info)
     print(f"{len(entries)} {args.category} entries, max_tokens {args.max_tokens}, prefix caching off:")
