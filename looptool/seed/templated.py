@@ -164,15 +164,30 @@ def stated_sets(names: list[str], required: list[str]) -> list[list[str]]:
 def generic_requests(rng: random.Random, action: str, stated: list[list[str]],
                      says: dict[str, list[str]]) -> tuple[Request, ...]:
     """Two wordings of each stated set: an opener with the action ("Book a haircut"), then a phrase
-    per stated parameter, in a drawn order, each a phrase of `says` with {} standing for the value."""
+    per stated parameter, in a drawn order, each a phrase of `says` with {} standing for the value.
+
+    A set that is an earlier set less one parameter (a missing-argument request, or the required
+    ones of a tool with one optional) is not drawn anew: it is that set's wordings with the one
+    phrase left out, so the two requests differ by that value only ("Book a haircut for Alice
+    Martin." against "... for Alice Martin on 2027-03-02."). A policy trained on both learns that
+    the stated value is what decides between calling and asking, not the wording around it."""
     openers = _generated_data()["openers"]
     requests: dict[str, Request] = {}
+    wordings: dict[frozenset[str], list[tuple[str, list[tuple[str, str]]]]] = {}  # set -> (opener, (param, phrase)...)
     for params in stated:
-        for _ in range(2):
-            order = rng.sample(params, len(params))
-            phrases = [rng.choice(says[p]).replace("{}", "{" + p + "}") for p in order]
-            opener = rng.choice(openers)
+        fuller = next((drawn for key, drawn in wordings.items()
+                       if set(params) < key and len(key) == len(params) + 1), None)
+        if fuller is not None:
+            drawn = [(opener, [(p, phrase) for p, phrase in said if p in params]) for opener, said in fuller]
+        else:
+            drawn = []
+            for _ in range(2):
+                order = rng.sample(params, len(params))
+                drawn.append((rng.choice(openers), [(p, rng.choice(says[p]).replace("{}", "{" + p + "}")) for p in order]))
+        wordings.setdefault(frozenset(params), drawn)
+        for opener, said in drawn:
             verb = action if opener == "{}" else action[0].lower() + action[1:]
+            phrases = [phrase for _, phrase in said]
             text = " ".join([opener.format(verb), *([_listed(phrases)] if phrases else [])])
             text += "?" if opener.startswith("Can") else "."
             requests.setdefault(text, Request(text, {}))
@@ -273,7 +288,10 @@ def renamed(sample: Sample, rng: random.Random) -> Sample:
         mapping: dict[str, str] = {}
         for p in props:
             candidate = _vary(p, rng, "snake" if style == "pascal" else style)
-            mapping[p] = candidate if candidate not in mapping.values() else p
+            # Not a name another parameter has or gets ("limit" -> "count" beside a "count"): two
+            # parameters under one name would leave one out of the schema.
+            taken = candidate in mapping.values() or (candidate != p and candidate in props)
+            mapping[p] = p if taken else candidate
         order = list(props)
         rng.shuffle(order)
         schema = {**tool.parameters, "properties": {mapping[p]: props[p] for p in order},

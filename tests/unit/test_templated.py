@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import random
 import re
 from collections import Counter
 from pathlib import Path
@@ -14,19 +15,21 @@ from typer.testing import CliRunner
 from looptool.calls import format_calls, label_matches, parse_calls
 from looptool.cli import app
 from looptool.config import load_config, save_config
-from looptool.schema import Label
+from looptool.schema import Label, Message, Sample, ToolCall, ToolSpec
 from looptool.seed.templated import (
     SCENARIOS,
     _data,
     curated_tasks_by_split,
     generated_tasks,
     heldout_tools,
+    renamed,
     tasks,
     templated_samples,
     variant,
 )
 from looptool.store import Store
 from looptool.tools_sim.validate import argument_errors, spec_problems
+from looptool.training.templates import system_message
 
 
 def test_data_is_consistent():
@@ -189,3 +192,32 @@ def test_the_templated_expander_varies_samples_on_generated_tools():
         v = variant(s, seed=f"test:{s.id}", pool=pool)
         assert (v.parent_id, v.scenario, v.exact, len(v.label.calls)) == (s.id, s.scenario, True, len(s.label.calls))
         assert v.id != s.id
+
+
+def test_renaming_never_gives_two_parameters_one_name():
+    # "limit" may become "count", a name the other parameter already has.
+    tool = ToolSpec(name="search_songs", description="Search songs.", parameters={
+        "type": "object", "properties": {"limit": {"type": "integer"}, "count": {"type": "integer"}},
+        "required": ["limit", "count"]})
+    sample = Sample(messages=[system_message([tool]), Message(role="user", content="Ten songs, twice.")], tools=[tool],
+                    label=Label(calls=[ToolCall(name="search_songs", arguments={"limit": 10, "count": 2})]))
+    for i in range(200):
+        out = renamed(sample, random.Random(i))
+        props = out.tools[0].parameters["properties"]
+        assert len(props) == 2 and sorted(out.tools[0].parameters["required"]) == sorted(props)
+        assert sorted(out.label.calls[0].arguments.values()) == [2, 10]
+
+
+def test_a_generated_missing_argument_request_is_a_full_request_less_one_value():
+    pairs = 0
+    for task in generated_tasks():
+        for request in task.requests:
+            if not task.missing(request):
+                continue
+            left_out = task.missing(request)[0]
+            fuller = [r for r in task.requests if not task.missing(r) and left_out in r.slots
+                      and [s for s in r.slots if s != left_out] == request.slots
+                      and re.findall(r"\w+", r.text)[:2] == re.findall(r"\w+", request.text)[:2]]  # one opener
+            assert fuller, f"{task.tool.name}: {request.text!r} is no full request less {left_out}"
+            pairs += 1
+    assert pairs >= 40
