@@ -23,9 +23,10 @@ Two prompt formats, two readers:
 
 Differences from the official reader, all for safety: nothing the model wrote is ever evaluated.
 ACEBench `eval`s arithmetic (`BinOp`); here it is computed as Python would, but only over
-literals (numbers, strings, booleans, None, and lists, tuples, sets and dicts of them: so
-`[1] + [2]` is [1, 2] and `True + 1` is 2, as there) and within size limits; an operand that
-would need the model's code run (a name, a call, an attribute) fails the entry. ACEBench's
+literals (numbers, strings, booleans, None, lists, tuples, sets and dicts of them, and
+subscripts of those: so `[1] + [2]` is [1, 2] and `True + 1` is 2, as there) and within size
+limits; an operand that would need the model's code run (a name, a call, an attribute) fails
+the entry. ACEBench's
 reader crashes on lambdas, starred items and other expressions, which fails the entry as it
 does there. Oddities kept for comparability: every unary operator negates (`+5` reads as -5, as
 upstream), and whitespace deletion in multi-turn answers breaks strings with spaces (27 of the
@@ -200,6 +201,11 @@ def _computed(node: ast.expr, depth: int) -> Any:
         left, right = _computed(node.left, depth - 1), _computed(node.right, depth - 1)
         _check_size(node.op, left, right)
         return _apply(_BINARY[type(node.op)], left, right)
+    if isinstance(node, ast.Subscript):  # `[1, 2][0] + 1`
+        return _apply(operator.getitem, _computed(node.value, depth - 1), _computed(node.slice, depth - 1))
+    if isinstance(node, ast.Slice):
+        return slice(*(None if part is None else _computed(part, depth - 1)
+                       for part in (node.lower, node.upper, node.step)))
     raise _DecodeError(f"only arithmetic on literals is computed, not {ast.unparse(node)[:60]!r}")
 
 
@@ -224,7 +230,7 @@ def _check_size(op: ast.operator, left: Any, right: Any) -> None:
 def _apply(function: Any, *operands: Any) -> Any:
     try:
         result = function(*operands)
-    except (ArithmeticError, TypeError, ValueError, MemoryError) as exc:  # as `eval` fails there
+    except (ArithmeticError, LookupError, TypeError, ValueError, MemoryError) as exc:  # as `eval` fails there
         raise _DecodeError(f"cannot compute the expression: {exc}") from None
     if isinstance(result, int) and result.bit_length() > _MAX_INT_BITS:
         raise _DecodeError("arithmetic result too large")

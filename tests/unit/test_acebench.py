@@ -249,6 +249,7 @@ def test_arithmetic_is_computed_as_python_would_over_literals_of_any_type():
     decoded = decode("[f(a=['x'] + ['y'], b=(1,) + (2,), c=True + 1, d=~2 + 1, e=1 << 3, g={'k': 1} | {'j': 2})]",
                      multi_turn=False)
     assert decoded.calls == [{"f": {"a": ["x", "y"], "b": (1, 2), "c": 2, "d": -2, "e": 8, "g": {"k": 1, "j": 2}}}]
+    assert decode("[f(a=[1, 2][0] + 1, b='abc'[1:] + '!')]", multi_turn=False).calls == [{"f": {"a": 2, "b": "bc!"}}]
     entry_id = next(e.id for e in load_category("normal_atom_list")
                     if any(isinstance(v, list) and len(v) > 1 for v in first_answer(e.id).values()
                            for v in (v.values() if isinstance(v, dict) else [v])))
