@@ -22,8 +22,11 @@ Two prompt formats, two readers:
   that is an artefact of ACEBench's own text format, not of the matching.
 
 Differences from the official reader, all for safety: nothing the model wrote is ever evaluated.
-ACEBench `eval`s arithmetic (`BinOp`); here only arithmetic on number and string literals is
-computed (BFCL's reader, `bfcl_decode`, does the same), anything else in it fails. ACEBench's
+ACEBench `eval`s arithmetic (`BinOp`); here it is computed as Python would, but only over
+literals (numbers, strings, booleans, None, lists, tuples, sets and dicts of them, and
+subscripts of those: so `[1] + [2]` is [1, 2] and `True + 1` is 2, as there) and within size
+limits; an operand that would need the model's code run (a name, a call, an attribute) fails
+the entry. ACEBench's
 reader crashes on lambdas, starred items and other expressions, which fails the entry as it
 does there. Oddities kept for comparability: every unary operator negates (`+5` reads as -5, as
 upstream), and whitespace deletion in multi-turn answers breaks strings with spaces (27 of the
@@ -35,10 +38,12 @@ Decoding never raises on model text: failures come back as `Decoded(None, error_
 from __future__ import annotations
 
 import ast
+import operator
+import re
 from typing import Any, Literal
 
 from looptool.calls import MAX_CHARS, parse_calls
-from looptool.eval.bfcl_decode import Decoded, _arithmetic, _DecodeError  # the same literal-only arithmetic
+from looptool.eval.bfcl_decode import _MAX_INT_BITS, _MAX_STR, Decoded, _DecodeError
 
 PromptFormat = Literal["acebench", "tool_call"]
 PROMPT_FORMATS: tuple[str, ...] = ("acebench", "tool_call")
@@ -157,7 +162,7 @@ def _value(node: ast.expr, depth: int) -> Any:
         except TypeError:
             raise _DecodeError("dict keys must be hashable literals") from None
     if isinstance(node, ast.BinOp):
-        return _arithmetic(node, depth)
+        return _computed(node, depth)
     if isinstance(node, ast.Name):
         return node.id
     if isinstance(node, ast.Call):
@@ -165,3 +170,70 @@ def _value(node: ast.expr, depth: int) -> Any:
     if isinstance(node, ast.Subscript):
         return f"{ast.unparse(node.value)}[{ast.unparse(node.slice)}]"
     raise _DecodeError(f"Unsupported AST type: {type(node).__name__}")
+
+
+# Python's operators, for the arithmetic ACEBench's reader `eval`s.
+_BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+           ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow,
+           ast.LShift: operator.lshift, ast.RShift: operator.rshift, ast.BitOr: operator.or_,
+           ast.BitXor: operator.xor, ast.BitAnd: operator.and_, ast.MatMult: operator.matmul}
+_UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Invert: operator.invert, ast.Not: operator.not_}
+# A %-format with a huge or `*` width or precision would build a huge string.
+_HUGE_FORMAT = re.compile(r"%[^a-zA-Z%]*?(\*|\d{5,})")
+
+
+def _computed(node: ast.expr, depth: int) -> Any:
+    """What `eval` gives for an expression made of literals only, within size limits. Unlike a
+    value on its own, an operand here means what it means in Python (`+5` is 5, `(1, 2)` a tuple)."""
+    if depth < 0:
+        raise _DecodeError(f"arithmetic nests deeper than {_MAX_DEPTH}")
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
+        items = [_computed(item, depth - 1) for item in node.elts]
+        return _apply({ast.List: list, ast.Tuple: tuple, ast.Set: set}[type(node)], items)
+    if isinstance(node, ast.Dict) and all(key is not None for key in node.keys):
+        pairs = [(_computed(k, depth - 1), _computed(v, depth - 1)) for k, v in zip(node.keys, node.values)]
+        return _apply(dict, pairs)
+    if isinstance(node, ast.UnaryOp):
+        return _apply(_UNARY[type(node.op)], _computed(node.operand, depth - 1))
+    if isinstance(node, ast.BinOp):
+        left, right = _computed(node.left, depth - 1), _computed(node.right, depth - 1)
+        _check_size(node.op, left, right)
+        return _apply(_BINARY[type(node.op)], left, right)
+    if isinstance(node, ast.Subscript):  # `[1, 2][0] + 1`
+        return _apply(operator.getitem, _computed(node.value, depth - 1), _computed(node.slice, depth - 1))
+    if isinstance(node, ast.Slice):
+        return slice(*(None if part is None else _computed(part, depth - 1)
+                       for part in (node.lower, node.upper, node.step)))
+    raise _DecodeError(f"only arithmetic on literals is computed, not {ast.unparse(node)[:60]!r}")
+
+
+def _check_size(op: ast.operator, left: Any, right: Any) -> None:
+    """Refuse what would take too long or too much memory before computing it."""
+    numbers = (int, float, complex)
+    if isinstance(op, ast.Pow) and isinstance(right, numbers) and abs(right) > 1024:
+        raise _DecodeError("exponent too large")
+    if isinstance(op, ast.LShift) and isinstance(right, int) and right > _MAX_INT_BITS:
+        raise _DecodeError("shift too large")
+    if isinstance(op, ast.Mult):
+        sequence, count = (left, right) if isinstance(right, int) else (right, left)
+        if isinstance(sequence, (str, bytes, list, tuple)) and isinstance(count, int) \
+                and count * len(sequence) > _MAX_STR:
+            raise _DecodeError("repeated sequence too long")
+    if isinstance(op, ast.Mod) and isinstance(left, (str, bytes)):
+        text = left if isinstance(left, str) else left.decode("latin-1")
+        if _HUGE_FORMAT.search(text):
+            raise _DecodeError("format width too large")
+
+
+def _apply(function: Any, *operands: Any) -> Any:
+    try:
+        result = function(*operands)
+    except (ArithmeticError, LookupError, TypeError, ValueError, MemoryError) as exc:  # as `eval` fails there
+        raise _DecodeError(f"cannot compute the expression: {exc}") from None
+    if isinstance(result, int) and result.bit_length() > _MAX_INT_BITS:
+        raise _DecodeError("arithmetic result too large")
+    if isinstance(result, (str, bytes, list, tuple)) and len(result) > _MAX_STR:
+        raise _DecodeError("arithmetic result too long")
+    return result

@@ -243,6 +243,26 @@ def test_nothing_model_written_is_run_as_code(tmp_path):
     assert decode("[f(a=2*3)]", multi_turn=False).calls == [{"f": {"a": 6}}]
 
 
+def test_arithmetic_is_computed_as_python_would_over_literals_of_any_type():
+    # ACEBench `eval`s a BinOp, so `[a] + [b]` is a list and `True + 1` is 2 there; the
+    # decoder used to compute arithmetic on numbers and strings only and failed these.
+    decoded = decode("[f(a=['x'] + ['y'], b=(1,) + (2,), c=True + 1, d=~2 + 1, e=1 << 3, g={'k': 1} | {'j': 2})]",
+                     multi_turn=False)
+    assert decoded.calls == [{"f": {"a": ["x", "y"], "b": (1, 2), "c": 2, "d": -2, "e": 8, "g": {"k": 1, "j": 2}}}]
+    assert decode("[f(a=[1, 2][0] + 1, b='abc'[1:] + '!')]", multi_turn=False).calls == [{"f": {"a": 2, "b": "bc!"}}]
+    entry_id = next(e.id for e in load_category("normal_atom_list")
+                    if any(isinstance(v, list) and len(v) > 1 for v in first_answer(e.id).values()
+                           for v in (v.values() if isinstance(v, dict) else [v])))
+    (name, args), = first_answer(entry_id).items()
+    text = f"[{name}(" + ", ".join(f"{k}={v[:1]!r} + {v[1:]!r}" if isinstance(v, list) and len(v) > 1 else f"{k}={v!r}"
+                                  for k, v in args.items()) + ")]"
+    assert score(entry_id, text).passed
+    # Still never run, and bounded: names, calls and huge results fail the entry.
+    for text in ("[f(a=[1] + x)]", "[f(a=len('ab') + 1)]", "[f(a=[1] * 10**9)]", "[f(a='%999999d' % 1)]",
+                 "[f(a=None + 1)]"):
+        assert decode(text, multi_turn=False).calls is None, text
+
+
 def test_tool_call_prompt_answers_go_through_the_same_matcher():
     name, args = _single()
     tagged = f"<tool_call>{json.dumps({'name': name, 'arguments': args})}</tool_call>"
