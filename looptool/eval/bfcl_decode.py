@@ -2,10 +2,19 @@
 
 Two formats:
 
-* "tool_call_tags": the project's own format, read by `looptool.calls.parse_calls`
-  (`<tool_call>{"name": ..., "arguments": {...}}</tool_call>` blocks, bare JSON, or Python-style
-  calls). Plain text is a deliberate "no call" and decodes to `[]`; a malformed attempt is a
-  decode failure. This is how BFCL scores native tool-calling ("FC") models.
+* "tool_call_tags": `<tool_call>` blocks, read as BFCL reads them for the Qwen FC handler, the
+  BFCL model whose answers take this form (`QwenFCHandler._extract_tool_calls` and `decode_ast`
+  of bfcl-eval 2025.8.6.2; `fc_calls`): the text after the last `</think>`; every
+  `<tool_call>\n...\n</tool_call>` block -- the newlines belong to the pattern, so a block on one
+  line, or one cut off before its closing tag, is not a block, and text around the blocks is
+  ignored; if any block is not a JSON object the answer holds no call (`[]`); a block without
+  "name" or "arguments", or with arguments that are not an object, is a decode failure. Text
+  without blocks (prose, bare JSON, Python-style calls) is no call. This is stricter than the
+  project's own reader (`looptool.calls.parse_calls`, which training and the held-out evaluation
+  use: it also reads blocks without the newlines, bare JSON and Python-style calls, and rejects
+  an answer with any malformed block), so that a BFCL score is the leaderboard's verdict on
+  the same text. A name that is not a string is written as a string (BFCL keeps it as the
+  dict key; it matches no function either way).
 * "python": BFCL's prompt-mode decoder (`default_decode_ast_prompting` of BFCL v3) for outputs
   such as `[get_weather(city="Paris"), math.factorial(n=5)]`. Its semantics are kept: strip
   backticks, newlines and spaces, wrap in `[...]`, strip `[]'` again, parse as one Python
@@ -32,13 +41,15 @@ from __future__ import annotations
 
 import ast
 import copy
+import json
 import keyword
 import math
 import operator
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from looptool.calls import MAX_CHARS, format_calls, parse_calls
+from looptool.calls import MAX_CHARS, format_calls
 from looptool.eval.bfcl_data import Entry, language_of
 from looptool.schema import ToolCall
 
@@ -91,10 +102,44 @@ def decode(text: str, fmt: DecodeFormat = "tool_call_tags") -> Decoded:
 
 
 def _decode_tags(text: str) -> Decoded:
-    result = parse_calls(text)
-    if result.status == "error":
-        return _failed(result.error or "unreadable tool call")
-    return Decoded([{call.name: dict(call.arguments)} for call in result.calls])
+    return Decoded([{name: arguments} for name, arguments in fc_calls(text)])
+
+
+_FC_BLOCK = re.compile(r"<tool_call>\n(.*?)\n</tool_call>", re.DOTALL)  # QwenFCHandler._extract_tool_calls
+
+
+def fc_calls(text: str) -> list[tuple[str, dict]]:
+    """The (name, arguments) of the `<tool_call>` blocks in a model's answer, as BFCL's Qwen FC
+    handler reads them (see the module doc); [] when any block is not a JSON object. Raises
+    `_DecodeError` where BFCL's decoder raises."""
+    if "</think>" in text:
+        text = text.split("</think>")[-1].lstrip("\n")
+    blocks = []
+    for body in _FC_BLOCK.findall(text):
+        try:
+            blocks.append(json.loads(body))
+        except ValueError:
+            return []  # kept as a string there, and a string among the blocks means no call
+    if any(type(block) is not dict for block in blocks):
+        return []
+    calls = []
+    for block in blocks:
+        if "name" not in block or "arguments" not in block:
+            raise _DecodeError(f"a <tool_call> block without {'name' if 'name' not in block else 'arguments'}")
+        if not isinstance(block["arguments"], dict):
+            raise _DecodeError(f"the arguments of {block['name']!r} are not a JSON object")
+        calls.append((block["name"] if isinstance(block["name"], str) else json.dumps(block["name"]),
+                      dict(block["arguments"])))
+    return calls
+
+
+def fc_step_calls(text: str) -> list[ToolCall]:
+    """The calls of one multi-turn step as BFCL's multi-turn runner takes them (`decode_execute`,
+    its exceptions skipped): `fc_calls`, and [] where it raises."""
+    try:
+        return [ToolCall(name=name, arguments=arguments) for name, arguments in fc_calls(text)]
+    except (_DecodeError, ValueError):  # ValueError: a call the schema cannot hold (pydantic's ValidationError)
+        return []
 
 
 # ---------------------------------------------------------------------------------------------

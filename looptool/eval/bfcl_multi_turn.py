@@ -5,14 +5,10 @@ reply; a reply with calls is followed by their results and another step). Scorin
 
 1. The answer must have exactly as many turns as the ground truth, else it fails
    ("force_terminated") and nothing else is looked at.
-2. Each step's text is read with `looptool.calls.parse_calls`, the project's one reader of tool
-   calls (`<tool_call>{"name": ..., "arguments": {...}}</tool_call>` blocks). A step that yields
-   no call -- plain text, or any malformed block -- contributes nothing. On well-formed blocks
-   this is BFCL's Qwen-FC decoding (`decode_execute`); on the rest the project's reader, which
-   training and the single-turn scorer share, is a little more lenient: blocks need no newline
-   around the JSON, a call may omit "arguments" or name them "parameters", and bare JSON or
-   Python-style calls without tags count as calls. (A call object with keys it does not know is
-   malformed here; BFCL ignores such keys.)
+2. Each step's text is read as BFCL reads a Qwen FC model's step (`decode_execute`; here
+   `bfcl_decode.fc_step_calls`): the `<tool_call>\n{"name": ..., "arguments": {...}}\n</tool_call>`
+   blocks after the last `</think>`. A step that yields no call -- plain text, a block that is
+   not a JSON object, a block without name or arguments -- contributes nothing.
 3. The model and the ground truth each get fresh backend instances (`BackendSession`), which live
    across the turns of the entry; every turn's calls are run in step order.
 4. A turn where the ground truth has calls and the model decoded none fails the entry.
@@ -31,8 +27,8 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from looptool.calls import parse_calls
 from looptool.eval.bfcl_checker import CheckResult
+from looptool.eval.bfcl_decode import fc_step_calls
 from looptool.eval.bfcl_multi_turn_data import MultiTurnEntry
 from looptool.eval.bfcl_multi_turn_exec import BackendSession
 from looptool.schema import ToolCall
@@ -47,8 +43,7 @@ _SHOWN = 160  # characters of a value quoted in a reason
 
 def decode_step(text: str) -> list[ToolCall]:
     """The calls of one step; [] when the step holds none or any of its blocks is malformed."""
-    result = parse_calls(text)
-    return result.calls if result.status == "calls" else []
+    return fc_step_calls(text)
 
 
 def decode_turns(output: Sequence[Sequence[str]]) -> list[list[list[ToolCall]]]:

@@ -533,16 +533,28 @@ def test_decode_python_never_executes_code(monkeypatch):
     assert ran == []
 
 
+# As BFCL's Qwen FC handler reads `<tool_call>` blocks (QwenFCHandler._extract_tool_calls and
+# decode_ast, bfcl-eval 2025.8.6.2): the newlines inside the tags belong to the pattern.
 TAGS_DECODE = [
     ('<tool_call>\n{"name": "f.g", "arguments": {"a": [1, 2], "b": {"c": "d"}}}\n</tool_call>',
      [{"f.g": {"a": [1, 2], "b": {"c": "d"}}}]),
-    ('<tool_call>{"name": "f", "arguments": {}}</tool_call>\n'
-     '<tool_call>{"name": "f", "arguments": {"x": 1.5}}</tool_call>',
+    ('<tool_call>\n{"name": "f", "arguments": {}}\n</tool_call>\n'
+     '<tool_call>\n{"name": "f", "arguments": {"x": 1.5}}\n</tool_call>',
      [{"f": {}}, {"f": {"x": 1.5}}]),
-    ("[math.factorial(n=5)]", [{"math.factorial": {"n": 5}}]),
-    ('{"name": "f", "arguments": {"a": null}}', [{"f": {"a": None}}]),
+    # Text around the blocks is ignored; so is a block cut off before its closing tag (a token limit).
+    ('Sure.\n<tool_call>\n{"name": "f", "arguments": {"a": 1}}\n</tool_call>\n<tool_call>\n{"name": "g", "argu',
+     [{"f": {"a": 1}}]),
+    # Keys besides name and arguments are ignored; reasoning up to the last </think> is dropped.
+    ('<think>plan</think>\n<tool_call>\n{"name": "f", "arguments": {}, "id": 3}\n</tool_call>', [{"f": {}}]),
+    # Not blocks, so no call: one line between the tags, bare JSON, Python-style calls, prose.
+    ('<tool_call>{"name": "f", "arguments": {"x": 1}}</tool_call>', []),
+    ("[math.factorial(n=5)]", []),
+    ('{"name": "f", "arguments": {"a": null}}', []),
     ("No function fits this request.", []),
     ("", []),
+    # Any block that is not a JSON object: no call at all, the good blocks included.
+    ('<tool_call>\n{"name": "f", "arguments": {}}\n</tool_call>\n<tool_call>\n{bad json\n</tool_call>', []),
+    ('<tool_call>\n["f"]\n</tool_call>', []),
 ]
 
 
@@ -553,9 +565,12 @@ def test_decode_tool_call_tags(text, calls):
     assert decoded.ok and decoded.calls == calls
 
 
-@pytest.mark.parametrize(
-    "text", ["<tool_call>{bad json</tool_call>", '<tool_call>{"name": "f"', "[f(1)]", "x" * 200_001]
-)
+@pytest.mark.parametrize("text", [
+    '<tool_call>\n{"name": "f"}\n</tool_call>',  # BFCL's decoder raises: no arguments
+    '<tool_call>\n{"arguments": {}}\n</tool_call>',  # ... no name
+    '<tool_call>\n{"name": "f", "arguments": "{\\"a\\": 1}"}\n</tool_call>',  # ... arguments not an object
+    "x" * 200_001,
+])
 def test_decode_tool_call_tags_failures(text):
     decoded = decode(text)
     assert decoded.calls is None and decoded.error_type == "ast_decoder:decoder_failed" and decoded.error

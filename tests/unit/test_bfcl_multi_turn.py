@@ -199,7 +199,11 @@ def test_a_step_without_calls_or_with_any_bad_block_contributes_nothing():
     assert decode_step(good) == [ToolCall(name="pwd")]
     assert decode_step("Sure, done.") == []
     assert decode_step(good + '\n<tool_call>\n{"name": "ls", "arguments": {\n</tool_call>') == []
-    assert decode_step('<tool_call>\n{"name": "ls", "arguments": {"a": true}, "bogus": 1}\n</tool_call>') == []
+    assert decode_step('<tool_call>\n{"name": "ls"}\n</tool_call>') == []  # BFCL's decoder raises; the step is skipped
+    assert decode_step('<tool_call>{"name": "pwd", "arguments": {}}</tool_call>') == []  # one line: not a block
+    # As BFCL's Qwen FC reading: keys besides name and arguments are ignored.
+    assert decode_step('<tool_call>\n{"name": "ls", "arguments": {"a": true}, "bogus": 1}\n</tool_call>') == [
+        ToolCall(name="ls", arguments={"a": True})]
 
 
 # -- oracle ------------------------------------------------------------------------------------------
@@ -317,8 +321,8 @@ def test_outputs_file_mixes_single_and_multi_turn_lines(tmp_path, runner):
     wrong = render(_edit("multi_turn_base_1", lambda t: t[1].pop()))
     path = _write(tmp_path, [
         {"id": "multi_turn_base_1", "output": wrong},
-        {"id": "simple_0", "output": '<tool_call>{"name": "calculate_triangle_area", "arguments": '
-                                     '{"base": 10, "height": 5}}</tool_call>'},
+        {"id": "simple_0", "output": '<tool_call>\n{"name": "calculate_triangle_area", "arguments": '
+                                     '{"base": 10, "height": 5}}\n</tool_call>'},
         {"id": "multi_turn_base_0", "output": good},
         {"id": "multi_turn_miss_func_0", "output": [["I will do it."]]},  # 1 turn of 5
     ])

@@ -24,8 +24,8 @@ from looptool.store import Store, StoreError
 from tests.fakes import chat_reply
 
 ORACLE = {  # right answers for a few entries, in the policy's format
-    "simple_0": '<tool_call>{"name": "calculate_triangle_area", "arguments": {"base": 10, "height": 5}}</tool_call>',
-    "simple_1": '<tool_call>{"name": "math.factorial", "arguments": {"number": 5}}</tool_call>',
+    "simple_0": '<tool_call>\n{"name": "calculate_triangle_area", "arguments": {"base": 10, "height": 5}}\n</tool_call>',
+    "simple_1": '<tool_call>\n{"name": "math.factorial", "arguments": {"number": 5}}\n</tool_call>',
 }
 
 
@@ -242,7 +242,7 @@ def _outputs(tmp_path: Path, rows: list[dict]) -> Path:
 def test_score_outputs_file_needs_no_model_or_workspace(tmp_path):
     path = _outputs(tmp_path, [
         {"id": "simple_0", "output": ORACLE["simple_0"]},
-        {"id": "simple_1", "output": "[math.factorial(number=5)]"},  # BFCL's Python format also reads
+        {"id": "simple_1", "output": "[math.factorial(number=5)]"},  # prompt-mode text: no <tool_call> block, no call
         {"id": "simple_2", "output": "no idea"},
         {"id": "irrelevance_0", "output": "I cannot do that."},
         {"id": "live_relevance_0-0-0", "output": "hello"},
@@ -250,8 +250,10 @@ def test_score_outputs_file_needs_no_model_or_workspace(tmp_path):
     rows, scores, run_id = bfcl_suite.score_outputs_file(path, fmt="tool_call_tags", parallel_matching="greedy")
     assert run_id is None
     assert {r["entry_id"]: bool(r["passed"]) for r in rows} == {
-        "simple_0": True, "simple_1": True, "simple_2": False, "irrelevance_0": True, "live_relevance_0-0-0": False}
-    assert scores["simple"]["passed"] == 2 and scores["live_relevance"]["passed"] == 0
+        "simple_0": True, "simple_1": False, "simple_2": False, "irrelevance_0": True, "live_relevance_0-0-0": False}
+    assert scores["simple"]["passed"] == 1 and scores["live_relevance"]["passed"] == 0
+    python_rows, _, _ = bfcl_suite.score_outputs_file(path, fmt="python", parallel_matching="greedy")
+    assert {r["entry_id"]: bool(r["passed"]) for r in python_rows}["simple_1"]  # read in its own format
 
 
 @pytest.mark.parametrize(("content", "message"), [
