@@ -260,7 +260,9 @@ class EvalConfig(_Section):
     prompt_format: Literal["tool_call_tags", "python"] = Field(
         default="tool_call_tags",
         description="How BFCL functions are offered and answers read: the policy's own <tool_call> prompt (as in "
-        "training), or BFCL's Python-call prompt ([f(a=1)]) for models prompted the leaderboard's way.",
+        "training; answers read as BFCL reads a Qwen FC model's <tool_call> blocks, which is stricter than training's "
+        "reader: a block on one line, bare JSON or a Python-style call is no call), or BFCL's Python-call prompt "
+        "([f(a=1)]) for models prompted the leaderboard's way.",
     )
     parallel_matching: Literal["greedy", "bipartite"] = Field(
         default="greedy",
