@@ -156,8 +156,9 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
-def round_cells(info: Round, verdicts: dict[str, int] | None = None) -> tuple[str, ...]:
-    """One row of the rounds table."""
+def round_cells(info: Round, verdicts: dict[str, int] | None = None, *, stopped: bool = False) -> tuple[str, ...]:
+    """One row of the rounds table; with `stopped` (no loop runs) a round stored as running shows
+    as stopped: its row is not rewritten when the loop is killed."""
     m = info.metrics
     composition = m.get("composition") or {}
     parts = " ".join(f"{PART_ABBREV.get(k, k)}{v}" for k, v in composition.items() if v)  # parts with none: left out
@@ -169,7 +170,8 @@ def round_cells(info: Round, verdicts: dict[str, int] | None = None) -> tuple[st
     kept = f"{expansion.get('kept', 0)}/{sum(expansion.values())}" if expansion else "-"
     seconds = sum((m.get("stage_seconds") or {}).values())
     evaluation = m.get("eval") or {}
-    return (str(info.n), info.status, info.stage or "-", _duration(seconds) if seconds else "-", data, probe_text,
+    status = STOPPED if stopped and info.status == "running" else info.status
+    return (str(info.n), status, info.stage or "-", _duration(seconds) if seconds else "-", data, probe_text,
             verdict_text, kept, _pct(evaluation.get("heldout")), _pct((evaluation.get("bfcl") or {}).get("all")))
 
 

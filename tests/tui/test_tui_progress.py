@@ -84,6 +84,7 @@ async def test_a_paused_round_shows_paused_and_one_without_its_loop_stopped(work
         _round(workspace, n=1, status="running", stage="probe")  # as a killed loop leaves it
         await wait_for(pilot, lambda: "probe" in stage_text(app))
         assert stage_text(app).startswith("round 1 · probe (stopped: no loop runs")
+        assert rounds.state_of(1) == ("stopped", "probe")  # the table does not say running either
 
 
 async def test_start_after_the_configured_rounds_says_why_and_how_to_add_rounds(workspace, tmp_path):

@@ -150,7 +150,6 @@ class DashboardScreen(Screen):
         if data.events:
             self._events_after = data.events[-1]["id"]
         self.app.review_round = data.review_round
-        self.query_one(RoundsTable).show(data.rounds, data.verdicts)
         self.query_one(RewardPlot).show(*reward_series(data.steps))
         self.query_one(AccuracyPlot).show(accuracy_series(data.rounds, data.references))
         self.query_one(EventLog).add_events(data.events)
@@ -164,14 +163,17 @@ class DashboardScreen(Screen):
         return sum(self.data.verdicts.get(waiting, {}).values())
 
     def _show_progress(self, data: DashboardData, process: ProcessState) -> None:
+        """The rounds table and the stage's progress bar: they depend on the loop process too (a
+        round whose row says running while no loop runs was stopped, and is shown so)."""
+        stopped = not process.running and process.elsewhere_pid is None
+        self.query_one(RoundsTable).show(data.rounds, data.verdicts, stopped=stopped, waiting=self.app.review_round)
         now = current_round(data.rounds)
         progress = None if now is None else stage_progress(now, data.activity, self.app.config, self.app.clock(),
                                                            data.expected_eval, data.warm_start)
         if progress is not None and now.n == self.app.review_round:
             # Nothing runs while the gate waits: no bar, no rate; the count is what there is to review.
             progress = replace(progress, status=WAITING_FOR_REVIEW, done=self._review_verdicts())
-        elif progress is not None and progress.status == "running" and not process.running \
-                and process.elsewhere_pid is None:
+        elif progress is not None and progress.status == "running" and stopped:
             # The row says running, but no loop runs (it was killed): nothing moves until s.
             progress = replace(progress, status=STOPPED)
         self.query_one(StageProgressBar).show(progress)

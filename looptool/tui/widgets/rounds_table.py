@@ -21,8 +21,11 @@ class RoundsTable(ColumnTable):
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self._shown: list[tuple[str, ...]] = []
 
-    def show(self, rounds: Sequence[Round], verdicts: dict[int, dict[str, int]]) -> None:
-        rows = [round_cells(r, verdicts.get(r.n)) for r in rounds]
+    def show(self, rounds: Sequence[Round], verdicts: dict[int, dict[str, int]], *, stopped: bool = False,
+             waiting: int | None = None) -> None:
+        """`stopped`: no loop runs, so a round stored as running shows as stopped -- unless it is
+        the round `waiting` at the review gate, which waits for a person, not for a loop."""
+        rows = [round_cells(r, verdicts.get(r.n), stopped=stopped and r.n != waiting) for r in rounds]
         if rows == self._shown:
             return
         row = self.cursor_row
