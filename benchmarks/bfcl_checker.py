@@ -42,7 +42,6 @@ import time
 import types
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 from looptool.eval.bfcl_checker import check
 from looptool.eval.bfcl_data import CATEGORIES, NO_GROUND_TRUTH, Entry, language_of, load_category, load_entries
