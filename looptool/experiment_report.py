@@ -45,7 +45,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 from looptool.arms import LOOP, STATIC, arm_workspace, existing_arms
 from looptool.config import DB_FILE, load_config
