@@ -58,6 +58,7 @@ from looptool.report import (
     _mean,
     _num,
     _ordered,
+    _pct,
     _pyplot,
     _table,
     collect,
@@ -524,10 +525,6 @@ def acebench_section(experiment: Experiment) -> list[str]:
         lines += ["", f"Loop (round {loop.final_acebench_round}) vs static (round {static.final_acebench_round}) on "
                   "the same entries:", "", _table(list(PAIRED_COLUMNS), [_paired_cells(result)])]
     return lines
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:.1f}%"
 
 
 def grpo_table(experiment: Experiment) -> str:
