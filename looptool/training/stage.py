@@ -119,7 +119,8 @@ def finish(stage: Stage, trainer: Any, extra: dict[str, Any] | None = None) -> S
     process; the others trained the same weights)."""
     target = rounds.adapter_dir(stage.workspace, stage.round, stage.name)
     if not is_main_process():
-        return StageResult(target, trainer.state.global_step, len(stage.data.rows), stage.data.too_long, stage.resume)
+        return StageResult(target, trainer.state.global_step, len(stage.data.rows), stage.data.too_long, stage.resume,
+                           trainer.model)
     rounds.save_adapter(trainer.model, target)
     summary = {"steps": trainer.state.global_step, "samples": len(stage.data.rows), "too_long": stage.data.too_long,
                "start": str(stage.start) if stage.start else None, "device": stage.device.description,
