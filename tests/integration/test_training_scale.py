@@ -128,3 +128,26 @@ def test_two_processes_on_the_cpu_average_their_gradients_into_one_policy(ws):
     assert any(bool(v.abs().sum() > 0) for k, v in first.items() if "lora_B" in k)  # B starts at 0: it trained
     saved = load_file(str(ws / "adapters" / "round-1" / "adapter_model.safetensors"))
     assert saved.keys() == first.keys() and all(bool((saved[k] == first[k]).all()) for k in saved)
+
+
+def test_cli_sft_warm_start_with_two_processes(ws):
+    set_train(ws, processes=2, sft_batch_size=4)
+    result = CliRunner().invoke(app, ["train", "sft", "-w", str(ws), "--round", "1", "--max-steps", "2"])
+    assert result.exit_code == 0, result.output
+    assert [result.output.count(f"sft step {step}/2:") for step in (1, 2)] == [1, 1], result.output
+    with Store.open(ws / "looptool.db") as store:
+        rows, info = store.train_steps(1, "sft"), store.get_round(1)
+    assert [r["step"] for r in rows] == [1, 2] and all(r["loss"] > 0 for r in rows)
+    assert info.metrics["sft"]["steps"] == 2
+    weights = load_file(str(ws / "adapters" / "round-1-sft" / "adapter_model.safetensors"))
+    assert any(bool(v.abs().sum() > 0) for k, v in weights.items() if "lora_B" in k)
+
+
+def test_a_failure_under_two_processes_is_still_one_line(ws, tmp_path):
+    empty = tmp_path / "empty"
+    assert CliRunner().invoke(app, ["init", str(empty)]).exit_code == 0
+    save_config(empty, load_config(ws))
+    set_train(empty, processes=2)
+    result = CliRunner().invoke(app, ["train", "grpo", "-w", str(empty), "--round", "1"])
+    assert result.exit_code == 1 and result.output.startswith("error: round 1 has no training samples"), result.output
+    assert result.output.count("\n") == 1
