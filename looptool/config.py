@@ -377,7 +377,7 @@ class TrainConfig(_Section):
         "launch` with distributed data parallelism (one process per GPU with CUDA; gloo on the CPU, each process "
         "taking an equal share of the cores). A step keeps its size: its prompts_per_step x num_generations "
         "completions (and the SFT batch) are shared out among the processes, so prompts_per_step or num_generations, "
-        "and sft_batch_size, must divide by it. Only the first process writes step rows, checkpoints and the adapter.",
+        "and sft_batch_size, must divide by it. Only the first process prints, writes step rows and saves the adapter.",
     )
     deepspeed_config: str | None = Field(
         default=None,
