@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from looptool.config import ConfigError, TrainConfig, WorkspaceConfig, load_conf
 from looptool.training.stage import TrainingError
 
 TAIL_LINES = 15
+ERROR_LINE = re.compile(r"^error(?: in process \d+)?: ")  # how __main__.py reports a stage that cannot run
 
 
 def launcher(train: TrainConfig) -> list[str]:
@@ -86,6 +88,7 @@ def run_stage(workspace: Path, stage: str, round: int, *, max_steps: int | None 
     cmd = stage_command(workspace, stage, round, train, max_steps=max_steps)
     env = stage_env(train)
     tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+    errors: list[str] = []  # the stage's own one-line errors, kept apart: a launcher's report of a failure is longer than the tail
     with open(log_path, "a", encoding="utf-8") as log:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, bufsize=1,
                                 preexec_fn=_die_with_parent)
@@ -96,6 +99,8 @@ def run_stage(workspace: Path, stage: str, round: int, *, max_steps: int | None 
                 log.flush()  # the log is read live (tail -f, the TUI)
                 line = line.rstrip("\n")
                 tail.append(line)
+                if ERROR_LINE.match(line):
+                    errors.append(ERROR_LINE.sub("", line))
                 if _shown(line):
                     echo(line)
             code = proc.wait()
@@ -104,9 +109,8 @@ def run_stage(workspace: Path, stage: str, round: int, *, max_steps: int | None 
             proc.wait()
             raise
     if code != 0:
-        errors = [line for line in tail if line.startswith("error: ")]
         if errors and code == 1:
-            raise TrainingError(errors[-1].removeprefix("error: "))
+            raise TrainingError(errors[0])  # of several processes, the first to fail says why
         last = " | ".join(line.strip() for line in tail if line.strip())[-1500:]
         how = f"exit code {code}" if code > 0 else f"killed by signal {-code}" + (
             ", most likely out of memory: lower [train] max_prompt_tokens or the batch sizes" if code == -9 else "")

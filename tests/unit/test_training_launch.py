@@ -177,3 +177,18 @@ def test_only_the_first_process_saves_and_records_the_adapter(tmp_path, monkeypa
     assert len(saved) == 1 and not checkpoints.exists()
     with Store.open(tmp_path / "looptool.db") as store:
         assert store.get_round(1).metrics["grpo"]["steps"] == 3
+
+
+def test_the_first_process_to_fail_says_why_past_the_launchers_report(tmp_path, monkeypatch):
+    save_config(tmp_path, WorkspaceConfig())
+    script = tmp_path / "launcher.py"
+    script.write_text("import sys\nprint('error in process 1: round 1 has no training samples')\n"
+                      "print('error: round 1 has no training samples')\n"
+                      "for i in range(30):\n    print(f'torchrun report line {i}')\nsys.exit(1)\n")
+    real_popen = process.subprocess.Popen
+    monkeypatch.setattr(process.subprocess, "Popen", lambda cmd, **kw: real_popen([sys.executable, str(script)], **kw))
+    shown: list[str] = []
+    with pytest.raises(TrainingError) as failure:
+        process.run_stage(tmp_path, "grpo", 1, echo=shown.append)
+    assert str(failure.value) == "round 1 has no training samples"
+    assert shown == ["error: round 1 has no training samples"]  # the second process's line stays in the log
