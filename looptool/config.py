@@ -36,6 +36,7 @@ LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 # Reasoning chat templates (Qwen3) think aloud before answering. The policy is prompted one way
 # everywhere -- training rows, probes, evaluation -- so the setting lives on [policy] only.
 Thinking = Literal["off", "on"]
+Tracker = Literal["tensorboard", "trackio"]  # [train] report_to: the trackers TRL reports to
 THINKING_MIN_COMPLETION_TOKENS = 512  # reasoning plus a call; the paper sampled 1024 response tokens
 THINKING_DOC = (
     "Only in [policy]: whether a reasoning chat template (one that reads `enable_thinking`, as Qwen3's does) lets "
@@ -362,6 +363,87 @@ class TrainConfig(_Section):
     sft_learning_rate: float = Field(default=2e-4, gt=0, description="SFT warm-start learning rate.")
     sft_max_steps: int = Field(default=64, ge=1, description="SFT warm-start steps.")
     sft_batch_size: int = Field(default=8, ge=1, description="SFT warm-start batch size.")
+    report_to: Tracker | Literal["none"] | list[Tracker] = Field(
+        default="none",
+        description="Where the trainer also reports its curves (TRL's `report_to`), beside the step rows in "
+        "looptool.db, which are always written: 'tensorboard' (event files in <workspace>/logs/tensorboard/"
+        "round-R-<stage>/; pip install 'looptool[tensorboard]'), 'trackio' (project = the workspace's name, run = "
+        "round-R-<stage>, stored locally in <workspace>/logs/trackio unless TRACKIO_DIR is set, never on the Hub; "
+        "pip install 'looptool[trackio]'), a list of both, or 'none'.",
+    )
+    processes: int = Field(
+        default=1, ge=1, le=64,
+        description="Training processes on this machine: more than 1 runs each SFT/GRPO stage under `accelerate "
+        "launch` with distributed data parallelism (one process per GPU with CUDA; gloo on the CPU, each process "
+        "taking an equal share of the cores). A step keeps its size: its prompts_per_step x num_generations "
+        "completions (and the SFT batch) are shared out among the processes, so prompts_per_step or num_generations, "
+        "and sft_batch_size, must divide by it. Only the first process prints, writes step rows and saves the adapter.",
+    )
+    deepspeed_config: str | None = Field(
+        default=None,
+        description="A DeepSpeed JSON config (e.g. ZeRO-2) to train with, on CUDA only: the stage then runs under "
+        "`accelerate launch --use_deepspeed --deepspeed_config_file` (needs the deepspeed package; 'auto' values are "
+        "filled from [train]). A relative path is read from the directory looptool runs in.",
+    )
+
+    @field_validator("report_to", mode="before")
+    @classmethod
+    def _known_trackers(cls, value: Any) -> Any:
+        # One line for any wrong value, instead of one error per member of the union.
+        names = value if isinstance(value, list) else [value]
+        known = ("tensorboard", "trackio")
+        if not (value == "none" or all(isinstance(n, str) and n in known for n in names)):
+            raise ValueError("must be 'none', 'tensorboard', 'trackio' or a list of 'tensorboard' and 'trackio'")
+        return value
+
+    def trackers(self) -> list[str]:
+        """`report_to` as a list of tracker names, [] for 'none'."""
+        names = [self.report_to] if isinstance(self.report_to, str) else self.report_to
+        return list(dict.fromkeys(n for n in names if n != "none"))
+
+    def grpo_batches(self) -> tuple[int, int]:
+        """(completions per forward pass, forward passes per step) of each process: a step's
+        prompts_per_step x num_generations completions shared out evenly among `processes`. One
+        process: one group per pass, as many passes as prompts. Several: fewer passes of whole groups
+        where the prompts divide, else smaller passes where the groups divide."""
+        n = self.processes
+        if self.prompts_per_step % n == 0:
+            return self.num_generations, self.prompts_per_step // n
+        if self.num_generations % n == 0:
+            return self.num_generations // n, self.prompts_per_step
+        raise ValueError(
+            f"processes ({n}) must divide prompts_per_step ({self.prompts_per_step}) or num_generations "
+            f"({self.num_generations}): a GRPO step's completions are shared out evenly among the processes"
+        )
+
+    @model_validator(mode="after")
+    def _processes_share_a_step(self) -> TrainConfig:
+        self.grpo_batches()
+        if self.sft_batch_size % self.processes:
+            raise ValueError(
+                f"processes ({self.processes}) must divide sft_batch_size ({self.sft_batch_size}): the warm start's "
+                "batch is shared out evenly among the processes"
+            )
+        return self
+
+    @field_validator("deepspeed_config")
+    @classmethod
+    def _deepspeed_file(cls, value: str | None) -> str | None:
+        # Read here, so that a wrong path fails when the config is loaded, not after a launch.
+        if value is None:
+            return value
+        import json
+
+        path = Path(value).expanduser()
+        if not path.is_file():
+            raise ValueError(f"no such file: {value!r}")
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{value!r} is not a readable JSON file: {exc}") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{value!r} must hold a JSON object (a DeepSpeed config)")
+        return value
 
 
 class LoopConfig(_Section):

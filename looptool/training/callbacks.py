@@ -1,5 +1,9 @@
 """Per-step metrics of a training run, into the workspace database as they happen, and one
-progress line per step on stdout (which the parent process streams)."""
+progress line per step on stdout (which the parent process streams).
+
+With several training processes (`[train] processes`) every process runs these callbacks; only the
+first writes rows and prints. TRL gathers a step's metrics from all processes before it logs them,
+so the first process's rows are the whole step's (its step time and peak memory are its own)."""
 
 from __future__ import annotations
 
@@ -22,17 +26,20 @@ class StepLogger(TrainerCallback):
 
     def __init__(self, workspace: Path, round: int, stage: str, device: Device, *, fresh: bool,
                  echo: Callable[[str], None] = lambda line: print(line, flush=True)) -> None:
-        self.store = Store.open(workspace / DB_FILE)
-        self.round, self.stage, self.device, self.echo, self.fresh = round, stage, device, echo, fresh
+        self.workspace, self.round, self.stage, self.device, self.echo, self.fresh = workspace, round, stage, device, echo, fresh
+        self.store: Store | None = None  # opened by the first process only
         self._last = time.monotonic()
 
     def on_train_begin(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero:
+            return
+        self.store = Store.open(self.workspace / DB_FILE)
         if self.fresh:  # a new run of the stage: the steps of an earlier one would mix with ours
             self.store.clear_train_steps(self.round, self.stage)
         self._last = time.monotonic()
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        if not logs or "train_runtime" in logs:  # the end-of-training summary is not a step
+        if self.store is None or not logs or "train_runtime" in logs:  # the end-of-training summary is not a step
             return
         now = time.monotonic()
         metrics = {k: float(v) for k, v in logs.items()
@@ -46,4 +53,6 @@ class StepLogger(TrainerCallback):
                   f"({metrics['step_time_s']:.1f}s, peak {metrics['peak_memory_mb']:.0f} MiB)")
 
     def on_train_end(self, args, state, control, **kwargs):
-        self.store.close()
+        if self.store is not None:
+            self.store.close()
+            self.store = None

@@ -17,22 +17,25 @@ from typing import Any
 
 from looptool.config import TrainConfig, WorkspaceConfig
 from looptool.training.model import load_policy
-from looptool.training.stage import StageResult, common_args, finish, prepare, quiet, train_or_resume
+from looptool.training.stage import StageResult, common_args, finish, prepare, quiet, say, train_or_resume
+from looptool.training.tracking import tracking_env
 
 RewardFn = Callable[..., list[float]]
 
 
 def grpo_args(train: TrainConfig, max_steps: int | None = None) -> dict[str, Any]:
     """GRPOConfig's arguments that come from `[train]` (the stage adds paths, device and seed)."""
+    per_pass, passes = train.grpo_batches()
     return dict(
         learning_rate=train.learning_rate,
         lr_scheduler_type=train.lr_scheduler,
         weight_decay=train.weight_decay,
         num_generations=train.num_generations,
         # One prompt's group per forward pass, accumulated over the step's prompts (memory: see sft.py);
-        # TRL still samples all of a step's completions in one generation batch.
-        per_device_train_batch_size=train.num_generations,
-        gradient_accumulation_steps=train.prompts_per_step,
+        # TRL still samples all of a step's completions in one generation batch. With several processes
+        # each takes an equal share of the step (TrainConfig.grpo_batches), so a step keeps its size.
+        per_device_train_batch_size=per_pass,
+        gradient_accumulation_steps=passes,
         num_train_epochs=train.epochs,
         max_steps=max_steps or train.max_steps or -1,
         max_completion_length=train.max_completion_tokens,
@@ -93,17 +96,33 @@ def policy_trainer_class(trainer_class: type, *, loss_autocast: bool) -> type:
     completions without signal (`rows_with_signal`), and (`loss_autocast`) its loss -- forward and
     backward passes -- under bfloat16 autocast on the CPU, sampling left out: there bf16 autocast
     made the loss's passes faster (x0.67) but `generate` slower (x1.44; docs/BENCHMARKS.md,
-    benchmarks/cpu_bf16.py)."""
+    benchmarks/cpu_bf16.py).
+
+    With several processes the loss passes are left out only for a whole step that has no signal in
+    any process: TRL's loss gathers metrics from every process, and DDP averages the gradients in
+    the step's last backward pass, so all processes must make the same passes with the same rows."""
     import torch
 
     class PolicyTrainer(trainer_class):
+        step_has_signal = True  # several processes: whether any completion of the step, in any process, has signal
+
         @staticmethod
         def get_optimizer_cls_and_kwargs(args: Any, model: Any = None) -> tuple[Any, Any]:
             optimizer_cls, kwargs = trainer_class.get_optimizer_cls_and_kwargs(args, model)
             return skip_steps_without_signal(optimizer_cls), kwargs
 
+        def _generate_and_score_completions(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+            output = super()._generate_and_score_completions(*args, **kwargs)
+            if self.accelerator.num_processes > 1:  # the step's whole generation batch, one share per process
+                mine = (output["advantages"] != 0).any().float().reshape(1)
+                self.step_has_signal = bool(self.accelerator.reduce(mine, reduction="sum").item() > 0)
+            return output
+
         def compute_loss(self, model: Any, inputs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
-            inputs = rows_with_signal(self, inputs)
+            if self.accelerator.num_processes == 1:
+                inputs = rows_with_signal(self, inputs)
+            elif not self.step_has_signal and self.beta == 0 and not self.aux_loss_enabled:
+                inputs = None
             if inputs is None:  # zero loss, and zero gradients for the optimiser to see
                 return sum((p * 0).sum() for p in model.parameters() if p.requires_grad)
             if not loss_autocast:
@@ -142,25 +161,26 @@ def run_grpo(workspace: Path, config: WorkspaceConfig, round: int, *, max_steps:
 
     train = config.train
     stage = prepare(workspace, config, round, "grpo")
-    print(stage.describe(), flush=True)
+    say(stage.describe())
     model = load_policy(stage.model_dir, train, stage.device, start_adapter=stage.start)
     args = GRPOConfig(**grpo_args(train, max_steps), **common_args(stage, config))
     trainer_class = policy_trainer_class(GRPOTrainer, loss_autocast=stage.device.cpu_bf16)
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # rollout_func is TRL's documented hook, marked experimental
-    trainer = trainer_class(
-        model=model,
-        reward_funcs=reward_fn or reward_function(train.reward),
-        args=args,
-        train_dataset=Dataset.from_list([{"prompt": r["prompt"], "label": r["label"]} for r in stage.data.rows]),
-        processing_class=stage.tokenizer,
-        callbacks=[StepLogger(workspace, round, "grpo", stage.device, fresh=not stage.resume)],
-        rollout_func=rollout_function(stage, train),
-    )
-    quiet(trainer)
-    reference = kl_reference(workspace, train, stage.start)
-    if reference is not None:
-        anchor_reference(model, reference)
-    train_or_resume(stage, trainer)
+    with tracking_env(workspace, round, "grpo"):
+        trainer = trainer_class(
+            model=model,
+            reward_funcs=reward_fn or reward_function(train.reward),
+            args=args,
+            train_dataset=Dataset.from_list([{"prompt": r["prompt"], "label": r["label"]} for r in stage.data.rows]),
+            processing_class=stage.tokenizer,
+            callbacks=[StepLogger(workspace, round, "grpo", stage.device, fresh=not stage.resume)],
+            rollout_func=rollout_function(stage, train),
+        )
+        quiet(trainer)
+        reference = kl_reference(workspace, train, stage.start)
+        if reference is not None:
+            anchor_reference(model, reference)
+        train_or_resume(stage, trainer)
     return finish(stage, trainer, {"reward": train.reward if reward_fn is None else getattr(reward_fn, "__name__", "custom"),
                                    **({"kl_reference": str(reference or stage.start)} if train.beta else {})})
 

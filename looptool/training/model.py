@@ -10,6 +10,7 @@ beside it on one GPU.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,8 +63,8 @@ def load_policy(model_dir: Path, train: TrainConfig, device: Device, *, start_ad
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
             bnb_4bit_compute_dtype=torch.bfloat16 if device.cuda else torch.float32,
         )  # fmt: skip
-        if device.cuda:
-            kwargs["device_map"] = {"": 0}
+        if device.cuda:  # each training process ([train] processes) on its own GPU
+            kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), **kwargs)
     if device.quantized:
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=device.cuda)

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from looptool.config import EMBEDDED_MODEL, ManagedModel, WorkspaceConfig
 from looptool.training.model import load_policy
-from looptool.training.stage import StageResult, common_args, finish, prepare, quiet, train_or_resume
+from looptool.training.stage import StageResult, common_args, finish, prepare, quiet, say, train_or_resume
+from looptool.training.tracking import tracking_env
 
 
 def warm_start_wanted(config: WorkspaceConfig) -> bool:
@@ -31,14 +32,15 @@ def run_sft(workspace: Path, config: WorkspaceConfig, round: int, *, max_steps: 
 
     train = config.train
     stage = prepare(workspace, config, round, "sft")
-    print(stage.describe(), flush=True)
+    say(stage.describe())
     model = load_policy(stage.model_dir, train, stage.device)
     args = SFTConfig(
         learning_rate=train.sft_learning_rate,
         # One sequence per forward pass, accumulated to the batch: the logits of a batch of long
-        # prompts over a 49k vocabulary (float32 on the CPU) alone outgrow a 24 GB machine.
+        # prompts over a 49k vocabulary (float32 on the CPU) alone outgrow a 24 GB machine. With several
+        # processes each accumulates its share of the batch.
         per_device_train_batch_size=1,
-        gradient_accumulation_steps=train.sft_batch_size,
+        gradient_accumulation_steps=train.sft_batch_size // train.processes,
         max_steps=max_steps or train.sft_max_steps,
         max_length=train.max_prompt_tokens + train.max_completion_tokens,
         completion_only_loss=True,  # learn the answer, not the prompt
@@ -47,14 +49,15 @@ def run_sft(workspace: Path, config: WorkspaceConfig, round: int, *, max_steps: 
         warmup_steps=min(4, max(1, (max_steps or train.sft_max_steps) // 10)),
         **common_args(stage, config),
     )  # fmt: skip
-    trainer = SFTTrainer(
-        model=model,
-        args=args,
-        train_dataset=Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]}
-                                         for r in stage.data.rows]),
-        processing_class=stage.tokenizer,
-        callbacks=[StepLogger(workspace, round, "sft", stage.device, fresh=not stage.resume)],
-    )
-    quiet(trainer)
-    train_or_resume(stage, trainer)
+    with tracking_env(workspace, round, "sft"):
+        trainer = SFTTrainer(
+            model=model,
+            args=args,
+            train_dataset=Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]}
+                                             for r in stage.data.rows]),
+            processing_class=stage.tokenizer,
+            callbacks=[StepLogger(workspace, round, "sft", stage.device, fresh=not stage.resume)],
+        )
+        quiet(trainer)
+        train_or_resume(stage, trainer)
     return finish(stage, trainer)

@@ -3,6 +3,7 @@ adapter, the device, checkpoints and resuming, and saving and recording the resu
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -16,10 +17,23 @@ from looptool.training.assemble import seed_pool
 from looptool.training.dataset import Rows, training_rows
 from looptool.training.model import Device, device_for
 from looptool.training.templates import PromptRenderer, local_model_dir
+from looptool.training.tracking import check_trackers, tracking_args
 
 
 class TrainingError(Exception):
     """Training cannot start or did not finish; the message says why in one line."""
+
+
+def is_main_process() -> bool:
+    """Under `accelerate launch` (`[train] processes` > 1) every process runs the stage; only the
+    first (RANK 0) writes step rows and the adapter, records the stage and prints progress."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def say(line: str) -> None:
+    """A progress line of the stage, printed once however many processes train."""
+    if is_main_process():
+        print(line, flush=True)
 
 
 @dataclass
@@ -79,6 +93,7 @@ def prepare(workspace: Path, config: WorkspaceConfig, round: int, name: str) -> 
 
     if round < 1:
         raise TrainingError(f"--round must be 1 or more (round 0 is the base model), got {round}")
+    check_trackers(config)
     model_dir = base_model_dir(config)
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     with Store.open(workspace / DB_FILE) as store:
@@ -91,13 +106,21 @@ def prepare(workspace: Path, config: WorkspaceConfig, round: int, name: str) -> 
         raise TrainingError(f"round {round} has no training samples that fit {config.train.max_prompt_tokens} prompt "
                             f"tokens ({data.too_long} too long); run 'looptool seed' first")
     checkpoints = rounds.checkpoint_dir(workspace, round, name)
-    return Stage(workspace, round, name, model_dir, tokenizer, data, start, device_for(config.train), checkpoints,
+    device = device_for(config.train)
+    if config.train.deepspeed_config and not device.cuda:
+        raise TrainingError(f"[train] deepspeed_config ({config.train.deepspeed_config}) is for CUDA, which this "
+                            "machine lacks; remove it to train here")
+    return Stage(workspace, round, name, model_dir, tokenizer, data, start, device, checkpoints,
                  rounds.has_checkpoint(checkpoints))
 
 
 def finish(stage: Stage, trainer: Any, extra: dict[str, Any] | None = None) -> StageResult:
-    """Save the adapter whole, record the stage on its round, drop the checkpoints."""
+    """Save the adapter whole, record the stage on its round, drop the checkpoints (the first
+    process; the others trained the same weights)."""
     target = rounds.adapter_dir(stage.workspace, stage.round, stage.name)
+    if not is_main_process():
+        return StageResult(target, trainer.state.global_step, len(stage.data.rows), stage.data.too_long, stage.resume,
+                           trainer.model)
     rounds.save_adapter(trainer.model, target)
     summary = {"steps": trainer.state.global_step, "samples": len(stage.data.rows), "too_long": stage.data.too_long,
                "start": str(stage.start) if stage.start else None, "device": stage.device.description,
@@ -154,9 +177,16 @@ def common_args(stage: Stage, config: WorkspaceConfig) -> dict[str, Any]:
     """Trainer arguments both stages share. bf16 on the CPU: the trainer's mixed precision autocasts
     every forward pass, sampling too, and on the CPU sampling under bf16 autocast was slower than in
     float32 (benchmarks/cpu_bf16.py); so SFT takes it, and GRPO autocasts only its loss (grpo.py)."""
-    return dict(
+    args = dict(
         output_dir=str(stage.checkpoints), save_strategy="steps", save_steps=config.train.save_steps,
-        logging_steps=1, report_to="none", seed=data_seed(stage, config), use_cpu=not stage.device.cuda,
+        logging_steps=1, seed=data_seed(stage, config), use_cpu=not stage.device.cuda,
         bf16=stage.device.cuda or (stage.device.cpu_bf16 and stage.name == "sft"), gradient_checkpointing=stage.device.cuda, disable_tqdm=True,
-        dataloader_num_workers=0,
+        dataloader_num_workers=0, **tracking_args(config, stage.round, stage.name),
     )  # fmt: skip
+    if config.train.processes > 1:
+        # Every trainable weight is a LoRA weight that every forward pass uses: DDP need not search the
+        # graph for unused ones, and non-reentrant checkpointing is the kind that works under DDP.
+        args.update(ddp_find_unused_parameters=False, gradient_checkpointing_kwargs={"use_reentrant": False})
+    if config.train.deepspeed_config:
+        args["deepspeed"] = str(Path(config.train.deepspeed_config).expanduser().resolve())
+    return args

@@ -141,3 +141,45 @@ def test_bfcl_categories_of_the_loop_are_checked_at_load():
         LoopConfig(eval_acebench_categories="special,normal_atom_boll")
     with pytest.raises(ValueError, match="agent categories"):
         LoopConfig(eval_acebench_categories="agent")
+
+
+def test_report_to_takes_tensorboard_trackio_both_or_none(tmp_path):
+    assert WorkspaceConfig().train.trackers() == []  # 'none': the step rows in looptool.db only
+    write(tmp_path, "[train]\nreport_to = 'tensorboard'\n")
+    assert load_config(tmp_path).train.trackers() == ["tensorboard"]
+    write(tmp_path, "[train]\nreport_to = ['trackio', 'tensorboard', 'trackio']\n")
+    assert load_config(tmp_path).train.trackers() == ["trackio", "tensorboard"]
+    for wrong in ("'wandb'", "['tensorboard', 'none']", "1"):
+        write(tmp_path, f"[train]\nreport_to = {wrong}\n")
+        with pytest.raises(ConfigError, match=r"train.report_to: .*must be 'none', 'tensorboard', 'trackio' or a list"):
+            load_config(tmp_path)
+
+
+def test_processes_must_share_out_a_step_evenly(tmp_path):
+    from looptool.config import TrainConfig
+
+    assert TrainConfig().grpo_batches() == (8, 4)  # one process: a group per pass, a pass per prompt
+    assert TrainConfig(processes=2).grpo_batches() == (8, 2)  # the prompts shared out: whole groups per pass
+    assert TrainConfig(processes=2, prompts_per_step=1, num_generations=4).grpo_batches() == (2, 1)  # groups split
+    write(tmp_path, "[train]\nprocesses = 3\n")
+    with pytest.raises(ConfigError, match=r"train: .*processes \(3\) must divide prompts_per_step \(4\) or "
+                                          r"num_generations \(8\)"):
+        load_config(tmp_path)
+    write(tmp_path, "[train]\nprocesses = 2\nsft_batch_size = 5\n")
+    with pytest.raises(ConfigError, match=r"processes \(2\) must divide sft_batch_size \(5\)"):
+        load_config(tmp_path)
+    write(tmp_path, "[train]\nprocesses = 0\n")
+    with pytest.raises(ConfigError, match=r"train.processes: Input should be greater than or equal to 1 \(got 0\)"):
+        load_config(tmp_path)
+
+
+def test_deepspeed_config_must_be_a_json_object(tmp_path):
+    ws = tmp_path / "ws"
+    write(ws, f"[train]\ndeepspeed_config = '{tmp_path / 'ds.json'}'\n")
+    with pytest.raises(ConfigError, match=r"train.deepspeed_config: Value error, no such file: .*ds.json"):
+        load_config(ws)
+    (tmp_path / "ds.json").write_text("[1, 2")
+    with pytest.raises(ConfigError, match=r"train.deepspeed_config: .*is not a readable JSON file"):
+        load_config(ws)
+    (tmp_path / "ds.json").write_text('{"zero_optimization": {"stage": 2}, "train_micro_batch_size_per_gpu": "auto"}')
+    assert load_config(ws).train.deepspeed_config == str(tmp_path / "ds.json")

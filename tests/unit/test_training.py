@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from looptool.calls import format_calls
-from looptool.config import TrainConfig, WorkspaceConfig
+from looptool.config import TrainConfig, WorkspaceConfig, save_config
 from looptool.schema import Label, Message, Round, Sample, ToolCall, ToolSpec
 from looptool.store import Store
 from looptool.training import rounds
@@ -158,6 +158,7 @@ def test_stage_process_failure_shows_exit_code_and_last_lines(tmp_path, monkeypa
     from looptool.training import process
 
     (tmp_path / "logs").mkdir()
+    save_config(tmp_path, WorkspaceConfig())
     script = tmp_path / "boom.py"
     script.write_text("import sys\nprint('grpo step 1/3: loss 0.1')\nprint('Traceback: CUDA out of memory')\nsys.exit(3)\n")
     monkeypatch.setattr(process.sys, "executable", sys.executable)
@@ -178,6 +179,7 @@ def test_stage_process_failure_shows_exit_code_and_last_lines(tmp_path, monkeypa
 def test_stage_process_killed_by_the_kernel_says_so(tmp_path, monkeypatch):
     from looptool.training import process
 
+    save_config(tmp_path, WorkspaceConfig())
     script = tmp_path / "oom.py"
     script.write_text("import os, signal\nprint('sft step 1/8: loss 2.0')\nos.kill(os.getpid(), signal.SIGKILL)\n")
     real_popen = process.subprocess.Popen
