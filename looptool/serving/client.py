@@ -132,7 +132,7 @@ class _Health:
     """What this process knows of one server (by base URL); shared by every request to it."""
 
     in_flight: int = 0
-    sent: int = 0
+    last_taken: int = 0  # when it was last handed a request (a count of hand-outs; 0: never)
     down_until: float | None = None  # monotonic time after which it is tried again; None: up
     said_down: bool = False  # its leaving the pool was announced (once, until it answers again)
     lacks: set[str] = field(default_factory=set)  # adapters that could not be loaded into it
@@ -140,6 +140,7 @@ class _Health:
 
 _HEALTH: dict[str, _Health] = {}
 _HEALTH_LOCK = threading.Lock()  # requests come from event loops and from worker threads
+_HANDED_OUT = [0]  # requests handed out so far, by every pool
 
 
 def forget_server_health() -> None:
@@ -152,7 +153,7 @@ class EndpointPool:
     """The servers of an endpoint, as the requests of this process see them.
 
     `take` hands out the server for one request: the healthy one with the fewest requests in
-    flight (then the one sent fewest). `failed` takes a server out for the endpoint's cool-down;
+    flight (among equals, the one handed a request longest ago, so that equal servers take turns). `failed` takes a server out for the endpoint's cool-down;
     once that is over it gets one request at a time until it answers, and is back. A pool of more
     than one server says on stderr when one leaves it (once, however many requests fail there)
     and when it is back. The state is kept per base URL for the whole process, so every role and
@@ -181,12 +182,13 @@ class EndpointPool:
             candidates = self._candidates(model)
             usable = [i for i in candidates if self._usable(self._health[i], now)]
             if usable:
-                chosen = min(usable, key=lambda i: (self._health[i].in_flight, self._health[i].sent, i))
+                chosen = min(usable, key=lambda i: (self._health[i].in_flight, self._health[i].last_taken))
             else:  # every one is out: the one due back first (the caller has waited its back-off)
                 chosen = min(candidates, key=lambda i: (self._health[i].down_until or 0.0, i))
             health = self._health[chosen]
             health.in_flight += 1
-            health.sent += 1
+            _HANDED_OUT[0] += 1
+            health.last_taken = _HANDED_OUT[0]
             return self.urls[chosen]
 
     def give_back(self, url: str) -> None:
@@ -268,8 +270,10 @@ def _reason(exc: BaseException) -> str:
         text = f"HTTP {status}: {body.strip()}"
     elif isinstance(exc, openai.APITimeoutError) or _cause(exc, httpx.TimeoutException) is not None:
         text = "no answer within the request timeout"
-    else:
-        transport = _cause(exc, httpx.TransportError) or exc
+    else:  # the OpenAI client says "Connection error." over the transport's own error: say that one
+        transport: BaseException = exc
+        while isinstance(transport, openai.OpenAIError) and (transport.__cause__ or transport.__context__):
+            transport = transport.__cause__ or transport.__context__  # type: ignore[assignment]
         text = f"cannot connect ({type(transport).__name__}: {transport})"
     return redact_url(" ".join(text.split())[:300])
 
@@ -305,8 +309,8 @@ class _PooledRequest:
             if isinstance(exc, httpx.HTTPStatusError):
                 raise ServingError(f"{self.what} failed: {_describe(exc)}") from None
             if _refused(exc):  # type: ignore[arg-type]
-                raise RequestRejected(f"request refused by {redact_url(url)}: {_openai_message(exc)}") from None
-            raise ServingError(f"{self.what} to {redact_url(url)} failed: {_openai_message(exc)}") from None
+                raise RequestRejected(f"request refused by {redact_url(url)}: {_reason(exc)}") from None
+            raise ServingError(f"{self.what} to {redact_url(url)} failed: {_reason(exc)}") from None
         reason = _reason(exc)
         self.pool.failed(url, reason)
         if self.tries_left == 0:
