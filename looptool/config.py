@@ -214,7 +214,7 @@ class ServingConfig(_Section):
     max_retries: int = Field(
         default=4, ge=0, le=20,
         description="Retries of a request on connection errors, timeouts and 5xx, with back-off (at most 20); each "
-        "retry prints a line.",
+        "retry prints a line. A role with several base_urls also tries each of its other servers once, at once.",
     )
     endpoint_cooldown_s: float = Field(
         default=30, gt=0, le=3600,

@@ -302,10 +302,11 @@ class _PooledRequest:
         handle (re-raise it). A refusal raises RequestRejected or ServingError; the last failure
         of the server(s) raises EndpointDown."""
         if not _server_failure(exc):
+            if isinstance(exc, (openai.OpenAIError, httpx.HTTPStatusError)):
+                self.pool.answered(url)  # it answered, if not with what was asked for
             status = _status_of(exc)
             if status is None:
                 return None
-            self.pool.answered(url)
             if isinstance(exc, httpx.HTTPStatusError):
                 raise ServingError(f"{self.what} failed: {_describe(exc)}") from None
             if _refused(exc):  # type: ignore[arg-type]
