@@ -153,10 +153,10 @@ class EndpointPool:
     """The servers of an endpoint, as the requests of this process see them.
 
     `take` hands out the server for one request: the healthy one with the fewest requests in
-    flight (among equals, the one handed a request longest ago, so that equal servers take turns). `failed` takes a server out for the endpoint's cool-down;
-    once that is over it gets one request at a time until it answers, and is back. A pool of more
-    than one server says on stderr when one leaves it (once, however many requests fail there)
-    and when it is back. The state is kept per base URL for the whole process, so every role and
+    flight (among equals, the one handed a request longest ago, so that equal servers take
+    turns). `failed` takes a server out for the endpoint's cool-down; once that is over it gets
+    one request at a time until it answers, and is back. A pool of more than one server says on
+    stderr when one leaves it (once, however many requests fail there) and when it is back. The state is kept per base URL for the whole process, so every role and
     every request naming a server sees the same in-flight counts and the same health.
     """
 
@@ -287,8 +287,8 @@ class _PooledRequest:
     def __init__(self, endpoint: Endpoint, what: str, model: str):
         self.endpoint, self.what, self.model = endpoint, what, model
         self.pool = EndpointPool(endpoint)
-        self.tries_left = endpoint.max_retries + len(endpoint.base_urls) - 1
         self.retries = endpoint.max_retries + len(endpoint.base_urls) - 1
+        self.tries_left = self.retries
         self.waits = 0
         self.tried: set[str] = set()
 
