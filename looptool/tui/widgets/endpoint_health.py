@@ -27,13 +27,16 @@ def role_health(workspace: Path, config: WorkspaceConfig) -> list[tuple[str, str
         spec = config.role(role)
         inherited = "" if getattr(config, role) is not None else " (generator's)"
         if isinstance(spec, EndpointModel):
-            try:
-                answer = httpx.get(spec.base_url.rstrip("/") + "/models", timeout=HEALTH_TIMEOUT_S,
-                                   headers={"Authorization": f"Bearer {spec.api_key()}"})
-                health = "reachable" if answer.status_code < 400 else f"HTTP {answer.status_code}"
-            except Exception as exc:  # noqa: BLE001 - any failure is a health state to show
-                health = f"unreachable ({type(exc).__name__})"
-            rows.append((role, "endpoint" + inherited, spec.model, redact_url(spec.base_url), health))
+            states = [(url, _server_health(url, spec)) for url in spec.urls]
+            bad = [(url, health) for url, health in states if health != "reachable"]
+            if len(states) == 1:
+                health = states[0][1]
+            elif not bad:
+                health = f"all {len(states)} reachable"
+            else:
+                health = f"{len(states) - len(bad)} of {len(states)} reachable; " + ", ".join(
+                    f"{redact_url(url)} {state}" for url, state in bad)
+            rows.append((role, "endpoint" + inherited, spec.model, redact_url(", ".join(spec.urls)), health))
             continue
         info = servers.get(server_name(spec.model))
         if info is None:
@@ -43,6 +46,15 @@ def role_health(workspace: Path, config: WorkspaceConfig) -> list[tuple[str, str
             rows.append((role, "managed" + inherited, spec.model, info.base_url,
                          "stopped (its server exited)" if state == "dead" else state))
     return rows
+
+
+def _server_health(url: str, spec: EndpointModel) -> str:
+    try:
+        answer = httpx.get(url.rstrip("/") + "/models", timeout=HEALTH_TIMEOUT_S,
+                           headers={"Authorization": f"Bearer {spec.api_key()}"})
+        return "reachable" if answer.status_code < 400 else f"HTTP {answer.status_code}"
+    except Exception as exc:  # noqa: BLE001 - any failure is a health state to show
+        return f"unreachable ({type(exc).__name__})"
 
 
 class EndpointHealth(ColumnTable):
