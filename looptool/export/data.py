@@ -213,7 +213,7 @@ def sample_row(exported: Exported) -> dict[str, Any]:
 def sample_from_row(row: dict[str, Any]) -> Sample:
     """The sample a row was exported from (its context, tools, label and provenance), as LoopTool
     stores samples: the inverse of `sample_row`, up to the agents that wrote each message, which
-    the export leaves out."""
+    the export leaves out, and the ids it gives to tool results that had none."""
     tools = [ToolSpec.from_openai(t) for t in row["tools"]]
     p = row["provenance"]
     context = [_message(m) for m in row["messages"][:-1]]
