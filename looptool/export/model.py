@@ -144,8 +144,7 @@ def model_card(workspace: Path, config: WorkspaceConfig, round: int, *, base: st
         what=("the base model with round {r}'s LoRA adapter merged into its weights (float32 safetensors)"
               if merged else "round {r}'s LoRA adapter (PEFT format)").format(r=round),
         base=base,
-        base_note=EMBEDDED_NOTE if embedded else f"`{base}` is the checkpoint the policy was trained from.",
-        rounds=round,
+        base_note=EMBEDDED_NOTE if embedded else BASE_NOTE,
         training="\n".join(run_sections(run, is_loop=False, references=references)).rstrip(),
         evaluations=stored_evaluations(workspace, round),
         settings="\n".join(f"- {k}: {v}" for k, v in settings.items()),
@@ -171,6 +170,9 @@ def stored_evaluations(workspace: Path, round: int) -> str:
                              f"{', '.join(sorted(scores))} (run {run['id']})")
     return "\n".join(lines) or "No evaluation of this round is stored in the workspace."
 
+
+BASE_NOTE = ("The checkpoint the policy was trained from, as `adapter_config.json` names it (`base_model_name_or_path`: "
+             "point it at where you keep that checkpoint, or load the base yourself as below).")
 
 EMBEDDED_NOTE = (
     "It is SmolLM2-135M-Instruct as LoopTool embeds it: the `SmolLM2-135M-Instruct.Q4_1.gguf` file inside the "
@@ -207,11 +209,18 @@ model = PeftModel.from_pretrained(base, "DIR")
 tokenizer = AutoTokenizer.from_pretrained("DIR")
 ```"""
 
-SERVE_MERGED = """```
-python -m vllm.entrypoints.openai.api_server --model DIR --dtype float32
-```"""
+ASK = """then ask `/v1/chat/completions` with the same `messages` and `tools`: the server renders the same prompt, and
+the answer's `content` holds the `<tool_call>` blocks."""
 
-SERVE_ADAPTER = """vLLM serves the adapter on its base (the directory holding the base checkpoint), with this directory's
+SERVE_MERGED = """With vLLM:
+
+```
+python -m vllm.entrypoints.openai.api_server --model DIR --dtype float32
+```
+
+""" + ASK
+
+SERVE_ADAPTER = """With vLLM, the adapter on its base (the directory holding the base checkpoint) and this directory's
 tokenizer and chat template:
 
 ```
@@ -219,7 +228,8 @@ python -m vllm.entrypoints.openai.api_server --model {base} --tokenizer DIR --en
     --lora-modules round=DIR
 ```
 
-and requests name the model `round`."""
+""" + ASK + " Requests name the model `round`."
 
-SERVE_EMBEDDED_ADAPTER = """Export the round merged (`looptool export model --round R --merged DIR`) and serve that: vLLM
-needs the base as a checkpoint directory, which the embedded model is only once LoopTool has made it."""
+SERVE_EMBEDDED_ADAPTER = """To serve it with vLLM, export the round merged (`looptool export model --round R --merged DIR`) and
+serve that: vLLM needs the base as a checkpoint directory, which the embedded model is only once LoopTool has made
+it."""

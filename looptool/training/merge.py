@@ -19,6 +19,7 @@ import json
 import logging
 import shutil
 from pathlib import Path
+from typing import Any
 
 MERGED_DIR = "merged"
 SOURCE_FILE = "looptool-merged-from.json"  # the fingerprint, written last: its presence means complete
@@ -83,7 +84,7 @@ def merge_adapter(base_dir: Path, adapter_dir: Path, out: Path) -> Path:
     return out
 
 
-def write_merged(base_dir: Path, adapter_dir: Path, out: Path, tokenizer=None) -> None:
+def write_merged(base_dir: Path, adapter_dir: Path, out: Path, tokenizer: Any = None) -> None:
     """Save base + adapter, merged, in float32 safetensors into the directory `out`, with
     `tokenizer` (default: the base's)."""
     quiet_kernels_notice()

