@@ -1333,10 +1333,12 @@ def samples_list(
     limit: Annotated[int, typer.Option(min=1, help="Show at most this many.")] = 50,
     offset: Annotated[int, typer.Option(min=0, help="Skip this many first (the next page: --offset 50).")] = 0,
 ) -> None:
-    """A table of the samples that pass every filter given (the filters of the terminal UI's samples
-    screen), ordered by the round they were added in, then id: id, round added, origin, split,
-    scenario, label, latest probe category and effective verdict. 'looptool samples show ID' prints
-    one in full."""
+    """A table of the samples that pass every filter given.
+
+    The filters are those of the terminal UI's samples screen. Samples are ordered by the round
+    they were added in, then id; the columns are id, the round it was added in ("added"), origin,
+    split, scenario, label, latest probe category and effective verdict. 'looptool samples show ID'
+    prints one in full."""
     from looptool.export.samples import check_filters, sample_table
 
     check_filters(origin=origin, split=split, category=category, verdict=verdict)
@@ -1360,8 +1362,9 @@ def samples_show(
     sample: Annotated[str, typer.Argument(help="Sample id, or a unique prefix of it.")],
     workspace: Workspace = Path("."),
 ) -> None:
-    """Print one sample in full: where it came from (origin, round added, split, scenario, dialogue,
-    parent), its tools with their schemas, its messages, its label and the answers also accepted,
+    """Print one sample in full.
+
+    Where it came from (origin, round added, split, scenario, dialogue, parent), its tools with their schemas, its messages, its label and the answers also accepted,
     the labels it had before, its probes, its verdicts (how each was reached) and the expansions
     made from it."""
     from looptool.export.samples import resolve_sample, sample_detail

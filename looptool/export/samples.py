@@ -37,7 +37,7 @@ def sample_table(rows: list[dict[str, Any]], width: int) -> tuple[Table, int]:
     """One row per sample header (`Store.sample_page`'s rows), and the width it needs. Every column
     keeps its width (no column is cut or dropped); the label takes what `width` leaves, at least
     MIN_LABEL_WIDTH characters, and is cut with an ellipsis."""
-    names = ("id", "round", "origin", "split", "scenario", "label", "probe", "verdict")
+    names = ("id", "added", "origin", "split", "scenario", "label", "probe", "verdict")
     cells = [[r["id"] + ("" if r["active"] else " (inactive)"), str(r["round_added"]), r["origin"], r["split"],
               r["scenario"] or "-", "", r["category"] or "-", r["verdict"] or "-"] for r in rows]
     widths = [max(len(name), *(len(c[i]) for c in cells)) for i, name in enumerate(names)]
