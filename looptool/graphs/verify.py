@@ -83,6 +83,15 @@ def alternative_reason(round: int) -> str:
     return f"round {round}: BOTH_OK"
 
 
+def reason_round(reason: str) -> int | None:
+    """The round whose verdicts replaced a label, read from the label history's reason ("round R:
+    ..."), or None for a change made otherwise. Labels change only when a round's verdicts are
+    applied, after that round trained."""
+    head, sep, _ = reason.partition(":")
+    number = head.removeprefix("round ")
+    return int(number) if sep and number != head and number.isdigit() else None
+
+
 def not_language(answer: Label | None) -> str | None:
     """Why an answer cannot be a label: it is a reply (no call) that is not language; else None."""
     if answer is None or not answer.is_no_call:

@@ -19,6 +19,7 @@ import json
 import logging
 import shutil
 from pathlib import Path
+from typing import Any
 
 MERGED_DIR = "merged"
 SOURCE_FILE = "looptool-merged-from.json"  # the fingerprint, written last: its presence means complete
@@ -73,22 +74,28 @@ def quiet_kernels_notice() -> None:
 def merge_adapter(base_dir: Path, adapter_dir: Path, out: Path) -> Path:
     """Write base + adapter, merged, to `out` (weights, config, tokenizer). Written beside it and
     renamed into place, so a kill leaves the old copy or none, never half of one."""
+    source = fingerprint(base_dir, adapter_dir)
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    write_merged(base_dir, adapter_dir, tmp)
+    (tmp / SOURCE_FILE).write_text(json.dumps(source, indent=2))
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    return out
+
+
+def write_merged(base_dir: Path, adapter_dir: Path, out: Path, tokenizer: Any = None) -> None:
+    """Save base + adapter, merged, in float32 safetensors into the directory `out`, with
+    `tokenizer` (default: the base's)."""
     quiet_kernels_notice()
     import torch
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    source = fingerprint(base_dir, adapter_dir)
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
     model = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=torch.float32)
     merged = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
-    merged.save_pretrained(str(tmp), safe_serialization=True)
-    AutoTokenizer.from_pretrained(str(base_dir)).save_pretrained(str(tmp))
-    (tmp / SOURCE_FILE).write_text(json.dumps(source, indent=2))
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
-    return out
+    merged.save_pretrained(str(out), safe_serialization=True)
+    (tokenizer or AutoTokenizer.from_pretrained(str(base_dir))).save_pretrained(str(out))
 
 
 def drop_merged(workspace: Path) -> None:
