@@ -209,8 +209,9 @@ model = PeftModel.from_pretrained(base, "DIR")
 tokenizer = AutoTokenizer.from_pretrained("DIR")
 ```"""
 
-ASK = """then ask `/v1/chat/completions` with the same `messages` and `tools`: the server renders the same prompt, and
-the answer's `content` holds the `<tool_call>` blocks."""
+ASK = """then ask `/v1/chat/completions` with the same `messages` and `tools` and `"tool_choice": "none"` (vLLM refuses
+tools with the default "auto" unless it parses calls itself): the server renders the same prompt, and the answer's
+`content` holds the `<tool_call>` blocks."""
 
 SERVE_MERGED = """With vLLM:
 

