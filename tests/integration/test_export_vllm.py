@@ -23,7 +23,9 @@ from looptool.schema import Round
 from looptool.serving.server import ServerManager, free_port
 from looptool.store import Store
 
-pytestmark = pytest.mark.slow
+# A server starts in about 35 s on an idle 2-core machine; a busy one took over 600 s.
+STARTUP_S = 1800
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3 * STARTUP_S)]
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +44,7 @@ def ws(tmp_path_factory):
     config = load_config(ws)
     for role in ("policy", "generator", "judge"):
         getattr(config, role).extra_args = ["--dtype", "float32"]
+    config.serving = config.serving.model_copy(update={"startup_timeout_s": STARTUP_S})
     save_config(ws, config)
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_pretrained(str(materialise(log=lambda *a: None)), dtype=torch.float32)
@@ -64,7 +67,7 @@ def serve(directory: Path, log: Path, kvcache_gib: int) -> tuple[subprocess.Pope
                                  "--dtype", "float32", "--host", "127.0.0.1", "--port", str(port),
                                  "--max-model-len", "2048", "--served-model-name", "exported"],
                                 stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    deadline = time.monotonic() + 600
+    deadline = time.monotonic() + STARTUP_S
     while time.monotonic() < deadline:
         assert proc.poll() is None, f"the server exited: {log.read_text()[-3000:]}"
         try:

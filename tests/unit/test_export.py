@@ -23,7 +23,7 @@ from looptool.export.chat_template import looptool_chat_template, with_looptool_
 from looptool.export.data import Selection, openai_messages, sample_from_row, sample_row, select
 from looptool.export.dialogues import export_dialogues
 from looptool.export.files import ExportError
-from looptool.schema import Label, Message, Sample, ToolCall, ToolSpec
+from looptool.schema import Label, Message, Sample, ToolCall
 from looptool.store import Store
 from looptool.training.templates import PromptRenderer, openai_tool, system_message
 from tests.tui.tui_workspace import CURRENCY, TABLE, WEATHER, build
@@ -284,13 +284,12 @@ def test_dialogues_are_exported_with_their_turns_and_agent_traces(ws, tmp_path, 
     assert weather["samples"] == [ids["oslo"]]
     assert booking["status"] == "dropped" and booking["error"] == "the assistant never called book_table"
 
-    with Store.open(ws / DB_FILE) as store:
-        store_path = store.path
     assert export_dialogues(ws, tmp_path / "done", status="done", log=lambda *_: None) == 1
     with pytest.raises(ExportError, match="no dialogues to export .* with status failed"):
         export_dialogues(ws, tmp_path / "none", status="failed", log=lambda *_: None)
     bad = CliRunner().invoke(app, ["export", "dialogues", str(tmp_path / "x"), "-w", str(ws), "--status", "odd"])
-    assert bad.exit_code == 1 and bad.output.startswith("error: --status: unknown status 'odd'") and store_path
+    assert bad.exit_code == 1 and bad.output.startswith("error: --status: unknown status 'odd'")
+    assert not (tmp_path / "none").exists() and not (tmp_path / "x").exists()
 
 
 # -- samples list / show ----------------------------------------------------------------------------
