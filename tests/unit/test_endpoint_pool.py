@@ -11,16 +11,20 @@ import dataclasses
 import json
 import re
 import socket
+import time
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from looptool.cli import app
 from looptool.config import EndpointModel, WorkspaceConfig
+from looptool.schema import ToolSpec
 from looptool.serving.client import (
     Endpoint,
     EndpointDown,
     EndpointPool,
+    RequestRejected,
     acomplete,
     forget_server_health,
     load_lora,
@@ -28,8 +32,10 @@ from looptool.serving.client import (
     resolve_endpoint,
     structured_json,
 )
+from looptool.serving.server import ServingError
 from looptool.store import Store
 from tests.fakes import FakeOpenAI, chat_reply, json_schema_responder
+from tests.unit.test_seed import TOOLS
 
 
 @pytest.fixture(autouse=True)
@@ -161,8 +167,6 @@ def test_a_server_comes_back_after_its_cool_down(fakes, capsys):
     assert (a.posts, b.posts) == (1, 1)
     assert ask(endpoint, 3, at_once=1) == ["hi"] * 3
     assert (a.posts, b.posts) == (1, 4)  # a is out
-    import time
-
     time.sleep(0.6)
     assert ask(endpoint, 1) == ["hi"]
     assert (a.posts, b.posts) == (2, 4)  # back on trial: a has been sent fewest, and answers
@@ -179,8 +183,6 @@ def test_a_server_on_trial_gets_one_request_at_a_time(fakes):
     a.fail_after = 0  # fails for good
     endpoint = pool_endpoint([a, b], cooldown_s=0.2)
     assert ask(endpoint, 1) == ["hi"]
-    import time
-
     time.sleep(0.3)
     a.delay_s = 0.3
     assert ask(endpoint, 8) == ["hi"] * 8  # 8 at once: only one is tried on a, which fails again
@@ -208,8 +210,6 @@ def test_when_every_server_fails_the_request_fails_in_one_line(fakes, capsys):
 
 
 def test_a_refusal_is_not_the_servers_fault(fakes):
-    from looptool.serving.client import RequestRejected
-
     fakes[0].replies.append((400, {"error": "prompt too long"}))
     endpoint = pool_endpoint(fakes[:2])
     with pytest.raises(RequestRejected, match="request refused by .*prompt too long"):
@@ -285,8 +285,6 @@ def test_a_server_down_while_an_adapter_loads_gets_no_requests_for_it(fakes, cap
     b.fail_after = None  # it is back, but without the adapter
     a.requests.clear()
     b.requests.clear()
-    import time
-
     time.sleep(0.1)  # its cool-down is over
 
     async def run():
@@ -305,8 +303,6 @@ def test_an_adapter_no_server_could_load_is_an_error(fakes):
     with pytest.raises(EndpointDown, match="loading LoRA adapter round-1 failed: none of the servers"):
         load_lora(endpoint, "round-1", "/adapters/round-1")
     fakes[0].replies.append((404, {"error": "no such adapter path"}))
-    from looptool.serving.server import ServingError
-
     with pytest.raises(ServingError, match="loading LoRA adapter round-1 failed: HTTP 404"):
         load_lora(pool_endpoint(fakes), "round-1", "/nowhere")  # a refusal is not skipped
 
@@ -315,11 +311,6 @@ def test_an_adapter_no_server_could_load_is_an_error(fakes):
 
 
 def seed_workspace(root: Path, urls: list[str]) -> Path:
-    from tests.unit.test_seed import TOOLS
-
-    from looptool.schema import ToolSpec
-    from typer.testing import CliRunner
-
     ws = root / "ws"
     assert CliRunner().invoke(app, ["init", str(ws)]).exit_code == 0
     role = f'kind = "endpoint"\nbase_urls = {json.dumps(urls)}\nmodel = "m"\n'
