@@ -20,6 +20,7 @@ from looptool.schema import Label, Message, Round, Sample, ToolCall, ToolSpec
 from looptool.store import Store
 from looptool.training.dataset import training_rows
 from looptool.training.templates import PromptRenderer, system_message
+from tests.integration.test_training_trl import length_parity_reward
 from tests.tiny_model import build_tiny_model
 
 pytestmark = pytest.mark.slow
@@ -77,10 +78,6 @@ def exported(tmp_path_factory, tiny) -> tuple[Path, Path]:
     assert result.exit_code == 0, result.output
     return source, root / "data"
 
-
-def length_parity_reward(completions, **kwargs) -> list[float]:
-    """Differs within a group whatever a random model writes, so every step has a gradient."""
-    return [float(len(c) % 2) for c in completions]
 
 
 def test_an_exported_dataset_trains_with_looptools_own_stages(exported, tiny, tmp_path):

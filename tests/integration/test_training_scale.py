@@ -17,7 +17,7 @@ from looptool.cli import app
 from looptool.config import load_config, save_config
 from looptool.store import Store
 from looptool.training import process
-from tests.integration.test_training_trl import length_parity_reward, samples
+from tests.integration.test_training_trl import length_parity_reward, tiny_workspace
 from tests.tiny_model import build_tiny_model
 
 pytestmark = pytest.mark.slow
@@ -32,16 +32,7 @@ def tiny(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def ws(tmp_path, tiny) -> Path:
-    ws = tmp_path / "ws"
-    assert CliRunner().invoke(app, ["init", str(ws)]).exit_code == 0
-    config = load_config(ws)
-    config.train = config.train.model_copy(update=dict(
-        model=str(tiny), num_generations=4, prompts_per_step=2, max_completion_tokens=12, save_steps=2,
-        learning_rate=0.01, lora_r=8, target_modules=["q_proj", "v_proj"]))
-    save_config(ws, config)
-    with Store.open(ws / "looptool.db") as store:
-        store.upsert_samples(samples())
-    return ws
+    return tiny_workspace(tmp_path / "ws", tiny)
 
 
 def set_train(ws: Path, **values) -> None:

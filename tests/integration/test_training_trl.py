@@ -39,18 +39,22 @@ def tiny(tmp_path_factory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
 
 
-@pytest.fixture
-def ws(tmp_path, tiny) -> Path:
-    ws = tmp_path / "ws"
+def tiny_workspace(ws: Path, tiny: Path, **train) -> Path:
+    """A workspace training the tiny model on `samples()` in small steps; `train` overrides [train]."""
     assert CliRunner().invoke(app, ["init", str(ws)]).exit_code == 0
     config = load_config(ws)
     config.train = config.train.model_copy(update=dict(
         model=str(tiny), num_generations=4, prompts_per_step=2, max_completion_tokens=12, save_steps=2,
-        learning_rate=0.01, lora_r=8, target_modules=["q_proj", "v_proj"], sft_max_steps=4, sft_batch_size=4))
+        learning_rate=0.01, lora_r=8, target_modules=["q_proj", "v_proj"], **train))
     save_config(ws, config)
     with Store.open(ws / "looptool.db") as store:
         store.upsert_samples(samples())
     return ws
+
+
+@pytest.fixture
+def ws(tmp_path, tiny) -> Path:
+    return tiny_workspace(tmp_path / "ws", tiny, sft_max_steps=4, sft_batch_size=4)
 
 
 def length_parity_reward(completions, **kwargs) -> list[float]:
