@@ -203,6 +203,13 @@ class ServingConfig(_Section):
         default=600, gt=0, le=7200, description="Seconds to wait for a server to become healthy (at most 7200)."
     )
     cpu_kvcache_gib: int = Field(default=1, ge=1, description="KV-cache size in GiB for CPU servers (VLLM_CPU_KVCACHE_SPACE).")
+    cpu_reserved_cores: int | None = Field(
+        default=None, ge=0,
+        description="Cores a CPU server keeps for its engine-core process instead of the model's threads "
+        "(VLLM_CPU_NUM_OF_RESERVED_CPU). Unset: none on machines with at most 2 cores, where vLLM's one "
+        "reserved core would leave the model a single thread (1.54x faster without it, docs/BENCHMARKS.md); "
+        "vLLM's own choice elsewhere.",
+    )
     gpu_memory_utilization: float = Field(
         default=0.85, gt=0, le=1, description="Share of GPU memory a CUDA server may take."
     )

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from looptool.config import ServingConfig
-from looptool.serving.server import ServerInfo, ServerManager, ServingError, port_is_free
+from looptool.serving.server import ServerInfo, ServerManager, ServingError, port_is_free, server_env
 
 
 def test_crashed_server_is_reported_with_its_log_tail(tmp_path):
@@ -48,6 +48,20 @@ def test_port_is_free_sees_a_listener():
         port = sock.getsockname()[1]
         assert not port_is_free("127.0.0.1", port)
     assert port_is_free("127.0.0.1", port)
+
+
+def test_a_cpu_server_on_two_cores_gives_the_model_both_and_a_user_setting_wins():
+    env = server_env(ServingConfig(), "vllm-cpu", {}, cores=2)
+    assert env["VLLM_CPU_NUM_OF_RESERVED_CPU"] == "0"
+    assert env["VLLM_CPU_KVCACHE_SPACE"] == "1"
+    # More cores: vLLM's own reservation stands.
+    assert "VLLM_CPU_NUM_OF_RESERVED_CPU" not in server_env(ServingConfig(), "vllm-cpu", {}, cores=8)
+    # The config field, then the user's environment, override the default.
+    assert server_env(ServingConfig(cpu_reserved_cores=1), "vllm-cpu", {}, cores=2)["VLLM_CPU_NUM_OF_RESERVED_CPU"] == "1"
+    mine = server_env(ServingConfig(), "vllm-cpu", {"VLLM_CPU_NUM_OF_RESERVED_CPU": "1"}, cores=2)
+    assert mine["VLLM_CPU_NUM_OF_RESERVED_CPU"] == "1"
+    # A CUDA server is left alone.
+    assert "VLLM_CPU_NUM_OF_RESERVED_CPU" not in server_env(ServingConfig(), "vllm", {}, cores=2)
 
 
 def test_bfloat16_is_used_only_where_the_cpu_computes_it():
