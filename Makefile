@@ -11,7 +11,7 @@ install:  ## create .venv and install everything (no-op when up to date)
 demo: install  ## run the main job on the embedded default model
 	$(VENV)/bin/looptool demo -w runs/demo
 
-experiment: install  ## does the loop teach? loop vs static at equal GRPO steps (about an hour on 2 cores)
+experiment: install  ## does the loop teach? loop vs static at equal GRPO steps (about an hour on 2 cores with AVX512-BF16, hours on AVX2 only)
 	$(VENV)/bin/looptool experiment -w runs/experiment$(if $(SEED),-seed$(SEED)) --seed $(or $(SEED),0)
 
 test: install  ## the whole suite: unit + integration (real vLLM on the CPU)

@@ -1622,7 +1622,8 @@ def experiment(
     Writes experiment.md and its plots into the workspace: accuracy per round per arm with 95%
     Wilson intervals, paired McNemar tests on the same items, GRPO reward and frac_reward_zero_std
     per step, data composition and wall time per stage. About an hour on 2 CPU cores with the
-    embedded model. Resumable: run it again after an interruption and it goes on."""
+    embedded model where the CPU has AVX512-BF16; several hours on an AVX2-only CPU (float32
+    throughout). Resumable: run it again after an interruption and it goes on."""
     from looptool.experiment import run_experiment
 
     run_experiment(workspace, arms=arms.split(","), rounds=rounds, seed=seed, acebench_limit=acebench,

@@ -18,7 +18,8 @@ Every arm starts from the same warm start and trains exactly the loop's GRPO ste
 The data can teach on a CPU: templated tasks with exact labels over the curated tools, split by
 tool into train and held-out (the held-out tools are never trained on), plus a few dialogues
 written by the embedded model; error samples are expanded by code (`[loop] expander = auto`).
-The sizes (`EXPERIMENT_SIZES`) were chosen so that the whole run fits about an hour on 2 CPU cores.
+The sizes (`EXPERIMENT_SIZES`) were chosen so that the whole run fits about an hour on 2 CPU cores
+with AVX512-BF16; where the CPU has only AVX2 (float32 throughout) it takes several hours.
 
 `--seed S` changes the data (which tools are held out, the samples), the data order and the
 sampling of every stage. Resumable: each finished step is written to `experiment.json` with its
