@@ -29,8 +29,8 @@ import statistics
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
+from unittest import mock
 
 from looptool.config import DB_FILE, ManagedModel, load_config
 from looptool.eval.target import answer_settings, policy_renderer
@@ -57,20 +57,6 @@ def variant_env(variant: str) -> dict[str, str]:
             raise SystemExit(f"variant {variant}: libiomp5.so not found under {Path(sys.prefix) / 'lib'}")
         env["LD_PRELOAD"] = library
     return env
-
-
-@contextmanager
-def environment(values: dict[str, str]):
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 async def ask_all(endpoint, model: str, prompts: list[str], max_tokens: int, temperature: float,
@@ -117,7 +103,7 @@ def main() -> None:
         for round_ in range(1, args.rounds + 1):
             for variant in variants:
                 manager = ServerManager(Path(tmp) / variant, config.serving)
-                with environment(variant_env(variant)):
+                with mock.patch.dict(os.environ, variant_env(variant)):
                     info = manager.start(spec, log=lambda *_: None)
                 try:
                     endpoint = managed_endpoint(info.base_url, spec, config)
