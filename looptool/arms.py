@@ -60,6 +60,11 @@ def check_arm(arm: str) -> str:
     return arm
 
 
+# `looptool experiment`'s state file in its workspace: each finished step with its wall time (written by
+# experiment.py, read by experiment_report.py).
+STATE_FILE = "experiment.json"
+
+
 def arm_workspace(workspace: Path, arm: str) -> Path:
     """Where an arm of a loop workspace lives (the loop's own workspace for the loop)."""
     check_arm(arm)

@@ -23,6 +23,9 @@ import tomli_w
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator,
                       model_validator)
 
+from looptool.categories import parse_acebench_categories, parse_bfcl_categories
+from looptool.errors import ConfigError as ConfigError  # re-exported: most code imports it from here
+
 CONFIG_FILE = "looptool.toml"
 DB_FILE = "looptool.db"
 EMBEDDED_MODEL = "smollm2-135m-instruct"
@@ -45,10 +48,6 @@ THINKING_DOC = (
     "probing and evaluation all prompt this way. 'on' needs [train] max_completion_tokens >= "
     f"{THINKING_MIN_COMPLETION_TOKENS}, which then also bounds evaluation answers (see [eval] max_tokens)."
 )
-
-
-class ConfigError(Exception):
-    """A config file that cannot be read or does not validate. The message is one line."""
 
 
 # `scheme://user:password@host`: the password is replaced wherever a URL is shown or logged.
@@ -526,14 +525,18 @@ class LoopConfig(_Section):
     @classmethod
     def _bfcl_categories(cls, value: str) -> str:
         # Checked here, so that a misspelt category fails at load, not after a round of training.
-        from looptool.eval.bfcl_data import ALL_CATEGORIES
-
-        if value.strip() in ("", "all"):
-            return value
-        unknown = [c.strip() for c in value.split(",") if c.strip() and c.strip() not in ALL_CATEGORIES]
-        if unknown:
-            raise ValueError(f"unknown BFCL category {unknown[0]!r}; categories are: {', '.join(ALL_CATEGORIES)}")
+        if value.strip():
+            try:
+                parse_bfcl_categories(value)
+            except ConfigError as exc:
+                raise ValueError(str(exc).removeprefix("--categories: ")) from None
         return value
+
+    @property
+    def bfcl_categories(self) -> list[str]:
+        """The BFCL categories each round is evaluated on (empty: none; "all": all 17)."""
+        value = self.eval_bfcl_categories.strip()
+        return parse_bfcl_categories(value) if value else []
 
     eval_acebench_categories: str = Field(
         default="",
@@ -551,14 +554,18 @@ class LoopConfig(_Section):
     @classmethod
     def _acebench_categories(cls, value: str) -> str:
         # Checked at load, like the BFCL categories.
-        from looptool.eval.acebench_suite import parse_categories
-
         if value.strip():
             try:
-                parse_categories(value)
+                parse_acebench_categories(value)
             except ConfigError as exc:
                 raise ValueError(str(exc).removeprefix("--categories: ")) from None
         return value
+
+    @property
+    def acebench_categories(self) -> list[str]:
+        """The ACEBench categories each round is evaluated on (empty: none)."""
+        value = self.eval_acebench_categories.strip()
+        return parse_acebench_categories(value) if value else []
 
     boundary_quantile: float = Field(
         default=0.5, ge=0, le=1,
@@ -790,87 +797,3 @@ HEADER = """\
 # The agent roles planner/user/assistant/tool/expander use generator unless given a section of their own.
 
 """
-
-
-def config_reference() -> str:
-    """Markdown reference of every field, generated from the models (docs/CONFIG.md)."""
-
-    def table(model: type[BaseModel], section: str) -> list[str]:
-        rows = [f"### `{section}`", "", model.__doc__.strip(), "", "| field | default | meaning |", "|---|---|---|"]
-        for name, field in model.model_fields.items():
-            if name == "kind":
-                default = f'`"{field.default}"`'
-            elif field.is_required():
-                default = "required"
-            else:
-                value = field.get_default(call_default_factory=True)
-                default = f"`{json_value(value)}`"
-            rows.append(f"| `{name}` | {default} | {field.description or ''} |")
-        return [*rows, ""]
-
-    def json_value(value: Any) -> str:
-        import json
-
-        return json.dumps(value) if not isinstance(value, BaseModel) else "{...}"
-
-    lines = [
-        "# `looptool.toml` reference",
-        "",
-        "Generated from `looptool/config.py` (`config_reference()`); a test keeps the two in step.",
-        "",
-        WorkspaceConfig.__doc__.strip(),
-        "",
-        "| key | meaning |",
-        "|---|---|",
-        *(f"| `{n}` | {f.description or ''} |" for n, f in WorkspaceConfig.model_fields.items() if n not in ("serving", "seed", "train", "eval", "loop")),
-        "| `[serving]` | How managed vLLM servers are run (below). |",
-        "| `[seed]` | How seed dialogues are made (below). |",
-        "| `[train]` | How the policy is trained (below). |",
-        "| `[eval]` | How the policy is evaluated (below). |",
-        "| `[loop]` | How a round of the loop probes, verifies and expands (below). |",
-        "",
-        "Each role section (`[policy]`, `[generator]`, `[judge]`, and optionally `[planner]`, `[user]`,",
-        "`[assistant]`, `[tool]`, `[expander]`) is one of the two kinds below; `kind` may be left out for `managed`.",
-        "",
-        *table(ManagedModel, '[<role>] kind = "managed"'),
-        *table(EndpointModel, '[<role>] kind = "endpoint"'),
-        *table(ServingConfig, "[serving]"),
-        *table(SeedConfig, "[seed]"),
-        *table(TrainConfig, "[train]"),
-        *table(EvalConfig, "[eval]"),
-        *table(LoopConfig, "[loop]"),
-        "Example: train a local Qwen3-8B checkpoint, generate and judge with a remote Qwen3-32B.",
-        "",
-        "```toml",
-        'name = "qwen-loop"',
-        "",
-        "[policy]",
-        'model = "/models/Qwen3-8B"',
-        "",
-        "[generator]",
-        'kind = "endpoint"',
-        'base_url = "http://gpu-box:8000/v1"',
-        'model = "Qwen/Qwen3-32B"',
-        'api_key_env = "GPU_BOX_KEY"',
-        "",
-        "[judge]",
-        'kind = "endpoint"',
-        'base_url = "http://gpu-box:8000/v1"',
-        'model = "Qwen/Qwen3-32B"',
-        "```",
-        "",
-        "Several servers of one model for a role (vLLM replicas on other hosts, or on other ports of one host):",
-        "requests are spread over the healthy ones, and one that fails is left out for",
-        "`[serving] endpoint_cooldown_s` while its requests go to the others.",
-        "",
-        "```toml",
-        "[generator]",
-        'kind = "endpoint"',
-        'base_urls = ["http://gpu-a:8000/v1", "http://gpu-b:8000/v1", "http://gpu-c:8000/v1"]',
-        'model = "Qwen/Qwen3-32B"',
-        "```",
-        "",
-    ]
-    from looptool.presets import presets_reference  # presets.py builds on this module
-
-    return "\n".join(lines + presets_reference())

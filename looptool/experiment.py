@@ -38,7 +38,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from looptool.arms import ARMS, LOOP, STATIC, arm_workspace, check_arm
+from looptool.arms import ARMS, LOOP, STATE_FILE, STATIC, arm_workspace, check_arm
 from looptool.config import CONFIG_FILE, DB_FILE, WorkspaceConfig, load_config, save_config
 
 # Section -> field -> value, over the defaults. Why each: 2 CPU cores pay for every step, and the
@@ -86,7 +86,6 @@ TEMPLATED = 700  # templated exact tool-call tasks: about 490 train, 210 held-ou
 BFCL_CATEGORIES = "simple,multiple,parallel,parallel_multiple,irrelevance"
 BFCL_LIMIT = 50  # the first 50 entries of each category, the same for every model
 ACEBENCH_CATEGORIES = "normal,special"  # with `--acebench N`: the first N entries of each, for every model
-STATE_FILE = "experiment.json"
 DEFAULT_ARMS = (LOOP, STATIC)
 
 

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from looptool.arms import LOOP, STATIC, arm_workspace, existing_arms
+from looptool.arms import LOOP, STATE_FILE, STATIC, arm_workspace, existing_arms
 from looptool.config import DB_FILE, load_config
 from looptool.eval.acebench_suite import category_sizes, summarise
 from looptool.eval.bfcl_data import ALL_CATEGORIES as BFCL_CATEGORIES
@@ -204,8 +204,6 @@ def collect_experiment(workspace: Path, *, seed_label: str | None = None) -> Exp
 def _step_seconds(workspace: Path) -> dict[str, float]:
     """The wall time of each finished step of `looptool experiment` (its state file), if it ran."""
     import json
-
-    from looptool.experiment import STATE_FILE
 
     path = workspace / STATE_FILE
     if not path.is_file():

@@ -11,7 +11,7 @@ preset is a set of values over the defaults, each with the reason it has that va
   sizes chosen so that the 4-bit base, the rollouts' KV cache and the loss pass fit together. The
   policy's model is not part of it: point `[policy] model` at the checkpoint directory.
 
-The values and their reasons are also rendered into docs/CONFIG.md (`config.config_reference`).
+The values and their reasons are also rendered into docs/CONFIG.md (`config_doc.config_reference`).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from typing import get_args
 from looptool.config import ConfigError
 from looptool.schema import Label, Probe, Verdict, VerdictKind, ids_matching
 from looptool.store import Store
-from looptool.tui.data import calls_text, effective_verdict, label_text, short
+from looptool.display import calls_text, label_text, short
 
 CLEAR = "judge"  # the override value that clears an override: the judge's verdict applies again
 VERDICT_KINDS: tuple[str, ...] = get_args(VerdictKind)
@@ -109,7 +109,7 @@ def prediction_text(probe: Probe | None) -> str:
 def review_lines(round: int, items: Sequence[ReviewItem], *, waiting: bool) -> list[str]:
     """The round's verdicts for the terminal: a summary line, then per verdict the sample id, the
     verdict (and a person's override), how it was reached, the label, the prediction and the text."""
-    counts = Counter(effective_verdict(i.verdict) for i in items)
+    counts = Counter(i.verdict.effective for i in items)
     head = f"round {round}: {len(items)} verdicts (" + ", ".join(f"{k} {n}" for k, n in sorted(counts.items())) + ")"
     if waiting:
         head += "; the loop waits for this review: 'looptool review --accept' applies them and goes on"

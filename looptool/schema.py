@@ -13,7 +13,7 @@ import math
 import re
 import sys
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import jsonschema
 import referencing
@@ -418,11 +418,18 @@ class Verdict(_Model):
     # The sample's label version the verdict is about (None: the one it has when the verdict is stored).
     label_version: int | None = None
 
+    @property
+    def effective(self) -> VerdictKind:
+        """The verdict that applies: a person's override wins over the judge's (the one place
+        that says so)."""
+        return self.human_override or self.verdict
+
 
 # "paused": the loop stopped after one of the round's stages because a pause was asked for.
 RoundStatus = Literal["pending", "running", "paused", "done", "failed"]
 # The stages of a round, in the order the loop runs them (Round.stage, metrics["stage_seconds"]).
-ROUND_STAGES = ("prepare", "train", "probe", "verify", "expand", "assemble", "evaluate")
+Stage = Literal["prepare", "train", "probe", "verify", "expand", "assemble", "evaluate"]
+ROUND_STAGES: tuple[Stage, ...] = get_args(Stage)
 
 
 class Round(_Model):

@@ -19,31 +19,16 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from looptool.eval.bfcl_data import read_jsonl
-
-# ACEBench's own order (category.py, "normal" then "special").
-NORMAL_CATEGORIES: tuple[str, ...] = (
-    "normal_single_turn_single_function",
-    "normal_single_turn_parallel_function",
-    "normal_multi_turn_user_adjust",
-    "normal_multi_turn_user_switch",
-    "normal_similar_api",
-    "normal_preference",
-    "normal_atom_bool",
-    "normal_atom_enum",
-    "normal_atom_number",
-    "normal_atom_list",
-    "normal_atom_object_deep",
-    "normal_atom_object_short",
+# The category names live below the config, which checks them at load.
+from looptool.categories import (
+    ACEBENCH_AGENT_CATEGORIES as AGENT_CATEGORIES,
+    ACEBENCH_CATEGORIES as CATEGORIES,
+    ACEBENCH_GROUPS as GROUPS,
+    ACEBENCH_MULTI_TURN_CATEGORIES as MULTI_TURN_CATEGORIES,
+    ACEBENCH_NORMAL_CATEGORIES as NORMAL_CATEGORIES,
+    ACEBENCH_SPECIAL_CATEGORIES as SPECIAL_CATEGORIES,
 )
-SPECIAL_CATEGORIES: tuple[str, ...] = ("special_incomplete", "special_error_param", "special_irrelevant")
-CATEGORIES: tuple[str, ...] = NORMAL_CATEGORIES + SPECIAL_CATEGORIES
-MULTI_TURN_CATEGORIES: tuple[str, ...] = ("normal_multi_turn_user_adjust", "normal_multi_turn_user_switch")
-AGENT_CATEGORIES: tuple[str, ...] = ("agent_multi_turn", "agent_multi_step")  # not run here
-# Category groups that --categories accepts as shorthands, as ACEBench's own eval does.
-GROUPS: dict[str, tuple[str, ...]] = {"normal": NORMAL_CATEGORIES, "special": SPECIAL_CATEGORIES,
-                                      "atom": tuple(c for c in NORMAL_CATEGORIES if "_atom_" in c),
-                                      "multi_turn": MULTI_TURN_CATEGORIES}
+from looptool.eval.bfcl_data import read_jsonl
 
 _TRAILING_INDEXES = re.compile(r"(_\d+)+$")
 

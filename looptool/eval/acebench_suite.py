@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from looptool.categories import parse_acebench_categories
 from looptool.config import DB_FILE, ConfigError, WorkspaceConfig
 from looptool.eval.acebench_checker import check_normal, check_special
 from looptool.eval.acebench_data import (
@@ -54,24 +55,7 @@ NORMAL_WEIGHT, SPECIAL_WEIGHT, AGENT_WEIGHT = 0.578, 0.2676, 0.1545  # ACEBench'
 WEIGHTED_LABEL = f"Normal+Special (weighted {NORMAL_WEIGHT}/{SPECIAL_WEIGHT}, renormalised)"
 
 
-def parse_categories(text: str | None) -> list[str]:
-    """"normal_atom_bool,special" -> categories; groups (normal, special, atom, multi_turn) expand;
-    None or "all" -> every Normal and Special category; agent categories are refused."""
-    if not text or text.strip() == "all":
-        return list(CATEGORIES)
-    names = [c.strip() for c in text.split(",") if c.strip()]
-    if not names:
-        raise ConfigError("--categories: no category given")
-    out: list[str] = []
-    for name in names:
-        if name in AGENT_CATEGORIES or name == "agent":
-            raise ConfigError(f"--categories: {name}: the agent categories need ACEBench's sandbox and a user "
-                              "simulator, which are not part of this evaluation")
-        if name not in CATEGORIES and name not in GROUPS:
-            raise ConfigError(f"--categories: unknown ACEBench category {name!r}; categories are: "
-                              f"{', '.join(CATEGORIES)} (or the groups {', '.join(GROUPS)})")
-        out += GROUPS.get(name, (name,))
-    return list(dict.fromkeys(out))
+parse_categories = parse_acebench_categories  # the one parser, below the config (looptool.categories)
 
 
 def select_entries(categories: Sequence[str], limit: int | None = None) -> list[Entry]:

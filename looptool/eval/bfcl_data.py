@@ -19,33 +19,15 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-# Leaderboard order: non-live AST, irrelevance, then the live ("user-contributed") categories.
-CATEGORIES: tuple[str, ...] = (
-    "simple",
-    "multiple",
-    "parallel",
-    "parallel_multiple",
-    "java",
-    "javascript",
-    "irrelevance",
-    "live_simple",
-    "live_multiple",
-    "live_parallel",
-    "live_parallel_multiple",
-    "live_irrelevance",
-    "live_relevance",
+# The category names live below the config, which checks them at load. Multi-turn categories are
+# loaded and scored by their own modules (bfcl_multi_turn_data, bfcl_multi_turn).
+from looptool.categories import (
+    BFCL_ALL_CATEGORIES as ALL_CATEGORIES,
+    BFCL_CATEGORIES as CATEGORIES,
+    BFCL_MULTI_TURN_CATEGORIES as MULTI_TURN_CATEGORIES,
 )
+
 NO_GROUND_TRUTH = frozenset({"irrelevance", "live_irrelevance", "live_relevance"})
-# Multi-turn categories (200 entries each) are loaded and scored by their own modules
-# (bfcl_multi_turn_data, bfcl_multi_turn): their entries are conversations run against BFCL's
-# executable backends, not single questions. `CATEGORIES` above stays the single-turn list.
-MULTI_TURN_CATEGORIES: tuple[str, ...] = (
-    "multi_turn_base",
-    "multi_turn_miss_func",
-    "multi_turn_miss_param",
-    "multi_turn_long_context",
-)
-ALL_CATEGORIES: tuple[str, ...] = CATEGORIES + MULTI_TURN_CATEGORIES  # the 17 of the v3 leaderboard
 
 Language = Literal["python", "java", "javascript"]
 

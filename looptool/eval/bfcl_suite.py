@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from looptool.categories import parse_bfcl_categories
 from looptool.config import DB_FILE, ConfigError, WorkspaceConfig
 from looptool.eval.bfcl_checker import check
 from looptool.eval.bfcl_data import (
@@ -57,19 +58,7 @@ SUITE = "bfcl"
 NO_ANSWER_CATEGORIES = ("irrelevance", "live_irrelevance")  # an undecodable answer is "no call" there
 
 
-def parse_categories(text: str | None) -> list[str]:
-    """"simple,multi_turn_base" -> ["simple", "multi_turn_base"]; None or "all" -> all 17 categories
-    of the v3 leaderboard, the four multi-turn ones included; checked."""
-    if not text or text.strip() == "all":
-        return list(ALL_CATEGORIES)
-    names = [c.strip() for c in text.split(",") if c.strip()]
-    if not names:
-        raise ConfigError("--categories: no category given")
-    for name in names:
-        if name not in ALL_CATEGORIES:
-            raise ConfigError(f"--categories: unknown BFCL category {name!r}; categories are: {', '.join(CATEGORIES)}"
-                              f", and the multi-turn {', '.join(MULTI_TURN_CATEGORIES)}")
-    return list(dict.fromkeys(names))
+parse_categories = parse_bfcl_categories  # the one parser, below the config (looptool.categories)
 
 
 def select_entries(categories: Sequence[str], limit: int | None = None) -> list[Entry | MultiTurnEntry]:

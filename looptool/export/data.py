@@ -193,7 +193,7 @@ def _results_after(messages: Sequence[Message], i: int) -> list[Message]:
 def sample_row(exported: Exported) -> dict[str, Any]:
     """One row of the export (see the module's docstring)."""
     s = exported.sample
-    verdicts = [{"round": v.round, "verdict": v.human_override or v.verdict, "basis": v.basis}
+    verdicts = [{"round": v.round, "verdict": v.effective, "basis": v.basis}
                 for v in exported.verdicts]
     return {
         "messages": openai_messages(s.messages, s.label),

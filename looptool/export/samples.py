@@ -17,7 +17,7 @@ from rich.text import Text
 from looptool.export.files import ExportError
 from looptool.schema import Origin, ProbeCategory, Sample, Split, VerdictKind
 from looptool.store import Store
-from looptool.tui.data import calls_text, effective_verdict, label_summary, label_text, short
+from looptool.display import calls_text, label_summary, label_text, short
 
 CHOICES: dict[str, tuple[str, ...]] = {"origin": get_args(Origin), "split": get_args(Split),
                                        "category": get_args(ProbeCategory), "verdict": get_args(VerdictKind)}
@@ -82,7 +82,7 @@ def sample_detail(store: Store, sample_id: str) -> RenderableType:
     verdicts = store.verdicts_for_sample(s.id)
     if verdicts:
         parts.append(_section("verdicts", [
-            f"round {v.round}: {effective_verdict(v)}" + (f" (judge said {v.verdict}, overridden)" if v.human_override
+            f"round {v.round}: {v.effective}" + (f" (judge said {v.verdict}, overridden)" if v.human_override
                                                            else "") + f" by {v.basis}"
             + (f" on label v{v.label_version}" if v.label_version is not None else "") + f" -- {short(v.rationale, 300)}"
             for v in verdicts]))

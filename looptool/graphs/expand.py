@@ -84,7 +84,7 @@ def expansion_seeds(store: Store, round: int) -> list[ExpansionSeed]:
     probes = {p.sample_id: p for p in store.probes(round)}
     seeds = []
     for v in store.verdicts(round):
-        kind = v.human_override or v.verdict
+        kind = v.effective
         if kind not in ("PRED_WRONG", "LABEL_WRONG"):
             continue
         sample = store.get_sample(v.sample_id)

@@ -52,7 +52,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, Literal, TypedDict
 
 from langgraph.errors import GraphDrained
 from langgraph.graph import END, START, StateGraph
@@ -61,7 +61,7 @@ from langgraph.types import Command
 
 from looptool.arms import LOOP, STATIC, ArmError, arm_of, check_arm, matched_steps
 from looptool.config import DB_FILE, WorkspaceConfig
-from looptool.schema import Round
+from looptool.schema import Round, RoundStatus, Stage
 from looptool.store import Store, utc_now
 
 PAUSE_FILE = "loop.pause"
@@ -178,7 +178,7 @@ def build_loop_graph(ctx: LoopContext) -> StateGraph:
 
     store, config, ws, loop = ctx.store, ctx.config, ctx.workspace, ctx.config.loop
 
-    def stage(round: int, name: str, status: str = "running") -> None:
+    def stage(round: int, name: Stage | Literal["done"], status: RoundStatus = "running") -> None:
         info = store.get_round(round) or Round(n=round)
         now = utc_now()
         update: dict[str, Any] = {"stage": name, "status": status, "metrics": _stage_clock(info, name, now)}
@@ -363,17 +363,15 @@ def evaluate_round(workspace: Path, config: WorkspaceConfig, round: int, log: Ca
         out["heldout"] = _accuracy(scores)
         out["heldout_run"] = run_id
     # An empty setting means no BFCL evaluation ("all" names all 17 categories, multi-turn included).
-    wanted = config.loop.eval_bfcl_categories.strip()
-    categories = bfcl_suite.parse_categories(wanted) if wanted else []
+    categories = config.loop.bfcl_categories
     if categories:
         run_id, _ = bfcl_suite.run_bfcl(workspace, config, target, categories, config.loop.eval_bfcl_limit)
         with Store.open(workspace / DB_FILE) as store:
             scores = store.eval_scores(run_id)
         out["bfcl"] = {c: s["accuracy"] for c, s in scores.items()} | {"all": _accuracy(scores)}
         out["bfcl_run"] = run_id
-    wanted = config.loop.eval_acebench_categories.strip()
-    if wanted:
-        run_id, _ = acebench_suite.run_acebench(workspace, config, target, acebench_suite.parse_categories(wanted),
+    if config.loop.acebench_categories:
+        run_id, _ = acebench_suite.run_acebench(workspace, config, target, config.loop.acebench_categories,
                                                 config.loop.eval_acebench_limit)
         with Store.open(workspace / DB_FILE) as store:
             out["acebench"] = acebench_suite.figures(store.eval_results(run_id))

@@ -119,7 +119,7 @@ def rule_decision(sample: Sample, probe: Probe, use_judge: bool) -> tuple[Verdic
 
 def kept_decision(person: Verdict, round: int) -> Verdict:
     """A person's decision on this label version in an earlier round, as this round's verdict."""
-    kind = person.human_override or person.verdict
+    kind = person.effective
     return Verdict(sample_id=person.sample_id, round=round, verdict=kind, judge_model="", basis="person",
                    label_version=person.label_version,
                    rationale=f"a person decided {kind} on this label (version {person.label_version}) in round "
@@ -200,7 +200,7 @@ def build_verify_graph(ctx: VerifyContext) -> StateGraph:
 
         with store.transaction():
             for v in store.verdicts(r):
-                kind = v.human_override or v.verdict
+                kind = v.effective
                 applied[kind] += 1
                 if kind == "LABEL_WRONG":
                     label = v.corrected_label or (prediction_label(probes[v.sample_id]) if v.sample_id in probes else None)

@@ -138,7 +138,7 @@ def assemble_round(store: Store, round: int, loop: LoopConfig, *, seed: int = 0,
     size = round_size(store, loop) or len(active)
     kinds: dict[str, list[str]] = {"LABEL_WRONG": [], "PRED_WRONG": [], "BOTH_OK": []}
     for v in store.verdicts(round):
-        kind = v.human_override or v.verdict
+        kind = v.effective
         if kind in kinds and v.sample_id in active:
             kinds[kind].append(v.sample_id)
     used = previous_data(store, round)

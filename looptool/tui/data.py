@@ -1,6 +1,6 @@
 """Shaping store rows into what the TUI's widgets show. No SQL here: rows come from `Store`
 methods; these functions only compute and format (progress of a running stage, table cells,
-plot series, call texts), so they are cheap to test and safe to run on the UI thread."""
+plot series, the loop agents' calls), so they are cheap to test and safe to run on the UI thread."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from looptool.calls import format_calls
 from looptool.config import WorkspaceConfig
-from looptool.schema import Label, Round, ToolCall, Verdict
+from looptool.display import short
+from looptool.schema import Round, Verdict
 
 WAITING_FOR_REVIEW = "waiting for review"  # the status shown while the review gate waits
 STOPPED = "stopped"  # the status shown for a round whose row says running while no loop runs
@@ -79,12 +79,12 @@ def current_round(rounds: Sequence[Round]) -> Round | None:
 
 def expected_eval_entries(config: WorkspaceConfig, heldout_samples: int) -> int:
     """Entries a round's evaluation scores: the held-out samples plus the BFCL subset."""
-    from looptool.eval.bfcl_suite import category_sizes, parse_categories
+    from looptool.eval.bfcl_suite import category_sizes
 
     total = heldout_samples
-    wanted = config.loop.eval_bfcl_categories.strip()
-    sizes = category_sizes() if wanted else {}
-    for category in parse_categories(wanted) if wanted else []:
+    categories = config.loop.bfcl_categories
+    sizes = category_sizes() if categories else {}
+    for category in categories:
         size = sizes[category]
         total += min(size, config.loop.eval_bfcl_limit) if config.loop.eval_bfcl_limit else size
     return total
@@ -224,36 +224,11 @@ def accuracy_series(rounds: Iterable[Round], references: Sequence[Any] = ()) -> 
 # -- calls, labels and verdicts -----------------------------------------------------------------
 
 
-def calls_text(calls: Sequence[ToolCall]) -> str:
-    """Calls as Python-style text where they can be, else JSON."""
-    if not calls:
-        return "(no call)"
-    try:
-        return format_calls(list(calls), "python")
-    except ValueError:
-        return format_calls(list(calls), "json")
-
-
-def label_text(label: Label) -> str:
-    return calls_text(label.calls) if label.calls else f"(no call) {label.text or ''}".strip()
-
-
-def label_summary(label: Label, width: int = 60) -> str:
-    """A one-line label for tables."""
-    text = " ".join(label_text(label).split())
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def effective_verdict(v: Verdict) -> str:
-    """The verdict that applies: a person's override wins over the judge."""
-    return v.human_override or v.verdict
-
-
 def other_answer(v: Verdict) -> str | None:
     """The override that picks the other answer of the two the judge compared, or None when that
     is the judge's own verdict (the override is then cleared): a verdict that keeps the label
     flips to taking the prediction (LABEL_WRONG) and back (PRED_WRONG)."""
-    flipped = "PRED_WRONG" if effective_verdict(v) == "LABEL_WRONG" else "LABEL_WRONG"
+    flipped = "PRED_WRONG" if v.effective == "LABEL_WRONG" else "LABEL_WRONG"
     return None if flipped == v.verdict else flipped
 
 
@@ -302,9 +277,3 @@ def call_groups(calls: Iterable[dict[str, Any]], expansions: Sequence[dict[str, 
         # An expansion's check follows its expander calls, even when both were stored in the same millisecond.
         out.append(CallGroup(title, sorted(rows, key=lambda c: c["call_key"].startswith("check."))))
     return out
-
-
-def short(text: str | None, width: int) -> str:
-    """One line, at most `width` characters."""
-    text = " ".join((text or "").split())
-    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"

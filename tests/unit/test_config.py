@@ -139,7 +139,7 @@ def test_api_key_is_read_from_the_environment_only(monkeypatch):
 
 
 def test_config_reference_doc_is_current():
-    from looptool.config import config_reference
+    from looptool.config_doc import config_reference
 
     doc = Path(__file__).resolve().parents[2] / "docs" / "CONFIG.md"
     assert doc.read_text() == config_reference(), "regenerate docs/CONFIG.md from config_reference()"

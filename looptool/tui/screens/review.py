@@ -27,7 +27,8 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from looptool.review import how_reached
 from looptool.store import StoreError
-from looptool.tui.data import calls_text, effective_verdict, other_answer, short
+from looptool.display import calls_text, short
+from looptool.tui.data import other_answer
 from looptool.tui.widgets.label_diff import LabelDiff
 from looptool.tui.widgets.verdict_table import VerdictTable
 
@@ -137,7 +138,7 @@ class ReviewScreen(Screen):
         elif data.waiting:
             counts: dict[str, int] = {}
             for row in data.rows:
-                kind = effective_verdict(row["verdict"])
+                kind = row["verdict"].effective
                 counts[kind] = counts.get(kind, 0) + 1
             banner.update(Text(f" the loop waits for review of round {data.round}: {len(data.rows)} verdicts ("
                                + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))

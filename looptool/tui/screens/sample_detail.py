@@ -22,7 +22,8 @@ from textual.widgets import Footer, Header, Static
 
 from looptool.schema import Probe, Sample, Verdict
 from looptool.store import StoreError
-from looptool.tui.data import CallGroup, call_groups, calls_text, effective_verdict, label_text, short
+from looptool.display import calls_text, label_text, short
+from looptool.tui.data import CallGroup, call_groups
 from looptool.tui.widgets.agent_calls import AgentCallList
 from looptool.tui.widgets.label_diff import LabelDiff
 
@@ -68,7 +69,7 @@ def _records(r: SampleRecord) -> Group:
     for column in ("round", "judge", "basis", "override", "applies", "judge model", "analysis"):
         verdicts.add_column(column, overflow="fold", ratio=4 if column == "analysis" else None)
     for v in r.verdicts:
-        verdicts.add_row(str(v.round), v.verdict, v.basis, v.human_override or "-", effective_verdict(v),
+        verdicts.add_row(str(v.round), v.verdict, v.basis, v.human_override or "-", v.effective,
                          v.judge_model or "-", v.rationale or "-")
     history = Text.assemble(("label history (versions before the current one)\n", "bold underline"))
     for h in r.history:

@@ -14,7 +14,8 @@ from rich.padding import Padding
 from rich.text import Text
 from textual.widgets import Static
 
-from looptool.tui.data import CallGroup, short, usage_text
+from looptool.display import short
+from looptool.tui.data import CallGroup, usage_text
 
 
 def _call(c: dict[str, Any]) -> list[RenderableType]:

@@ -11,7 +11,7 @@ from textual.widgets import Static
 
 from looptool.calls import diff_calls, match_key
 from looptool.schema import Label, ToolCall
-from looptool.tui.data import calls_text
+from looptool.display import calls_text
 
 
 def _side(calls: list[ToolCall], text: str | None, odd: list[ToolCall], title: str, differs: bool) -> Text:

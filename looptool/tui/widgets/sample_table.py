@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.text import Text
 
-from looptool.tui.data import label_summary, short
+from looptool.display import label_summary, short
 from looptool.tui.widgets.column_table import ColumnTable
 
 # Widths fit 120 columns with the scrollbar; the label is cut to its column.

@@ -16,7 +16,8 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from looptool.schema import Dialogue
-from looptool.tui.data import calls_text, short, usage_text
+from looptool.display import calls_text, short
+from looptool.tui.data import usage_text
 
 ROLE_STYLES = {"user": "bold cyan", "assistant": "bold green", "tool": "bold magenta", "system": "bold"}
 

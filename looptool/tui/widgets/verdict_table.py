@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.text import Text
 
-from looptool.tui.data import effective_verdict, label_summary, short
+from looptool.display import label_summary, short
 from looptool.tui.widgets.column_table import ColumnTable
 
 VERDICT_STYLES = {"LABEL_WRONG": "yellow", "PRED_WRONG": "cyan", "BOTH_OK": "green", "BOTH_WRONG": "red"}
@@ -30,7 +30,7 @@ class VerdictTable(ColumnTable):
         self.clear_rows()
         for r in rows:
             v = r["verdict"]
-            applies = effective_verdict(v)
+            applies = v.effective
             self.add_row(  # Text, not str: "[f(x=1)]" in a str cell would be read as markup
                 Text(v.sample_id), Text(v.verdict), Text(v.human_override or "-"),
                 Text(applies, style=VERDICT_STYLES.get(applies, "")),
