@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 
 from looptool.config import ManagedModel, ServingConfig
-from looptool.serving.embedded import materialise
+from looptool.embedded import materialise
 from looptool.serving.server import ServerManager
 
 PROMPTS = [

@@ -22,13 +22,13 @@ import time
 from pathlib import Path
 
 from looptool.config import ManagedModel, ServingConfig
+from looptool.embedded import materialise
 from looptool.eval.bfcl_multi_turn_data import MultiTurnEntry, load_multi_turn_category
 from looptool.eval.bfcl_suite import ask_multi_turn
 from looptool.eval.runner import Asker
+from looptool.policy.prompt import PromptRenderer, load_renderer
 from looptool.serving.client import Endpoint, RequestRejected
-from looptool.serving.embedded import materialise
 from looptool.serving.server import ServerManager
-from looptool.training.templates import PromptRenderer, load_renderer
 
 
 async def ask_all(entries: list[MultiTurnEntry], ask: Asker, renderer: PromptRenderer,

@@ -26,7 +26,7 @@ def main() -> None:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from looptool.serving.embedded import materialise
+    from looptool.embedded import materialise
     from looptool.serving.server import cpu_has_fast_bf16
 
     torch.manual_seed(0)

@@ -25,8 +25,8 @@ from pathlib import Path
 import httpx
 
 from looptool.config import EMBEDDED_MODEL, ManagedModel, ServingConfig
+from looptool.embedded import materialise
 from looptool.serving.client import Endpoint, acomplete
-from looptool.serving.embedded import materialise
 from looptool.serving.server import ServerInfo, ServerManager
 
 PROMPTS = [

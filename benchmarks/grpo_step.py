@@ -40,7 +40,7 @@ def build_model(shape: str, target: Path) -> None:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    from looptool.serving.embedded import materialise
+    from looptool.embedded import materialise
 
     source = materialise(log=lambda *a: None)
     config = AutoConfig.from_pretrained(str(source))
@@ -66,10 +66,10 @@ def one_mode(args: argparse.Namespace, mode: str) -> dict:
     import random
 
     from looptool.config import WorkspaceConfig, save_config
+    from looptool.policy.prompt import system_message
     from looptool.schema import Label, Message, Sample, ToolCall, ToolSpec
     from looptool.store import Store
     from looptool.training.grpo import run_grpo
-    from looptool.training.templates import system_message
 
     root = Path(tempfile.mkdtemp(prefix="grpo-bench-"))
     model_dir = root / "model"

@@ -44,9 +44,9 @@ def child(workspace: Path, steps: int) -> None:
 
 def make_workspace(root: Path, model_dir: Path, processes: int, args: argparse.Namespace) -> Path:
     from looptool.config import WorkspaceConfig, save_config
+    from looptool.policy.prompt import system_message
     from looptool.schema import Label, Message, Sample, ToolCall, ToolSpec
     from looptool.store import Store
-    from looptool.training.templates import system_message
 
     ws = root / f"ws-{processes}"
     ws.mkdir(parents=True)

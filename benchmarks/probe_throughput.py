@@ -28,12 +28,12 @@ from pathlib import Path
 from looptool.calls import label_matches, parse_calls
 from looptool.concurrency import run_all
 from looptool.config import load_config
-from looptool.eval.target import resolve_target
+from looptool.loop.probe import mean_perplexity, probe_sample
+from looptool.policy.prompt import load_renderer
 from looptool.seed.templated import templated_samples
 from looptool.serving.server import ServerManager
-from looptool.training.probe import mean_perplexity, probe_sample
+from looptool.serving.target import resolve_target
 from looptool.training.stage import base_model_dir
-from looptool.training.templates import load_renderer
 
 
 def probe_with_vllm(workspace: Path, samples, adapter: Path | None, max_tokens: int, concurrency: int,

@@ -36,11 +36,11 @@ def main() -> None:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from looptool.embedded import materialise
+    from looptool.policy import prompt as templates
+    from looptool.policy.prompt import PromptRenderer, label_text
     from looptool.seed.templated import templated_samples
-    from looptool.serving.embedded import materialise
     from looptool.serving.server import cpu_has_fast_bf16
-    from looptool.training import templates
-    from looptool.training.templates import PromptRenderer, label_text
 
     model_dir = str(materialise(log=lambda *a: None))
     tokenizer = AutoTokenizer.from_pretrained(model_dir)

@@ -33,9 +33,9 @@ from pathlib import Path
 from unittest import mock
 
 from looptool.config import DB_FILE, ManagedModel, load_config
-from looptool.eval.target import answer_settings, policy_renderer
 from looptool.serving.client import acomplete_prompt, managed_endpoint
 from looptool.serving.server import ServerManager
+from looptool.serving.target import answer_settings, policy_renderer
 from looptool.store import Store
 
 VARIANTS = ("default", "all-cores", "iomp", "all-cores+iomp")

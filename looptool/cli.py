@@ -83,17 +83,17 @@ Workspace = Annotated[
 
 def _user_errors(fn):
     """Turn the errors a user can fix into `error: <one line>` and exit code 1."""
-    from looptool.serving.client import ModelOutputError
-    from looptool.serving.embedded import EmbeddedModelError
-    from looptool.serving.server import ServingError
-    from looptool.seed.scenarios import NoToolsError
-    from looptool.tools_sim.importers import ToolImportError
-    from looptool.graphs.loop import LoopError
-    from looptool.arms import ArmError
-    from looptool.training.stage import TrainingError
     from looptool.demo import DemoError
+    from looptool.embedded import EmbeddedModelError
     from looptool.experiment import ExperimentError
     from looptool.export.files import ExportError
+    from looptool.loop.arms import ArmError
+    from looptool.loop.graph import LoopError
+    from looptool.seed.scenarios import NoToolsError
+    from looptool.serving.client import ModelOutputError
+    from looptool.serving.server import ServingError
+    from looptool.tools_sim.importers import ToolImportError
+    from looptool.training.stage import TrainingError
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -315,7 +315,7 @@ def _endpoint_states(spec: EndpointModel) -> list[tuple[str, Exception | None]]:
 def _other_servers(workspace: Path, config: WorkspaceConfig, shown: set[str]) -> list[str]:
     """A line for each server of the workspace that no role line showed, and for each server of its
     arms; a server whose process has exited is forgotten, as 'serve stop' would."""
-    from looptool.arms import LOOP, existing_arms
+    from looptool.loop.arms import LOOP, existing_arms
     from looptool.serving.server import ServerManager, what_it_serves
 
     lines = []
@@ -611,7 +611,7 @@ def seed_command(
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from looptool.graphs.seed import JUDGE_REJECTED, REASON_SEPARATOR, reason_kind
+    from looptool.seed.graph import JUDGE_REJECTED, REASON_SEPARATOR, reason_kind
     from looptool.seed.runner import resolve_judge_check, run_seed
 
     config, db_path = _open_workspace(workspace)
@@ -832,8 +832,8 @@ def loop_command(
     \\[loop] review on, it pauses after the judge's verdicts until 'looptool review --accept'.
     'looptool pause' (or p in 'looptool tui') stops it after the stage it is in; run it again to go
     on."""
-    from looptool.arms import LOOP, STATIC, ArmError, arm_of, check_arm, make_arm_workspace
-    from looptool.graphs.loop import run_loop
+    from looptool.loop.arms import LOOP, STATIC, ArmError, arm_of, check_arm, make_arm_workspace
+    from looptool.loop.graph import run_loop
     from looptool.serving.server import ServerManager
 
     arm = check_arm(STATIC if static else arm)
@@ -895,7 +895,7 @@ def pause_command(workspace: Workspace = Path(".")) -> None:
     """Ask the loop running on this workspace to stop after the stage it is in (its checkpoint
     saved); 'looptool loop' goes on from the next stage. The request is the file loop.pause in the
     workspace; with no loop running, nothing is asked."""
-    from looptool.graphs.loop import request_pause, running_loop_pid
+    from looptool.loop.graph import request_pause, running_loop_pid
 
     _open_workspace(workspace)
     pid = running_loop_pid(workspace)
@@ -912,7 +912,7 @@ def pause_command(workspace: Workspace = Path(".")) -> None:
 def probe_command(workspace: Workspace = Path("."), round: TrainRound = 1) -> None:
     """Probe a trained round: decode its samples greedily with its adapter and sort them into
     mastered / boundary (correct, high perplexity) / failed. Resumable; the loop runs this itself."""
-    from looptool.training.probe import probe_round
+    from looptool.loop.probe import probe_round
 
     config, _ = _open_workspace(workspace)
     summary = probe_round(workspace, config, round, log=lambda line: typer.echo(line, err=True))
@@ -934,7 +934,7 @@ def review_command(
     """List a round's judge verdicts with the label and the prediction each is about, override some,
     and (--accept) let the paused loop apply them. An override is kept for the label it was about:
     while a sample keeps that label, a later round reuses the decision instead of asking the judge."""
-    from looptool.graphs.loop import review_pending, run_loop
+    from looptool.loop.graph import review_pending, run_loop
     from looptool.review import read_overrides, review_items, review_lines
 
     config, db_path = _open_workspace(workspace, write=bool(override or accept))
@@ -1077,7 +1077,7 @@ def eval_bfcl(
         _write_verdicts(target_path, rows)
         run = {"round": None, "model": f"outputs:{outputs.name}"}
     else:
-        from looptool.eval.target import resolve_target
+        from looptool.serving.target import resolve_target
 
         chosen = bfcl_suite.parse_categories(categories)
         config, _ = _open_workspace(workspace)
@@ -1175,7 +1175,7 @@ def eval_acebench(
                                                          workspace=workspace if has_db else None)
         label = f"outputs:{outputs.name}"
     else:
-        from looptool.eval.target import resolve_target
+        from looptool.serving.target import resolve_target
 
         chosen = acebench_suite.parse_categories(categories)
         config, _ = _open_workspace(workspace)
@@ -1218,7 +1218,7 @@ def eval_heldout(
     from looptool.eval.bfcl_suite import tally
     from looptool.eval.heldout import HELDOUT_UNREADABLE, run_heldout, tool_rows
     from looptool.eval.show import error_summary, heldout_table, heldout_tool_table
-    from looptool.eval.target import resolve_target
+    from looptool.serving.target import resolve_target
 
     config, db_path = _open_workspace(workspace)
     config = _eval_config(config, concurrency=concurrency)
@@ -1266,8 +1266,16 @@ def eval_show(
     entries all runs share; a note says how many each run scored."""
     from looptool.eval import acebench_suite, bfcl_suite
     from looptool.eval.heldout import tool_rows
-    from looptool.eval.show import (acebench_table, bfcl_table, compare_runs, failures as failure_lines,
-                                    heldout_table, heldout_tool_table, in_training_order, summary_table)
+    from looptool.eval.show import (
+        acebench_table,
+        bfcl_table,
+        compare_runs,
+        heldout_table,
+        heldout_tool_table,
+        in_training_order,
+        summary_table,
+    )
+    from looptool.eval.show import failures as failure_lines
 
     suites = ("bfcl", "acebench", "heldout")
     if suite not in (*suites, "summary", "all"):
@@ -1517,7 +1525,7 @@ def tui_command(workspace: Workspace = Path(".")) -> None:
 @app.command()
 def doctor(workspace: Workspace = Path(".")) -> None:
     """Check the machine: Python, torch, CUDA, the vLLM flavour, the model cache and free disk."""
-    from looptool.serving.embedded import embedded_model_dir, gguf_path, is_materialised
+    from looptool.embedded import embedded_model_dir, gguf_path, is_materialised
     from looptool.serving.server import vllm_flavour
 
     problems = 0

@@ -20,8 +20,17 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import tomli_w
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, field_validator,
-                      model_validator)
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from looptool.categories import parse_acebench_categories, parse_bfcl_categories
 from looptool.errors import ConfigError as ConfigError  # re-exported: most code imports it from here
@@ -32,6 +41,15 @@ EMBEDDED_MODEL = "smollm2-135m-instruct"
 PRIMARY_ROLES = ("policy", "generator", "judge")
 AGENT_ROLES = ("planner", "user", "assistant", "tool", "expander")
 SCENARIOS = ("single", "parallel", "multiple", "sequential", "missing_argument", "irrelevant")
+# What each scenario is, as the planner agent is told.
+SCENARIO_DESCRIPTIONS = {
+    "single": "the user asks for one thing; the assistant makes one function call",
+    "parallel": "the user asks for several things at once; the assistant makes several calls in one turn",
+    "multiple": "several functions are available; the assistant picks the one that fits and calls it",
+    "sequential": "the assistant calls one function, reads its result, then calls another",
+    "missing_argument": "the user leaves out a required value; the assistant asks for it, then calls",
+    "irrelevant": "the user asks for something no function can do; the assistant answers without calling",
+}
 ALL_ROLES = PRIMARY_ROLES + AGENT_ROLES
 OTHER_ROLES = tuple(r for r in ALL_ROLES if r != "policy")
 LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)

@@ -9,8 +9,16 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from looptool.config import (EndpointModel, EvalConfig, LoopConfig, ManagedModel, SeedConfig, ServingConfig, TrainConfig,
-                             WorkspaceConfig)
+from looptool.config import (
+    EndpointModel,
+    EvalConfig,
+    LoopConfig,
+    ManagedModel,
+    SeedConfig,
+    ServingConfig,
+    TrainConfig,
+    WorkspaceConfig,
+)
 from looptool.presets import presets_reference
 
 

@@ -26,8 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from looptool.arms import static_workspace
 from looptool.config import CONFIG_FILE, DB_FILE, WorkspaceConfig, load_config, save_config
+from looptool.loop.arms import static_workspace
 from looptool.presets import preset_config, preset_values
 
 # Section -> field -> value, over the defaults: the `cpu` preset of `looptool init --preset cpu`

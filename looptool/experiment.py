@@ -38,8 +38,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from looptool.arms import ARMS, LOOP, STATE_FILE, STATIC, arm_workspace, check_arm
 from looptool.config import CONFIG_FILE, DB_FILE, WorkspaceConfig, load_config, save_config
+from looptool.loop.arms import ARMS, LOOP, STATE_FILE, STATIC, arm_workspace, check_arm
 
 # Section -> field -> value, over the defaults. Why each: 2 CPU cores pay for every step, and the
 # comparison needs a few hundred held-out items to tell 5 points from chance.

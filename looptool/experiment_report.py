@@ -46,11 +46,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from looptool.arms import LOOP, STATE_FILE, STATIC, arm_workspace, existing_arms
 from looptool.config import DB_FILE, load_config
 from looptool.eval.acebench_suite import category_sizes, summarise
 from looptool.eval.bfcl_data import ALL_CATEGORIES as BFCL_CATEGORIES
 from looptool.eval.show import is_base_run, is_warm_start_run
+from looptool.loop.arms import LOOP, STATE_FILE, STATIC, arm_workspace, existing_arms
 from looptool.report import (
     COMPOSITION_PARTS,
     RoundData,

@@ -34,10 +34,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, get_args
 
-from looptool.arms import LOOP, STATIC, existing_arms, static_workspace
 from looptool.config import DB_FILE, load_config
 from looptool.eval.acebench_suite import figures as acebench_figures
 from looptool.eval.show import WARM_START_ADAPTER, is_base_run, is_warm_start_run
+from looptool.loop.arms import LOOP, STATIC, existing_arms, static_workspace
 from looptool.schema import ROUND_STAGES, VerdictKind
 from looptool.stats import wilson_interval
 from looptool.store import Store

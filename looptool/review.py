@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from typing import get_args
 
 from looptool.config import ConfigError
+from looptool.display import calls_text, label_text, short
 from looptool.schema import Label, Probe, Verdict, VerdictKind, ids_matching
 from looptool.store import Store
-from looptool.display import calls_text, label_text, short
 
 CLEAR = "judge"  # the override value that clears an override: the judge's verdict applies again
 VERDICT_KINDS: tuple[str, ...] = get_args(VerdictKind)

@@ -134,6 +134,20 @@ def _refuse_retrieval(uri: str) -> referencing.Resource:
 NO_RETRIEVAL = referencing.Registry(retrieve=_refuse_retrieval)  # type: ignore[call-arg]
 
 
+def closed_schema(schema: Any) -> Any:
+    """A copy of the schema where every object without `additionalProperties` forbids extras."""
+    if isinstance(schema, list):
+        return [closed_schema(s) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: closed_schema(v) if k in ("items", "anyOf", "oneOf", "allOf") else v for k, v in schema.items()}
+    if "properties" in out:
+        out["properties"] = {k: closed_schema(v) for k, v in schema["properties"].items()}
+        if schema.get("type", "object") == "object" and "additionalProperties" not in schema:
+            out["additionalProperties"] = False
+    return out
+
+
 def schema_validator(schema: Any, *, format_checker: jsonschema.FormatChecker | None = None) -> Any:
     """A jsonschema validator for `schema` whose references resolve only inside it.
 
@@ -443,3 +457,71 @@ class Round(_Model):
     adapter_path: str | None = None
     data_ids: list[str] = Field(default_factory=list)
     metrics: dict[str, Any] = Field(default_factory=dict)
+
+
+# -- dialogue plans (the seed stage decides them; the seed agents read them) --------------------
+
+TurnKind = Literal["task", "follow_up", "chit_chat", "off_topic"]
+ActionKind = Literal["call", "ask", "reply"]
+
+
+
+class PlannedCall(BaseModel):
+    tool: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class Action(BaseModel):
+    """What the assistant should do next: call (these calls), ask (for a missing value), or reply."""
+
+    kind: ActionKind
+    calls: list[PlannedCall] = Field(default_factory=list)
+    missing: list[str] = Field(default_factory=list)  # for "ask": the parameters the user left out
+
+
+class PlanTurn(BaseModel):
+    """One user message and the assistant actions that should answer it."""
+
+    kind: TurnKind
+    mention: list[dict[str, Any]] = Field(default_factory=list)  # per planned call: the values the user states
+    withhold: list[str] = Field(default_factory=list)  # required parameters the user leaves out
+    actions: list[Action]
+
+
+class Plan(BaseModel):
+    scenario: str
+    split: Literal["train", "heldout"]
+    tools: list[str]  # names of the tools the dialogue offers, in prompt order
+    persona: str
+    goal: str = ""
+    turns: list[PlanTurn]
+
+    def calls(self) -> list[PlannedCall]:
+        """Every planned call, in plan order (the planner writes their arguments in this order)."""
+        return [c for t in self.turns for a in t.actions for c in a.calls]
+
+    def expected(self, turn: int, action: int) -> Action:
+        """The action planned at a position; past the plan, a plain reply."""
+        if 0 <= turn < len(self.turns) and action < len(self.turns[turn].actions):
+            return self.turns[turn].actions[action]
+        return Action(kind="reply")
+
+
+def complete_plan(skeleton: Plan, goal: str, arguments: list[dict[str, Any]]) -> Plan:
+    """The skeleton with the planner's goal and the arguments of each planned call (in order);
+    each task turn's `mention` lists the values the user states, without the withheld ones."""
+    plan = skeleton.model_copy(deep=True)
+    plan.goal = goal
+    for call, args in zip(plan.calls(), arguments, strict=True):
+        call.arguments = args
+    for i, turn in enumerate(plan.turns):
+        if turn.kind == "task":
+            calls = [c for a in turn.actions for c in a.calls]
+            if not calls and i + 1 < len(plan.turns) and plan.turns[i + 1].kind == "follow_up":
+                calls = [c for a in plan.turns[i + 1].actions for c in a.calls]
+            turn.mention = [{k: v for k, v in c.arguments.items() if k not in turn.withhold} for c in calls]
+        elif turn.kind == "follow_up" and i:
+            withheld = plan.turns[i - 1].withhold
+            calls = [c for a in turn.actions for c in a.calls]
+            turn.mention = [{k: v for k, v in c.arguments.items() if k in withheld} for c in calls]
+    return plan

@@ -15,9 +15,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from looptool.config import DB_FILE, EndpointModel, load_config, save_config
+from looptool.policy.prompt import label_text
 from looptool.seed.templated import templated_samples
 from looptool.store import Store
-from looptool.training.templates import label_text
 from tests.fakes import chat_reply, json_schema_responder, schema_name
 
 # Half the samples say their label is model-written, not exact, so that the judge has labels to rule
@@ -127,7 +127,7 @@ def loop_running_elsewhere(workspace: Path) -> Iterator[subprocess.Popen]:
     """A process that holds the workspace's loop lock, as a loop started in another terminal does;
     SIGKILLed at the end (the lock goes with it)."""
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
-                               "from looptool.graphs.loop import _only_loop\n"
+                               "from looptool.loop.graph import _only_loop\n"
                                "with _only_loop(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(120)",
                                str(workspace)], stdout=subprocess.PIPE, text=True)
     try:

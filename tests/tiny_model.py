@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 QWEN3_STYLE_TEMPLATE = Path(__file__).with_name("qwen3_style_template.jinja")
 
 
@@ -18,7 +17,7 @@ def build_tiny_model(target: Path, *, layers: int = 2, hidden: int = 64, seed: i
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    from looptool.serving.embedded import materialise
+    from looptool.embedded import materialise
 
     source = materialise(log=lambda *a: None)
     config = AutoConfig.from_pretrained(str(source))

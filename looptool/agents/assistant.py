@@ -16,8 +16,7 @@ from typing import Any, Literal
 
 from looptool.agents.base import AgentResult, arguments_schema, ask_json, tool_signatures, transcript
 from looptool.prompts import render
-from looptool.schema import Label, Message, ToolCall, ToolSpec
-from looptool.seed.scenarios import Action
+from looptool.schema import Action, Label, Message, ToolCall, ToolSpec
 from looptool.serving.client import Endpoint, ModelOutputError
 from looptool.tools_sim.validate import argument_errors
 

@@ -28,12 +28,12 @@ from typing import Any
 
 from looptool.agents.base import AgentResult, arguments_schema, ask_json, tool_signatures, transcript
 from looptool.agents.judge import answer_text
+from looptool.agents.personas import personas
+from looptool.policy.prompt import system_message
 from looptool.prompts import render
 from looptool.schema import Label, Message, Sample, ToolCall, ToolSpec
-from looptool.seed.scenarios import personas
 from looptool.serving.client import Endpoint, ModelOutputError
 from looptool.tools_sim.validate import argument_errors
-from looptool.training.templates import system_message
 
 PROMPT_REF = "agents/expander.md"
 DIMENSIONS = ("complexity", "persona", "style", "values")

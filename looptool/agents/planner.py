@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from looptool.agents.base import AgentResult, arguments_schema, ask_json, tool_signatures
+from looptool.config import SCENARIO_DESCRIPTIONS
 from looptool.prompts import render
-from looptool.schema import ToolSpec
-from looptool.seed.scenarios import SCENARIO_DESCRIPTIONS, Plan, complete_plan
+from looptool.schema import Plan, ToolSpec, complete_plan
 from looptool.serving.client import Endpoint, ModelOutputError
 
 PROMPT_REF = "agents/planner.md"

@@ -11,8 +11,7 @@ from typing import Any
 
 from looptool.agents.base import AgentResult, ask_json, transcript
 from looptool.prompts import render
-from looptool.schema import Message
-from looptool.seed.scenarios import Plan, PlanTurn
+from looptool.schema import Message, Plan, PlanTurn
 from looptool.serving.client import Endpoint, ModelOutputError
 
 PROMPT_REF = "agents/user.md"

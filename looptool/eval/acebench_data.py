@@ -19,16 +19,17 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-# The category names live below the config, which checks them at load.
-from looptool.categories import (
-    ACEBENCH_AGENT_CATEGORIES as AGENT_CATEGORIES,
-    ACEBENCH_CATEGORIES as CATEGORIES,
-    ACEBENCH_GROUPS as GROUPS,
-    ACEBENCH_MULTI_TURN_CATEGORIES as MULTI_TURN_CATEGORIES,
-    ACEBENCH_NORMAL_CATEGORIES as NORMAL_CATEGORIES,
-    ACEBENCH_SPECIAL_CATEGORIES as SPECIAL_CATEGORIES,
-)
+from looptool.categories import (ACEBENCH_AGENT_CATEGORIES, ACEBENCH_CATEGORIES, ACEBENCH_GROUPS,
+                                 ACEBENCH_MULTI_TURN_CATEGORIES, ACEBENCH_NORMAL_CATEGORIES, ACEBENCH_SPECIAL_CATEGORIES)
 from looptool.eval.bfcl_data import read_jsonl
+
+# The category names, as this package calls them (they live below the config, which checks them at load).
+NORMAL_CATEGORIES = ACEBENCH_NORMAL_CATEGORIES
+SPECIAL_CATEGORIES = ACEBENCH_SPECIAL_CATEGORIES
+CATEGORIES = ACEBENCH_CATEGORIES
+MULTI_TURN_CATEGORIES = ACEBENCH_MULTI_TURN_CATEGORIES
+AGENT_CATEGORIES = ACEBENCH_AGENT_CATEGORIES  # not run here
+GROUPS = ACEBENCH_GROUPS  # the shorthands --categories accepts
 
 _TRAILING_INDEXES = re.compile(r"(_\d+)+$")
 

@@ -19,9 +19,9 @@ from typing import Any
 
 from looptool.eval.acebench_data import Entry
 from looptool.eval.acebench_decode import PromptFormat
+from looptool.policy.prompt import PromptRenderer, fallback_chat
 from looptool.prompts import load_prompt
 from looptool.schema import Message, ToolSpec
-from looptool.training.templates import PromptRenderer, fallback_chat
 
 
 def _fill(name: str, **values: str) -> str:

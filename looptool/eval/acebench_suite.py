@@ -27,12 +27,11 @@ from pathlib import Path
 from typing import Any
 
 from looptool.categories import parse_acebench_categories
-from looptool.config import DB_FILE, ConfigError, WorkspaceConfig
+from looptool.config import DB_FILE, WorkspaceConfig
 from looptool.eval.acebench_checker import check_normal, check_special
 from looptool.eval.acebench_data import (
     AGENT_CATEGORIES,
     CATEGORIES,
-    GROUPS,
     NORMAL_CATEGORIES,
     SPECIAL_CATEGORIES,
     Entry,
@@ -45,10 +44,10 @@ from looptool.eval.acebench_decode import PromptFormat, decode
 from looptool.eval.acebench_prompt import prompt_messages, prompt_text
 from looptool.eval.outputs_file import OutputsFileError, read_output_lines
 from looptool.eval.runner import EvalItem, EvalProgress, Scored, result_row, run_suite, score_safely
-from looptool.eval.target import EvalTarget, answer_settings, policy_renderer
+from looptool.policy.prompt import PromptRenderer
 from looptool.schema import stable_id
+from looptool.serving.target import EvalTarget, answer_settings, policy_renderer
 from looptool.store import Store
-from looptool.training.templates import PromptRenderer
 
 SUITE = "acebench"
 NORMAL_WEIGHT, SPECIAL_WEIGHT, AGENT_WEIGHT = 0.578, 0.2676, 0.1545  # ACEBench's Overall weights

@@ -19,14 +19,14 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-# The category names live below the config, which checks them at load. Multi-turn categories are
-# loaded and scored by their own modules (bfcl_multi_turn_data, bfcl_multi_turn).
-from looptool.categories import (
-    BFCL_ALL_CATEGORIES as ALL_CATEGORIES,
-    BFCL_CATEGORIES as CATEGORIES,
-    BFCL_MULTI_TURN_CATEGORIES as MULTI_TURN_CATEGORIES,
-)
+from looptool.categories import BFCL_ALL_CATEGORIES, BFCL_CATEGORIES, BFCL_MULTI_TURN_CATEGORIES
 
+# The category names, as this package calls them. They live below the config, which checks them at
+# load. Multi-turn categories are loaded and scored by their own modules (bfcl_multi_turn_data,
+# bfcl_multi_turn); `CATEGORIES` is the single-turn list.
+CATEGORIES = BFCL_CATEGORIES
+MULTI_TURN_CATEGORIES = BFCL_MULTI_TURN_CATEGORIES
+ALL_CATEGORIES = BFCL_ALL_CATEGORIES  # the 17 of the v3 leaderboard
 NO_GROUND_TRUTH = frozenset({"irrelevance", "live_irrelevance", "live_relevance"})
 
 Language = Literal["python", "java", "javascript"]

@@ -23,9 +23,9 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from looptool.eval.bfcl_data import Entry, language_of
+from looptool.policy.prompt import PromptRenderer, chat_messages, fallback_chat
 from looptool.prompts import render
 from looptool.schema import Message, ToolSpec
-from looptool.training.templates import PromptRenderer, chat_messages, fallback_chat
 
 PromptFormat = Literal["tool_call_tags", "python"]
 

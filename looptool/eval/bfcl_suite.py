@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from looptool.categories import parse_bfcl_categories
-from looptool.config import DB_FILE, ConfigError, WorkspaceConfig
+from looptool.config import DB_FILE, WorkspaceConfig
 from looptool.eval.bfcl_checker import check
 from looptool.eval.bfcl_data import (
     ALL_CATEGORIES,
@@ -48,11 +48,11 @@ from looptool.eval.bfcl_prompt import (
 )
 from looptool.eval.outputs_file import OutputsFileError, read_output_lines
 from looptool.eval.runner import Asker, EvalItem, EvalProgress, Scored, result_row, run_suite, score_safely
-from looptool.eval.target import EvalTarget, answer_settings, policy_renderer
+from looptool.policy.prompt import PromptRenderer
 from looptool.schema import Message, ToolSpec, load_json, stable_id
 from looptool.serving.client import Completion
+from looptool.serving.target import EvalTarget, answer_settings, policy_renderer
 from looptool.store import Store
-from looptool.training.templates import PromptRenderer
 
 SUITE = "bfcl"
 NO_ANSWER_CATEGORIES = ("irrelevance", "live_irrelevance")  # an undecodable answer is "no call" there

@@ -17,10 +17,10 @@ from typing import Any
 from looptool.calls import format_calls, label_matches, parse_calls
 from looptool.config import DB_FILE, WorkspaceConfig
 from looptool.eval.runner import EvalItem, EvalProgress, Scored, run_items
-from looptool.eval.target import EvalTarget, answer_settings, chat_template_kwargs, policy_renderer
+from looptool.policy.prompt import PromptRenderer, fallback_chat
 from looptool.schema import Sample
+from looptool.serving.target import EvalTarget, answer_settings, chat_template_kwargs, policy_renderer
 from looptool.store import Store, StoreError
-from looptool.training.templates import PromptRenderer, fallback_chat
 
 SUITE = "heldout"
 HELDOUT_UNREADABLE = ("parse_error", "inference_error:request_rejected")  # answers that could not be read

@@ -25,7 +25,7 @@ from looptool.store import Store
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from looptool.eval.target import EvalTarget
+    from looptool.serving.target import EvalTarget
 
 
 @dataclass(frozen=True)
@@ -164,7 +164,7 @@ def run_suite(workspace: Path, config: WorkspaceConfig, target: EvalTarget, suit
               ) -> tuple[str, EvalProgress]:
     """Record `target`'s run of `suite` under `settings` (its id comes from both) and ask every item
     not yet scored in it, with the workspace's [eval] settings; returns the run id and this call's progress."""
-    from looptool.eval.target import chat_template_kwargs
+    from looptool.serving.target import chat_template_kwargs
 
     run_id = target.run_id(suite, settings)
     with Store.open(workspace / DB_FILE) as store:

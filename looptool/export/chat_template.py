@@ -2,7 +2,7 @@
 
 Training renders a prompt with `training.templates.PromptRenderer`: the policy tokenizer's own chat
 template, given role/content messages in which calls are `<tool_call>` text, and -- for a template
-without tool support, such as SmolLM2's -- LoopTool's system prompt (`training/prompts/system.md`)
+without tool support, such as SmolLM2's -- LoopTool's system prompt (`policy/prompts/system.md`)
 holding the tools. An exported tokenizer carries that as its chat template: `chat_template.jinja`
 (this package) rewrites the request's OpenAI-style messages and tools the way the renderer does,
 then the base template follows unchanged. So `tokenizer.apply_chat_template(messages, tools=tools,
@@ -26,9 +26,9 @@ TOOLS_MARK = "\x00tools\x00"
 
 def tool_prompt_parts() -> tuple[str, str]:
     """LoopTool's system prompt before and after its tool list."""
-    head, sep, tail = render("looptool.training", "system", tools=TOOLS_MARK).partition(TOOLS_MARK)
+    head, sep, tail = render("looptool.policy", "system", tools=TOOLS_MARK).partition(TOOLS_MARK)
     if not sep:
-        raise ExportError("the policy's system prompt (training/prompts/system.md) has no $tools placeholder")
+        raise ExportError("the policy's system prompt (policy/prompts/system.md) has no $tools placeholder")
     return head, tail
 
 

@@ -46,9 +46,9 @@ from typing import Any, Literal
 
 from looptool.config import DB_FILE
 from looptool.export.files import ExportError, check_target, write_directory
+from looptool.policy.prompt import openai_tool, system_message
 from looptool.schema import Label, Message, Sample, ToolCall, ToolSpec, Verdict
 from looptool.store import Store
-from looptool.training.templates import openai_tool, system_message
 
 DataFormat = Literal["hf", "jsonl", "parquet"]
 FORMATS: tuple[str, ...] = ("hf", "jsonl", "parquet")
@@ -119,7 +119,7 @@ def _round_data(store: Store, round: int) -> list[Exported]:
 def _exported(store: Store, sample: Sample, *, before_round: int | None) -> Exported:
     """The sample with its verdicts and earlier labels; with `before_round`, as it was while that
     round trained: its label then, and only the verdicts of the rounds before."""
-    from looptool.graphs.verify import reason_round
+    from looptool.loop.verify import reason_round
 
     history = store.label_history(sample.id)
     verdicts = store.verdicts_for_sample(sample.id)

@@ -22,8 +22,8 @@ from typing import Any
 
 from looptool.config import DB_FILE
 from looptool.export.files import ExportError, check_target, write_directory
+from looptool.policy.prompt import openai_tool
 from looptool.store import Store
-from looptool.training.templates import openai_tool
 
 DIALOGUES_FILE = "dialogues.jsonl"
 TRACE_KEYS = ("call_key", "msg_idx", "agent", "role", "prompt_ref", "status", "error", "raw", "parsed", "model",

@@ -91,7 +91,7 @@ def export_model(workspace: Path, config: WorkspaceConfig, round: int, target: P
 
     def write(out: Path) -> None:
         if merged:
-            from looptool.training.merge import write_merged
+            from looptool.serving.merge import write_merged
 
             log(f"merging round {round}'s adapter into the base weights (float32)")
             write_merged(base_dir, adapter, out, tokenizer)

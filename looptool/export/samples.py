@@ -14,10 +14,10 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from looptool.display import calls_text, label_summary, label_text, short
 from looptool.export.files import ExportError
 from looptool.schema import Origin, ProbeCategory, Sample, Split, VerdictKind
 from looptool.store import Store
-from looptool.display import calls_text, label_summary, label_text, short
 
 CHOICES: dict[str, tuple[str, ...]] = {"origin": get_args(Origin), "split": get_args(Split),
                                        "category": get_args(ProbeCategory), "verdict": get_args(VerdictKind)}

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from looptool.config import DB_FILE, EMBEDDED_MODEL, ManagedModel, WorkspaceConfig
-from looptool.graphs.seed import REASON_SEPARATOR, SeedContext, build_seed_graph, reason_kind
+from looptool.policy.prompt import token_counter
+from looptool.seed.graph import REASON_SEPARATOR, SeedContext, build_seed_graph, reason_kind
 from looptool.seed.scenarios import NoToolsError, dialogue_id, stored_splits
 from looptool.serving.client import resolve_endpoint
 from looptool.store import Store
-from looptool.training.templates import token_counter
 
 AGENTS = ("planner", "user", "assistant", "tool")
 
@@ -71,7 +71,7 @@ def run_seed(
     log: Callable[[str], None] = print,
 ) -> SeedReport:
     """Make sure dialogues 0..n-1 of `seed` exist and are finished (verified or dropped)."""
-    from looptool.graphs.checkpoint import open_checkpointer
+    from looptool.checkpoint import open_checkpointer
 
     db_path = workspace / DB_FILE
     store = Store.open(db_path)

@@ -12,10 +12,9 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from looptool.schema import Label, Message, Sample, ToolSpec
-from looptool.seed.scenarios import Plan
+from looptool.policy.prompt import chat_messages, system_message, trim_history
+from looptool.schema import Label, Message, Plan, Sample, ToolSpec
 from looptool.seed.verify import assistant_turns, result_is_error
-from looptool.training.templates import chat_messages, system_message, trim_history
 
 
 def turn_samples(

@@ -12,73 +12,11 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Sequence
-from functools import cache
-from importlib import resources
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
-
+from looptool.agents.personas import personas
 from looptool.config import SCENARIOS, SeedConfig
-from looptool.schema import ToolSpec, stable_id
-
-TurnKind = Literal["task", "follow_up", "chit_chat", "off_topic"]
-ActionKind = Literal["call", "ask", "reply"]
-
-SCENARIO_DESCRIPTIONS = {
-    "single": "the user asks for one thing; the assistant makes one function call",
-    "parallel": "the user asks for several things at once; the assistant makes several calls in one turn",
-    "multiple": "several functions are available; the assistant picks the one that fits and calls it",
-    "sequential": "the assistant calls one function, reads its result, then calls another",
-    "missing_argument": "the user leaves out a required value; the assistant asks for it, then calls",
-    "irrelevant": "the user asks for something no function can do; the assistant answers without calling",
-}
-
-
-class PlannedCall(BaseModel):
-    tool: str
-    arguments: dict[str, Any] = Field(default_factory=dict)
-
-
-class Action(BaseModel):
-    """What the assistant should do next: call (these calls), ask (for a missing value), or reply."""
-
-    kind: ActionKind
-    calls: list[PlannedCall] = Field(default_factory=list)
-    missing: list[str] = Field(default_factory=list)  # for "ask": the parameters the user left out
-
-
-class PlanTurn(BaseModel):
-    """One user message and the assistant actions that should answer it."""
-
-    kind: TurnKind
-    mention: list[dict[str, Any]] = Field(default_factory=list)  # per planned call: the values the user states
-    withhold: list[str] = Field(default_factory=list)  # required parameters the user leaves out
-    actions: list[Action]
-
-
-class Plan(BaseModel):
-    scenario: str
-    split: Literal["train", "heldout"]
-    tools: list[str]  # names of the tools the dialogue offers, in prompt order
-    persona: str
-    goal: str = ""
-    turns: list[PlanTurn]
-
-    def calls(self) -> list[PlannedCall]:
-        """Every planned call, in plan order (the planner writes their arguments in this order)."""
-        return [c for t in self.turns for a in t.actions for c in a.calls]
-
-    def expected(self, turn: int, action: int) -> Action:
-        """The action planned at a position; past the plan, a plain reply."""
-        if 0 <= turn < len(self.turns) and action < len(self.turns[turn].actions):
-            return self.turns[turn].actions[action]
-        return Action(kind="reply")
-
-
-@cache
-def personas() -> tuple[str, ...]:
-    text = resources.files("looptool.seed").joinpath("data", "personas.txt").read_text()
-    return tuple(line.strip() for line in text.splitlines() if line.strip())
+from looptool.schema import Action, Plan, PlannedCall, PlanTurn, ToolSpec, stable_id
 
 
 def dialogue_id(seed: int, index: int) -> str:
@@ -213,23 +151,3 @@ def _target(specs: list[ToolSpec], rng: random.Random, needs_required: bool) -> 
         if with_required:
             return rng.choice(with_required)
     return rng.choice(specs)
-
-
-def complete_plan(skeleton: Plan, goal: str, arguments: list[dict[str, Any]]) -> Plan:
-    """The skeleton with the planner's goal and the arguments of each planned call (in order);
-    each task turn's `mention` lists the values the user states, without the withheld ones."""
-    plan = skeleton.model_copy(deep=True)
-    plan.goal = goal
-    for call, args in zip(plan.calls(), arguments, strict=True):
-        call.arguments = args
-    for i, turn in enumerate(plan.turns):
-        if turn.kind == "task":
-            calls = [c for a in turn.actions for c in a.calls]
-            if not calls and i + 1 < len(plan.turns) and plan.turns[i + 1].kind == "follow_up":
-                calls = [c for a in plan.turns[i + 1].actions for c in a.calls]
-            turn.mention = [{k: v for k, v in c.arguments.items() if k not in turn.withhold} for c in calls]
-        elif turn.kind == "follow_up" and i:
-            withheld = plan.turns[i - 1].withhold
-            calls = [c for a in turn.actions for c in a.calls]
-            turn.mention = [{k: v for k, v in c.arguments.items() if k in withheld} for c in calls]
-    return plan

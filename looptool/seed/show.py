@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from looptool.calls import format_calls
-from looptool.seed.scenarios import Plan
+from looptool.schema import Plan
 from looptool.store import Store
 
 WIDTH = 100

@@ -38,8 +38,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from looptool.policy.prompt import system_message
 from looptool.schema import Label, Message, Sample, ToolCall, ToolSpec, canonical_json
-from looptool.training.templates import system_message
 
 SCENARIOS = ("single", "parallel", "missing_argument", "irrelevant")
 DEFAULT_MIX = {"single": 0.4, "parallel": 0.2, "missing_argument": 0.2, "irrelevant": 0.2}

@@ -19,10 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from looptool.calls import calls_match, format_calls, parse_calls
-from looptool.schema import Message, ToolSpec
-from looptool.seed.scenarios import Action, Plan
+from looptool.policy.prompt import CALL_STYLE
+from looptool.schema import Action, Message, Plan, ToolSpec
 from looptool.tools_sim.validate import argument_errors
-from looptool.training.templates import CALL_STYLE
 
 
 @dataclass

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from looptool.tools_sim.validate import closed_schema
+from looptool.schema import closed_schema
 
 MAX_STRING = 120  # characters of a free-text value: argument values and results are short
 MAX_ITEMS = 6

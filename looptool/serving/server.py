@@ -31,7 +31,6 @@ from filelock import FileLock
 
 from looptool.config import ALL_ROLES, EMBEDDED_MODEL, ManagedModel, ServingConfig, WorkspaceConfig
 
-
 VLLM_MODULE = "vllm.entrypoints.openai.api_server"
 
 
@@ -312,7 +311,7 @@ class ServerManager:
 
     def _model_path(self, spec: ManagedModel, log) -> Path:
         if spec.model == EMBEDDED_MODEL:
-            from looptool.serving.embedded import materialise
+            from looptool.embedded import materialise
 
             return materialise(log=log)
         return Path(spec.model).expanduser().resolve()
@@ -382,7 +381,7 @@ def server_roles(info: ServerInfo, config: WorkspaceConfig) -> list[str]:
 def what_it_serves(info: ServerInfo, workspace: Path, config: WorkspaceConfig) -> str:
     """In words: the roles a server serves, or the merged adapter it serves (see
     training/merge.py), or that no role of the config names its model any more."""
-    from looptool.training.merge import MERGED_DIR
+    from looptool.serving.merge import MERGED_DIR
 
     roles = server_roles(info, config)
     if roles:

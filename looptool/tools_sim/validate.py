@@ -16,7 +16,7 @@ import jsonschema
 import referencing.exceptions
 from pydantic import BaseModel
 
-from looptool.schema import ToolCall, ToolSpec, schema_validator
+from looptool.schema import ToolCall, ToolSpec, closed_schema, schema_validator
 
 FUNCTION_NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*$")  # snake_case, dotted allowed
 PARAM_NAME_RE = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -146,17 +146,3 @@ def argument_errors(spec: ToolSpec, call: ToolCall) -> list[ArgumentError]:
             path = f"{path}/{missing}".strip("/")
         errors.append(ArgumentError(kind=_KINDS.get(str(error.validator), "invalid"), path=path, message=error.message))
     return errors
-
-
-def closed_schema(schema: Any) -> Any:
-    """A copy of the schema where every object without `additionalProperties` forbids extras."""
-    if isinstance(schema, list):
-        return [closed_schema(s) for s in schema]
-    if not isinstance(schema, dict):
-        return schema
-    out = {k: closed_schema(v) if k in ("items", "anyOf", "oneOf", "allOf") else v for k, v in schema.items()}
-    if "properties" in out:
-        out["properties"] = {k: closed_schema(v) for k, v in schema["properties"].items()}
-        if schema.get("type", "object") == "object" and "additionalProperties" not in schema:
-            out["additionalProperties"] = False
-    return out

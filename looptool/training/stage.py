@@ -9,19 +9,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from looptool.config import DB_FILE, ManagedModel, WorkspaceConfig
+from looptool.config import DB_FILE, WorkspaceConfig
+from looptool.errors import TrainingError as TrainingError  # re-exported: training's callers import it from here
+from looptool.policy.prompt import PromptRenderer
+from looptool.policy.weights import base_model_dir
 from looptool.schema import Sample
 from looptool.store import Store
 from looptool.training import rounds
-from looptool.training.assemble import seed_pool
-from looptool.training.dataset import Rows, training_rows
+from looptool.training.dataset import Rows, seed_pool, training_rows
 from looptool.training.model import Device, device_for
-from looptool.training.templates import PromptRenderer, local_model_dir
 from looptool.training.tracking import check_trackers, tracking_args
-
-
-class TrainingError(Exception):
-    """Training cannot start or did not finish; the message says why in one line."""
 
 
 def is_main_process() -> bool:
@@ -76,16 +73,6 @@ def round_samples(store: Store, round: int) -> list[Sample]:
     return list(store.iter_samples(split="train", active=True))
 
 
-def base_model_dir(config: WorkspaceConfig) -> Path:
-    name = config.train.model
-    if name is None:
-        if not isinstance(config.policy, ManagedModel):
-            raise TrainingError("the policy is an endpoint; set [train] model to a local checkpoint directory to train")
-        name = config.policy.model
-    path = local_model_dir(name)
-    if path is None:
-        raise TrainingError(f"[train] model {name!r} is neither the embedded model nor a checkpoint directory")
-    return path
 
 
 def prepare(workspace: Path, config: WorkspaceConfig, round: int, name: str) -> Stage:

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from looptool.cli import app
 from looptool.config import EMBEDDED_MODEL, ManagedModel, ServingConfig
-from looptool.serving.embedded import materialise
+from looptool.embedded import materialise
 from looptool.serving.server import ServerInfo, ServerManager
 from looptool.store import Store
 

@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 from looptool.cli import app
 from looptool.config import load_config, save_config
 from looptool.schema import Label, Message, Round, Sample, ToolCall, ToolSpec
-from looptool.eval.target import resolve_target
 from looptool.serving.client import prompt_logprobs, resolve_endpoint
 from looptool.serving.server import ServerManager
+from looptool.serving.target import resolve_target
 from looptool.store import Store
 
 pytestmark = pytest.mark.slow
@@ -66,7 +66,7 @@ def test_bfcl_end_to_end_on_the_embedded_model(ws):
 def test_heldout_on_the_embedded_model(ws):
     tool = ToolSpec(name="get_weather", description="Current weather in a city.", parameters={
         "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
-    from looptool.training.templates import system_message
+    from looptool.policy.prompt import system_message
 
     samples = [
         Sample(messages=[system_message([tool]), Message(role="user", content=f"What is the weather in {city}?")],
@@ -89,7 +89,7 @@ def test_a_round_adapter_is_hot_loaded_and_evaluated(ws, tmp_path):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from looptool.serving.embedded import materialise
+    from looptool.embedded import materialise
 
     model = AutoModelForCausalLM.from_pretrained(str(materialise(log=lambda *a: None)), torch_dtype=torch.float32)
     peft_model = get_peft_model(model, LoraConfig(r=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
@@ -142,7 +142,7 @@ def test_prompt_text_is_what_the_server_template_would_render():
     without native tools it equals the chat messages under the same template, entry by entry."""
     from looptool.eval import bfcl_suite
     from looptool.eval.bfcl_data import load_entries
-    from looptool.training.templates import load_renderer
+    from looptool.policy.prompt import load_renderer
 
     renderer = load_renderer("smollm2-135m-instruct")
     assert not renderer.native_tools
@@ -164,9 +164,9 @@ def test_probing_a_round_on_the_embedded_model(ws):
     from transformers import AutoModelForCausalLM
 
     from looptool.calls import label_matches, parse_calls
-    from looptool.serving.embedded import materialise
-    from looptool.training.probe import probe_round
-    from looptool.training.templates import load_renderer, system_message
+    from looptool.embedded import materialise
+    from looptool.loop.probe import probe_round
+    from looptool.policy.prompt import load_renderer, system_message
 
     model = AutoModelForCausalLM.from_pretrained(str(materialise(log=lambda *a: None)), dtype=torch.float32)
     peft_model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"],

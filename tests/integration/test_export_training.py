@@ -16,10 +16,10 @@ from looptool.cli import app
 from looptool.config import DB_FILE, load_config, save_config
 from looptool.export.chat_template import with_looptool_template
 from looptool.export.data import sample_from_row
+from looptool.policy.prompt import PromptRenderer, system_message
 from looptool.schema import Label, Message, Round, Sample, ToolCall, ToolSpec
 from looptool.store import Store
 from looptool.training.dataset import training_rows
-from looptool.training.templates import PromptRenderer, system_message
 from tests.integration.test_training_trl import length_parity_reward
 from tests.tiny_model import build_tiny_model
 

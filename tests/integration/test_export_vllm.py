@@ -35,7 +35,7 @@ def ws(tmp_path_factory):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from looptool.serving.embedded import materialise
+    from looptool.embedded import materialise
 
     ws = tmp_path_factory.mktemp("export-vllm") / "ws"
     assert CliRunner().invoke(app, ["init", str(ws)]).exit_code == 0
@@ -87,8 +87,8 @@ def test_a_served_merged_export_answers_as_the_workspaces_own_round(ws, tmp_path
     from looptool.eval.bfcl_data import load_entries
     from looptool.eval.bfcl_prompt import entry_history, entry_tools
     from looptool.eval.runner import run_items
-    from looptool.eval.target import policy_renderer, resolve_target
-    from looptool.training.templates import openai_tool
+    from looptool.policy.prompt import openai_tool
+    from looptool.serving.target import policy_renderer, resolve_target
 
     config = load_config(ws)
     # The workspace's own answers: round 1 merged into the base and served by its managed server.

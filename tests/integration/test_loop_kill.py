@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from looptool.config import DB_FILE, load_config, save_config
+from looptool.policy.prompt import load_renderer
 from looptool.schema import ROUND_STAGES
 from looptool.store import Store
-from looptool.training.templates import load_renderer
 from tests.scripted_loop import bookkeeping, responder, scripted_workspace
 from tests.tiny_model import build_tiny_model
 

@@ -294,7 +294,7 @@ def test_seed_killed_repeatedly_resumes_to_the_data_of_an_uninterrupted_run(fake
 # STEP: after that step's nodes ran and their writes were saved, before the step's checkpoint.
 KILL_AT_STEP = """
 import asyncio, os, signal
-from looptool.graphs.checkpoint import ThreadedSqliteSaver
+from looptool.checkpoint import ThreadedSqliteSaver
 
 step, busy = int(os.environ["KILL_AT_STEP"]), []
 put, put_writes = ThreadedSqliteSaver.aput, ThreadedSqliteSaver.aput_writes

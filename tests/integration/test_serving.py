@@ -17,9 +17,10 @@ from typer.testing import CliRunner
 
 from looptool.cli import app
 from looptool.config import load_config
+from looptool.embedded import materialise
 from looptool.serving.client import (
-    check_endpoint,
     chat_model,
+    check_endpoint,
     load_lora,
     perplexity,
     prompt_logprobs,
@@ -27,7 +28,6 @@ from looptool.serving.client import (
     structured_call,
     unload_lora,
 )
-from looptool.serving.embedded import materialise
 from looptool.serving.server import ServerManager, port_is_free
 
 pytestmark = pytest.mark.slow

@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 
 from looptool.cli import app
 from looptool.config import load_config, save_config
+from looptool.policy.prompt import system_message
 from looptool.schema import Label, Message, Sample, ToolCall, ToolSpec
 from looptool.store import Store
-from looptool.training.templates import system_message
 from tests.tiny_model import build_tiny_model
 
 pytestmark = pytest.mark.slow
@@ -174,7 +174,7 @@ def test_a_merged_adapter_computes_what_base_plus_adapter_computes(tiny, tmp_pat
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from looptool.training import merge
+    from looptool.serving import merge
 
     torch.manual_seed(0)
     peft_model = get_peft_model(AutoModelForCausalLM.from_pretrained(str(tiny), dtype=torch.float32),

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 from looptool.config import DB_FILE, load_config
-from looptool.graphs.loop import review_pending
+from looptool.loop.graph import review_pending
 from looptool.schema import Round, Verdict
 from looptool.store import Store
-from looptool.tui.data import (ROUND_COLUMNS, accuracy_series, call_groups, current_round, other_answer, reward_series,
-                               round_cells, stage_progress, usage_text)
+from looptool.tui.data import (
+    ROUND_COLUMNS,
+    accuracy_series,
+    call_groups,
+    current_round,
+    other_answer,
+    reward_series,
+    round_cells,
+    stage_progress,
+    usage_text,
+)
 from tests.tui.tui_workspace import NOW
 
 

@@ -265,7 +265,7 @@ def _pending_review(ws: Path, round: int) -> None:
     from langgraph.graph import END, START, StateGraph
     from langgraph.types import interrupt
 
-    from looptool.graphs.checkpoint import open_checkpointer
+    from looptool.checkpoint import open_checkpointer
 
     class State(TypedDict, total=False):
         round: int

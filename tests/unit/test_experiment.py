@@ -10,9 +10,9 @@ from types import SimpleNamespace
 import pytest
 
 from looptool import experiment
-from looptool.arms import ArmError
 from looptool.config import load_config
 from looptool.experiment import ExperimentError, parse_arms, run_experiment
+from looptool.loop.arms import ArmError
 
 
 @pytest.fixture

@@ -23,9 +23,9 @@ from looptool.export.chat_template import looptool_chat_template, with_looptool_
 from looptool.export.data import Selection, openai_messages, sample_from_row, sample_row, select
 from looptool.export.dialogues import export_dialogues
 from looptool.export.files import ExportError
+from looptool.policy.prompt import PromptRenderer, openai_tool, system_message
 from looptool.schema import Label, Message, Sample, ToolCall
 from looptool.store import Store
-from looptool.training.templates import PromptRenderer, openai_tool, system_message
 from tests.tui.tui_workspace import CURRENCY, TABLE, WEATHER, build
 
 WIDE = {"COLUMNS": "200"}  # rich's tables are as wide as the terminal; the test runner has none
@@ -357,7 +357,7 @@ def test_samples_show_prints_one_sample_with_its_history_probes_verdicts_and_exp
 def smollm2_tokenizer():
     from transformers import AutoTokenizer
 
-    from looptool.serving.embedded import materialise
+    from looptool.embedded import materialise
 
     return AutoTokenizer.from_pretrained(str(materialise(log=lambda *a: None)))
 

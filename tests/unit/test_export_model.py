@@ -16,9 +16,9 @@ from looptool.cli import app
 from looptool.config import DB_FILE, EMBEDDED_MODEL, load_config, save_config
 from looptool.export import model as model_export
 from looptool.export.model import EMBEDDED_BASE, portable_base_name
+from looptool.policy.prompt import PromptRenderer, system_message
 from looptool.schema import Label, Message, Round, Sample, ToolCall, ToolSpec
 from looptool.store import Store
-from looptool.training.templates import PromptRenderer, system_message
 from tests.tiny_model import build_tiny_model
 
 TOOL = ToolSpec(name="get_weather", description="Current weather in a city.", parameters={
@@ -75,7 +75,7 @@ def peft_logits(tiny: Path, adapter: Path) -> torch.Tensor:
 
 def machine_paths_in(directory: Path, *paths: Path) -> list[str]:
     """The files of `directory` that name any of `paths` (or the model cache)."""
-    from looptool.serving.embedded import cache_root
+    from looptool.embedded import cache_root
 
     needles = [str(p.resolve()) for p in paths] + [str(p) for p in paths] + [str(cache_root())]
     found = []
@@ -179,7 +179,7 @@ def test_a_round_without_an_adapter_is_a_one_line_error(ws, tmp_path, setup, mes
 
 
 def test_a_merge_that_fails_leaves_nothing_and_a_full_directory_is_refused(ws, tmp_path, monkeypatch):
-    from looptool.training import merge
+    from looptool.serving import merge
 
     def broken(*args, **kwargs):
         raise OSError(28, "No space left on device")

@@ -7,8 +7,8 @@ import asyncio
 import json
 
 from looptool.agents.judge import check_label, judge_sample, label_first, prediction_label, unmap
+from looptool.policy.prompt import system_message
 from looptool.schema import Label, Message, Probe, Sample, ToolCall, ToolSpec
-from looptool.training.templates import system_message
 from tests.fakes import chat_reply
 
 TOOL = ToolSpec(name="get_weather", description="Weather of a city.",

@@ -14,11 +14,18 @@ from pathlib import Path
 import pytest
 
 from looptool.config import DB_FILE, load_config
-from looptool.graphs.loop import (LoopError, _only_loop, pause_requested, request_pause, review_pending, run_loop,
-                                  running_loop_pid)
+from looptool.loop.graph import (
+    LoopError,
+    _only_loop,
+    pause_requested,
+    request_pause,
+    review_pending,
+    run_loop,
+    running_loop_pid,
+)
+from looptool.policy.prompt import load_renderer
 from looptool.store import Store
 from looptool.training.rounds import adapter_dir, record_stage
-from looptool.training.templates import load_renderer
 from tests.scripted_loop import SAMPLES, bookkeeping, loop_running_elsewhere, responder, scripted_workspace
 
 
@@ -246,7 +253,7 @@ def test_more_rounds_continue_a_finished_loop(workspace, fake_openai, tokenizer)
 
 def test_static_baseline_shares_round_one_and_trains_on_the_whole_seed_pool_at_the_loops_steps(
         workspace, fake_openai, tokenizer):
-    from looptool.arms import make_static_workspace
+    from looptool.loop.arms import make_static_workspace
 
     ws = scripted_workspace(workspace, fake_openai)
     fake_openai.responder = responder(tokenizer)
@@ -282,7 +289,7 @@ def test_static_baseline_shares_round_one_and_trains_on_the_whole_seed_pool_at_t
 
 
 def test_an_arm_waits_for_the_loop_to_train_a_round_first(workspace, fake_openai, tokenizer):
-    from looptool.arms import make_static_workspace
+    from looptool.loop.arms import make_static_workspace
 
     ws = scripted_workspace(workspace, fake_openai)
     fake_openai.responder = responder(tokenizer)
@@ -304,7 +311,7 @@ def test_an_arm_waits_for_the_loop_to_train_a_round_first(workspace, fake_openai
 
 @pytest.mark.parametrize("arm", ["no-jglv", "random-hppl", "no-edde", "repeat-errors"])
 def test_an_ablation_arm_runs_in_its_own_workspace_at_the_loops_steps(arm, workspace, fake_openai, tokenizer):
-    from looptool.arms import make_arm_workspace
+    from looptool.loop.arms import make_arm_workspace
 
     ws = scripted_workspace(workspace, fake_openai)
     fake_openai.responder = responder(tokenizer)

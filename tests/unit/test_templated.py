@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from looptool.calls import format_calls, label_matches, parse_calls
 from looptool.cli import app
 from looptool.config import load_config, save_config
+from looptool.policy.prompt import system_message
 from looptool.schema import Label, Message, Sample, ToolCall, ToolSpec
 from looptool.seed.templated import (
     SCENARIOS,
@@ -29,7 +30,6 @@ from looptool.seed.templated import (
 )
 from looptool.store import Store
 from looptool.tools_sim.validate import argument_errors, spec_problems
-from looptool.training.templates import system_message
 
 
 def test_data_is_consistent():

@@ -17,14 +17,24 @@ import pytest
 
 from looptool.agents.expander import DIMENSIONS
 from looptool.config import DB_FILE, load_config, save_config
-from looptool.graphs.expand import TEMPLATED, TEMPLATED_SOURCE, ExpandContext, expand_round, needs_model
+from looptool.loop.expand import TEMPLATED, TEMPLATED_SOURCE, ExpandContext, expand_round, needs_model
+from looptool.policy.prompt import system_message
 from looptool.schema import Label, Message, Sample, ToolCall, ToolSpec, Verdict
 from looptool.seed import templated
-from looptool.seed.templated import (NotTemplated, _request_of, curated_task, curated_tasks_by_split, heldout_tools,
-                                     renamed, templated_samples, tasks, variant, why_not_templated)
+from looptool.seed.templated import (
+    NotTemplated,
+    _request_of,
+    curated_task,
+    curated_tasks_by_split,
+    heldout_tools,
+    renamed,
+    tasks,
+    templated_samples,
+    variant,
+    why_not_templated,
+)
 from looptool.store import Store
 from looptool.tools_sim.validate import argument_errors
-from looptool.training.templates import system_message
 from tests.fakes import chat_reply, json_schema_responder, schema_name
 
 SAMPLES = templated_samples(160, seed=0, heldout_fraction=0.3)

@@ -12,13 +12,13 @@ import pytest
 
 from looptool.config import DB_FILE, ConfigError, WorkspaceConfig, dump_config, load_config
 from looptool.eval.heldout import run_heldout
-from looptool.eval.target import EvalTarget
+from looptool.loop.probe import probe_round
+from looptool.policy.prompt import load_renderer, system_message
 from looptool.schema import Label, Message, Round, Sample, ToolCall, ToolSpec
+from looptool.serving.target import EvalTarget
 from looptool.store import Store
 from looptool.training.dataset import training_rows
-from looptool.training.probe import probe_round
 from looptool.training.reward import reward_function
-from looptool.training.templates import load_renderer, system_message
 from tests.fakes import chat_reply
 from tests.tiny_model import build_thinking_model
 

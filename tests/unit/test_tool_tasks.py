@@ -18,7 +18,8 @@ from typer.testing import CliRunner
 
 from looptool.cli import app
 from looptool.config import DB_FILE, SeedConfig, load_config, save_config
-from looptool.graphs.expand import OWN_TOOLS_SOURCE, ExpandContext, expand_round, needs_model
+from looptool.loop.expand import OWN_TOOLS_SOURCE, ExpandContext, expand_round, needs_model
+from looptool.policy.prompt import system_message
 from looptool.schema import Label, Message, Sample, ToolSpec, Verdict
 from looptool.seed.scenarios import draft_plan, stored_splits
 from looptool.seed.templated import (
@@ -34,7 +35,6 @@ from looptool.seed.tool_tasks import NotTemplatable, own_tool_samples, tool_task
 from looptool.store import Store
 from looptool.tools_sim.importers import load_tools_file
 from looptool.tools_sim.validate import argument_errors
-from looptool.training.templates import system_message
 
 ROOT = Path(__file__).parents[2]
 FIXTURE = ROOT / "tests" / "fixtures" / "smart_home_tools.json"

@@ -13,6 +13,7 @@ import pytest
 
 from looptool.calls import format_calls
 from looptool.config import TrainConfig, WorkspaceConfig, save_config
+from looptool.policy.prompt import PromptRenderer, system_message
 from looptool.schema import Label, Message, Round, Sample, ToolCall, ToolSpec
 from looptool.store import Store
 from looptool.training import rounds
@@ -20,7 +21,6 @@ from looptool.training.dataset import training_rows
 from looptool.training.grpo import grpo_args
 from looptool.training.sft import warm_start_wanted
 from looptool.training.stage import TrainingError
-from looptool.training.templates import PromptRenderer, system_message
 
 TOOL = ToolSpec(name="get_weather", description="Weather.", parameters={
     "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
@@ -192,7 +192,7 @@ def test_the_merge_silences_only_bitsandbytes_kernels_notice(caplog):
     import importlib.util
     import logging
 
-    from looptool.training import merge
+    from looptool.serving import merge
 
     merge.quiet_kernels_notice()
     merge.quiet_kernels_notice()  # once is enough; twice adds nothing

@@ -14,13 +14,13 @@ import pytest
 
 from looptool.calls import label_matches, parse_calls
 from looptool.config import DB_FILE, EndpointModel, load_config, save_config
-from looptool.graphs.verify import NO_JUDGE, alternative_reason, correction_reason, run_verify
+from looptool.loop.verify import NO_JUDGE, alternative_reason, correction_reason, run_verify
+from looptool.policy.prompt import label_text, load_renderer, system_message
 from looptool.schema import Label, Message, Probe, Sample, ToolCall, ToolSpec
 from looptool.serving.client import ServingError
 from looptool.store import Store
 from looptool.training.dataset import training_rows
 from looptool.training.reward import ToolCallReward, binary_reward, partial_reward
-from looptool.training.templates import label_text, load_renderer, system_message
 from tests.fakes import chat_reply
 from tests.unit.test_judge import right_judge
 

@@ -25,9 +25,9 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
+from looptool.display import calls_text, short
 from looptool.review import how_reached
 from looptool.store import StoreError
-from looptool.display import calls_text, short
 from looptool.tui.data import other_answer
 from looptool.tui.widgets.label_diff import LabelDiff
 from looptool.tui.widgets.verdict_table import VerdictTable

@@ -20,9 +20,9 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
+from looptool.display import calls_text, label_text, short
 from looptool.schema import Probe, Sample, Verdict
 from looptool.store import StoreError
-from looptool.display import calls_text, label_text, short
 from looptool.tui.data import CallGroup, call_groups
 from looptool.tui.widgets.agent_calls import AgentCallList
 from looptool.tui.widgets.label_diff import LabelDiff

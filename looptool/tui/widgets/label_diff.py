@@ -10,8 +10,8 @@ from textual.containers import Horizontal
 from textual.widgets import Static
 
 from looptool.calls import diff_calls, match_key
-from looptool.schema import Label, ToolCall
 from looptool.display import calls_text
+from looptool.schema import Label, ToolCall
 
 
 def _side(calls: list[ToolCall], text: str | None, odd: list[ToolCall], title: str, differs: bool) -> Text:

@@ -15,8 +15,8 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from looptool.schema import Dialogue
 from looptool.display import calls_text, short
+from looptool.schema import Dialogue
 from looptool.tui.data import usage_text
 
 ROLE_STYLES = {"user": "bold cyan", "assistant": "bold green", "tool": "bold magenta", "system": "bold"}

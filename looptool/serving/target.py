@@ -16,11 +16,11 @@ from typing import Any, Literal
 from filelock import FileLock
 
 from looptool.config import DB_FILE, ManagedModel, WorkspaceConfig
+from looptool.policy.prompt import PromptRenderer, load_renderer
+from looptool.schema import stable_id
 from looptool.serving.client import Endpoint, load_lora, managed_endpoint, resolve_endpoint
 from looptool.serving.server import ServerManager, vllm_flavour
-from looptool.schema import stable_id
 from looptool.store import Store, StoreError
-from looptool.training.templates import PromptRenderer, load_renderer
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ def resolve_target(workspace: Path, config: WorkspaceConfig, round: int | None, 
 def _weights_digest(adapter: Path) -> str | None:
     """The adapter's weights digest; None when it has no weights file the server would read (the
     server that loaded it says what is wrong with it)."""
-    from looptool.training import merge
+    from looptool.serving import merge
 
     try:
         return merge.adapter_digest(adapter)
@@ -107,8 +107,8 @@ def _merged_target(workspace: Path, config: WorkspaceConfig, name: str, adapter:
                    log: Callable[[str], None]) -> EvalTarget:
     """The adapter merged into the base weights (merged again if the adapter changed), served by
     its own managed server (started, or reused when it serves the current merge)."""
-    from looptool.training import merge
-    from looptool.training.stage import base_model_dir
+    from looptool.policy.weights import base_model_dir
+    from looptool.serving import merge
 
     policy = config.policy
     assert isinstance(policy, ManagedModel)  # the config's validation says so
@@ -132,7 +132,7 @@ def _merged_target(workspace: Path, config: WorkspaceConfig, name: str, adapter:
 def stop_merged(workspace: Path, config: WorkspaceConfig, log: Callable[[str], None] = print) -> None:
     """Stop the servers of merged adapters and remove the merged copies: called before a round
     trains, since they serve rounds that are over (a later evaluation of one merges it again)."""
-    from looptool.training import merge
+    from looptool.serving import merge
 
     root = (workspace / merge.MERGED_DIR).resolve()
     manager = ServerManager(workspace, config.serving)

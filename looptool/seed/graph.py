@@ -44,13 +44,12 @@ from looptool.agents.tool import tool_result
 from looptool.agents.user import user_turn
 from looptool.calls import calls_match
 from looptool.config import SeedConfig
-from looptool.schema import Dialogue, Label, Message, Sample, ToolSpec
+from looptool.schema import Dialogue, Label, Message, Plan, Sample, ToolSpec
 from looptool.seed.samples import turn_samples
-from looptool.seed.scenarios import Plan, draft_plan
+from looptool.seed.scenarios import draft_plan
 from looptool.seed.verify import NOT_LANGUAGE, verify
 from looptool.serving.client import Endpoint
 from looptool.store import Store
-
 
 REASON_SEPARATOR = " | "  # between the reasons of a dialogue that failed verification in several ways
 JUDGE_REJECTED = "judge rejected call turn"  # how the reason of a turn the judge rejected starts

@@ -59,8 +59,8 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import RunControl
 from langgraph.types import Command
 
-from looptool.arms import LOOP, STATIC, ArmError, arm_of, check_arm, matched_steps
 from looptool.config import DB_FILE, WorkspaceConfig
+from looptool.loop.arms import LOOP, STATIC, ArmError, arm_of, check_arm, matched_steps
 from looptool.schema import Round, RoundStatus, Stage
 from looptool.store import Store, utc_now
 
@@ -170,11 +170,11 @@ class LoopContext:
 
 
 def build_loop_graph(ctx: LoopContext) -> StateGraph:
-    from looptool.graphs.expand import ExpandContext, expand_round, needs_model
-    from looptool.graphs.verify import VerifyContext, build_verify_graph
+    from looptool.loop.assemble import Assembly, assemble_round, first_round_ids, record_assembly, static_round
+    from looptool.loop.expand import ExpandContext, expand_round, needs_model
+    from looptool.loop.probe import probe_round
+    from looptool.loop.verify import VerifyContext, build_verify_graph
     from looptool.serving.client import resolve_endpoint
-    from looptool.training.assemble import Assembly, assemble_round, first_round_ids, record_assembly, static_round
-    from looptool.training.probe import probe_round
 
     store, config, ws, loop = ctx.store, ctx.config, ctx.workspace, ctx.config.loop
 
@@ -350,7 +350,7 @@ def evaluate_round(workspace: Path, config: WorkspaceConfig, round: int, log: Ca
     ACEBench subset: accuracy by part."""
     from looptool.eval import acebench_suite, bfcl_suite
     from looptool.eval.heldout import run_heldout
-    from looptool.eval.target import resolve_target
+    from looptool.serving.target import resolve_target
 
     target = resolve_target(workspace, config, round, log=log)
     out: dict[str, Any] = {}
@@ -417,7 +417,7 @@ def run_loop(workspace: Path, config: WorkspaceConfig, *, rounds: int | None = N
 
 def _run_loop(workspace: Path, config: WorkspaceConfig, *, rounds: int | None, arm: str, resume_review: bool,
               log: Callable[[str], None], train: Callable[..., None] | None) -> LoopOutcome:
-    from looptool.graphs.checkpoint import open_checkpointer
+    from looptool.checkpoint import open_checkpointer
 
     last = rounds or config.loop.rounds
     saver = open_checkpointer(workspace / DB_FILE)

@@ -245,7 +245,7 @@ def run_verify(workspace: Path, config: WorkspaceConfig, round: int, *, resume: 
     """Verify the round's failed probes: continue a run that was killed or paused for review
     (`resume=True` releases the review pause), or start one. `use_judge=False` runs the "w/o JGLV"
     arm: every failed probe is PRED_WRONG by rule."""
-    from looptool.graphs.checkpoint import open_checkpointer
+    from looptool.checkpoint import open_checkpointer
 
     saver = open_checkpointer(workspace / DB_FILE)
     try:

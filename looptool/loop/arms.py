@@ -121,7 +121,7 @@ def _round_one_trained(store: Store, workspace: Path) -> bool:
 
 def make_arm_workspace(workspace: Path, arm: str) -> Path:
     """The arm's workspace, made from the loop's on first use (see the module doc)."""
-    from looptool.graphs.checkpoint import open_checkpointer
+    from looptool.checkpoint import open_checkpointer
 
     workspace = Path(workspace)
     if check_arm(arm) == LOOP:

@@ -27,13 +27,13 @@ from looptool.calls import label_matches, parse_calls
 from looptool.concurrency import run_all
 from looptool.config import DB_FILE, LoopConfig, ManagedModel, WorkspaceConfig
 from looptool.eval.runner import EvalProgress
-from looptool.eval.target import EvalTarget, adapter_serving, resolve_target
+from looptool.policy.prompt import PromptRenderer, load_renderer
 from looptool.schema import Probe, ProbeCategory, Sample
 from looptool.serving.client import RequestRejected, acomplete_prompt, aprompt_logprobs
 from looptool.serving.server import vllm_flavour
+from looptool.serving.target import EvalTarget, adapter_serving, resolve_target
 from looptool.store import Store
 from looptool.training.stage import TrainingError, base_model_dir, round_samples
-from looptool.training.templates import PromptRenderer, load_renderer
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from looptool.config import LoopConfig
 from looptool.schema import Round, Sample
 from looptool.store import Store
+from looptool.training.dataset import seed_pool
 
 REPEATED = "repeated"  # the part whose ids repeat (the repeat-errors arm)
 
@@ -78,11 +79,6 @@ def previous_data(store: Store, upto: int) -> set[str]:
         if r.n <= upto:
             used.update(r.data_ids)
     return used
-
-
-def seed_pool(store: Store) -> list[str]:
-    """The ids of every active seed training sample, sorted."""
-    return sorted(s.id for s in store.iter_samples(origin="seed", split="train", active=True))
 
 
 def first_round_ids(store: Store, loop: LoopConfig, *, seed: int = 0) -> list[str]:

@@ -40,7 +40,7 @@ from looptool.agents.expander import ExpansionSeed, dimension, expand_sample
 from looptool.agents.judge import answer_text, check_label, prediction_label
 from looptool.concurrency import run_all
 from looptool.config import WorkspaceConfig
-from looptool.graphs.verify import correction_reason
+from looptool.loop.verify import correction_reason
 from looptool.schema import Probe, Sample
 from looptool.seed.templated import NotTemplated, curated_tasks_by_split, sample_tasks, variant, why_not_templated
 from looptool.seed.verify import language_problem

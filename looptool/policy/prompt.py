@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 from looptool.calls import format_calls
 from looptool.config import Thinking
+from looptool.policy.weights import local_model_dir
 from looptool.prompts import render
 from looptool.schema import Label, Message, ToolSpec
 
@@ -31,7 +31,7 @@ def render_tools(tools: Sequence[ToolSpec]) -> str:
 
 def system_message(tools: Sequence[ToolSpec]) -> Message:
     """The system prompt: the tool list and the call format."""
-    return Message(role="system", content=render("looptool.training", "system", tools=render_tools(tools)))
+    return Message(role="system", content=render("looptool.policy", "system", tools=render_tools(tools)))
 
 
 def assistant_text(message: Message) -> str:
@@ -74,18 +74,6 @@ def trim_history(
         history = history[user_idx[1]:]  # drop the oldest user turn and what answered it
 
 
-def local_model_dir(model: str | None) -> Path | None:
-    """The checkpoint directory of a model on this machine: the embedded model (materialised on
-    first use) or a directory; None for a name only an endpoint knows."""
-    from looptool.config import EMBEDDED_MODEL
-
-    if model == EMBEDDED_MODEL:
-        from looptool.serving.embedded import materialise
-
-        return materialise(log=lambda *a: None)
-    if model and Path(model).expanduser().is_dir():
-        return Path(model).expanduser()
-    return None
 
 
 def token_counter(model: str | None) -> Callable[[list[dict[str, Any]]], int]:

@@ -1,0 +1,11 @@
+"""The loop (method stages 1-4), one module per stage, under one LangGraph graph.
+
+- `graph`: the round loop (train -> probe -> verify -> expand -> assemble -> evaluate), compiled
+  with the SQLite checkpointer so a killed run resumes; graph state carries ids and counters, rows
+  live in the store.
+- `probe`: greedy capability probing (GCP) of a round's data with the trained policy.
+- `verify`: judge-guided label verification (JGLV), its own graph.
+- `expand`: error-driven data expansion (EDDE).
+- `assemble`: the next round's data (Eq. 5's parts).
+- `arms`: the static arm and the ablations, run from the same start as the loop.
+"""
