@@ -8,7 +8,6 @@ import threading
 
 import pytest
 
-from looptool import store as store_mod
 from looptool.schema import (
     Dialogue,
     Label,
@@ -21,6 +20,7 @@ from looptool.schema import (
     Verdict,
 )
 from looptool.store import SCHEMA_VERSION, TABLES, Store, StoreError
+from looptool.store import base as store_base  # where opening a file reads SCHEMA_VERSION and MIGRATIONS
 
 WEATHER = ToolSpec(
     name="get_weather",
@@ -133,7 +133,7 @@ def test_every_table_and_index_exists(st):
 def test_version_1_file_is_migrated_and_keeps_its_rows(db_path):
     db_path.parent.mkdir(parents=True)
     con = sqlite3.connect(db_path)
-    for statement in store_mod.SCHEMA_SQL:
+    for statement in store_base.SCHEMA_SQL:
         con.execute(statement)
     con.execute("INSERT INTO meta (key, value) VALUES ('schema_version', '1')")
     con.execute(
@@ -170,8 +170,8 @@ def test_migration_hook(db_path, monkeypatch):
         calls.append(2)
         db.execute("ALTER TABLE rounds ADD COLUMN notes TEXT")
 
-    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
-    monkeypatch.setattr(store_mod, "MIGRATIONS", {SCHEMA_VERSION: to_v2})
+    monkeypatch.setattr(store_base, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    monkeypatch.setattr(store_base, "MIGRATIONS", {SCHEMA_VERSION: to_v2})
     with Store(db_path) as s:
         assert s.schema_version() == SCHEMA_VERSION + 1
         assert "notes" in s.db["rounds"].columns_dict
@@ -187,11 +187,11 @@ def test_failing_migration_rolls_back(db_path, monkeypatch):
         db.execute("ALTER TABLE rounds ADD COLUMN notes TEXT")
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
-    monkeypatch.setattr(store_mod, "MIGRATIONS", {SCHEMA_VERSION: broken})
+    monkeypatch.setattr(store_base, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    monkeypatch.setattr(store_base, "MIGRATIONS", {SCHEMA_VERSION: broken})
     with pytest.raises(RuntimeError):
         Store(db_path)
-    monkeypatch.setattr(store_mod, "MIGRATIONS", {})
+    monkeypatch.setattr(store_base, "MIGRATIONS", {})
     with pytest.raises(StoreError, match="no migration"):
         Store(db_path)
     con = raw(db_path)
