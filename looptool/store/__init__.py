@@ -8,10 +8,13 @@ Why it looks like this:
 * WAL mode with a busy timeout lets the TUI read while a worker writes, and lets two processes
   write without "database is locked" errors. Every write runs in a `BEGIN IMMEDIATE` transaction,
   so a process killed mid-batch leaves nothing half-written.
-* Every row is keyed by a stable id derived from content (see `schema.stable_id`), and every write
-  is an upsert: re-running a stage overwrites its rows with the latest values instead of adding
-  duplicates, and keeps the original `created_at`.
+* Every row is keyed by a stable id derived from content (see `looptool.schema.stable_id`), and
+  every write is an upsert: re-running a stage overwrites its rows with the latest values instead
+  of adding duplicates, and keeps the original `created_at`.
 * Opening a current database only reads it, so a command that fails writes nothing.
+* An SQLite error about the file (busy, read-only, a full disk, a damaged page) leaves every
+  method as one StoreError line naming the file, so a caller catches StoreError alone; one that
+  means the calling code is wrong (a broken constraint) stays SQLite's own.
 
 Where things are (one `Store` class, put together from one part per kind of row):
 

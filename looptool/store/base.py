@@ -31,6 +31,14 @@ def _dumps(models: Sequence[Any]) -> str:
     return canonical_json([m.model_dump(mode="json") for m in models])
 
 
+def about_the_file(exc: sqlite3.DatabaseError) -> bool:
+    """Whether an SQLite error is about the database file -- busy, read-only, a full disk, a
+    damaged page, a table gone -- rather than about the code that called it (a broken constraint
+    such as a probe of a sample that is not there, a misused binding). The first kind is something
+    a user can act on and becomes a StoreError; the second is a bug and stays SQLite's own."""
+    return isinstance(exc, sqlite3.OperationalError) or type(exc) is sqlite3.DatabaseError
+
+
 def _warn_stderr(line: str) -> None:
     print(f"warning: {line}", file=sys.stderr)
 
@@ -44,7 +52,8 @@ class StoreBase:
             raise StoreError(f"no LoopTool database at {self.path}; run 'looptool init' first")
         if create:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(str(self.path), timeout=10, check_same_thread=False)
+        with self._file_errors():  # a file SQLite cannot open at all (no permission to read it, say)
+            conn = sqlite3.connect(str(self.path), timeout=10, check_same_thread=False)
         self.db = Database(conn, execute_plugins=False)
         self._lock = threading.RLock()
         # Where a row that no longer validates is reported when it is skipped (once per row).
@@ -58,9 +67,7 @@ class StoreBase:
             self._check_version()
         except sqlite3.DatabaseError as exc:
             conn.close()
-            if "not a database" in str(exc):  # the header is not SQLite's: a foreign file, or garbage
-                raise StoreError(f"{self.path} is not a usable LoopTool database: {exc}") from None
-            raise StoreError(database_error_line(self.path, exc)) from None
+            raise self._store_error(exc) from None
         except BaseException:
             conn.close()
             raise
@@ -136,6 +143,27 @@ class StoreBase:
 
     # -- plumbing --------------------------------------------------------------------------------
 
+    def _store_error(self, exc: sqlite3.DatabaseError, path: str | Path | None = None) -> StoreError:
+        """The one StoreError line for an SQLite error about the file at `path` (this database by default)."""
+        where = self.path if path is None else path
+        if "not a database" in str(exc):  # the header is not SQLite's: a foreign file, or garbage
+            return StoreError(f"{where} is not a usable LoopTool database: {exc}")
+        return StoreError(database_error_line(where, exc))
+
+    @contextlib.contextmanager
+    def _file_errors(self, path: str | Path | None = None) -> Iterator[None]:
+        """Raise an SQLite error about the file (see `about_the_file`) as one StoreError line naming it.
+
+        Every read and write goes through `_rows` or `transaction`, which both run under this, so
+        no such error leaves a Store method as SQLite's own: a caller catches StoreError alone.
+        """
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            if not about_the_file(exc):
+                raise
+            raise self._store_error(exc, path) from None
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Self]:
         """All writes inside commit together or not at all. Nested blocks use savepoints.
@@ -155,16 +183,17 @@ class StoreBase:
                     raise
                 conn.execute("RELEASE SAVEPOINT looptool_nested")
                 return
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self
-            except BaseException:
-                conn.rollback()
-                raise
-            conn.commit()
+            with self._file_errors():
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self
+                except BaseException:
+                    conn.rollback()
+                    raise
+                conn.commit()
 
     def _rows(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
-        with self._lock:
+        with self._lock, self._file_errors():
             return list(self.db.query(sql, params if isinstance(params, dict) else list(params)))
 
     def _one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> dict[str, Any] | None:

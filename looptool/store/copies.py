@@ -15,9 +15,10 @@ class CopiesMixin(StoreBase):
 
     def backup_to(self, path: str | Path) -> None:
         """A consistent copy of the whole database into a new file (SQLite's online backup)."""
-        dest = sqlite3.connect(str(path))
+        with self._file_errors(path):  # the copy cannot be made there (a missing folder, say)
+            dest = sqlite3.connect(str(path))
         try:
-            with self._lock:
+            with self._lock, self._file_errors():
                 self.db.conn.backup(dest)
         finally:
             dest.close()

@@ -484,6 +484,36 @@ def test_two_stores_write_concurrently(db_path):
         assert s.counts()["samples"] == 160 and s.counts()["events"] == 80
 
 
+# -- SQLite errors ---------------------------------------------------------------------------------
+
+
+def test_a_busy_database_is_one_store_error_line_naming_the_file(st, db_path):
+    st.db.conn.execute("PRAGMA busy_timeout=0")  # fail at once instead of after ten seconds
+    other = raw(db_path)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(StoreError) as caught:
+            st.log_event("info", "test", "waits for the other writer")
+    finally:
+        other.rollback()
+        other.close()
+    line = str(caught.value)
+    assert line.startswith(f"{db_path} is busy (database is locked)") and "\n" not in line
+    assert st.log_event("info", "test", "the lock is free again") == 1  # the failed write left nothing behind
+
+
+def test_a_read_only_file_is_one_store_error_line_at_the_first_write(db_path, monkeypatch):
+    Store.create(db_path).close()
+    real_connect = sqlite3.connect
+    monkeypatch.setattr(store_base.sqlite3, "connect", lambda path, **kw: real_connect(
+        f"{db_path.as_uri()}?mode=ro", uri=True, **kw))
+    with Store(db_path) as s:
+        assert s.counts()["samples"] == 0  # reading works
+        with pytest.raises(StoreError) as caught:
+            s.upsert_samples([make_sample()])
+    assert str(caught.value).startswith(f"{db_path} is read-only (attempt to write a readonly database)")
+
+
 # -- evaluation ------------------------------------------------------------------------------------
 
 
