@@ -106,8 +106,9 @@ def _user_errors(fn):
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
         except sqlite3.DatabaseError as exc:
-            # Any SQLite error that got this far (a page damaged after the open, a read-only file
-            # met at the first write): the transaction it was in has been rolled back.
+            # Any SQLite error that got this far: the Store raises the ones about the file as
+            # StoreError already, so this is LangGraph's checkpointer (its own connection) or a
+            # bug; the transaction it was in has been rolled back.
             where = Path(kwargs.get("workspace") or ".") / DB_FILE
             typer.echo(f"error: {database_error_line(where, exc)}", err=True)
             raise typer.Exit(1) from None

@@ -46,7 +46,7 @@ CURRENCY = ToolSpec(name="convert_currency", description="Convert an amount betw
 def fixed_clock():
     """Store timestamps from a clock that starts at START and ticks one second per call."""
     ticks = itertools.count()
-    with mock.patch("looptool.store.utc_now",
+    with mock.patch("looptool.store.clock.utc_now",
                     lambda: (START + timedelta(seconds=next(ticks))).isoformat(timespec="milliseconds")):
         yield
 

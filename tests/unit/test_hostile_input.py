@@ -489,7 +489,7 @@ def test_a_database_opened_read_only_fails_at_its_first_write_in_one_line(worksp
     # The pre-check can be wrong (a file that turns read-only under a running command, a mount
     # os.access misjudges): SQLite then refuses the first write, and the CLI says so in one line.
     # Here SQLite really opens the file read-only (mode=ro), which binds root as well.
-    import looptool.store as store_module
+    import looptool.store.base as store_module
 
     real_connect = sqlite3.connect
     monkeypatch.setattr(store_module.sqlite3, "connect", lambda path, **kw: real_connect(

@@ -8,7 +8,6 @@ import threading
 
 import pytest
 
-from looptool import store as store_mod
 from looptool.schema import (
     Dialogue,
     Label,
@@ -21,6 +20,7 @@ from looptool.schema import (
     Verdict,
 )
 from looptool.store import SCHEMA_VERSION, TABLES, Store, StoreError
+from looptool.store import base as store_base  # where opening a file reads SCHEMA_VERSION and MIGRATIONS
 
 WEATHER = ToolSpec(
     name="get_weather",
@@ -133,7 +133,7 @@ def test_every_table_and_index_exists(st):
 def test_version_1_file_is_migrated_and_keeps_its_rows(db_path):
     db_path.parent.mkdir(parents=True)
     con = sqlite3.connect(db_path)
-    for statement in store_mod.SCHEMA_SQL:
+    for statement in store_base.SCHEMA_SQL:
         con.execute(statement)
     con.execute("INSERT INTO meta (key, value) VALUES ('schema_version', '1')")
     con.execute(
@@ -170,8 +170,8 @@ def test_migration_hook(db_path, monkeypatch):
         calls.append(2)
         db.execute("ALTER TABLE rounds ADD COLUMN notes TEXT")
 
-    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
-    monkeypatch.setattr(store_mod, "MIGRATIONS", {SCHEMA_VERSION: to_v2})
+    monkeypatch.setattr(store_base, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    monkeypatch.setattr(store_base, "MIGRATIONS", {SCHEMA_VERSION: to_v2})
     with Store(db_path) as s:
         assert s.schema_version() == SCHEMA_VERSION + 1
         assert "notes" in s.db["rounds"].columns_dict
@@ -187,11 +187,11 @@ def test_failing_migration_rolls_back(db_path, monkeypatch):
         db.execute("ALTER TABLE rounds ADD COLUMN notes TEXT")
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(store_mod, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
-    monkeypatch.setattr(store_mod, "MIGRATIONS", {SCHEMA_VERSION: broken})
+    monkeypatch.setattr(store_base, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    monkeypatch.setattr(store_base, "MIGRATIONS", {SCHEMA_VERSION: broken})
     with pytest.raises(RuntimeError):
         Store(db_path)
-    monkeypatch.setattr(store_mod, "MIGRATIONS", {})
+    monkeypatch.setattr(store_base, "MIGRATIONS", {})
     with pytest.raises(StoreError, match="no migration"):
         Store(db_path)
     con = raw(db_path)
@@ -482,6 +482,36 @@ def test_two_stores_write_concurrently(db_path):
     assert not errors, errors
     with Store(db_path) as s:
         assert s.counts()["samples"] == 160 and s.counts()["events"] == 80
+
+
+# -- SQLite errors ---------------------------------------------------------------------------------
+
+
+def test_a_busy_database_is_one_store_error_line_naming_the_file(st, db_path):
+    st.db.conn.execute("PRAGMA busy_timeout=0")  # fail at once instead of after ten seconds
+    other = raw(db_path)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(StoreError) as caught:
+            st.log_event("info", "test", "waits for the other writer")
+    finally:
+        other.rollback()
+        other.close()
+    line = str(caught.value)
+    assert line.startswith(f"{db_path} is busy (database is locked)") and "\n" not in line
+    assert st.log_event("info", "test", "the lock is free again") == 1  # the failed write left nothing behind
+
+
+def test_a_read_only_file_is_one_store_error_line_at_the_first_write(db_path, monkeypatch):
+    Store.create(db_path).close()
+    real_connect = sqlite3.connect
+    monkeypatch.setattr(store_base.sqlite3, "connect", lambda path, **kw: real_connect(
+        f"{db_path.as_uri()}?mode=ro", uri=True, **kw))
+    with Store(db_path) as s:
+        assert s.counts()["samples"] == 0  # reading works
+        with pytest.raises(StoreError) as caught:
+            s.upsert_samples([make_sample()])
+    assert str(caught.value).startswith(f"{db_path} is read-only (attempt to write a readonly database)")
 
 
 # -- evaluation ------------------------------------------------------------------------------------
