@@ -24,7 +24,6 @@ from looptool.schema import Label, ToolCall, canonical_json
 
 CallFormat = Literal["tool_call_tags", "json", "python", "none"]
 ParseStatus = Literal["calls", "no_call", "error"]
-MatchMode = Literal["strict", "bfcl"]
 
 MAX_CHARS = 200_000  # longer outputs are errors: no real answer is this long, and it bounds work
 MAX_DEPTH = 64  # nesting limit for argument values; keeps every later recursion far from the limit
@@ -361,46 +360,26 @@ def _strict_match(predicted: list[ToolCall], expected: list[ToolCall]) -> bool:
     return Counter(map(match_key, predicted)) == Counter(map(match_key, expected))
 
 
-Matcher = Callable[[list[ToolCall], list[ToolCall]], bool]
-_MATCHERS: dict[str, Matcher] = {"strict": _strict_match}
-_MATCHER_HOMES = {"bfcl": "looptool.eval.bfcl"}  # where modes not built in get registered
-
-
-def register_matcher(mode: str, fn: Matcher) -> None:
-    """Plug in another comparison (the eval package registers "bfcl" on import)."""
-    _MATCHERS[mode] = fn
-
-
-def _matcher(mode: str) -> Matcher:
-    if mode in _MATCHERS:
-        return _MATCHERS[mode]
-    if mode in _MATCHER_HOMES:
-        raise ValueError(
-            f"match mode {mode!r} is not registered; import {_MATCHER_HOMES[mode]} to register it"
-        )
-    raise ValueError(f"unknown match mode {mode!r}; registered: {sorted(_MATCHERS)}")
-
-
-def calls_match(predicted: list[ToolCall], expected: list[ToolCall], mode: MatchMode = "strict") -> bool:
+def calls_match(predicted: list[ToolCall], expected: list[ToolCall]) -> bool:
     """Do two call lists mean the same action? Calls form a multiset (parallel calls may come in
-    any order, duplicates count); order inside list arguments matters."""
-    return _matcher(mode)(predicted, expected)
+    any order, duplicates count); order inside list arguments matters. (BFCL's own, looser rules
+    are `looptool.eval.bfcl_checker.calls_match_bfcl`, used by the benchmark only.)"""
+    return _strict_match(predicted, expected)
 
 
-def label_matches(parse: ParseResult, label: Label, mode: MatchMode = "strict") -> bool:
+def label_matches(parse: ParseResult, label: Label) -> bool:
     """The binary reward: an unreadable answer never scores, a no-call label wants no call, and
     a call label wants exactly its calls. A label's accepted alternatives (a judge's BOTH_OK)
     count as it does: matching any accepted answer is a match."""
-    matcher = _matcher(mode)  # unknown modes fail loudly even on parse errors
     if not parse.ok:
         return False
-    return any(_answer_matches(parse, answer, matcher) for answer in label.answers())
+    return any(_answer_matches(parse, answer) for answer in label.answers())
 
 
-def _answer_matches(parse: ParseResult, answer: Label, matcher: Matcher) -> bool:
+def _answer_matches(parse: ParseResult, answer: Label) -> bool:
     if answer.is_no_call:
         return parse.status == "no_call"
-    return parse.status == "calls" and matcher(parse.calls, answer.calls)
+    return parse.status == "calls" and calls_match(parse.calls, answer.calls)
 
 
 def diff_calls(predicted: list[ToolCall], expected: list[ToolCall]) -> dict[str, list[ToolCall]]:

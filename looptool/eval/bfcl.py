@@ -1,7 +1,7 @@
 """BFCL-v3 evaluation in one import: the checkers, the decoders and the data.
 
-Importing this module registers the "bfcl" comparison mode of `looptool.calls`
-(`calls_match(..., mode="bfcl")`), which judges calls with BFCL's rules.
+`calls_match_bfcl` judges predicted calls against expected ones with BFCL's rules (looser than
+`looptool.calls.calls_match`, which training and probing use).
 
 Multi-turn: `load_multi_turn_entries` / `load_multi_turn_category` give the entries,
 `BackendSession(entry)` fresh backend instances whose `execute(call)` returns the result string a

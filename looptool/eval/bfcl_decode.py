@@ -51,6 +51,7 @@ from typing import Any, Literal
 
 from looptool.calls import MAX_CHARS, format_calls
 from looptool.eval.bfcl_data import Entry, language_of
+from looptool.eval.bfcl_literals import java_literal, js_literal
 from looptool.schema import ToolCall
 
 DecodeFormat = Literal["tool_call_tags", "python"]
@@ -348,9 +349,9 @@ def oracle_calls(entry: Entry) -> list[dict]:
             spec = props[param]
             value = _first_choice(choices[0], spec)
             if language == "java":
-                value = _java_literal(value, spec)
+                value = java_literal(value, spec)
             elif language == "javascript":
-                value = _js_literal(value, spec)
+                value = js_literal(value, spec)
             args[param] = value
         calls.append({doc["name"]: args})
     return copy.deepcopy(calls)  # callers may edit it; the cached ground truth must not change
@@ -366,78 +367,3 @@ def _first_choice(option: Any, spec: dict) -> Any:
     if spec.get("items", {}).get("type") == "dict" and isinstance(option, list):
         return [pick(item) if isinstance(item, dict) else item for item in option]
     return option
-
-
-def _java_literal(value: Any, spec: dict) -> str:
-    type_name = spec.get("type")
-    if isinstance(value, str):
-        return value  # strings, and variable names standing for objects
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return f"{value}L" if type_name == "long" else f"{value}f" if type_name == "float" else str(value)
-    if isinstance(value, float):
-        return f"{value!r}f" if type_name == "float" else repr(value)
-    item_spec = spec.get("items", {})
-    if isinstance(value, list) and type_name == "ArrayList":
-        if not value:
-            return "new ArrayList<>()"
-        quoted = item_spec.get("type") in ("String", "char")
-        items = [f'"{v}"' if quoted else _java_literal(v, item_spec) for v in value]
-        return f"new ArrayList<>(Arrays.asList({', '.join(items)}))"
-    if isinstance(value, list):
-        # Array elements keep their quotes when converted, so strings are written bare.
-        items = [_java_literal(v, item_spec) for v in value]
-        return f"new {_JAVA_ELEMENT.get(item_spec.get('type'), 'Object')}[]{{{', '.join(items)}}}"
-    if isinstance(value, dict):
-        puts = " ".join(f'put("{k}", {_java_untyped(v)});' for k, v in value.items())
-        return f"new HashMap<String, Object>() {{{{ {puts} }}}}"
-    return str(value)
-
-
-_JAVA_ELEMENT = {
-    "String": "String",
-    "integer": "int",
-    "long": "long",
-    "double": "double",
-    "boolean": "boolean",
-    "char": "char",
-}
-
-
-def _java_untyped(value: Any) -> str:
-    if isinstance(value, str):
-        return f'"{value}"'
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return repr(value)
-
-
-def _js_literal(value: Any, spec: dict) -> str:
-    type_name = spec.get("type")
-    if isinstance(value, str):
-        return f'"{value}"' if type_name == "String" else value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return f"{value}n" if type_name == "Bigint" else str(value)
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, list):
-        item_spec = spec.get("items", {"type": "String"})
-        return "[" + ", ".join(_js_literal(v, item_spec) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {_js_untyped(v)}" for k, v in value.items()) + "}"
-    return str(value)
-
-
-def _js_untyped(value: Any) -> str:
-    if isinstance(value, str):
-        return f"'{value}'"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list):
-        return "[" + ", ".join(_js_untyped(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {_js_untyped(v)}" for k, v in value.items()) + "}"
-    return repr(value)

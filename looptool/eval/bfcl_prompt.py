@@ -2,7 +2,7 @@
 
 Two formats, chosen by `[eval] prompt_format`:
 
-* "tool_call_tags" (default): the policy's own prompt from `training/templates.py` -- the same system
+* "tool_call_tags" (default): the policy's own prompt from `policy/prompt.py` -- the same system
   prompt and `<tool_call>` format it is trained on -- with the functions converted the way BFCL
   converts them for native tool-calling models: `dict` -> object, `float` -> number (plus "This is
   a float type value." in the description), `tuple` -> array, `any` -> string. For the Java and

@@ -3,8 +3,9 @@
 Every model call in LoopTool goes through an `Endpoint`: the base URL of an OpenAI-compatible
 server (a managed local vLLM server, or any `base_url` from the config), or several servers of
 the same model (`base_urls`), and a model name. From it come structured (JSON-schema constrained)
-answers through langchain's `ChatOpenAI`, free-text and raw completions, prompt log-probs, and
-LoRA adapters hot-loaded into vLLM (into every server of the endpoint).
+answers, free-text and raw completions, prompt log-probs, and LoRA adapters hot-loaded into vLLM
+(into every server of the endpoint). Model requests are made with the OpenAI client, one server
+at a time and without its own retries: the pool below does the retrying.
 
 Every request goes through the endpoint's `EndpointPool`: it is sent to the healthy server with
 the fewest requests in flight; a connection error, a timeout, HTTP 5xx (or 408, 429) or a 200 that
@@ -385,22 +386,6 @@ def _describe(exc: Exception) -> str:
     return redact_url(str(exc))
 
 
-# A ChatOpenAI from `chat_model` retries by itself (max_retries) and says nothing; each attempt
-# after the first carries its retry count in this header, so a request hook on our HTTP clients
-# can say it. (LoopTool's own requests ask a server once; their pool does the retrying.)
-_RETRY_HEADER = "x-stainless-retry-count"
-
-
-def _announce_retry(request: httpx.Request) -> None:
-    retry = request.headers.get(_RETRY_HEADER, "0")
-    if retry.isdigit() and int(retry) > 0:
-        note(f"retrying {request.method} {request.url} (retry {retry}): the last attempt failed or timed out")
-
-
-async def _announce_retry_async(request: httpx.Request) -> None:
-    _announce_retry(request)
-
-
 class NotACompletion(httpx.TransportError):
     """HTTP 200 whose body is not a completion (an HTML error page from a proxy, binary junk,
     nothing, `"choices": []`). It is an endpoint error, never an answer: as a transport error it
@@ -499,40 +484,9 @@ def check_endpoint(endpoint: Endpoint, timeout_s: float = 5.0) -> list[str]:
     return served or []
 
 
-# -- langchain ----------------------------------------------------------------------------------
-
-
-def chat_model(endpoint: Endpoint, *, model: str | None = None, **kwargs: Any):
-    """A langchain ChatOpenAI for the endpoint (its own client retries with back-off).
-
-    `model` may name a LoRA adapter loaded into the server instead of the base model. A
-    ChatOpenAI talks to one server: for an endpoint of several, the one its pool would give the
-    next request now. LoopTool's own requests do not come through here but through the functions
-    below, which go through the pool request by request.
-    """
-    url = endpoint.base_url
-    if endpoint.replicas:
-        pool = EndpointPool(endpoint)
-        url = pool.take(model or endpoint.model)
-        pool.give_back(url)
-    return _chat_model_at(replace(endpoint, base_url=url, replicas=()), model=model, **kwargs)
-
-
-def _chat_model_at(server: Endpoint, *, model: str | None = None, **kwargs: Any):
-    from langchain_openai import ChatOpenAI
-
-    if not server.supports_seed:
-        kwargs.pop("seed", None)
-    return ChatOpenAI(
-        base_url=server.base_url,
-        model=model or server.model,
-        api_key=server.api_key,
-        timeout=server.timeout_s,
-        max_retries=server.max_retries,
-        http_client=_sync_http_client(),
-        http_async_client=_loop_http_client(server.timeout_s),
-        **kwargs,
-    )
+# -- OpenAI clients -----------------------------------------------------------------------------
+# Each asks one server once (a pooled request's server has max_retries=0), over an HTTP client
+# whose response hook turns a 200 that is not a completion into NotACompletion.
 
 
 _SYNC_CLIENT: list[httpx.Client] = []  # one, made on first use (a sync client belongs to no loop)
@@ -540,35 +494,55 @@ _SYNC_CLIENT: list[httpx.Client] = []  # one, made on first use (a sync client b
 
 def _sync_http_client() -> httpx.Client:
     if not _SYNC_CLIENT:
-        _SYNC_CLIENT.append(openai.DefaultHttpxClient(
-            event_hooks={"request": [_announce_retry], "response": [_check_completion]}
-        ))
+        _SYNC_CLIENT.append(openai.DefaultHttpxClient(event_hooks={"response": [_check_completion]}))
     return _SYNC_CLIENT[0]
 
 
-# Async HTTP clients, one per event loop. langchain shares one process-wide async client, whose
-# connections belong to the loop that opened them: a second `asyncio.run` in the same process
-# (two seed runs, say) would then fail with "Event loop is closed".
+# Async HTTP clients, one per event loop: a client's connections belong to the loop that opened
+# them, so one shared client would fail a second `asyncio.run` in the same process (two seed
+# runs, say) with "Event loop is closed".
 _LOOP_CLIENTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _loop_http_client(timeout_s: float):
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        return None  # a sync call: langchain's shared sync client is fine
+def _loop_http_client(timeout_s: float) -> httpx.AsyncClient:
+    loop = asyncio.get_running_loop()
     client = _LOOP_CLIENTS.get(loop)
     if client is None:
         client = _LOOP_CLIENTS[loop] = openai.DefaultAsyncHttpxClient(
-            timeout=timeout_s,
-            event_hooks={"request": [_announce_retry_async], "response": [_check_completion_async]},
-        )
+            timeout=timeout_s, event_hooks={"response": [_check_completion_async]},
+        )  # fmt: skip
     return client
 
 
-def role_chat_model(config: WorkspaceConfig, role: str, workspace: str | Path, **kwargs: Any):
-    """A ChatOpenAI bound to a role of the workspace (its managed server is started if needed)."""
-    return chat_model(resolve_endpoint(config, role, workspace), **kwargs)
+_OPENAI: dict[tuple[str, str, float, int], openai.OpenAI] = {}
+
+
+def _openai(server: Endpoint) -> openai.OpenAI:
+    """One OpenAI client per server, over the process's sync HTTP client."""
+    key = (server.base_url, server.api_key, server.timeout_s, server.max_retries)
+    if key not in _OPENAI:
+        _OPENAI[key] = openai.OpenAI(base_url=server.base_url, api_key=server.api_key, timeout=server.timeout_s,
+                                     max_retries=server.max_retries, http_client=_sync_http_client())
+    return _OPENAI[key]
+
+
+_LOOP_OPENAI: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _async_openai(server: Endpoint) -> openai.AsyncOpenAI:
+    """One AsyncOpenAI per (event loop, server), over that loop's HTTP client."""
+    loop = asyncio.get_running_loop()
+    clients = _LOOP_OPENAI.setdefault(loop, {})
+    key = (server.base_url, server.api_key, server.timeout_s, server.max_retries)
+    if key not in clients:
+        clients[key] = openai.AsyncOpenAI(
+            base_url=server.base_url, api_key=server.api_key, timeout=server.timeout_s,
+            max_retries=server.max_retries, http_client=_loop_http_client(server.timeout_s),
+        )  # fmt: skip
+    return clients[key]
+
+
+# -- structured answers -------------------------------------------------------------------------
 
 
 def structured_call(endpoint: Endpoint, messages: list, schema: type[M], *, model: str | None = None, **kwargs: Any) -> M:
@@ -599,18 +573,41 @@ def _json_schema_completion(
     endpoint: Endpoint, messages: list, name: str, schema: dict[str, Any], model: str | None, kwargs: dict[str, Any]
 ) -> str:
     try:
-        message = _pooled_sync(endpoint, "structured call", model or endpoint.model,
-                               lambda server: _json_schema_llm(server, name, schema, model, kwargs).invoke(messages))
+        response = _pooled_sync(endpoint, "structured call", model or endpoint.model, lambda server: _openai(
+            server).chat.completions.parse(**_json_schema_request(server, messages, name, schema, model, kwargs)))
     except openai.LengthFinishReasonError:
         raise ModelOutputError(f"{name}: the answer hit max_tokens before its JSON was complete") from None
     except openai.OpenAIError as exc:  # anything else the client raises
         raise ServingError(f"structured call to {endpoint.display_url} failed: {_openai_message(exc)}") from None
-    return message.content if isinstance(message.content, str) else str(message.content)
+    return _content(response)
 
 
-def _json_schema_llm(server: Endpoint, name: str, schema: dict[str, Any], model: str | None, kwargs: dict[str, Any]):
-    response_format = {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}}
-    return _chat_model_at(server, model=model, **kwargs).bind(response_format=response_format)
+# How the roles of (role, content) message pairs are said in a chat request.
+_ROLES = {"human": "user", "ai": "assistant"}
+
+
+def _json_schema_request(
+    server: Endpoint, messages: list, name: str, schema: dict[str, Any], model: str | None, kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    """The arguments of a chat request constrained to `schema`. `messages` are (role, content)
+    pairs or role/content dicts; `kwargs` are sampling settings (temperature, seed, max_tokens)."""
+    request = dict(kwargs)
+    if "max_tokens" in request:  # the chat API's current name for it
+        request["max_completion_tokens"] = request.pop("max_tokens")
+    if not server.supports_seed:
+        request.pop("seed", None)
+    return {
+        "model": model or server.model,
+        "messages": [m if isinstance(m, dict) else {"role": _ROLES.get(m[0], m[0]), "content": m[1]} for m in messages],
+        "response_format": {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}},
+        **request,
+    }
+
+
+def _content(response: Any) -> str:
+    """The text of a chat completion's first answer ("" when it has none)."""
+    content = response.choices[0].message.content
+    return content if isinstance(content, str) else ""
 
 
 def parse_json_answer(content: str, schema: dict[str, Any], name: str = "answer") -> Any:
@@ -656,10 +653,10 @@ async def acomplete_json(
     """
     started = time.perf_counter()
     try:
-        message = await _pooled(endpoint, "structured call", model or endpoint.model,
-                                lambda server: _json_schema_llm(server, name, schema, model, kwargs).ainvoke(messages))
+        response = await _pooled(endpoint, "structured call", model or endpoint.model, lambda server: _async_openai(
+            server).chat.completions.parse(**_json_schema_request(server, messages, name, schema, model, kwargs)))
     except openai.LengthFinishReasonError as exc:
-        # langchain raises before returning the message; keep what the model wrote for the trace.
+        # The client raises before returning the answer; keep what the model wrote for the trace.
         content = getattr(getattr(exc, "completion", None), "choices", [None])[0]
         text = getattr(getattr(content, "message", None), "content", None) or ""
         usage = getattr(getattr(exc, "completion", None), "usage", None)
@@ -668,32 +665,14 @@ async def acomplete_json(
     except openai.OpenAIError as exc:  # anything else the client raises
         raise ServingError(f"structured call to {endpoint.display_url} failed: {_openai_message(exc)}") from None
     latency_ms = (time.perf_counter() - started) * 1000
-    usage = message.usage_metadata or {}
-    content = message.content if isinstance(message.content, str) else str(message.content)
-    finish = (message.response_metadata or {}).get("finish_reason")
-    return Completion(content, model or endpoint.model, latency_ms, usage.get("input_tokens"),
-                      usage.get("output_tokens"), finish == "length")
+    usage = response.usage
+    return Completion(_content(response), model or endpoint.model, latency_ms, getattr(usage, "prompt_tokens", None),
+                      getattr(usage, "completion_tokens", None), response.choices[0].finish_reason == "length")
 
 
 class RequestRejected(ServingError):
     """The server refused one request (HTTP 4xx, e.g. a prompt longer than the context): that
     request fails, the server is fine, and other requests can go on."""
-
-
-_LOOP_OPENAI: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _async_openai(server: Endpoint) -> openai.AsyncOpenAI:
-    """One AsyncOpenAI per (event loop, server), over that loop's HTTP client."""
-    loop = asyncio.get_running_loop()
-    clients = _LOOP_OPENAI.setdefault(loop, {})
-    key = (server.base_url, server.api_key, server.timeout_s, server.max_retries)
-    if key not in clients:
-        clients[key] = openai.AsyncOpenAI(
-            base_url=server.base_url, api_key=server.api_key, timeout=server.timeout_s,
-            max_retries=server.max_retries, http_client=_loop_http_client(server.timeout_s),
-        )  # fmt: skip
-    return clients[key]
 
 
 async def acomplete(
@@ -768,7 +747,7 @@ def _refused(exc: openai.APIStatusError) -> bool:
 
 
 def _openai_message(exc: Exception) -> str:
-    # The OpenAI client (and langchain over it) reports a transport error, ours included, as
+    # The OpenAI client reports a transport error, ours included, as
     # "Connection error.": a NotACompletion among its causes says what actually came back.
     cause: BaseException | None = exc
     for _ in range(5):

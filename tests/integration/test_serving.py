@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 from pydantic import BaseModel, Field
@@ -19,7 +20,6 @@ from looptool.cli import app
 from looptool.config import load_config
 from looptool.embedded import materialise
 from looptool.serving.client import (
-    chat_model,
     check_endpoint,
     load_lora,
     perplexity,
@@ -112,8 +112,11 @@ def test_hot_loaded_lora_adapter_answers(served, tmp_path):
     load_lora(endpoint, "fresh-adapter", adapter_dir)
     try:
         assert "fresh-adapter" in check_endpoint(endpoint)
-        reply = chat_model(endpoint, model="fresh-adapter", temperature=0, max_tokens=16).invoke("Say hello.")
-        assert isinstance(reply.content, str) and reply.response_metadata["model_name"] == "fresh-adapter"
+        reply = httpx.post(endpoint.base_url + "/chat/completions", timeout=endpoint.timeout_s, json={
+            "model": "fresh-adapter", "messages": [{"role": "user", "content": "Say hello."}], "temperature": 0,
+            "max_tokens": 16,
+        }).json()  # fmt: skip
+        assert isinstance(reply["choices"][0]["message"]["content"], str) and reply["model"] == "fresh-adapter"
         text = "Tools are called with JSON arguments."
         base_lp = [t.logprob for t in prompt_logprobs(endpoint, text)[1:]]
         lora_lp = [t.logprob for t in prompt_logprobs(endpoint, text, model="fresh-adapter")[1:]]

@@ -14,11 +14,12 @@ import time
 
 import pytest
 
-from looptool.calls import calls_match, label_matches, parse_calls
+from looptool.calls import label_matches, parse_calls
 from looptool.eval.bfcl import (
     CATEGORIES,
     CheckResult,
     Entry,
+    calls_match_bfcl,
     category_of,
     check,
     decode,
@@ -28,9 +29,10 @@ from looptool.eval.bfcl import (
     load_category,
     load_entries,
 )
-from looptool.eval.bfcl_checker import java_to_python, js_to_python, max_matching, standardize_string
+from looptool.eval.bfcl_checker import max_matching, standardize_string
 from looptool.eval.bfcl_data import NO_GROUND_TRUTH, default_data_dir
 from looptool.eval.bfcl_decode import oracle_calls
+from looptool.eval.bfcl_literals import java_to_python, js_to_python
 from looptool.schema import Label, ToolCall
 
 AST_CATEGORIES = [c for c in CATEGORIES if c not in NO_GROUND_TRUTH]
@@ -654,11 +656,14 @@ BFCL_MATCH = [
 
 @pytest.mark.parametrize("predicted,expected,same", BFCL_MATCH)
 def test_bfcl_match_mode(predicted, expected, same):
-    assert calls_match(predicted, expected, mode="bfcl") is same
+    assert calls_match_bfcl(predicted, expected) is same
 
 
-def test_bfcl_mode_in_label_matching():
+def test_bfcl_rules_in_label_matching():
+    def bfcl_label_matches(parse, label):  # label_matches with BFCL's rules for a call label
+        return parse.ok and parse.status == "calls" and calls_match_bfcl(parse.calls, label.calls)
+
     label = Label(calls=[C("get_weather", city="Paris")])
-    assert label_matches(parse_calls("[get_weather(city='paris')]"), label, mode="bfcl")
-    assert not label_matches(parse_calls("[get_weather(city='paris')]"), label, mode="strict")
-    assert not label_matches(parse_calls("No call."), label, mode="bfcl")
+    assert bfcl_label_matches(parse_calls("[get_weather(city='paris')]"), label)
+    assert not label_matches(parse_calls("[get_weather(city='paris')]"), label)
+    assert not bfcl_label_matches(parse_calls("No call."), label)

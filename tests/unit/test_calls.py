@@ -17,7 +17,6 @@ from looptool.calls import (
     format_calls,
     label_matches,
     parse_calls,
-    register_matcher,
 )
 from looptool.schema import Label, ToolCall
 
@@ -217,27 +216,6 @@ def test_label_matches():
     assert not label_matches(parse_calls("f(a=2)"), call_label)
     bad = parse_calls("<tool_call>{")
     assert not label_matches(bad, no_call) and not label_matches(bad, call_label)
-
-
-def test_unknown_mode(monkeypatch):
-    import looptool.calls as calls_mod
-
-    # Another test module may have imported looptool.eval.bfcl, which registers "bfcl" process-wide.
-    monkeypatch.delitem(calls_mod._MATCHERS, "bfcl", raising=False)
-    with pytest.raises(ValueError, match=r"match mode 'bfcl' is not registered; import looptool.eval.bfcl"):
-        calls_match([], [], mode="bfcl")
-    with pytest.raises(ValueError, match="not registered"):
-        label_matches(ParseResult(status="error", error="x"), Label(text="x"), mode="bfcl")
-    with pytest.raises(ValueError, match="unknown match mode 'nope'"):
-        calls_match([], [], mode="nope")  # type: ignore[arg-type]
-
-
-def test_register_matcher(monkeypatch):
-    import looptool.calls as calls_mod
-
-    monkeypatch.setitem(calls_mod._MATCHERS, "lenient", lambda p, e: True)
-    register_matcher("lenient", lambda p, e: len(p) == len(e))
-    assert calls_match([C("f")], [C("g")], mode="lenient")  # type: ignore[arg-type]
 
 
 def test_diff_calls():

@@ -81,7 +81,9 @@ def test_check_endpoint_lists_models(fake):
 
 def test_an_endpoint_role_resolves_without_starting_anything(fake, tmp_path, monkeypatch):
     from looptool.config import EndpointModel, WorkspaceConfig
-    from looptool.serving.client import resolve_endpoint, role_chat_model
+    import asyncio
+
+    from looptool.serving.client import acomplete, resolve_endpoint
 
     monkeypatch.setenv("FAKE_KEY", "sk-test")
     config = WorkspaceConfig(
@@ -90,13 +92,14 @@ def test_an_endpoint_role_resolves_without_starting_anything(fake, tmp_path, mon
     endpoint = resolve_endpoint(config, "planner", tmp_path)  # planner falls back to generator
     assert (endpoint.base_url, endpoint.model, endpoint.api_key) == (fake.endpoint.base_url, "gen-model", "sk-test")
     fake.replies.append((200, chat_reply("hello")))
-    assert role_chat_model(config, "user", tmp_path).invoke("hi").content == "hello"
+    user = resolve_endpoint(config, "user", tmp_path)
+    assert asyncio.run(acomplete(user, [{"role": "user", "content": "hi"}])).content == "hello"
     assert fake.requests[-1][1]["model"] == "gen-model"
     assert not (tmp_path / "servers").exists()
 
 
 def test_async_calls_work_across_event_loops(fake_openai):
-    # langchain's shared async HTTP client is bound to the first loop; a later asyncio.run (a
+    # An async HTTP client shared by the process is bound to the first loop; a later asyncio.run (a
     # second seed run in one process) must still reach the server.
     import asyncio
 

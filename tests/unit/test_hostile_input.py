@@ -364,7 +364,7 @@ JS_PAIR = r"([^:]+):\s*(.*?)(?:,\s*(?=[^,]+:)|$)"
 def test_js_conversion_is_linear(literal, type_name):
     import time
 
-    from looptool.eval.bfcl_checker import js_to_python
+    from looptool.eval.bfcl_literals import js_to_python
 
     started = time.process_time()
     js_to_python(literal, type_name, "array" if type_name == "array" else None)
@@ -375,7 +375,7 @@ def test_js_scanners_match_the_official_patterns():
     import random
     import re
 
-    from looptool.eval.bfcl_checker import _js_2d_end, _js_pairs, _js_rows
+    from looptool.eval.bfcl_literals import _js_2d_end, _js_pairs, _js_rows
 
     rng = random.Random(0)
     for _ in range(20_000):
@@ -730,7 +730,7 @@ JAVA_EMPTY_MAP = r"new\s+HashMap<.*?>\s*\(\)"
 def test_java_conversion_is_linear(literal, type_name):
     import time
 
-    from looptool.eval.bfcl_checker import java_to_python
+    from looptool.eval.bfcl_literals import java_to_python
 
     started = time.process_time()
     java_to_python(literal, type_name, "String" if type_name == "ArrayList" else None)
@@ -740,7 +740,7 @@ def test_java_conversion_is_linear(literal, type_name):
 def test_java_scanners_match_the_official_patterns():
     import re
 
-    from looptool.eval import bfcl_checker as checker
+    from looptool.eval import bfcl_literals as literals
 
     def group(match):
         return match.group(1) if match else None
@@ -751,13 +751,13 @@ def test_java_scanners_match_the_official_patterns():
     rng = random.Random(5)
     for _ in range(4000):
         text = "".join(rng.choice(tokens) for _ in range(rng.randint(0, 25)))
-        assert checker._java_as_list(text) == group(re.search(JAVA_AS_LIST, text)), text
-        assert checker._java_add_block(text) == group(re.search(JAVA_ADD_BLOCK, text, re.DOTALL)), text
-        assert checker._java_adds(text) == re.findall(JAVA_ADD, text), text
-        assert checker._java_array_body(text) == group(re.search(JAVA_ARRAY, text)), text
-        assert checker._java_map_body(text) == group(re.search(JAVA_MAP, text, re.DOTALL)), text
-        assert checker._java_puts(text) == re.findall(JAVA_PUT, text), text
-        assert checker._java_empty_map(text) == bool(re.search(JAVA_EMPTY_MAP, text)), text
+        assert literals._java_as_list(text) == group(re.search(JAVA_AS_LIST, text)), text
+        assert literals._java_add_block(text) == group(re.search(JAVA_ADD_BLOCK, text, re.DOTALL)), text
+        assert literals._java_adds(text) == re.findall(JAVA_ADD, text), text
+        assert literals._java_array_body(text) == group(re.search(JAVA_ARRAY, text)), text
+        assert literals._java_map_body(text) == group(re.search(JAVA_MAP, text, re.DOTALL)), text
+        assert literals._java_puts(text) == re.findall(JAVA_PUT, text), text
+        assert literals._java_empty_map(text) == bool(re.search(JAVA_EMPTY_MAP, text)), text
 
 
 # ---------------------------------------------------------------------------------------------
