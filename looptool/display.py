@@ -1,7 +1,7 @@
 """Calls, labels and other texts as one line or a short block for people to read.
 
 The CLI, the terminal UI, the review and the exports show the same things the same way, so the
-wording lives here, below all of them (the policy's own prompt text is `training.templates`).
+wording lives here, below all of them (the policy's own prompt text is `policy.prompt`).
 """
 
 from __future__ import annotations

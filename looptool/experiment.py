@@ -12,7 +12,7 @@ process (its memory is returned when it ends) and echoed before it runs:
          -> experiment.md
 
 Every arm starts from the same warm start and trains exactly the loop's GRPO steps in each round
-(arms.py); every model answers the same held-out samples and the same BFCL entries (the first
+(loop/arms.py); every model answers the same held-out samples and the same BFCL entries (the first
 `BFCL_LIMIT` of each category), so arms are compared item by item (experiment_report.py).
 
 The data can teach on a CPU: templated tasks with exact labels over the curated tools, split by

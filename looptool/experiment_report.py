@@ -1,7 +1,7 @@
 """The report of an experiment: the loop against its arms, from one SFT warm start, with the counts,
 confidence intervals and paired tests that say whether a difference is more than chance.
 
-`write_experiment_report(workspace)` reads the loop's workspace and every arm beside it (arms.py)
+`write_experiment_report(workspace)` reads the loop's workspace and every arm beside it (loop/arms.py)
 and writes `experiment.md` with three PNG plots next to it. Every accuracy is shown with its count
 and its 95% Wilson interval, e.g. `41.3% (62/150) [33.8, 49.3]`; every comparison of two models is
 paired on the items both answered, with the exact McNemar p-value (stats.py). The sections:

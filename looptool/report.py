@@ -1,6 +1,6 @@
 """A Markdown report of a loop workspace, with plots: does the loop beat the arms it is compared with?
 
-`write_report(workspace)` reads the loop's workspace and every arm that was run beside it (arms.py:
+`write_report(workspace)` reads the loop's workspace and every arm that was run beside it (loop/arms.py:
 the static baseline at `workspace / "static"` -- the same GRPO steps per round on the whole seed
 pool, without probing, verification or expansion -- and the ablations), and writes `report.md`
 with PNG plots under `report/`:

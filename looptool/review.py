@@ -5,7 +5,7 @@ SAMPLE=VERDICT with a sample id or a unique prefix of it, all read and checked b
 written (`Store.set_human_overrides` then writes them in one transaction).
 
 A person's override is a decision on the version of the sample's label the verdict was about: a
-later round keeps it for as long as the label stays that version (graphs/verify.py).
+later round keeps it for as long as the label stays that version (loop/verify.py).
 """
 
 from __future__ import annotations

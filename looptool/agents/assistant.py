@@ -1,5 +1,5 @@
 """The assistant agent: writes the next assistant turn -- function calls or text. Its turns are
-the labels of the seed samples, so each is sampled several times (see graphs/seed.py).
+the labels of the seed samples, so each is sampled several times (see seed/graph.py).
 
 Output schema: {"calls": [{"name": <tool>, "arguments": {...}}, ...]} or {"text": str}; every
 call item is constrained by its tool's parameter schema. With `hint` guidance the plan's next

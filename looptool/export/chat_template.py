@@ -1,6 +1,6 @@
 """The chat template of an exported model: LoopTool's prompt, without LoopTool.
 
-Training renders a prompt with `training.templates.PromptRenderer`: the policy tokenizer's own chat
+Training renders a prompt with `policy.prompt.PromptRenderer`: the policy tokenizer's own chat
 template, given role/content messages in which calls are `<tool_call>` text, and -- for a template
 without tool support, such as SmolLM2's -- LoopTool's system prompt (`policy/prompts/system.md`)
 holding the tools. An exported tokenizer carries that as its chat template: `chat_template.jinja`

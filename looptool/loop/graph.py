@@ -5,13 +5,13 @@
                +------------------------------ next round ---------------------------------+
 
 * prepare: round 1's data, a seeded subsample of the seed training samples (`[loop]
-  first_round_share`, or `round_size`; see training/assemble.py).
+  first_round_share`, or `round_size`; see loop/assemble.py).
 * train: GRPO on the round's data in a child process (round 1 of the embedded model starts with
   the SFT warm start); local vLLM servers on the GPU are stopped first, so training has it. The
   loop spends `[loop] grpo_steps` (default: `[train] epochs` over the round's data) and records the
   count; every other arm spends exactly the loop's count of the same round (arms.py).
-* probe, verify, expand, assemble: see training/probe.py, graphs/verify.py, graphs/expand.py,
-  training/assemble.py. The expand node starts the expander's and the judge's servers only when a
+* probe, verify, expand, assemble: see loop/probe.py, loop/verify.py, loop/expand.py,
+  loop/assemble.py. The expand node starts the expander's and the judge's servers only when a
   seed of the round goes to the expander model (`[loop] expander`).
 * evaluate: the round's adapter on the held-out samples, on a BFCL-v3 subset
   (`[loop] eval_bfcl_categories`, `eval_bfcl_limit`) and on an ACEBench subset

@@ -33,7 +33,7 @@ class SeedReport:
     dropped: int = 0  # dropped in this run
     in_flight: int = 0
     started: float = field(default_factory=time.monotonic)
-    drop_reasons: Counter = field(default_factory=Counter)  # by kind (see graphs.seed.reason_kind)
+    drop_reasons: Counter = field(default_factory=Counter)  # by kind (see seed.graph.reason_kind)
 
     @property
     def finished(self) -> int:

@@ -1,4 +1,4 @@
-"""Label verification of a round (graphs/verify.py) against a scripted judge: planted wrong labels
+"""Label verification of a round (loop/verify.py) against a scripted judge: planted wrong labels
 become corrected samples with a new label version and their old label in the history; a BOTH_OK
 prediction becomes an accepted answer the reward then scores 1; exact labels and the arm without
 a judge get PRED_WRONG by rule, no judge asked; every judge call is traced; the review gate pauses
