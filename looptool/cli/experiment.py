@@ -1,4 +1,8 @@
-"""`looptool experiment`: the loop against static (and ablations) at equal GRPO steps."""
+"""`looptool experiment`: the loop against static (and ablations) at equal GRPO steps.
+
+The top-level commands here are registered on `app` in looptool/cli/__init__.py, in the order
+`looptool --help` lists them.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""`looptool loop`, `pause`, `probe` and `review`: run the closed loop and steer it."""
+"""`looptool loop`, `pause`, `probe` and `review`: run the closed loop and steer it.
+
+The top-level commands here are registered on `app` in looptool/cli/__init__.py, in the order
+`looptool --help` lists them.
+"""
 
 from __future__ import annotations
 

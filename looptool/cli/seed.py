@@ -1,4 +1,8 @@
-"""`looptool seed` (seed dialogues, or templated samples) and `looptool dialogues` (inspect them)."""
+"""`looptool seed` (seed dialogues, or templated samples) and `looptool dialogues` (inspect them).
+
+The top-level commands here are registered on `app` in looptool/cli/__init__.py, in the order
+`looptool --help` lists them.
+"""
 
 from __future__ import annotations
 

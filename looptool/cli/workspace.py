@@ -1,4 +1,8 @@
-"""The commands about a workspace as a whole: `init`, `tui`, `doctor`, `report` and `demo`."""
+"""The commands about a workspace as a whole: `init`, `tui`, `doctor`, `report` and `demo`.
+
+The top-level commands here are registered on `app` in looptool/cli/__init__.py, in the order
+`looptool --help` lists them.
+"""
 
 from __future__ import annotations
 
