@@ -144,11 +144,10 @@ def _train_round(workspace: Path, config: WorkspaceConfig, round: int, log: Call
     """GRPO for the round in a child process (at most `max_steps` steps when given), after the
     SFT warm start where it is wanted."""
     from looptool.training.process import make_room_for_training, run_stage
-    from looptool.training.rounds import adapter_dir
-    from looptool.training.sft import warm_start_wanted
+    from looptool.training.sft import warm_start_due
 
     make_room_for_training(workspace, config, log)
-    if round == 1 and warm_start_wanted(config) and not adapter_dir(workspace, 1, "sft").is_dir():
+    if warm_start_due(workspace, config, round):
         run_stage(workspace, "sft", 1, echo=log)
     run_stage(workspace, "grpo", round, max_steps=max_steps, echo=log)
 

@@ -35,7 +35,7 @@ import openai
 import referencing.exceptions
 from pydantic import BaseModel, ValidationError
 
-from looptool.config import EndpointModel, ManagedModel, WorkspaceConfig, redact_url
+from looptool.config import ConfigError, EndpointModel, ManagedModel, WorkspaceConfig, redact_url
 from looptool.schema import JSONLimitError, load_json, schema_validator
 from looptool.serving.server import ServerManager, ServingError, vllm_flavour
 
@@ -482,6 +482,19 @@ def check_endpoint(endpoint: Endpoint, timeout_s: float = 5.0) -> list[str]:
             raise kind(f"endpoint {server.display_url} is not usable: {_describe(exc)}") from None
         served = names if served is None else [n for n in served if n in names]
     return served or []
+
+
+def endpoint_states(spec: EndpointModel) -> list[tuple[str, Exception | None]]:
+    """The health of an endpoint role: each of its servers with what is wrong with it (None: it
+    answers); a missing API key counts as wrong too."""
+    states: list[tuple[str, Exception | None]] = []
+    for url in spec.urls:
+        try:
+            check_endpoint(Endpoint(url, spec.model, spec.api_key()))
+            states.append((url, None))
+        except (ServingError, ConfigError) as exc:
+            states.append((url, exc))
+    return states
 
 
 # -- OpenAI clients -----------------------------------------------------------------------------

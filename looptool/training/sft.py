@@ -12,6 +12,7 @@ from pathlib import Path
 
 from looptool.config import EMBEDDED_MODEL, ManagedModel, WorkspaceConfig
 from looptool.training.model import load_policy
+from looptool.training.rounds import adapter_dir
 from looptool.training.stage import StageResult, common_args, finish, prepare, quiet, say, train_or_resume
 from looptool.training.tracking import tracking_env
 
@@ -22,6 +23,12 @@ def warm_start_wanted(config: WorkspaceConfig) -> bool:
         return config.train.warm_start == "on"
     model = config.train.model or (config.policy.model if isinstance(config.policy, ManagedModel) else None)
     return model == EMBEDDED_MODEL
+
+
+def warm_start_due(workspace: Path, config: WorkspaceConfig, round: int) -> bool:
+    """Whether the round's GRPO has to run the SFT warm start first: round 1 of a policy that wants
+    one (`warm_start_wanted`), while the workspace has no round-1 warm start adapter yet."""
+    return round == 1 and warm_start_wanted(config) and not adapter_dir(workspace, 1, "sft").is_dir()
 
 
 def run_sft(workspace: Path, config: WorkspaceConfig, round: int, *, max_steps: int | None = None) -> StageResult:

@@ -380,3 +380,21 @@ def test_an_endpoint_is_printed_without_its_passwords():
         assert "pw1" not in text and "pw2" not in text and "sk-1" not in text
     assert endpoint.display_url == "http://u:***@a/v1, http://u:***@b/v1"
     assert dataclasses.replace(endpoint, replicas=()).base_urls == ("http://u:pw1@a/v1",)
+
+
+def test_endpoint_states_names_each_server_and_what_is_wrong(monkeypatch):
+    from looptool.serving import client
+
+    def check(endpoint):
+        if "down" in endpoint.base_url:
+            raise ServingError(f"endpoint {endpoint.base_url} is not usable: connection refused")
+        return [endpoint.model]
+
+    monkeypatch.setattr(client, "check_endpoint", check)
+    spec = EndpointModel(base_urls=["http://up:8000/v1", "http://down:8000/v1"], model="m")
+    states = client.endpoint_states(spec)
+    assert [url.rstrip("/") for url, _ in states] == ["http://up:8000/v1", "http://down:8000/v1"]
+    assert states[0][1] is None and isinstance(states[1][1], ServingError)
+    monkeypatch.delenv("NO_SUCH_KEY_VAR", raising=False)
+    keyless = EndpointModel(base_url="http://up:8000/v1", model="m", api_key_env="NO_SUCH_KEY_VAR")
+    assert "NO_SUCH_KEY_VAR" in str(client.endpoint_states(keyless)[0][1])  # a missing key is a problem too

@@ -19,7 +19,7 @@ from looptool.store import Store
 from looptool.training import rounds
 from looptool.training.dataset import training_rows
 from looptool.training.grpo import grpo_args
-from looptool.training.sft import warm_start_wanted
+from looptool.training.sft import warm_start_due, warm_start_wanted
 from looptool.training.stage import TrainingError
 
 TOOL = ToolSpec(name="get_weather", description="Weather.", parameters={
@@ -114,6 +114,16 @@ def test_warm_start_rule():
     assert not warm_start_wanted(config)
     config.train.warm_start = "on"
     assert warm_start_wanted(config)
+
+
+def test_warm_start_due_only_before_round_1_has_one(tmp_path):
+    config = WorkspaceConfig()  # the embedded model: it wants a warm start
+    assert warm_start_due(tmp_path, config, 1)
+    assert not warm_start_due(tmp_path, config, 2)  # later rounds continue from the previous adapter
+    (tmp_path / "adapters" / "round-1-sft").mkdir(parents=True)
+    assert not warm_start_due(tmp_path, config, 1)  # made already (the loop or 'train sft' ran it)
+    config.train.warm_start = "off"
+    assert not warm_start_due(tmp_path / "other", config, 1)
 
 
 def test_start_adapter_and_stage_records(tmp_path):
