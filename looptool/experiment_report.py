@@ -66,7 +66,7 @@ from looptool.report import (
     plot_per_step,
     save_percent_per_round,
 )
-from looptool.schema import ROUND_STAGES
+from looptool.schema import ROUND_STAGES, EvalMetrics
 from looptool.stats import PairedResult, paired, wilson_interval
 from looptool.store import Store
 
@@ -219,10 +219,10 @@ def collect_arm(workspace: Path, arm: str, missing: list[str]) -> ArmResults:
         for info in store.rounds():
             if info.status == "pending":
                 continue
-            evaluation = info.metrics.get("eval") or {}
+            run_ids = (info.metrics.eval or EvalMetrics()).run_ids()
             for suite, found in ((HELDOUT, results.heldout), (BFCL, results.bfcl), (ACEBENCH, results.acebench)):
                 candidates = [r for r in runs[suite] if r["round"] == info.n]
-                named = [r for r in candidates if r["id"] == evaluation.get(f"{suite}_run")]
+                named = [r for r in candidates if r["id"] == run_ids[suite]]
                 outcomes = _outcomes(store, fullest_run(store, named or candidates))
                 if outcomes is not None:
                     found[info.n] = outcomes

@@ -38,7 +38,7 @@ from looptool.config import DB_FILE, load_config
 from looptool.eval.acebench_suite import figures as acebench_figures
 from looptool.eval.show import WARM_START_ADAPTER, is_base_run, is_warm_start_run
 from looptool.loop.arms import LOOP, STATIC, existing_arms, static_workspace
-from looptool.schema import ROUND_STAGES, VerdictKind
+from looptool.schema import ROUND_STAGES, EvalMetrics, VerdictKind
 from looptool.stats import wilson_interval
 from looptool.store import Store
 
@@ -113,28 +113,28 @@ def collect(workspace: Path, arm: str = LOOP) -> RunData:
     rounds = []
     with Store.open(workspace / DB_FILE) as store:
         for r in store.rounds():
-            metrics, evaluation = r.metrics, r.metrics.get("eval") or {}
+            metrics, evaluation = r.metrics, r.metrics.eval or EvalMetrics()
             steps = store.train_steps(r.n, "grpo")
             rounds.append(RoundData(
                 n=r.n, status=r.status,
-                composition=dict(metrics.get("composition") or {}),
-                probe=dict(metrics.get("probe") or {}),
+                composition=dict(metrics.composition or {}),
+                probe=metrics.probe.model_dump() if metrics.probe is not None else {},
                 verdicts=store.verdict_counts(r.n),
                 bases=store.verdict_bases(r.n),
                 # The expansions table is the record; the metric is a copy written after the stage.
-                expansion=store.expansion_counts(r.n) or dict(metrics.get("expansion") or {}),
-                heldout=evaluation.get("heldout"),
-                bfcl=dict(evaluation.get("bfcl") or {}),
-                acebench=dict(evaluation.get("acebench") or {}),
-                heldout_run=evaluation.get("heldout_run"),
-                bfcl_run=evaluation.get("bfcl_run"),
-                acebench_run=evaluation.get("acebench_run"),
-                counts=_run_counts(store, {s: evaluation.get(f"{s}_run") for s in SUITES}),
-                training={k: metrics[k] for k in ("sft", "grpo") if isinstance(metrics.get(k), dict)},
+                expansion=store.expansion_counts(r.n) or dict(metrics.expansion or {}),
+                heldout=evaluation.heldout,
+                bfcl=dict(evaluation.bfcl or {}),
+                acebench=dict(evaluation.acebench or {}),
+                heldout_run=evaluation.heldout_run,
+                bfcl_run=evaluation.bfcl_run,
+                acebench_run=evaluation.acebench_run,
+                counts=_run_counts(store, {s: evaluation.run_ids()[s] for s in SUITES}),
+                training={k: v for k, v in (("sft", metrics.sft), ("grpo", metrics.grpo)) if v is not None},
                 rewards=_step_values(steps, "reward"),
                 zero_std=_step_values(steps, "frac_reward_zero_std"),
                 losses=_step_values(steps, "loss"),
-                stage_seconds=dict(metrics.get("stage_seconds") or {}),
+                stage_seconds=dict(metrics.stage_seconds or {}),
             ))
     return RunData(config.name, config.train.model or getattr(config.policy, "model", None), rounds, arm)
 

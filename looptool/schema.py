@@ -18,7 +18,8 @@ from typing import Any, Literal, get_args
 import jsonschema
 import referencing
 import referencing.exceptions
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, ValidationInfo, field_validator,
+                      model_serializer, model_validator)
 
 TOOL_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$")
 
@@ -441,9 +442,88 @@ class Verdict(_Model):
 
 # "paused": the loop stopped after one of the round's stages because a pause was asked for.
 RoundStatus = Literal["pending", "running", "paused", "done", "failed"]
-# The stages of a round, in the order the loop runs them (Round.stage, metrics["stage_seconds"]).
+# The stages of a round, in the order the loop runs them (Round.stage, RoundMetrics.stage_seconds).
 Stage = Literal["prepare", "train", "probe", "verify", "expand", "assemble", "evaluate"]
 ROUND_STAGES: tuple[Stage, ...] = get_args(Stage)
+
+
+class _WrittenFigures(BaseModel):
+    """Figures stored as one JSON object whose keys say what was measured: dumped, it has the keys
+    it was given (built or read from a row), never a default filled in, so a row read and saved
+    again is the same row, a null kept as a null. Keys not modelled are kept as they came (rows of
+    older versions)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    @model_serializer(mode="wrap")
+    def _keys_given(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        modelled = type(self).model_fields
+        return {k: v for k, v in handler(self).items() if k not in modelled or k in self.model_fields_set}
+
+
+class ProbeCounts(_WrittenFigures):
+    """A round's probe categories (loop/graph.py, from training/probe.py's summary)."""
+
+    mastered: int = 0  # correct with a low perplexity
+    boundary: int = 0  # correct, but above the boundary cut (or with no perplexity)
+    failed: int = 0  # wrong
+    boundary_cut: float | None = None  # the perplexity above which a correct answer is boundary; None: no cut
+
+
+class EvalMetrics(_WrittenFigures):
+    """A round's evaluation (loop/graph.py `evaluate_round`): each suite's accuracy and the id of
+    the stored run that scored it (the eval_runs table), present only for the suites evaluated."""
+
+    heldout: float | None = None  # accuracy on the held-out samples; None: no entry scored
+    heldout_run: str | None = None
+    bfcl: dict[str, float | None] | None = None  # BFCL-v3 category -> accuracy, plus "all" over the entries pooled
+    bfcl_run: str | None = None
+    # ACEBench category -> accuracy, plus "normal", "special" and "all" (eval/acebench_suite.figures)
+    acebench: dict[str, float | None] | None = None
+    acebench_run: str | None = None
+
+    def run_ids(self) -> dict[str, str | None]:
+        """suite ("heldout", "bfcl", "acebench") -> the id of its run, None where not evaluated."""
+        return {"heldout": self.heldout_run, "bfcl": self.bfcl_run, "acebench": self.acebench_run}
+
+
+class RoundMetrics(BaseModel):
+    """What a round measured and how long its stages took: the `rounds` table's metrics column.
+    A field that is None was not written, and is left out of the stored row. Keys not modelled
+    (rows of older versions) are kept as they came."""
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
+
+    # The round's data by part (loop/assemble.py `record_assembly`): part -> samples, e.g.
+    # "fresh_seed", "corrected", "error", "both_ok", "boundary", "expanded", "seed" (arms add theirs).
+    composition: dict[str, int] | None = None
+    probe: ProbeCounts | None = None  # the probe stage's categories (loop/graph.py)
+    # Expansion attempts of the round by status, e.g. "kept", "rejected", "invalid" (loop/graph.py,
+    # a copy of the expansions table's counts written as the expand stage ends).
+    expansion: dict[str, int] | None = None
+    eval: EvalMetrics | None = None  # the evaluate stage's scores (loop/graph.py)
+    # The training stages' summaries (training/rounds.py `record_stage`, from training/sft.py and
+    # grpo.py): steps, seconds, device, start adapter, and so on. Left open: each trainer writes
+    # what it knows (GRPO its KL reference, SFT when it finished), and only "steps" (GRPO's matched
+    # by every arm, loop/arms.py) and SFT's "finished" (the TUI's rate) are read back.
+    sft: dict[str, Any] | None = None
+    grpo: dict[str, Any] | None = None
+    # Wall seconds spent in each stage (loop/graph.py `_stage_clock`), by Stage name.
+    stage_seconds: dict[str, float] | None = None
+    # When the running stage began (ISO time, loop/graph.py `_stage_clock`); None while no stage runs.
+    stage_started: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _written_only(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        modelled = type(self).model_fields
+        return {k: v for k, v in handler(self).items() if k not in modelled or v is not None}
+
+    def updated(self, **figures: Any) -> RoundMetrics:
+        """A copy with these fields set (validated as they are set)."""
+        copy = self.model_copy(deep=True)
+        for name, value in figures.items():
+            setattr(copy, name, value)
+        return copy
 
 
 class Round(_Model):
@@ -456,7 +536,7 @@ class Round(_Model):
     finished_at: str | None = None
     adapter_path: str | None = None
     data_ids: list[str] = Field(default_factory=list)
-    metrics: dict[str, Any] = Field(default_factory=dict)
+    metrics: RoundMetrics = Field(default_factory=RoundMetrics)
 
 
 # -- dialogue plans (the seed stage decides them; the seed agents read them) --------------------

@@ -13,6 +13,7 @@ import typer
 
 from looptool.cli.common import Workspace, TrainRound, _user_errors, _open_workspace
 from looptool.config import WorkspaceConfig
+from looptool.schema import EvalMetrics, RoundMetrics
 from looptool.store import Store, StoreError
 
 
@@ -77,19 +78,20 @@ def _say_what_is_left_running(workspace: Path, config: WorkspaceConfig, *, err: 
         typer.echo(line, err=err)
 
 
-def _round_summary(metrics: dict) -> dict[str, str]:
+def _round_summary(metrics: RoundMetrics) -> dict[str, str]:
     out: dict[str, str] = {}
-    if "composition" in metrics:
-        out["data"] = ", ".join(f"{k} {v}" for k, v in metrics["composition"].items())
-    if "probe" in metrics:
-        out["probe"] = ", ".join(f"{k} {metrics['probe'].get(k, 0)}" for k in ("mastered", "boundary", "failed"))
-    if "expansion" in metrics:
-        out["expansion"] = ", ".join(f"{k} {v}" for k, v in metrics["expansion"].items())
-    ev = metrics.get("eval", {})
-    if ev.get("heldout") is not None:
-        out["held-out"] = f"{100 * ev['heldout']:.1f}%"
-    if ev.get("bfcl"):
-        out["BFCL subset"] = f"{100 * (ev['bfcl'].get('all') or 0):.1f}%"
+    if metrics.composition is not None:
+        out["data"] = ", ".join(f"{k} {v}" for k, v in metrics.composition.items())
+    if metrics.probe is not None:
+        probe = metrics.probe
+        out["probe"] = f"mastered {probe.mastered}, boundary {probe.boundary}, failed {probe.failed}"
+    if metrics.expansion is not None:
+        out["expansion"] = ", ".join(f"{k} {v}" for k, v in metrics.expansion.items())
+    ev = metrics.eval or EvalMetrics()
+    if ev.heldout is not None:
+        out["held-out"] = f"{100 * ev.heldout:.1f}%"
+    if ev.bfcl:
+        out["BFCL subset"] = f"{100 * (ev.bfcl.get('all') or 0):.1f}%"
     return out
 
 

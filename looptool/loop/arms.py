@@ -32,6 +32,7 @@ import shutil
 from pathlib import Path
 
 from looptool.config import CONFIG_FILE, DB_FILE
+from looptool.schema import RoundMetrics
 from looptool.store import Store
 from looptool.training.rounds import adapter_dir
 
@@ -99,8 +100,8 @@ def loop_steps(workspace: Path, round: int) -> int | None:
     loop_ws = loop_workspace_of(workspace)
     with Store.open(loop_ws / DB_FILE) as store:
         info = store.get_round(round)
-    grpo = info.metrics.get("grpo") if info is not None else None
-    return int(grpo["steps"]) if isinstance(grpo, dict) and isinstance(grpo.get("steps"), int) else None
+    grpo = info.metrics.grpo if info is not None else None
+    return int(grpo["steps"]) if grpo is not None and isinstance(grpo.get("steps"), int) else None
 
 
 def matched_steps(workspace: Path, round: int) -> int:
@@ -116,7 +117,8 @@ def matched_steps(workspace: Path, round: int) -> int:
 
 def _round_one_trained(store: Store, workspace: Path) -> bool:
     first = store.get_round(1)
-    return bool(first and first.adapter_path and "grpo" in first.metrics and (workspace / first.adapter_path).is_dir())
+    return bool(first and first.adapter_path and first.metrics.grpo is not None
+                and (workspace / first.adapter_path).is_dir())
 
 
 def make_arm_workspace(workspace: Path, arm: str) -> Path:
@@ -146,8 +148,9 @@ def make_arm_workspace(workspace: Path, arm: str) -> Path:
         store.reset_to_seed(keep_round=1 if keep_round_one else None, keep_probes=True)
         if keep_round_one:
             first = store.get_round(1)
-            kept = {k: v for k, v in first.metrics.items()
-                    if k in ("composition", "sft", "grpo", "eval", "stage_seconds")}
+            m = first.metrics
+            kept = RoundMetrics(composition=m.composition, sft=m.sft, grpo=m.grpo, eval=m.eval,
+                                stage_seconds=m.stage_seconds)
             store.upsert_round(first.model_copy(update={"metrics": kept}))
         store.log_event("info", "loop", f"{arm} arm made from {workspace.name}"
                         + (" (round 1 shared with the loop)" if keep_round_one else ""))

@@ -237,7 +237,7 @@ def static_round(store: Store, round: int) -> Assembly:
 def record_assembly(store: Store, assembly: Assembly) -> Round:
     """Store the assembled ids as the round's data (the round is created pending if new)."""
     existing = store.get_round(assembly.round) or Round(n=assembly.round)
-    metrics = {**existing.metrics, "composition": assembly.composition()}
+    metrics = existing.metrics.updated(composition=assembly.composition())
     updated = existing.model_copy(update={"data_ids": assembly.ids, "metrics": metrics})
     store.upsert_round(updated)
     return updated

@@ -61,7 +61,7 @@ from langgraph.types import Command
 
 from looptool.config import DB_FILE, WorkspaceConfig
 from looptool.loop.arms import LOOP, STATIC, ArmError, arm_of, check_arm, matched_steps
-from looptool.schema import Round, RoundStatus, Stage
+from looptool.schema import EvalMetrics, ProbeCounts, Round, RoundMetrics, RoundStatus, Stage
 from looptool.store import Store, utc_now
 
 PAUSE_FILE = "loop.pause"
@@ -188,9 +188,10 @@ def build_loop_graph(ctx: LoopContext) -> StateGraph:
         store.upsert_round(info.model_copy(update=update))
         store.log_event("info", "loop", f"round {round}: {name}" + ("" if status == "running" else f" ({status})"))
 
-    def metric(round: int, key: str, value: Any) -> None:
+    def record_metrics(round: int, **figures: Any) -> None:
+        """Set these RoundMetrics fields of the round (validated as they are set)."""
         info = store.get_round(round) or Round(n=round)
-        store.upsert_round(info.model_copy(update={"metrics": {**info.metrics, key: value}}))
+        store.upsert_round(info.model_copy(update={"metrics": info.metrics.updated(**figures)}))
 
     def prepare(state: LoopState) -> dict[str, Any]:
         first = store.get_round(1)
@@ -208,7 +209,7 @@ def build_loop_graph(ctx: LoopContext) -> StateGraph:
         r = state["round"]
         stage(r, "train")
         info = store.get_round(r)
-        if info is None or not info.adapter_path or "grpo" not in info.metrics or not (ws / info.adapter_path).is_dir():
+        if info is None or not info.adapter_path or info.metrics.grpo is None or not (ws / info.adapter_path).is_dir():
             try:
                 steps = loop.grpo_steps if ctx.arm == LOOP else matched_steps(ws, r)
             except ArmError as exc:
@@ -220,7 +221,7 @@ def build_loop_graph(ctx: LoopContext) -> StateGraph:
         r = state["round"]
         stage(r, "probe")
         summary = probe_round(ws, config, r, log=ctx.log)
-        metric(r, "probe", {**summary.counts, "boundary_cut": summary.cut})
+        record_metrics(r, probe=ProbeCounts(**summary.counts, boundary_cut=summary.cut))
         return {}
 
     async def expand(state: LoopState) -> dict[str, Any]:
@@ -233,7 +234,7 @@ def build_loop_graph(ctx: LoopContext) -> StateGraph:
         expander = resolve_endpoint(config, "expander", ws, log=ctx.log) if model else None
         judge = resolve_endpoint(config, "judge", ws, log=ctx.log) if model else None
         counts = await expand_round(ExpandContext(config, store, expander, judge, ctx.today), r)
-        metric(r, "expansion", counts)
+        record_metrics(r, expansion=counts)
         return {}
 
     def assemble(state: LoopState) -> dict[str, Any]:
@@ -248,8 +249,8 @@ def build_loop_graph(ctx: LoopContext) -> StateGraph:
     def evaluate(state: LoopState) -> dict[str, Any]:
         r = state["round"]
         stage(r, "evaluate")
-        if "eval" not in store.get_round(r).metrics:  # (a static baseline's round 1 may come evaluated)
-            metric(r, "eval", evaluate_round(ws, config, r, ctx.log))
+        if store.get_round(r).metrics.eval is None:  # (a static baseline's round 1 may come evaluated)
+            record_metrics(r, eval=evaluate_round(ws, config, r, ctx.log))
         stage(r, "done", "done")
         return {}
 
@@ -320,31 +321,26 @@ def _mark_paused(store: Store, round: int) -> None:
     info = store.get_round(round)
     if info is None or info.status != "running":  # (a pause after a round's last stage: it is done)
         return
-    metrics = _stage_clock(info, "paused", utc_now())
-    metrics.pop("stage_started", None)
+    metrics = _stage_clock(info, "paused", utc_now()).updated(stage_started=None)
     store.upsert_round(info.model_copy(update={"status": "paused", "metrics": metrics}))
 
 
-def _stage_clock(info: Round, name: str, now: str) -> dict[str, Any]:
+def _stage_clock(info: Round, name: str, now: str) -> RoundMetrics:
     """The round's metrics with the wall time of the stage that ends as `name` begins
     (`stage_seconds`). A stage entered again after a kill keeps its first start, so its time
     includes the time the run lay dead."""
-    metrics = dict(info.metrics)
     if info.stage == name and info.status == "running":
-        return metrics
-    seconds = dict(metrics.get("stage_seconds", {}))
-    started = metrics.pop("stage_started", None)
+        return info.metrics.model_copy(deep=True)
+    seconds = dict(info.metrics.stage_seconds or {})
+    started = info.metrics.stage_started
     if info.stage and started and info.status == "running":
         elapsed = datetime.fromisoformat(now) - datetime.fromisoformat(started)
         seconds[info.stage] = round(seconds.get(info.stage, 0.0) + elapsed.total_seconds(), 1)
-    if seconds:
-        metrics["stage_seconds"] = seconds
-    if name != "done":
-        metrics["stage_started"] = now
-    return metrics
+    return info.metrics.updated(stage_seconds=seconds or info.metrics.stage_seconds,
+                                stage_started=None if name == "done" else now)
 
 
-def evaluate_round(workspace: Path, config: WorkspaceConfig, round: int, log: Callable[[str], None]) -> dict[str, Any]:
+def evaluate_round(workspace: Path, config: WorkspaceConfig, round: int, log: Callable[[str], None]) -> EvalMetrics:
     """The round's adapter on the held-out samples, the BFCL-v3 subset and (when configured) the
     ACEBench subset: accuracy by part."""
     from looptool.eval import acebench_suite, bfcl_suite
@@ -375,7 +371,7 @@ def evaluate_round(workspace: Path, config: WorkspaceConfig, round: int, log: Ca
         with Store.open(workspace / DB_FILE) as store:
             out["acebench"] = acebench_suite.figures(store.eval_results(run_id))
         out["acebench_run"] = run_id
-    return out
+    return EvalMetrics(**out)
 
 
 def _accuracy(scores: dict[str, dict[str, Any]]) -> float | None:

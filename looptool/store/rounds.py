@@ -95,7 +95,8 @@ class RoundsMixin(StoreBase):
     def upsert_round(self, r: Round) -> None:
         row = {"n": r.n, "status": r.status, "stage": r.stage, "started_at": r.started_at,
                "finished_at": r.finished_at, "adapter_path": r.adapter_path,
-               "data_ids_json": canonical_json(r.data_ids), "metrics_json": canonical_json(r.metrics)}
+               "data_ids_json": canonical_json(r.data_ids),
+               "metrics_json": canonical_json(r.metrics.model_dump(mode="json"))}
         self._upsert("rounds", row, ("n",))
 
     @staticmethod

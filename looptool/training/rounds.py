@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 from looptool.schema import Round
 from looptool.store import Store
@@ -74,9 +75,7 @@ def save_adapter(model, target: Path) -> None:
 def record_stage(store: Store, workspace: Path, round: int, stage: str, summary: dict) -> None:
     """Note a finished stage on its round; GRPO's adapter becomes the round's adapter."""
     info = store.get_round(round) or Round(n=round)
-    metrics = dict(info.metrics)
-    metrics[stage] = summary
-    update = {"metrics": metrics}
+    update: dict[str, Any] = {"metrics": info.metrics.updated(**{stage: summary})}
     if stage == "grpo":
         update["adapter_path"] = str(adapter_dir(workspace, round, stage).relative_to(workspace))
     store.upsert_round(info.model_copy(update=update))

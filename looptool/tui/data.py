@@ -11,7 +11,7 @@ from typing import Any
 
 from looptool.config import WorkspaceConfig
 from looptool.display import short
-from looptool.schema import Round, Verdict
+from looptool.schema import EvalMetrics, Round, Verdict
 
 WAITING_FOR_REVIEW = "waiting for review"  # the status shown while the review gate waits
 STOPPED = "stopped"  # the status shown for a round whose row says running while no loop runs
@@ -63,7 +63,8 @@ def warm_start_running(info: Round, activity: dict[str, int], warm_start: bool) 
     """Whether the round's train stage is in its SFT warm start: the round running, no GRPO step yet,
     no finished SFT (its summary lands in the metrics), and either SFT steps logged or a warm start
     due (`warm_start`: round 1 of a policy that wants one, `training.sft.warm_start_wanted`)."""
-    if info.status != "running" or info.stage != "train" or activity.get("train_steps", 0) or "sft" in info.metrics:
+    if (info.status != "running" or info.stage != "train" or activity.get("train_steps", 0)
+            or info.metrics.sft is not None):
         return False
     return bool(activity.get("sft_steps", 0)) or warm_start
 
@@ -93,7 +94,7 @@ def expected_eval_entries(config: WorkspaceConfig, heldout_samples: int) -> int:
 def stage_progress(info: Round, activity: dict[str, int], config: WorkspaceConfig, now: datetime,
                    expected_eval: int | None = None, warm_start: bool = False) -> StageProgress:
     """How far the round's current stage is, from the rows it has written (see STAGE_UNITS), and
-    its rate since the stage started (`metrics["stage_started"]`; GRPO's since the warm start
+    its rate since the stage started (`metrics.stage_started`; GRPO's since the warm start
     finished, when there was one). The train stage of a round in
     its SFT warm start (`warm_start_running`) counts the warm start's steps, as WARM_START."""
     stage = info.stage or "-"
@@ -103,7 +104,7 @@ def stage_progress(info: Round, activity: dict[str, int], config: WorkspaceConfi
         stage, done, total = WARM_START, activity.get("sft_steps", 0), config.train.sft_max_steps
     elif stage == "train":
         done = activity.get("train_steps", 0)
-        grpo = info.metrics.get("grpo") if isinstance(info.metrics.get("grpo"), dict) else {}
+        grpo = info.metrics.grpo or {}
         total = config.loop.grpo_steps or grpo.get("max_steps") or grpo.get("steps")
     elif stage == "probe":
         done, total = activity.get("probes", 0), len(info.data_ids)
@@ -114,9 +115,9 @@ def stage_progress(info: Round, activity: dict[str, int], config: WorkspaceConfi
     elif stage == "evaluate":
         done, total = activity.get("eval_results", 0), expected_eval
     per_minute = None
-    started = info.metrics.get("stage_started")
-    sft = info.metrics.get("sft")
-    if stage == "train" and isinstance(sft, dict) and isinstance(sft.get("finished"), str):
+    started = info.metrics.stage_started
+    sft = info.metrics.sft
+    if stage == "train" and sft is not None and isinstance(sft.get("finished"), str):
         started = max(started or "", sft["finished"])  # GRPO's rate from its own start, not the warm start's
     if done is not None and started and info.status == "running":
         try:
@@ -160,19 +161,20 @@ def round_cells(info: Round, verdicts: dict[str, int] | None = None, *, stopped:
     """One row of the rounds table; with `stopped` (no loop runs) a round stored as running shows
     as stopped: its row is not rewritten when the loop is killed."""
     m = info.metrics
-    composition = m.get("composition") or {}
+    composition = m.composition or {}
     parts = " ".join(f"{PART_ABBREV.get(k, k)}{v}" for k, v in composition.items() if v)  # parts with none: left out
     data = short(f"{sum(composition.values())}: {parts}", DATA_WIDTH) if composition else "-"
-    probe = m.get("probe") or {}
-    probe_text = "/".join(str(probe.get(k, 0)) for k in ("mastered", "boundary", "failed")) if probe else "-"
+    probe = m.probe
+    probed = probe is not None and probe.model_fields_set  # (a probe figure with no key shows as none)
+    probe_text = f"{probe.mastered}/{probe.boundary}/{probe.failed}" if probed else "-"
     verdict_text = "/".join(str(verdicts.get(k, 0)) for k in VERDICT_ABBREV) if verdicts else "-"
-    expansion = m.get("expansion") or {}
+    expansion = m.expansion or {}
     kept = f"{expansion.get('kept', 0)}/{sum(expansion.values())}" if expansion else "-"
-    seconds = sum((m.get("stage_seconds") or {}).values())
-    evaluation = m.get("eval") or {}
+    seconds = sum((m.stage_seconds or {}).values())
+    evaluation = m.eval or EvalMetrics()
     status = STOPPED if stopped and info.status == "running" else info.status
     return (str(info.n), status, info.stage or "-", _duration(seconds) if seconds else "-", data, probe_text,
-            verdict_text, kept, _pct(evaluation.get("heldout")), _pct((evaluation.get("bfcl") or {}).get("all")))
+            verdict_text, kept, _pct(evaluation.heldout), _pct((evaluation.bfcl or {}).get("all")))
 
 
 def reward_series(steps: Iterable[dict[str, Any]]) -> tuple[list[float], list[int]]:
@@ -195,10 +197,10 @@ def latest_eval_runs(rounds: Iterable[Round]) -> dict[str, tuple[int, str]]:
     """suite -> (round, run id) of the latest round whose evaluation stored a run of that suite."""
     latest: dict[str, tuple[int, str]] = {}
     for r in rounds:
-        evaluation = r.metrics.get("eval") or {}
+        run_ids = (r.metrics.eval or EvalMetrics()).run_ids()
         for suite in ("heldout", "bfcl"):
-            if isinstance(evaluation.get(f"{suite}_run"), str):
-                latest[suite] = (r.n, evaluation[f"{suite}_run"])
+            if isinstance(run_ids[suite], str):
+                latest[suite] = (r.n, run_ids[suite])
     return latest
 
 
@@ -212,10 +214,10 @@ def accuracy_series(rounds: Iterable[Round], references: Sequence[Any] = ()) -> 
         if isinstance(ref.bfcl.get("all"), (int, float)):
             out["BFCL"].append((ref.x, 100 * ref.bfcl["all"]))
     for r in rounds:
-        evaluation = r.metrics.get("eval") or {}
-        if isinstance(evaluation.get("heldout"), (int, float)):
-            out["held-out"].append((r.n, 100 * evaluation["heldout"]))
-        bfcl = (evaluation.get("bfcl") or {}).get("all")
+        evaluation = r.metrics.eval or EvalMetrics()
+        if isinstance(evaluation.heldout, (int, float)):
+            out["held-out"].append((r.n, 100 * evaluation.heldout))
+        bfcl = (evaluation.bfcl or {}).get("all")
         if isinstance(bfcl, (int, float)):
             out["BFCL"].append((r.n, 100 * bfcl))
     return out

@@ -115,4 +115,4 @@ def test_loop_killed_at_random_stages_resumes_to_the_same_bookkeeping(tmp_path, 
         assert straight[key] == killed[key], (key, kills, straight[key], killed[key])
     with Store.open(workspaces["killed"] / "static" / DB_FILE) as store:
         assert [s["step"] for s in store.train_steps(2, "grpo")] == [1, 2]
-        assert store.get_round(2).metrics["grpo"]["steps"] == 2
+        assert store.get_round(2).metrics.grpo["steps"] == 2

@@ -90,7 +90,7 @@ def test_cli_trains_with_two_processes_what_it_trains_with_one(ws, tmp_path):
     assert [r["step"] for r in two_rows] == [r["step"] for r in one_rows] == [1, 2, 3]  # no second copy of a row
     assert all(r["frac_reward_zero_std"] == 1 for r in two_rows)  # the steps without signal this test is about
     assert set(two_rows[0]) == set(one_rows[0])
-    assert info.adapter_path == "adapters/round-1" and info.metrics["grpo"]["steps"] == 3
+    assert info.adapter_path == "adapters/round-1" and info.metrics.grpo["steps"] == 3
     log = (ws / "logs" / "train-round-1-grpo.log").read_text()
     assert "accelerate" not in result.output and "error" not in result.output.lower()
     assert log.count("grpo step 3/3:") == 1
@@ -129,7 +129,7 @@ def test_cli_sft_warm_start_with_two_processes(ws):
     with Store.open(ws / "looptool.db") as store:
         rows, info = store.train_steps(1, "sft"), store.get_round(1)
     assert [r["step"] for r in rows] == [1, 2] and all(r["loss"] > 0 for r in rows)
-    assert info.metrics["sft"]["steps"] == 2
+    assert info.metrics.sft["steps"] == 2
     weights = load_file(str(ws / "adapters" / "round-1-sft" / "adapter_model.safetensors"))
     assert any(bool(v.abs().sum() > 0) for k, v in weights.items() if "lora_B" in k)
 

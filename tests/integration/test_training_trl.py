@@ -84,7 +84,7 @@ def test_grpo_steps_change_lora_weights_only_and_log_metrics(ws, tiny):
     for s in steps:
         assert {"loss", "reward", "reward_std", "frac_reward_zero_std", "step_time_s", "peak_memory_mb"} <= set(s)
         assert s["frac_reward_zero_std"] < 1  # the rewards differed within groups
-    assert info.adapter_path == "adapters/round-1" and info.metrics["grpo"]["steps"] == 3
+    assert info.adapter_path == "adapters/round-1" and info.metrics.grpo["steps"] == 3
     assert not (ws / "adapters" / "round-1-grpo.checkpoints").exists()
     assert _digest(tiny / "model.safetensors") == digest  # the base checkpoint on disk is untouched
 
@@ -110,7 +110,7 @@ def test_sft_warm_start_then_grpo_continues_it(ws):
     grpo = run_grpo(ws, config, 1, max_steps=1, reward_fn=length_parity_reward)
     with Store.open(ws / "looptool.db") as store:
         info = store.get_round(1)
-    assert info.metrics["grpo"]["start"] == str(sft.adapter) and info.metrics["sft"]["steps"] == 4
+    assert info.metrics.grpo["start"] == str(sft.adapter) and info.metrics.sft["steps"] == 4
     assert grpo.adapter == ws / "adapters" / "round-1"
 
 
@@ -228,7 +228,7 @@ def test_bf16_autocast_on_the_cpu_trains_both_stages(ws, monkeypatch):
     with Store.open(ws / "looptool.db") as store:
         info = store.get_round(1)
         steps = store.train_steps(1, "grpo")
-    assert info.metrics["sft"]["device"] == info.metrics["grpo"]["device"] == "CPU (bf16 autocast), LoRA"
+    assert info.metrics.sft["device"] == info.metrics.grpo["device"] == "CPU (bf16 autocast), LoRA"
     assert len(steps) == 2 and all(math.isfinite(s["loss"]) for s in steps)
 
 
@@ -365,7 +365,7 @@ def test_a_kl_term_run_killed_after_a_checkpoint_resumes_from_the_checkpoints_po
     assert resumed.keys() == trained.keys() and all(torch.equal(trained[k], resumed[k]) for k in trained)
     assert not (result.adapter / "ref").exists()
     with Store.open(ws / "looptool.db") as store:
-        assert store.get_round(1).metrics["grpo"]["kl_reference"] == str(sft.adapter)  # round 1 starts from it
+        assert store.get_round(1).metrics.grpo["kl_reference"] == str(sft.adapter)  # round 1 starts from it
 
 
 def test_the_kl_reference_of_a_later_round_is_the_warm_start(tiny, tmp_path):

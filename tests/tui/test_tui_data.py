@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from looptool.config import DB_FILE, load_config
 from looptool.loop.graph import review_pending
-from looptool.schema import Round, Verdict
+from looptool.schema import Round, RoundMetrics, Verdict
 from looptool.store import Store
 from looptool.tui.data import (
     ROUND_COLUMNS,
@@ -88,12 +88,12 @@ def test_the_warm_start_counts_its_own_steps(built_workspace):
     assert stage_progress(training, {"sft_steps": 3}, config, NOW).stage == "warm start (SFT)"
     # Not once GRPO has begun, or the warm start's summary is recorded, or with none due.
     assert stage_progress(training, {"sft_steps": 12, "train_steps": 1}, config, NOW, warm_start=True).stage == "train"
-    done = training.model_copy(update={"metrics": {"sft": {"steps": 12}}})
+    done = training.model_copy(update={"metrics": RoundMetrics(sft={"steps": 12})})
     assert stage_progress(done, {"sft_steps": 12}, config, NOW, warm_start=True).stage == "train"
     assert stage_progress(training, {}, config, NOW).stage == "train"
     # GRPO's rate counts from the warm start's end (the stage began 20 minutes ago, the warm start ended 4 ago).
-    grpo = training.model_copy(update={"metrics": {"stage_started": "2026-01-02T03:40:00.000+00:00",
-                                                   "sft": {"steps": 12, "finished": "2026-01-02T03:56:00.000+00:00"}}})
+    grpo = training.model_copy(update={"metrics": RoundMetrics(
+        stage_started="2026-01-02T03:40:00.000+00:00", sft={"steps": 12, "finished": "2026-01-02T03:56:00.000+00:00"})})
     assert stage_progress(grpo, {"sft_steps": 12, "train_steps": 2}, config, NOW).label.endswith(
         " steps · 2.0 min/step")
     assert stage_progress(grpo, {"sft_steps": 12, "train_steps": 0}, config, NOW).label.endswith(" steps")

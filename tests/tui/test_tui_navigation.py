@@ -46,11 +46,11 @@ async def test_the_widest_round_rows_fit_120_columns(tui_ws):
 
     with Store.open(tui_ws / DB_FILE) as store:  # the widest cells a round shows, as a big run has them
         info = store.get_round(2)
-        metrics = {**info.metrics, "composition": {"corrected": 120, "error": 340, "both_ok": 0, "boundary": 80,
-                                                   "expanded": 510, "fresh_seed": 200},
-                   "probe": {"mastered": 1000, "boundary": 1000, "failed": 1000},
-                   "expansion": {"kept": 500, "rejected": 520}, "stage_seconds": {"train": 4000.0},
-                   "eval": {"heldout": 0.123, "bfcl": {"all": 0.456}}}
+        metrics = info.metrics.updated(composition={"corrected": 120, "error": 340, "both_ok": 0, "boundary": 80,
+                                                    "expanded": 510, "fresh_seed": 200},
+                                       probe={"mastered": 1000, "boundary": 1000, "failed": 1000},
+                                       expansion={"kept": 500, "rejected": 520}, stage_seconds={"train": 4000.0},
+                                       eval={"heldout": 0.123, "bfcl": {"all": 0.456}})
         store.upsert_round(info.model_copy(update={"stage": "evaluate", "metrics": metrics}))
         for n in range(3, 13):  # more rounds than the table has lines: a scrollbar takes a column
             store.upsert_round(info.model_copy(update={"n": n, "status": "done", "stage": "done", "metrics": metrics}))

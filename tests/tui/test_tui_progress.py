@@ -11,7 +11,7 @@ import pytest
 from textual.widgets import Label, ProgressBar
 
 from looptool.config import DB_FILE, load_config
-from looptool.schema import Round
+from looptool.schema import Round, RoundMetrics
 from looptool.store import Store
 from looptool.tui.widgets.loop_status import LoopStatus
 from looptool.tui.widgets.rounds_table import RoundsTable
@@ -38,7 +38,7 @@ def _round(ws, **fields) -> None:
 
 async def test_the_warm_start_shows_its_own_steps(workspace):
     sft_steps = load_config(workspace).train.sft_max_steps
-    _round(workspace, n=1, status="running", stage="train", metrics={"stage_started": ROUND2_VERIFY_STARTED})
+    _round(workspace, n=1, status="running", stage="train", metrics=RoundMetrics(stage_started=ROUND2_VERIFY_STARTED))
     with loop_running_elsewhere(workspace):
         app = make_app(workspace)
         async with app.run_test(size=(120, 40)) as pilot:
@@ -54,7 +54,7 @@ async def test_the_warm_start_shows_its_own_steps(workspace):
             # The warm start done (its summary recorded), GRPO logs its steps: the train stage again.
             with Store.open(workspace / DB_FILE) as store:
                 info = store.get_round(1)
-                store.upsert_round(info.model_copy(update={"metrics": {**info.metrics, "sft": {"steps": 12}}}))
+                store.upsert_round(info.model_copy(update={"metrics": info.metrics.updated(sft={"steps": 12})}))
                 store.add_train_step(1, "grpo", 1, {"reward": 0.5})
             await wait_for(pilot, lambda: stage_text(app).startswith("round 1 · train · 1"))
             assert "warm start" not in stage_text(app)

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from looptool.cli import app as cli_app
 from looptool.config import DB_FILE
-from looptool.schema import Dialogue, Label, Message, Probe, Round, Sample, ToolCall, ToolSpec, Verdict
+from looptool.schema import Dialogue, Label, Message, Probe, Round, RoundMetrics, Sample, ToolCall, ToolSpec, Verdict
 from looptool.store import Store
 
 START = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
@@ -187,13 +187,14 @@ def build(ws: Path) -> dict[str, str]:
         store.upsert_round(store.get_round(1).model_copy(update={
             "status": "done", "stage": "done", "finished_at": "2026-01-02T03:40:00.000+00:00",
             "adapter_path": "adapters/round-1",
-            "metrics": {"composition": {"fresh_seed": len(r1_data)},
-                        "probe": {"mastered": 3, "boundary": 2, "failed": 5, "boundary_cut": 1.9},
-                        "expansion": {"kept": 1, "rejected": 1, "invalid": 1},
-                        "eval": {"heldout": 0.5, "bfcl": {"simple": 0.25, "all": 0.25}},
-                        "grpo": {"steps": 4}, "stage_seconds": {"prepare": 1.0, "train": 900.0, "probe": 120.0,
-                                                                "verify": 300.0, "expand": 400.0, "assemble": 1.0,
-                                                                "evaluate": 600.0}}}))
+            "metrics": RoundMetrics.model_validate({
+                "composition": {"fresh_seed": len(r1_data)},
+                "probe": {"mastered": 3, "boundary": 2, "failed": 5, "boundary_cut": 1.9},
+                "expansion": {"kept": 1, "rejected": 1, "invalid": 1},
+                "eval": {"heldout": 0.5, "bfcl": {"simple": 0.25, "all": 0.25}},
+                "grpo": {"steps": 4}, "stage_seconds": {"prepare": 1.0, "train": 900.0, "probe": 120.0,
+                                                        "verify": 300.0, "expand": 400.0, "assemble": 1.0,
+                                                        "evaluate": 600.0}})}))
 
         # -- round 2: waiting at the review gate ------------------------------------------------
         r2_data = [oslo.id, luigi.id, templated[0].id, templated[3].id, templated[4].id, expanded.id, corrected.id]

@@ -59,7 +59,7 @@ def test_next_round_takes_what_the_model_cannot_do_yet(store):
     assert assemble_round(store, 1, loop).ids == nxt.ids  # the same again
 
     stored = record_assembly(store, nxt)
-    assert store.get_round(2).data_ids == nxt.ids and stored.metrics["composition"]["boundary"] == 3
+    assert store.get_round(2).data_ids == nxt.ids and stored.metrics.composition["boundary"] == 3
 
 
 def test_fresh_share_halves_each_round():

@@ -69,7 +69,7 @@ def test_two_rounds_end_to_end(workspace, fake_openai, tokenizer):
     # Round 1 is 0.65 of the seed pool; round 2 has its size, with fresh seed no round has used.
     assert set(book["data"][1]) < train_ids and len(book["data"][1]) == round(0.65 * len(train_ids))
     with Store.open(ws / DB_FILE) as store:
-        composition = store.get_round(2).metrics["composition"]
+        composition = store.get_round(2).metrics.composition
     assert composition["fresh_seed"] == round(0.308 * len(book["data"][1])) > 0
     assert len(book["data"][2]) <= len(book["data"][1])
     for r in (1, 2):
@@ -86,13 +86,13 @@ def test_two_rounds_end_to_end(workspace, fake_openai, tokenizer):
     assert book["by_origin"]["expanded"] > 0 and book["ids_unique"]
     with Store.open(ws / DB_FILE) as store:
         r1, r2 = store.get_round(1), store.get_round(2)
-    assert r2.metrics["composition"]["expanded"] == r1.metrics["expansion"]["kept"]
-    assert set(r1.metrics["eval"]) >= {"heldout", "bfcl"} and r1.metrics["eval"]["bfcl"]["simple"] == 0.0
+    assert r2.metrics.composition["expanded"] == r1.metrics.expansion["kept"]
+    assert set(r1.metrics.eval.model_dump()) >= {"heldout", "bfcl"} and r1.metrics.eval.bfcl["simple"] == 0.0
     # ACEBench's first 2 entries of each category, every round ("Sorry, I cannot." names no limitation).
-    ace = r2.metrics["eval"]["acebench"]
+    ace = r2.metrics.eval.acebench
     assert ace["special_irrelevant"] == ace["normal_atom_bool"] == ace["all"] == 0.0 and ace["special"] == 0.0
     with Store.open(ws / DB_FILE) as store:
-        assert len(store.eval_results(r2.metrics["eval"]["acebench_run"])) == 4
+        assert len(store.eval_results(r2.metrics.eval.acebench_run)) == 4
     # Run again: the loop is finished, nothing is asked or trained.
     asked = len(fake_openai.requests)
     assert run_loop(ws, load_config(ws), rounds=2, log=lambda *_: None, train=training).finished
@@ -176,8 +176,8 @@ def test_a_pause_stops_after_the_node_and_the_next_run_goes_on(tmp_path, runner,
             with Store.open(ws / DB_FILE) as store:
                 info = store.get_round(1)
                 assert info.stage == "train" and store.probes(1) == []  # probe did not start
-                assert info.status == "paused" and "stage_started" not in info.metrics  # the row says so
-                assert "train" in info.metrics["stage_seconds"]  # the finished stage's time is counted
+                assert info.status == "paused" and "stage_started" not in info.metrics.model_dump()  # the row says so
+                assert "train" in info.metrics.stage_seconds  # the finished stage's time is counted
                 assert "paused after train as asked" in [e["message"] for e in store.events()]
         else:
             request_pause(ws)  # left over from before the run: void
@@ -248,7 +248,8 @@ def test_more_rounds_continue_a_finished_loop(workspace, fake_openai, tokenizer)
         assert store.get_round(2).data_ids == planned
         # `eval_bfcl_categories = ""` (the scripted workspace's) means no BFCL evaluation, not all 13.
         assert load_config(ws).loop.eval_bfcl_categories == ""
-        assert set(store.get_round(1).metrics["eval"]) == {"heldout", "heldout_run"} and not store.eval_runs("bfcl")
+        assert set(store.get_round(1).metrics.eval.model_dump()) == {"heldout", "heldout_run"}
+        assert not store.eval_runs("bfcl")
 
 
 def test_static_baseline_shares_round_one_and_trains_on_the_whole_seed_pool_at_the_loops_steps(
@@ -278,13 +279,13 @@ def test_static_baseline_shares_round_one_and_trains_on_the_whole_seed_pool_at_t
     assert adapter_dir(static, 1, "grpo").is_dir()
     with Store.open(static / DB_FILE) as store, Store.open(ws / DB_FILE) as loop_store:
         # Steps are matched: the static arm spent exactly the loop's steps in round 2.
-        loop_steps = loop_store.get_round(2).metrics["grpo"]["steps"]
-        assert training.steps == {2: loop_steps} and store.get_round(2).metrics["grpo"]["steps"] == loop_steps
+        loop_steps = loop_store.get_round(2).metrics.grpo["steps"]
+        assert training.steps == {2: loop_steps} and store.get_round(2).metrics.grpo["steps"] == loop_steps
         assert len(seed_pool) // 4 != loop_steps  # (which is not what its own data would have given)
-        assert store.get_round(1).metrics["eval"] == loop_store.get_round(1).metrics["eval"]
+        assert store.get_round(1).metrics.eval == loop_store.get_round(1).metrics.eval
         assert all(store.get_sample(s.id).label == s.label for s in SAMPLES)
-        assert set(store.get_round(2).metrics["stage_seconds"]) == {"train", "assemble", "evaluate"}
-        assert store.get_round(3).metrics["composition"] == {"seed": len(seed_pool)}
+        assert set(store.get_round(2).metrics.stage_seconds) == {"train", "assemble", "evaluate"}
+        assert store.get_round(3).metrics.composition == {"seed": len(seed_pool)}
     assert bookkeeping(ws) == loop_before  # the loop's workspace is untouched
 
 
@@ -303,10 +304,10 @@ def test_an_arm_waits_for_the_loop_to_train_a_round_first(workspace, fake_openai
     assert run_loop(static, load_config(static), rounds=2, log=lambda *_: None, train=training).finished
     assert training.calls == [1, 2]  # made before the loop trained round 1: it trains its own
     with Store.open(static / DB_FILE) as store, Store.open(ws / DB_FILE) as loop_store:
-        assert [store.get_round(r).metrics["grpo"]["steps"] for r in (1, 2)] == \
-            [loop_store.get_round(r).metrics["grpo"]["steps"] for r in (1, 2)]
+        assert [store.get_round(r).metrics.grpo["steps"] for r in (1, 2)] == \
+            [loop_store.get_round(r).metrics.grpo["steps"] for r in (1, 2)]
         assert store.get_round(1).data_ids == loop_store.get_round(1).data_ids  # the same seeded subset
-        assert set(store.get_round(1).metrics["stage_seconds"]) == {"prepare", "train", "assemble", "evaluate"}
+        assert set(store.get_round(1).metrics.stage_seconds) == {"prepare", "train", "assemble", "evaluate"}
 
 
 @pytest.mark.parametrize("arm", ["no-jglv", "random-hppl", "no-edde", "repeat-errors"])
@@ -328,9 +329,9 @@ def test_an_ablation_arm_runs_in_its_own_workspace_at_the_loops_steps(arm, works
     book = bookkeeping(arm_ws)
     requests = fake_openai.requests[asked:]
     with Store.open(arm_ws / DB_FILE) as store, Store.open(ws / DB_FILE) as loop_store:
-        assert store.get_round(2).metrics["grpo"]["steps"] == loop_store.get_round(2).metrics["grpo"]["steps"]
+        assert store.get_round(2).metrics.grpo["steps"] == loop_store.get_round(2).metrics.grpo["steps"]
         assert store.probes(1) == loop_store.probes(1)  # round 1's probes came with the copy
-        composition = store.get_round(2).metrics["composition"]
+        composition = store.get_round(2).metrics.composition
         verdicts = [v for r in (1, 2) for v in store.verdicts(r)]
     assert book["data"][1] == loop_book["data"][1]
     if arm == "no-jglv":

@@ -14,10 +14,12 @@ from looptool.schema import (
     Message,
     Probe,
     Round,
+    RoundMetrics,
     Sample,
     ToolCall,
     ToolSpec,
     Verdict,
+    canonical_json,
 )
 from looptool.store import SCHEMA_VERSION, TABLES, Store, StoreError
 from looptool.store import base as store_base  # where opening a file reads SCHEMA_VERSION and MIGRATIONS
@@ -421,11 +423,33 @@ def test_rounds(st):
                data_ids=["s_1"], metrics={"loss": 0.5})
     st.upsert_round(Round(n=0, status="done"))
     st.upsert_round(r1)
-    r1b = r1.model_copy(update={"status": "done", "adapter_path": "adapters/1", "metrics": {"acc": 1}})
+    r1b = r1.model_copy(update={"status": "done", "adapter_path": "adapters/1", "metrics": RoundMetrics(acc=1)})
     st.upsert_round(r1b)
     assert st.get_round(1) == r1b
     assert [r.n for r in st.rounds()] == [0, 1]
     assert st.counts()["rounds"] == 2
+
+
+def test_a_stored_round_row_saved_again_keeps_every_key(st):
+    """A row's metrics as the loop writes them, nulls and keys the model does not name included:
+    read into RoundMetrics and saved again, the column is the same JSON."""
+    metrics = {"composition": {"fresh_seed": 8, "corrected": 0},
+               "probe": {"mastered": 3, "boundary": 2, "failed": 3, "boundary_cut": None},
+               "expansion": {"kept": 1, "rejected": 2},
+               "eval": {"heldout": None, "heldout_run": "eval_1", "bfcl": {"simple": 0.5, "multiple": None, "all": 0.5},
+                        "bfcl_run": "bfcl_1", "acebench": {"normal": None, "special": 0.5, "all": 0.5},
+                        "acebench_run": "ace_1"},
+               "sft": {"steps": 4, "finished": "2026-01-02T03:56:00.000+00:00"}, "grpo": {"steps": 9, "device": "cpu"},
+               "stage_seconds": {"train": 30.0}, "stage_started": "2026-01-02T03:40:00.000+00:00",
+               "loss": 0.5, "notes": {"kept": None}}
+    st.upsert_round(Round(n=1))
+    st.db.execute("UPDATE rounds SET metrics_json = ? WHERE n = 1", [canonical_json(metrics)])
+    info = st.get_round(1)
+    assert info.metrics.eval.bfcl["simple"] == 0.5 and info.metrics.probe.boundary_cut is None
+    assert info.metrics.sft["steps"] == 4 and info.metrics.model_extra == {"loss": 0.5, "notes": {"kept": None}}
+    st.upsert_round(info)
+    assert st.db.execute("SELECT metrics_json FROM rounds WHERE n = 1").fetchone()[0] == canonical_json(metrics)
+    assert Round(n=2).metrics.model_dump() == {}  # a new round writes no key
 
 
 def test_events(st):

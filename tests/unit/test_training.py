@@ -138,7 +138,8 @@ def test_start_adapter_and_stage_records(tmp_path):
         rounds.record_stage(store, ws, 2, "sft", {"steps": 4})
         rounds.record_stage(store, ws, 2, "grpo", {"steps": 9})
         info = store.get_round(2)
-    assert info.adapter_path == "adapters/round-2" and info.metrics == {"sft": {"steps": 4}, "grpo": {"steps": 9}}
+    assert info.adapter_path == "adapters/round-2"
+    assert info.metrics.model_dump() == {"sft": {"steps": 4}, "grpo": {"steps": 9}}
 
 
 class FakeModel:

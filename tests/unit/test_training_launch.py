@@ -176,7 +176,7 @@ def test_only_the_first_process_saves_and_records_the_adapter(tmp_path, monkeypa
     assert finish(stage, trainer).adapter == tmp_path / "adapters" / "round-1"
     assert len(saved) == 1 and not checkpoints.exists()
     with Store.open(tmp_path / "looptool.db") as store:
-        assert store.get_round(1).metrics["grpo"]["steps"] == 3
+        assert store.get_round(1).metrics.grpo["steps"] == 3
 
 
 def test_the_first_process_to_fail_says_why_past_the_launchers_report(tmp_path, monkeypatch):
