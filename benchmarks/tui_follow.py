@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from looptool.config import DB_FILE
-from looptool.loop.graph import running_loop_pid
+from looptool.loop.control import running_loop_pid
 from looptool.store import Store, StoreError
 from looptool.tui.app import LoopToolApp
 from looptool.tui.widgets.rounds_table import RoundsTable

@@ -127,7 +127,7 @@ def loop_running_elsewhere(workspace: Path) -> Iterator[subprocess.Popen]:
     """A process that holds the workspace's loop lock, as a loop started in another terminal does;
     SIGKILLed at the end (the lock goes with it)."""
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
-                               "from looptool.loop.graph import _only_loop\n"
+                               "from looptool.loop.control import _only_loop\n"
                                "with _only_loop(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(120)",
                                str(workspace)], stdout=subprocess.PIPE, text=True)
     try:

@@ -32,7 +32,7 @@ def _user_errors(fn):
     from looptool.experiment import ExperimentError
     from looptool.export.files import ExportError
     from looptool.loop.arms import ArmError
-    from looptool.loop.graph import LoopError
+    from looptool.loop.control import LoopError
     from looptool.seed.scenarios import NoToolsError
     from looptool.serving.client import ModelOutputError
     from looptool.serving.server import ServingError

@@ -100,7 +100,7 @@ def pause_command(workspace: Workspace = Path(".")) -> None:
     """Ask the loop running on this workspace to stop after the stage it is in (its checkpoint
     saved); 'looptool loop' goes on from the next stage. The request is the file loop.pause in the
     workspace; with no loop running, nothing is asked."""
-    from looptool.loop.graph import request_pause, running_loop_pid
+    from looptool.loop.control import request_pause, running_loop_pid
 
     _open_workspace(workspace)
     pid = running_loop_pid(workspace)
@@ -137,7 +137,8 @@ def review_command(
     """List a round's judge verdicts with the label and the prediction each is about, override some,
     and (--accept) let the paused loop apply them. An override is kept for the label it was about:
     while a sample keeps that label, a later round reuses the decision instead of asking the judge."""
-    from looptool.loop.graph import review_pending, run_loop
+    from looptool.loop.control import review_pending
+    from looptool.loop.graph import run_loop
     from looptool.review import read_overrides, review_items, review_lines
 
     config, db_path = _open_workspace(workspace, write=bool(override or accept))

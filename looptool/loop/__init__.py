@@ -7,5 +7,7 @@
 - `verify`: judge-guided label verification (JGLV), its own graph.
 - `expand`: error-driven data expansion (EDDE).
 - `assemble`: the next round's data (Eq. 5's parts).
+- `evaluate`: the round's adapter on the held-out samples and the benchmark subsets.
+- `control`: the pause file, the one-loop-at-a-time lock, and the review gate.
 - `arms`: the static arm and the ablations, run from the same start as the loop.
 """

@@ -17,7 +17,7 @@
   (`[loop] eval_bfcl_categories`, `eval_bfcl_limit`) and on an ACEBench subset
   (`[loop] eval_acebench_categories`, `eval_acebench_limit`); scores go to the round's metrics.
 
-The arm (`arms.py`) changes the graph where the paper's baseline and ablations differ from the
+The arm (arms.py) changes the graph where the paper's baseline and ablations differ from the
 loop: `static` trains on the whole seed pool every round with no probing, verification or
 expansion; `no-jglv` verifies without the judge (every mismatch is a model error); `no-edde` and
 `repeat-errors` write no expansions; `random-hppl` and `repeat-errors` assemble differently.
@@ -35,20 +35,14 @@ after each node, stops at that node boundary with the node's checkpoint saved, m
 "paused" (its stage the one that finished; the stage's clock stops), and returns; running the
 loop again continues from the next node, which marks the round running again.
 
-One loop at a time runs on a workspace: `run_loop` holds an exclusive lock on `loop.lock` (an
-flock, so it goes with the process however it ends) and writes its pid there; a second run fails
-with a one-line error, and `running_loop_pid` tells any process (the TUI) which loop runs.
+One loop at a time runs on a workspace (control.py: the pause file, the lock, the review gate);
+evaluate.py scores a round.
 """
 
 from __future__ import annotations
 
 import asyncio
-import fcntl
-import os
-import sqlite3
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -61,75 +55,10 @@ from langgraph.types import Command
 
 from looptool.config import DB_FILE, WorkspaceConfig
 from looptool.loop.arms import LOOP, STATIC, ArmError, arm_of, check_arm, matched_steps
-from looptool.schema import EvalMetrics, ProbeCounts, Round, RoundMetrics, RoundStatus, Stage
+from looptool.loop.control import LoopError, _only_loop, _take_pause_request
+from looptool.loop.evaluate import evaluate_round
+from looptool.schema import ProbeCounts, Round, RoundMetrics, RoundStatus, Stage
 from looptool.store import Store, utc_now
-
-PAUSE_FILE = "loop.pause"
-LOCK_FILE = "loop.lock"
-
-
-def request_pause(workspace: Path) -> Path:
-    """Ask the loop running on this workspace (in any process) to stop after its current node."""
-    path = Path(workspace) / PAUSE_FILE
-    path.write_text(utc_now() + "\n", encoding="utf-8")
-    return path
-
-
-def pause_requested(workspace: Path) -> bool:
-    """Whether a pause of the loop has been asked for and not yet taken."""
-    return (Path(workspace) / PAUSE_FILE).is_file()
-
-
-def _take_pause_request(workspace: Path) -> bool:
-    """Remove a pending pause request; True when there was one."""
-    try:
-        (Path(workspace) / PAUSE_FILE).unlink()
-    except FileNotFoundError:
-        return False
-    return True
-
-
-def running_loop_pid(workspace: Path) -> int | None:
-    """The pid of the loop running on this workspace (in any process), or None when none runs."""
-    path = Path(workspace) / LOCK_FILE
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-            return int(text) if text.isdigit() else 0  # 0: running, its pid not yet written
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    finally:
-        os.close(fd)
-
-
-@contextmanager
-def _only_loop(workspace: Path, wait_s: float = 1.0) -> Iterator[None]:
-    """Hold the workspace's loop lock while the loop runs; LoopError when another loop holds it.
-    It waits up to `wait_s`, since a reader (`running_loop_pid`) holds it for an instant."""
-    fd = os.open(Path(workspace) / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        deadline = time.monotonic() + wait_s
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    pid = running_loop_pid(workspace)
-                    raise LoopError(f"another loop runs on {workspace} (pid {pid or '?'}); 'looptool pause -w "
-                                    f"{workspace}' stops it after its current stage") from None
-                time.sleep(0.05)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
 
 
 class LoopState(TypedDict, total=False):
@@ -340,49 +269,6 @@ def _stage_clock(info: Round, name: str, now: str) -> RoundMetrics:
                                 stage_started=None if name == "done" else now)
 
 
-def evaluate_round(workspace: Path, config: WorkspaceConfig, round: int, log: Callable[[str], None]) -> EvalMetrics:
-    """The round's adapter on the held-out samples, the BFCL-v3 subset and (when configured) the
-    ACEBench subset: accuracy by part."""
-    from looptool.eval import acebench_suite, bfcl_suite
-    from looptool.eval.heldout import run_heldout
-    from looptool.serving.target import resolve_target
-
-    target = resolve_target(workspace, config, round, log=log)
-    out: dict[str, Any] = {}
-    with Store.open(workspace / DB_FILE) as store:
-        has_heldout = any(True for _ in store.iter_samples(split="heldout", active=True, page=1))
-    if has_heldout:
-        run_id, _ = run_heldout(workspace, config, target)
-        with Store.open(workspace / DB_FILE) as store:
-            scores = store.eval_scores(run_id)
-        out["heldout"] = _accuracy(scores)
-        out["heldout_run"] = run_id
-    # An empty setting means no BFCL evaluation ("all" names all 17 categories, multi-turn included).
-    categories = config.loop.bfcl_categories
-    if categories:
-        run_id, _ = bfcl_suite.run_bfcl(workspace, config, target, categories, config.loop.eval_bfcl_limit)
-        with Store.open(workspace / DB_FILE) as store:
-            scores = store.eval_scores(run_id)
-        out["bfcl"] = {c: s["accuracy"] for c, s in scores.items()} | {"all": _accuracy(scores)}
-        out["bfcl_run"] = run_id
-    if config.loop.acebench_categories:
-        run_id, _ = acebench_suite.run_acebench(workspace, config, target, config.loop.acebench_categories,
-                                                config.loop.eval_acebench_limit)
-        with Store.open(workspace / DB_FILE) as store:
-            out["acebench"] = acebench_suite.figures(store.eval_results(run_id))
-        out["acebench_run"] = run_id
-    return EvalMetrics(**out)
-
-
-def _accuracy(scores: dict[str, dict[str, Any]]) -> float | None:
-    total = sum(s["total"] for s in scores.values())
-    return sum(s["passed"] for s in scores.values()) / total if total else None
-
-
-class LoopError(Exception):
-    """The loop cannot start or go on (no data, a round without its adapter)."""
-
-
 @dataclass(frozen=True)
 class LoopOutcome:
     round: int  # the round reached
@@ -469,37 +355,6 @@ def _run_loop(workspace: Path, config: WorkspaceConfig, *, rounds: int | None, a
             return LoopOutcome(state.values.get("round", 1), paused, not state.next, stopped_after)
     finally:
         saver.conn.close()
-
-
-def review_pending(workspace: Path) -> int | None:
-    """The round whose verdicts wait at the review gate, or None when the loop is not waiting there.
-
-    This reads LangGraph's own record -- the latest checkpoint of the loop's thread and its pending
-    writes -- because that is what decides whether `run_loop` pauses: a round's stage stays
-    "verify" (and "running") both while the judge works and while the gate waits, so the round
-    rows alone cannot tell the two apart. An interrupt write (from the review node, raised through
-    the verify subgraph) marks the gate; a resume write beside it means the gate was released.
-    Reads only; a workspace where no loop has run has no checkpoint tables and waits for nothing.
-    """
-    from langgraph.checkpoint.sqlite import SqliteSaver
-
-    db_path = Path(workspace) / DB_FILE
-    with Store.open(db_path) as store:
-        if not store.has_table("checkpoints") or not store.has_table("writes"):
-            return None
-    conn = sqlite3.connect(str(db_path), check_same_thread=False, timeout=10)
-    try:
-        saver = SqliteSaver(conn)
-        saver.is_setup = True  # the tables exist: skip the set-up, which may write
-        found = saver.get_tuple({"configurable": {"thread_id": "loop", "checkpoint_ns": ""}})
-    finally:
-        conn.close()
-    if found is None:
-        return None
-    channels = {channel for _, channel, _ in found.pending_writes or []}
-    if "__interrupt__" not in channels or "__resume__" in channels:
-        return None
-    return int(found.checkpoint.get("channel_values", {}).get("round", 1))
 
 
 def _interrupted(snapshot: Any) -> bool:

@@ -102,7 +102,7 @@ class LoopToolApp(App):
 
     def read_review_round(self) -> int | None:
         """The round waiting at the review gate (LangGraph's checkpoint says; see review_pending)."""
-        from looptool.loop.graph import review_pending
+        from looptool.loop.control import review_pending
 
         return review_pending(self.workspace)
 

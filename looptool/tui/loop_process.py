@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from looptool.loop.graph import pause_requested, request_pause, running_loop_pid
+from looptool.loop.control import pause_requested, request_pause, running_loop_pid
 
 LOG_NAME = "tui-loop.log"
 

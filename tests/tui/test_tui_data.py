@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from looptool.config import DB_FILE, load_config
-from looptool.loop.graph import review_pending
+from looptool.loop.control import review_pending
 from looptool.schema import Round, RoundMetrics, Verdict
 from looptool.store import Store
 from looptool.tui.data import (

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from looptool.config import DB_FILE
-from looptool.loop.graph import pause_requested
+from looptool.loop.control import pause_requested
 from looptool.store import Store
 from looptool.tui.widgets.event_log import EventLog
 from looptool.tui.widgets.loop_status import LoopStatus

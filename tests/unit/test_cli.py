@@ -127,7 +127,7 @@ def test_missing_workspace_says_init(tmp_path, runner):
 
 
 def test_pause_asks_the_running_loop_and_tui_needs_a_workspace(workspace, runner, tmp_path):
-    from looptool.loop.graph import pause_requested
+    from looptool.loop.control import pause_requested
     from tests.scripted_loop import loop_running_elsewhere
 
     result = runner.invoke(app, ["pause", "-w", str(workspace)])

@@ -14,15 +14,8 @@ from pathlib import Path
 import pytest
 
 from looptool.config import DB_FILE, load_config
-from looptool.loop.graph import (
-    LoopError,
-    _only_loop,
-    pause_requested,
-    request_pause,
-    review_pending,
-    run_loop,
-    running_loop_pid,
-)
+from looptool.loop.control import _only_loop, LoopError, pause_requested, request_pause, review_pending, running_loop_pid
+from looptool.loop.graph import run_loop
 from looptool.policy.prompt import load_renderer
 from looptool.store import Store
 from looptool.training.rounds import adapter_dir, record_stage
