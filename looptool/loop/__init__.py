@@ -2,7 +2,8 @@
 
 - `graph`: the round loop (train -> probe -> verify -> expand -> assemble -> evaluate), compiled
   with the SQLite checkpointer so a killed run resumes; graph state carries ids and counters, rows
-  live in the store.
+  live in the store. Its nodes and routing are top-level functions of the state and the run's
+  context; `state`: that state (`LoopState`) and context (`LoopContext`).
 - `probe`: greedy capability probing (GCP) of a round's data with the trained policy.
 - `verify`: judge-guided label verification (JGLV), its own graph.
 - `expand`: error-driven data expansion (EDDE).

@@ -37,178 +37,186 @@ loop again continues from the next node, which marks the round running again.
 
 One loop at a time runs on a workspace (control.py: the pause file, the lock, the review gate);
 evaluate.py scores a round.
+
+The graph's state (`LoopState`) and its run context (`LoopContext`: workspace, settings, store,
+arm, training, pause point) are in state.py. Every node and routing function here is a top-level
+function of the state and, where it needs the context, of LangGraph's runtime (`runtime.context`
+is the LoopContext each run is given), so each can be called alone; the helpers they share
+(`stage`, `record_metrics`) take the store. `pausable` wraps a node so that it ends at the
+context's pause point.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import date, datetime
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal
 
 from langgraph.errors import GraphDrained
 from langgraph.graph import END, START, StateGraph
-from langgraph.runtime import RunControl
+from langgraph.runtime import RunControl, Runtime
 from langgraph.types import Command
 
 from looptool.config import DB_FILE, WorkspaceConfig
 from looptool.loop.arms import LOOP, STATIC, ArmError, arm_of, check_arm, matched_steps
+from looptool.loop.assemble import Assembly, assemble_round, first_round_ids, record_assembly, static_round
 from looptool.loop.control import LoopError, _only_loop, _take_pause_request
 from looptool.loop.evaluate import evaluate_round
+from looptool.loop.expand import ExpandContext, expand_round, needs_model
+from looptool.loop.probe import probe_round
+from looptool.loop.state import LoopContext, LoopState
+from looptool.loop.verify import VerifyContext, build_verify_graph
 from looptool.schema import ProbeCounts, Round, RoundMetrics, RoundStatus, Stage
+from looptool.serving.client import resolve_endpoint
 from looptool.store import Store, utc_now
 
-
-class LoopState(TypedDict, total=False):
-    round: int  # the round being worked on
-    rounds: int  # the last round to run
-    judged: int  # (from the verify subgraph)
-    applied: dict[str, int]  # (from the verify subgraph)
+# -- what the nodes record -----------------------------------------------------------------------
 
 
-def _train_round(workspace: Path, config: WorkspaceConfig, round: int, log: Callable[[str], None],
-                 max_steps: int | None) -> None:
-    """GRPO for the round in a child process (at most `max_steps` steps when given), after the
-    SFT warm start where it is wanted."""
-    from looptool.training.process import make_room_for_training, run_stage
-    from looptool.training.sft import warm_start_due
+def stage(store: Store, round: int, name: Stage | Literal["done"], status: RoundStatus = "running") -> None:
+    """The round enters the stage `name` (its clock: `_stage_clock`), as the TUI shows it."""
+    info = store.get_round(round) or Round(n=round)
+    now = utc_now()
+    update: dict[str, Any] = {"stage": name, "status": status, "metrics": _stage_clock(info, name, now)}
+    if info.started_at is None:
+        update["started_at"] = now
+    if status == "done":
+        update["finished_at"] = now
+    store.upsert_round(info.model_copy(update=update))
+    store.log_event("info", "loop", f"round {round}: {name}" + ("" if status == "running" else f" ({status})"))
 
-    make_room_for_training(workspace, config, log)
-    if warm_start_due(workspace, config, round):
-        run_stage(workspace, "sft", 1, echo=log)
-    run_stage(workspace, "grpo", round, max_steps=max_steps, echo=log)
+
+def record_metrics(store: Store, round: int, **figures: Any) -> None:
+    """Set these RoundMetrics fields of the round (validated as they are set)."""
+    info = store.get_round(round) or Round(n=round)
+    store.upsert_round(info.model_copy(update={"metrics": info.metrics.updated(**figures)}))
 
 
-@dataclass
-class LoopContext:
-    workspace: Path
-    config: WorkspaceConfig
-    store: Store
-    arm: str = LOOP  # see arms.py
-    log: Callable[[str], None] = print
-    today: str = field(default_factory=lambda: date.today().isoformat())
-    # How a round is trained (workspace, config, round, log, max_steps); tests of the control flow
-    # may pass another.
-    train: Callable[[Path, WorkspaceConfig, int, Callable[[str], None], int | None], None] = _train_round
-    # Called with a node's name as the node ends (inside it, before its checkpoint): where a pause
-    # request is taken (see run_loop).
-    pause_point: Callable[[str], None] = lambda node: None
+# -- the nodes -----------------------------------------------------------------------------------
+
+
+def prepare(state: LoopState, runtime: Runtime[LoopContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    store, config = ctx.store, ctx.config
+    first = store.get_round(1)
+    if first is None or not first.data_ids:
+        # Round 1 is the same in every arm, the static one included: the same seeded subset.
+        data = Assembly(1, {"fresh_seed": first_round_ids(store, config.loop, seed=config.train.seed)})
+        if not data.ids:
+            raise LoopError(f"{ctx.workspace} has no seed training samples; run 'looptool seed' first")
+        record_assembly(store, data)
+    if state["round"] == 1:
+        stage(store, 1, "prepare")
+    return {}
+
+
+def train(state: LoopState, runtime: Runtime[LoopContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    store, ws, r = ctx.store, ctx.workspace, state["round"]
+    stage(store, r, "train")
+    info = store.get_round(r)
+    if info is None or not info.adapter_path or info.metrics.grpo is None or not (ws / info.adapter_path).is_dir():
+        try:
+            steps = ctx.config.loop.grpo_steps if ctx.arm == LOOP else matched_steps(ws, r)
+        except ArmError as exc:
+            raise LoopError(str(exc)) from None
+        ctx.train(ws, ctx.config, r, ctx.log, steps)
+    return {}
+
+
+def probe(state: LoopState, runtime: Runtime[LoopContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    r = state["round"]
+    stage(ctx.store, r, "probe")
+    summary = probe_round(ctx.workspace, ctx.config, r, log=ctx.log)
+    record_metrics(ctx.store, r, probe=ProbeCounts(**summary.counts, boundary_cut=summary.cut))
+    return {}
+
+
+def verify_stage(state: LoopState, runtime: Runtime[LoopContext]) -> dict[str, Any]:
+    """The round enters verification (the verify subgraph's own nodes know nothing of rounds' stages)."""
+    stage(runtime.context.store, state["round"], "verify")
+    return {}
+
+
+async def expand(state: LoopState, runtime: Runtime[LoopContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    store, config, ws, r = ctx.store, ctx.config, ctx.workspace, state["round"]
+    stage(store, r, "expand")
+    if ctx.arm in ("no-edde", "repeat-errors"):  # these arms write no new samples
+        return {}
+    # The servers start only for seeds the model expands (none when the templated expander takes them all).
+    model = needs_model(store, config, r)
+    expander = resolve_endpoint(config, "expander", ws, log=ctx.log) if model else None
+    judge = resolve_endpoint(config, "judge", ws, log=ctx.log) if model else None
+    counts = await expand_round(ExpandContext(config, store, expander, judge, ctx.today), r)
+    record_metrics(store, r, expansion=counts)
+    return {}
+
+
+def assemble(state: LoopState, runtime: Runtime[LoopContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    store, r = ctx.store, state["round"]
+    stage(store, r, "assemble")
+    if ctx.arm == STATIC:
+        record_assembly(store, static_round(store, r + 1))
+    else:
+        record_assembly(store, assemble_round(store, r, ctx.config.loop, seed=ctx.config.train.seed, arm=ctx.arm))
+    return {}
+
+
+def evaluate(state: LoopState, runtime: Runtime[LoopContext]) -> dict[str, Any]:
+    ctx = runtime.context
+    store, r = ctx.store, state["round"]
+    stage(store, r, "evaluate")
+    if store.get_round(r).metrics.eval is None:  # (a static baseline's round 1 may come evaluated)
+        record_metrics(store, r, eval=evaluate_round(ctx.workspace, ctx.config, r, ctx.log))
+    stage(store, r, "done", "done")
+    return {}
+
+
+def advance(state: LoopState) -> dict[str, Any]:
+    return {"round": state["round"] + 1}
+
+
+# -- routing -------------------------------------------------------------------------------------
+
+
+def after_evaluate(state: LoopState) -> str:
+    return "advance" if state["round"] < state["rounds"] else END
+
+
+# -- the graph -----------------------------------------------------------------------------------
+
+def pausable(name: str, node: Callable[..., Any]) -> Callable[..., Any]:
+    """The node, then the context's pause point: inside the node, so a pause asked for here stops
+    the run at the very next step boundary (an update streamed out of the graph arrives only once
+    the next step has begun)."""
+    if asyncio.iscoroutinefunction(node):
+        async def run_async(state: LoopState, runtime: Runtime[LoopContext]) -> Any:
+            out = await node(state, runtime)
+            runtime.context.pause_point(name)
+            return out
+
+        return run_async
+
+    def run(state: LoopState, runtime: Runtime[LoopContext]) -> Any:
+        out = node(state, runtime)
+        runtime.context.pause_point(name)
+        return out
+
+    return run
 
 
 def build_loop_graph(ctx: LoopContext) -> StateGraph:
-    from looptool.loop.assemble import Assembly, assemble_round, first_round_ids, record_assembly, static_round
-    from looptool.loop.expand import ExpandContext, expand_round, needs_model
-    from looptool.loop.probe import probe_round
-    from looptool.loop.verify import VerifyContext, build_verify_graph
-    from looptool.serving.client import resolve_endpoint
-
-    store, config, ws, loop = ctx.store, ctx.config, ctx.workspace, ctx.config.loop
-
-    def stage(round: int, name: Stage | Literal["done"], status: RoundStatus = "running") -> None:
-        info = store.get_round(round) or Round(n=round)
-        now = utc_now()
-        update: dict[str, Any] = {"stage": name, "status": status, "metrics": _stage_clock(info, name, now)}
-        if info.started_at is None:
-            update["started_at"] = now
-        if status == "done":
-            update["finished_at"] = now
-        store.upsert_round(info.model_copy(update=update))
-        store.log_event("info", "loop", f"round {round}: {name}" + ("" if status == "running" else f" ({status})"))
-
-    def record_metrics(round: int, **figures: Any) -> None:
-        """Set these RoundMetrics fields of the round (validated as they are set)."""
-        info = store.get_round(round) or Round(n=round)
-        store.upsert_round(info.model_copy(update={"metrics": info.metrics.updated(**figures)}))
-
-    def prepare(state: LoopState) -> dict[str, Any]:
-        first = store.get_round(1)
-        if first is None or not first.data_ids:
-            # Round 1 is the same in every arm, the static one included: the same seeded subset.
-            data = Assembly(1, {"fresh_seed": first_round_ids(store, loop, seed=config.train.seed)})
-            if not data.ids:
-                raise LoopError(f"{ws} has no seed training samples; run 'looptool seed' first")
-            record_assembly(store, data)
-        if state["round"] == 1:
-            stage(1, "prepare")
-        return {}
-
-    def train(state: LoopState) -> dict[str, Any]:
-        r = state["round"]
-        stage(r, "train")
-        info = store.get_round(r)
-        if info is None or not info.adapter_path or info.metrics.grpo is None or not (ws / info.adapter_path).is_dir():
-            try:
-                steps = loop.grpo_steps if ctx.arm == LOOP else matched_steps(ws, r)
-            except ArmError as exc:
-                raise LoopError(str(exc)) from None
-            ctx.train(ws, config, r, ctx.log, steps)
-        return {}
-
-    def probe(state: LoopState) -> dict[str, Any]:
-        r = state["round"]
-        stage(r, "probe")
-        summary = probe_round(ws, config, r, log=ctx.log)
-        record_metrics(r, probe=ProbeCounts(**summary.counts, boundary_cut=summary.cut))
-        return {}
-
-    async def expand(state: LoopState) -> dict[str, Any]:
-        r = state["round"]
-        stage(r, "expand")
-        if ctx.arm in ("no-edde", "repeat-errors"):  # these arms write no new samples
-            return {}
-        # The servers start only for seeds the model expands (none when the templated expander takes them all).
-        model = needs_model(store, config, r)
-        expander = resolve_endpoint(config, "expander", ws, log=ctx.log) if model else None
-        judge = resolve_endpoint(config, "judge", ws, log=ctx.log) if model else None
-        counts = await expand_round(ExpandContext(config, store, expander, judge, ctx.today), r)
-        record_metrics(r, expansion=counts)
-        return {}
-
-    def assemble(state: LoopState) -> dict[str, Any]:
-        r = state["round"]
-        stage(r, "assemble")
-        if ctx.arm == STATIC:
-            record_assembly(store, static_round(store, r + 1))
-        else:
-            record_assembly(store, assemble_round(store, r, loop, seed=config.train.seed, arm=ctx.arm))
-        return {}
-
-    def evaluate(state: LoopState) -> dict[str, Any]:
-        r = state["round"]
-        stage(r, "evaluate")
-        if store.get_round(r).metrics.eval is None:  # (a static baseline's round 1 may come evaluated)
-            record_metrics(r, eval=evaluate_round(ws, config, r, ctx.log))
-        stage(r, "done", "done")
-        return {}
-
-    def advance(state: LoopState) -> dict[str, Any]:
-        return {"round": state["round"] + 1}
-
-    def after_evaluate(state: LoopState) -> str:
-        return "advance" if state["round"] < state["rounds"] else END
-
-    def pausable(name: str, node: Callable[[LoopState], Any]) -> Callable[[LoopState], Any]:
-        """The node, then the pause point: inside the node, so a pause asked for here stops the
-        run at the very next step boundary (an update streamed out of the graph arrives only
-        once the next step has begun)."""
-        if asyncio.iscoroutinefunction(node):
-            async def run_async(state: LoopState) -> Any:
-                out = await node(state)
-                ctx.pause_point(name)
-                return out
-
-            return run_async
-
-        def run(state: LoopState) -> Any:
-            out = node(state)
-            ctx.pause_point(name)
-            return out
-
-        return run
-
-    graph = StateGraph(LoopState)
+    """The loop's graph for the context's arm. Its nodes read the context from LangGraph's runtime
+    context, so every run of the compiled graph is given it (`context=ctx`); it is needed here
+    too, for what is fixed when the graph is built: the arm's shape and the verify subgraph's
+    context (a compiled subgraph of its own, which reads no runtime context)."""
+    graph = StateGraph(LoopState, context_schema=LoopContext)
     graph.add_node("prepare", pausable("prepare", prepare))
     graph.add_node("train", pausable("train", train))
     graph.add_node("evaluate", pausable("evaluate", evaluate))
@@ -221,14 +229,9 @@ def build_loop_graph(ctx: LoopContext) -> StateGraph:
     else:
         # The verify subgraph takes a pause request at its end, as it finishes (not in between its
         # nodes: it shares the run control, and would stop itself half-way).
-        verify = build_verify_graph(VerifyContext(ws, config, store, ctx.today, ctx.log,
+        verify = build_verify_graph(VerifyContext(ctx.workspace, ctx.config, ctx.store, ctx.today, ctx.log,
                                                   on_applied=lambda: ctx.pause_point("verify"),
                                                   use_judge=ctx.arm != "no-jglv")).compile()
-
-        def verify_stage(state: LoopState) -> dict[str, Any]:
-            stage(state["round"], "verify")
-            return {}
-
         graph.add_node("probe", pausable("probe", probe))
         graph.add_node("verify_stage", verify_stage)
         graph.add_node("verify", verify)
@@ -342,7 +345,8 @@ def _run_loop(workspace: Path, config: WorkspaceConfig, *, rounds: int | None, a
             try:
                 # "sync": each step's checkpoint is written before the next step starts, so a run
                 # that stops at a step boundary continues from the next node.
-                result = asyncio.run(graph.ainvoke(given, thread, durability="sync", control=control))
+                result = asyncio.run(graph.ainvoke(given, thread, durability="sync", control=control,
+                                                   context=ctx))
             except GraphDrained:
                 result, stopped_after = {}, (asked[-1] if asked else "a node")
             state = graph.get_state(thread)

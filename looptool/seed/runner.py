@@ -17,8 +17,9 @@ from pathlib import Path
 
 from looptool.config import DB_FILE, EMBEDDED_MODEL, ManagedModel, WorkspaceConfig
 from looptool.policy.prompt import token_counter
-from looptool.seed.graph import REASON_SEPARATOR, SeedContext, build_seed_graph, reason_kind
+from looptool.seed.graph import REASON_SEPARATOR, build_seed_graph, reason_kind
 from looptool.seed.scenarios import NoToolsError, dialogue_id, stored_splits
+from looptool.seed.state import SeedContext
 from looptool.serving.client import resolve_endpoint
 from looptool.store import Store
 
@@ -117,7 +118,7 @@ async def _run(ctx: SeedContext, saver, n: int, concurrency: int, on_progress) -
     limit = asyncio.Semaphore(concurrency)
     recursion_limit = 8 * ctx.config.max_messages + 20
 
-    graph = build_seed_graph(ctx).compile(checkpointer=saver)
+    graph = build_seed_graph().compile(checkpointer=saver)
 
     async def one(i: int) -> None:
         async with limit:
@@ -130,7 +131,7 @@ async def _run(ctx: SeedContext, saver, n: int, concurrency: int, on_progress) -
             report.in_flight += 1
             on_progress(report)
             try:
-                out = await graph.ainvoke(start, thread, durability="sync")
+                out = await graph.ainvoke(start, thread, durability="sync", context=ctx)
             finally:
                 report.in_flight -= 1
             if out.get("outcome") == "done":

@@ -5,13 +5,13 @@ hours, and it must outlive a closed terminal. It is started as `looptool loop -w
 release the review gate, `looptool review --accept -w WS`) in a session of its own, with its
 output going to `logs/tui-loop.log` in the workspace.
 
-* pause: the file request of `loop.graph.request_pause`; the loop stops after its current node
+* pause: the file request of `loop.control.request_pause`; the loop stops after its current node
   with its checkpoint saved. Any loop on the workspace takes it, whoever started it.
 * stop: SIGTERM to the child's process group (the loop and the trainer it started); the loop is
   resumable after a kill by design, so nothing is lost but the node's work so far. The vLLM
   servers it started run in sessions of their own and stay up (`left_running` names them).
 * a loop started elsewhere (another terminal) is seen through the workspace's loop lock
-  (`loop.graph.running_loop_pid`): start refuses, pause reaches it, stop does not touch it.
+  (`loop.control.running_loop_pid`): start refuses, pause reaches it, stop does not touch it.
 
 The commands are injectable, so tests drive a fake loop that only writes rows.
 """

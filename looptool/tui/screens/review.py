@@ -2,7 +2,7 @@
 with the other answer (o: take the prediction instead of keeping the label, or back), or drop the
 sample (d: BOTH_WRONG); then resume the loop (r), which applies them.
 
-Whether the loop waits at the gate is read from LangGraph's checkpoint (`loop.graph.review_pending`),
+Whether the loop waits at the gate is read from LangGraph's checkpoint (`loop.control.review_pending`),
 not from the round rows: see there why the rows cannot tell. When it does not wait, the latest
 round's verdicts are still shown and a decision is still recorded, as `looptool review` does: it
 counts when the round's verdicts are applied, if they have not been yet.
