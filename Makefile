@@ -2,6 +2,9 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+# Tests start many Python processes (xdist workers, CLI runs, trainers, servers): let them share
+# compiled bytecode instead of compiling LoopTool and the tests again in each one.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: install demo experiment test test-unit test-slow bench clean
 
@@ -17,8 +20,8 @@ experiment: install  ## does the loop teach? loop vs static at equal GRPO steps 
 test: install  ## the whole suite: unit + integration (real vLLM on the CPU)
 	$(PY) -m pytest -q -ra --durations=25 $(PYTEST_ARGS)
 
-test-unit: install  ## the fast subset (no model; 4 pytest-xdist workers, mostly waiting on sockets)
-	$(PY) -m pytest -q -ra -m "not slow" -n 4 $(PYTEST_ARGS)
+test-unit: install  ## the fast subset, under a minute on 2 cores (no model, no torch outside one worker; 4 pytest-xdist workers, often waiting on sockets)
+	$(PY) -m pytest -q -ra -m "not slow" -n 4 --dist loadgroup $(PYTEST_ARGS) tests/unit tests/tui
 
 bench: install  ## serving benchmarks; results go to docs/BENCHMARKS.md by hand
 	$(PY) benchmarks/bench_serving.py

@@ -28,6 +28,9 @@ from looptool.schema import Label, Message, Sample, ToolCall
 from looptool.store import Store
 from tests.tui.tui_workspace import CURRENCY, TABLE, WEATHER, build
 
+# transformers loads in one pytest-xdist worker only (`--dist loadgroup`): seconds saved in each other one.
+pytestmark = pytest.mark.xdist_group("transformers")
+
 WIDE = {"COLUMNS": "200"}  # rich's tables are as wide as the terminal; the test runner has none
 
 
@@ -362,6 +365,7 @@ def smollm2_tokenizer():
     return AutoTokenizer.from_pretrained(str(materialise(log=lambda *a: None)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("template, thinking", [("own", "off"), ("qwen3-style", "off"), ("qwen3-style", "on")])
 def test_the_exported_template_renders_what_the_renderer_renders(ws, smollm2_tokenizer, template, thinking):
     """For every sample of the workspace (calls, parallel calls, replies, a conversation with

@@ -44,6 +44,7 @@ def test_bfcl_types_are_mapped_to_json_schema():
     assert "optional" not in props["flag"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("category", ["simple", "multiple", "java", "javascript"])
 def test_bfcl_files_import_without_loss(category, workspace, runner):
     path = BENCH / f"BFCL_v3_{category}.json"
@@ -118,6 +119,7 @@ json_values = st.recursive(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(json_values)
 def test_random_json_only_ever_raises_the_documented_error(data):
@@ -155,6 +157,7 @@ def test_list_show_and_stats_of_imported_tools(workspace, runner, tmp_path):
     assert data["required"] == 2 and data["optional"] == 2 and data["enum_share"] == 0.25
 
 
+@pytest.mark.slow
 def test_tools_errors_are_one_line(workspace, runner):
     missing = runner.invoke(app, ["tools", "show", "nope", "-w", str(workspace)])
     assert missing.exit_code == 1 and missing.output.strip() == f"error: no tool named 'nope' in {workspace}; see 'looptool tools list'"

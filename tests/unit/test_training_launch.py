@@ -16,6 +16,9 @@ from looptool.config import TrainConfig, WorkspaceConfig, save_config
 from looptool.training import process, tracking
 from looptool.training.stage import TrainingError
 
+# transformers loads in one pytest-xdist worker only (`--dist loadgroup`): seconds saved in each other one.
+pytestmark = pytest.mark.xdist_group("transformers")
+
 
 def launch_args(cmd: list[str]):
     """`cmd` (`python -m accelerate.commands.launch ...`) as accelerate 1.16's launcher reads it."""
@@ -131,6 +134,7 @@ def test_tracking_env_points_the_trackers_into_the_workspace_and_puts_it_back(tm
     assert "TRACKIO_DIR" not in os.environ
 
 
+@pytest.mark.slow
 def test_only_the_first_process_writes_step_rows(tmp_path, monkeypatch):
     from transformers.trainer_callback import TrainerControl, TrainerState
 
