@@ -41,7 +41,6 @@ async def test_every_screen_by_key(tui_ws):
         assert health.health_of("policy") == "stopped"  # managed, and no server started
 
 
-@pytest.mark.slow
 async def test_the_widest_round_rows_fit_120_columns(tui_ws):
     from looptool.config import DB_FILE
     from looptool.store import Store

@@ -312,7 +312,6 @@ def test_summary_groups_and_per_dialogue_multi_turn_accuracy():
     ('{"id": "normal_atom_bool_1", "output": 3}', ":1: output: expected the model's raw text"),
     ('{"id": "normal_atom_bool_1", "output": "x"}\n{"id": "normal_atom_bool_1", "output": "y"}', ":2: id: 'normal_atom_bool_1' appears twice"),
 ])
-@pytest.mark.slow
 def test_malformed_outputs_files_fail_with_one_line(tmp_path, line, message):
     path = tmp_path / "out.jsonl"
     path.write_text(line + "\n")

@@ -18,7 +18,6 @@ def test_demo_config_is_the_default_with_smaller_sizes():
     assert config.train.sft_max_steps < 64 and config.train.learning_rate == 1e-5  # the rest is default
 
 
-@pytest.mark.slow
 def test_every_demo_step_is_a_command_the_cli_knows(tmp_path, runner):
     for step in demo.demo_steps(tmp_path / "ws", rounds=2):
         result = runner.invoke(app, [*step.args, "--help"])

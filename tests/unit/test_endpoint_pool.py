@@ -159,7 +159,6 @@ def test_a_server_that_cannot_be_reached_is_left_out(fakes, capsys):
     assert line.endswith("its requests go to the other 1 server")
 
 
-@pytest.mark.slow
 def test_a_server_comes_back_after_its_cool_down(fakes, capsys):
     a, b = fakes[:2]
     a.replies.append((503, {"error": "restarting"}))
@@ -210,7 +209,6 @@ def test_when_every_server_fails_the_request_fails_in_one_line(fakes, capsys):
     assert retries == [f"note: chat request: every server of m is out; retry {k} of 4" for k in (3, 4)], said
 
 
-@pytest.mark.slow
 def test_a_refusal_is_not_the_servers_fault(fakes):
     fakes[0].replies.append((400, {"error": "prompt too long"}))
     endpoint = pool_endpoint(fakes[:2])

@@ -845,7 +845,6 @@ def test_property_every_importer_ends_in_its_own_one_line_error(payload, on_dupl
 # 11. Synth says what happened when every answer was nonsense, and stores unusable expansions
 
 
-@pytest.mark.slow
 def test_synth_with_nonsense_answers_says_so_and_does_not_ask_again(workspace, runner, fake_openai):
     ws = broken_endpoint_ws(workspace, fake_openai)
     fake_openai.responder = lambda path, request: (200, chat_reply('{"word": "salad"}'))

@@ -793,7 +793,6 @@ def test_judge_check_auto_is_on_unless_the_judge_is_the_embedded_model(tmp_path)
     assert not resolve_judge_check(WorkspaceConfig(judge=endpoint, seed={"judge_check": "off"}))
 
 
-@pytest.mark.slow
 def test_a_call_turn_the_judge_rejects_drops_the_dialogue_with_its_reason(fake, tmp_path, runner):
     fake.responder = judge = ScriptedJudge([True, False])  # the first call turn passes, the second not
     ws = sequential_workspace(tmp_path, fake)
@@ -968,7 +967,6 @@ def test_seed_without_tools_is_a_one_line_error(tmp_path, runner, fake):
         assert store.dialogue_rows() == []
 
 
-@pytest.mark.slow
 def test_seed_command_reports_and_dialogues_list_filters_by_status(tmp_path, runner, fake):
     """Planner answers for off-topic plans are never JSON: those dialogues are dropped."""
     base = schema_responder()

@@ -157,7 +157,6 @@ def test_list_show_and_stats_of_imported_tools(workspace, runner, tmp_path):
     assert data["required"] == 2 and data["optional"] == 2 and data["enum_share"] == 0.25
 
 
-@pytest.mark.slow
 def test_tools_errors_are_one_line(workspace, runner):
     missing = runner.invoke(app, ["tools", "show", "nope", "-w", str(workspace)])
     assert missing.exit_code == 1 and missing.output.strip() == f"error: no tool named 'nope' in {workspace}; see 'looptool tools list'"
