@@ -7,9 +7,6 @@ import pytest
 from looptool.config import TrainConfig
 from looptool.training import model
 
-# transformers loads in one pytest-xdist worker only (`--dist loadgroup`): seconds saved in each other one.
-pytestmark = pytest.mark.xdist_group("transformers")
-
 
 @pytest.mark.parametrize(("setting", "native", "expected"), [
     ("auto", True, True), ("auto", False, False), ("bfloat16", False, True), ("float32", True, False)])

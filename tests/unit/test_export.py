@@ -28,9 +28,6 @@ from looptool.schema import Label, Message, Sample, ToolCall
 from looptool.store import Store
 from tests.tui.tui_workspace import CURRENCY, TABLE, WEATHER, build
 
-# transformers loads in one pytest-xdist worker only (`--dist loadgroup`): seconds saved in each other one.
-pytestmark = pytest.mark.xdist_group("transformers")
-
 WIDE = {"COLUMNS": "200"}  # rich's tables are as wide as the terminal; the test runner has none
 
 

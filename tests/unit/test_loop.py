@@ -21,9 +21,6 @@ from looptool.store import Store
 from looptool.training.rounds import adapter_dir, record_stage
 from tests.scripted_loop import SAMPLES, bookkeeping, loop_running_elsewhere, responder, scripted_workspace
 
-# transformers loads in one pytest-xdist worker only (`--dist loadgroup`): seconds saved in each other one.
-pytestmark = pytest.mark.xdist_group("transformers")
-
 
 @pytest.fixture(scope="module")
 def tokenizer():

@@ -16,9 +16,6 @@ from looptool.schema import Label, Message, Probe, Round, Sample, ToolCall, Tool
 from looptool.serving.client import ServingError
 from looptool.store import Store
 
-# transformers loads in one pytest-xdist worker only (`--dist loadgroup`): seconds saved in each other one.
-pytestmark = pytest.mark.xdist_group("transformers")
-
 TOOL = ToolSpec(name="get_weather", description="Weather of a city.",
                 parameters={"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
 

@@ -22,9 +22,6 @@ from looptool.training.reward import reward_function
 from tests.fakes import chat_reply
 from tests.tiny_model import build_thinking_model
 
-# transformers loads in one pytest-xdist worker only (`--dist loadgroup`): seconds saved in each other one.
-pytestmark = pytest.mark.xdist_group("transformers")
-
 TOOL = ToolSpec(name="get_weather", description="Weather of a city.",
                 parameters={"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
 PARIS = Label(calls=[ToolCall(name="get_weather", arguments={"city": "Paris"})])

@@ -5,9 +5,9 @@ import random
 import pytest
 
 from looptool.tools_sim.constraints import MAX_PARAMS, Fill, object_schema, sample_structure
+from looptool.tools_sim.semantic import curated_domains, curated_intents
 from looptool.tools_sim.stats import tool_stats
 from looptool.tools_sim.synth import build_spec, fill_schema, plan_intents, unique_sibling_names
-from looptool.tools_sim.semantic import curated_domains, curated_intents
 from looptool.tools_sim.validate import spec_problems
 
 

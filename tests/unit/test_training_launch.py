@@ -16,9 +16,6 @@ from looptool.config import TrainConfig, WorkspaceConfig, save_config
 from looptool.training import process, tracking
 from looptool.training.stage import TrainingError
 
-# transformers loads in one pytest-xdist worker only (`--dist loadgroup`): seconds saved in each other one.
-pytestmark = pytest.mark.xdist_group("transformers")
-
 
 def launch_args(cmd: list[str]):
     """`cmd` (`python -m accelerate.commands.launch ...`) as accelerate 1.16's launcher reads it."""

@@ -24,9 +24,6 @@ from looptool.training.reward import ToolCallReward, binary_reward, partial_rewa
 from tests.fakes import chat_reply
 from tests.unit.test_judge import right_judge
 
-# transformers loads in one pytest-xdist worker only (`--dist loadgroup`): seconds saved in each other one.
-pytestmark = pytest.mark.xdist_group("transformers")
-
 TOOL = ToolSpec(name="get_weather", description="Weather of a city.",
                 parameters={"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
 
