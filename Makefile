@@ -2,6 +2,9 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+# Tests start many Python processes (xdist workers, CLI runs, trainers, servers): let them share
+# compiled bytecode instead of compiling LoopTool and the tests again in each one.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: install demo experiment test test-unit test-slow bench clean
 
@@ -14,11 +17,14 @@ demo: install  ## run the main job on the embedded default model
 experiment: install  ## does the loop teach? loop vs static at equal GRPO steps (about an hour on 2 cores with AVX512-BF16, hours on AVX2 only)
 	$(VENV)/bin/looptool experiment -w runs/experiment$(if $(SEED),-seed$(SEED)) --seed $(or $(SEED),0)
 
-test: install  ## the whole suite: unit + integration (real vLLM on the CPU)
-	$(PY) -m pytest -q -ra --durations=25 $(PYTEST_ARGS)
+# `--dist loadscope`: a module's tests run in one worker, so that its vLLM server or model (module
+# fixtures) starts once. (pytest-xdist 3.8's `loadgroup` does not group under pytest 9: it renames
+# a node id pytest no longer reads.)
+test: install  ## the whole suite: unit + integration (real vLLM on the CPU), 2 pytest-xdist workers
+	$(PY) -m pytest -q -ra -n 2 --dist loadscope --durations=25 $(PYTEST_ARGS)
 
-test-unit: install  ## the fast subset (no model; 4 pytest-xdist workers, mostly waiting on sockets)
-	$(PY) -m pytest -q -ra -m "not slow" -n 4 $(PYTEST_ARGS)
+test-unit: install  ## the fast subset, under a minute on 2 cores (no model; 4 pytest-xdist workers, often waiting on sockets)
+	$(PY) -m pytest -q -ra -m "not slow" -n 4 $(PYTEST_ARGS) tests/unit tests/tui
 
 bench: install  ## serving benchmarks; results go to docs/BENCHMARKS.md by hand
 	$(PY) benchmarks/bench_serving.py

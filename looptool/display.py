@@ -22,14 +22,15 @@ def calls_text(calls: Sequence[ToolCall]) -> str:
         return format_calls(list(calls), "json")
 
 
-def label_text(label: Label) -> str:
-    """A label: its calls, or "(no call)" and its text."""
+def label_shown(label: Label) -> str:
+    """A label as a person reads it: its calls, or "(no call)" and its text. (The policy's own
+    text of a label, what it is trained to write, is `policy.prompt.label_text`.)"""
     return calls_text(label.calls) if label.calls else f"(no call) {label.text or ''}".strip()
 
 
 def label_summary(label: Label, width: int = 60) -> str:
     """A one-line label for tables."""
-    text = " ".join(label_text(label).split())
+    text = " ".join(label_shown(label).split())
     return text if len(text) <= width else text[: width - 1] + "…"
 
 

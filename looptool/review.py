@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import get_args
 
 from looptool.config import ConfigError
-from looptool.display import calls_text, label_text, short
+from looptool.display import calls_text, label_shown, short
 from looptool.schema import Label, Probe, Verdict, VerdictKind, ids_matching
 from looptool.store import Store
 
@@ -120,7 +120,7 @@ def review_lines(round: int, items: Sequence[ReviewItem], *, waiting: bool) -> l
         lines += [
             "",
             f"{v.sample_id}  {shown}  · {how_reached(v)}",
-            f"    label       {short(label_text(item.label), WIDTH) if item.label is not None else '(sample gone)'}",
+            f"    label       {short(label_shown(item.label), WIDTH) if item.label is not None else '(sample gone)'}",
             f"    prediction  {short(prediction_text(item.probe), WIDTH)}",
             f"    why         {short(v.rationale, WIDTH) or '-'}",
         ]

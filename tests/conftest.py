@@ -1,10 +1,16 @@
-"""Shared fixtures. Slow tests (real vLLM server, real training) carry `@pytest.mark.slow`."""
+"""Shared fixtures, and the rule that keeps the fast subset fast.
+
+Slow tests carry `@pytest.mark.slow`: a real vLLM server, real weights or training, child processes,
+or seconds of work. `make test-unit` runs the rest, from tests/unit and tests/tui only (collecting
+tests/integration would import torch in every worker), so a test there must be marked slow.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+import typer.testing
 from typer.testing import CliRunner
 
 from looptool.cli import app
@@ -31,3 +37,30 @@ def fake_openai():
     server = FakeOpenAI()
     yield server
     server.close()
+
+
+_build_command = typer.testing._get_command
+_commands: dict[int, tuple[typer.Typer, object]] = {}
+
+
+def _command_built_once(app: typer.Typer):
+    """Typer builds the whole click command tree (every command's signature) on each `invoke`:
+    70 ms of CPU, hundreds of times a run. The tree of an app is the same each time."""
+    if id(app) not in _commands:
+        _commands[id(app)] = (app, _build_command(app))  # the app is kept so that its id stays its own
+    return _commands[id(app)][1]
+
+
+typer.testing._get_command = _command_built_once
+
+
+INTEGRATION = Path(__file__).parent / "integration"
+
+
+def pytest_collection_modifyitems(config, items):
+    """A test under tests/integration without the slow mark would never run in the fast subset and
+    would look fast where it is not: refuse it."""
+    unmarked = [item.nodeid for item in items
+                if INTEGRATION in item.path.parents and item.get_closest_marker("slow") is None]
+    if unmarked:
+        raise pytest.UsageError(f"tests under tests/integration must be marked slow: {', '.join(unmarked)}")

@@ -89,7 +89,8 @@ class FakeOpenAI:
                 self._reply(*(queued or (200, {})))
 
         self.server = _Server(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # A short poll: `close` waits for the serving loop's next poll (0.5 s by default), in every test.
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
         self.thread.start()
         self.endpoint = Endpoint(f"http://127.0.0.1:{self.server.server_port}/v1", "m", max_retries=3)
 

@@ -14,7 +14,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from looptool.display import calls_text, label_summary, label_text, short
+from looptool.display import calls_text, label_shown, label_summary, short
 from looptool.export.files import ExportError
 from looptool.schema import Origin, ProbeCategory, Sample, Split, VerdictKind
 from looptool.store import Store
@@ -72,7 +72,7 @@ def sample_detail(store: Store, sample_id: str) -> RenderableType:
     parts: list[RenderableType] = [_facts(s), _tools(s), _messages(s), _label(s)]
     history = store.label_history(s.id)
     if history:
-        parts.append(_section("labels before", [f"v{h['label_version']} ({h['reason']}): {label_text(h['label'])}"
+        parts.append(_section("labels before", [f"v{h['label_version']} ({h['reason']}): {label_shown(h['label'])}"
                                                 for h in history]))
     probes = store.probes_for_sample(s.id)
     if probes:
@@ -127,6 +127,6 @@ def _messages(s: Sample) -> Text:
 
 
 def _label(s: Sample) -> Text:
-    lines = [label_text(s.label.primary())]
-    lines += [f"also accepted: {label_text(a)}" for a in s.label.alternatives]
+    lines = [label_shown(s.label.primary())]
+    lines += [f"also accepted: {label_shown(a)}" for a in s.label.alternatives]
     return _section("label", lines)

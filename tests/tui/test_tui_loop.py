@@ -29,6 +29,7 @@ def screen_text(app) -> str:
     return app.export_screenshot()
 
 
+@pytest.mark.slow
 async def test_start_pause_and_stop_a_loop_process(tui_ws):
     app = make_app(tui_ws, loop_command=[sys.executable, str(FAKE_LOOP), str(tui_ws), "200"])
     async with app.run_test(size=(120, 40)) as pilot:
@@ -52,6 +53,7 @@ async def test_start_pause_and_stop_a_loop_process(tui_ws):
         assert rounds.stage_of(3) == last  # ... and nothing writes any more
 
 
+@pytest.mark.slow
 async def test_a_loop_started_elsewhere_is_shown_and_not_started_again(tui_ws):
     with loop_running_elsewhere(tui_ws) as holder:
         app = make_app(tui_ws, loop_command=[sys.executable, str(FAKE_LOOP), str(tui_ws), "200"])
@@ -66,6 +68,7 @@ async def test_a_loop_started_elsewhere_is_shown_and_not_started_again(tui_ws):
             assert pause_requested(tui_ws)  # a pause reaches any loop on the workspace
 
 
+@pytest.mark.slow
 async def test_dashboard_follows_another_process_within_two_seconds(tui_ws):
     app = make_app(tui_ws, poll_interval=0.5)
     hammer = subprocess.Popen([sys.executable, str(HAMMER), str(tui_ws), "300"])  # stopped below; long enough for a loaded machine

@@ -24,6 +24,7 @@ pytestmark = pytest.mark.anyio
 SCREENS = {"1": DashboardScreen, "2": SamplesScreen, "3": TraceScreen, "4": ReviewScreen, "5": ConfigScreen}
 
 
+@pytest.mark.slow
 async def test_every_screen_by_key(tui_ws):
     app = make_app(tui_ws)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -62,6 +63,7 @@ async def test_the_widest_round_rows_fit_120_columns(tui_ws):
         assert table.virtual_size.width <= table.scrollable_content_region.width, "rounds table wider than 120 columns"
 
 
+@pytest.mark.slow
 async def test_every_screen_by_command_palette(tui_ws):
     app = make_app(tui_ws)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -78,6 +80,7 @@ async def test_every_screen_by_command_palette(tui_ws):
             await wait_for(pilot, lambda: isinstance(app.screen, kind))  # noqa: B023
 
 
+@pytest.mark.slow
 async def test_open_sample_detail_and_its_trace_from_the_browser(tui_ws, ids):
     app = make_app(tui_ws)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -112,6 +115,7 @@ async def test_open_sample_detail_and_its_trace_from_the_browser(tui_ws, ids):
         assert isinstance(app.screen, SamplesScreen)
 
 
+@pytest.mark.slow
 async def test_sample_detail_shows_history_verdicts_and_expansions(tui_ws, ids):
     app = make_app(tui_ws)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -138,6 +142,7 @@ async def test_sample_detail_shows_history_verdicts_and_expansions(tui_ws, ids):
         assert app.screen.record.history == []
 
 
+@pytest.mark.slow
 async def test_a_fresh_workspace_renders_every_screen(workspace):
     from textual.widgets import Static
 

@@ -36,6 +36,7 @@ def _round(ws, **fields) -> None:
         store.upsert_round(info.model_copy(update=fields))
 
 
+@pytest.mark.slow
 async def test_the_warm_start_shows_its_own_steps(workspace):
     sft_steps = load_config(workspace).train.sft_max_steps
     _round(workspace, n=1, status="running", stage="train", metrics=RoundMetrics(stage_started=ROUND2_VERIFY_STARTED))

@@ -33,6 +33,7 @@ async def select(pilot, sample_id: str) -> None:
     await pilot.pause()
 
 
+@pytest.mark.slow
 async def test_accept_override_and_drop_change_the_database(tui_ws, ids):
     app = make_app(tui_ws)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -68,6 +69,7 @@ async def test_accept_override_and_drop_change_the_database(tui_ws, ids):
         assert overrides(tui_ws) == {labelled: None, blamed: None, ids["expanded"]: "BOTH_WRONG"}
 
 
+@pytest.mark.slow
 async def test_an_override_from_the_command_line_shows_on_the_open_screen(tui_ws):
     app = make_app(tui_ws)
     async with app.run_test(size=(120, 40)) as pilot:

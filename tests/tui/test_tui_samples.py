@@ -22,6 +22,7 @@ async def open_samples(pilot) -> SampleTable:
     return pilot.app.screen.query_one(SampleTable)
 
 
+@pytest.mark.slow
 async def test_filter_by_origin_and_by_search(tui_ws):
     app = make_app(tui_ws)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -39,6 +40,7 @@ async def test_filter_by_origin_and_by_search(tui_ws):
         assert "1 matching" in counts_text(app)
 
 
+@pytest.mark.slow
 async def test_filter_by_split_and_search_origin_and_scenario(tui_ws):
     app = make_app(tui_ws)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -54,6 +56,7 @@ async def test_filter_by_split_and_search_origin_and_scenario(tui_ws):
         await wait_for(pilot, lambda: table.row_count == 2)
 
 
+@pytest.mark.slow
 async def test_filter_by_probe_category_verdict_and_tool(tui_ws):
     app = make_app(tui_ws)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -70,6 +73,7 @@ async def test_filter_by_probe_category_verdict_and_tool(tui_ws):
         await wait_for(pilot, lambda: table.row_count == 4)
 
 
+@pytest.mark.slow
 async def test_back_from_a_sample_the_cursor_stays_on_it(tui_ws):
     app = make_app(tui_ws)
     async with app.run_test(size=(120, 40)) as pilot:

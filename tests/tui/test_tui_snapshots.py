@@ -79,6 +79,7 @@ async def _ready(pilot, screen_name: str, ids: dict[str, str]) -> None:
     await wait_for(pilot, lambda: tables_measured(app))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("screen_name", ["dashboard", "samples", "trace", "sample_detail", "review", "config"])
 async def test_screen_snapshot(tui_ws, ids, screen_name, tmp_path):
     expected = SNAPSHOTS / f"{screen_name}.svg"

@@ -585,6 +585,7 @@ def test_decode_rejects_unknown_format_and_non_text():
     assert decode(b"[f()]", "python").calls is None  # type: ignore[arg-type]
 
 
+@pytest.mark.slow
 def test_decoding_is_fast_on_huge_input():
     # CPU time, not wall time: on a loaded machine the wall clock also counts other processes' turns.
     started = time.process_time()

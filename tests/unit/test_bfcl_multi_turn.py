@@ -208,6 +208,7 @@ def test_a_step_without_calls_or_with_any_bad_block_contributes_nothing():
 
 # -- oracle ------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_oracle_outputs_pass_on_all_800_entries():
     # About a second of CPU: the whole set stays in the fast tests.
     entries = [e for c in MULTI_TURN_CATEGORIES for e in load_multi_turn_category(c)]

@@ -176,6 +176,7 @@ def calls_then_text(refuse_category: str | None = None):
     return respond
 
 
+@pytest.mark.slow
 def test_run_bfcl_asks_multi_turn_entries_stores_and_resumes(policy_ws, fake_openai):
     config = load_config(policy_ws)
     fake_openai.responder = calls_then_text()

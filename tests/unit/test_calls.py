@@ -260,18 +260,21 @@ def _assert_round_trip(calls, style):
     assert result.status == ("calls" if calls else "no_call")
 
 
+@pytest.mark.slow
 @settings(max_examples=100, deadline=None)
 @given(tool_calls())
 def test_round_trip_tags(calls):
     _assert_round_trip(calls, "tool_call_tags")
 
 
+@pytest.mark.slow
 @settings(max_examples=100, deadline=None)
 @given(tool_calls())
 def test_round_trip_json(calls):
     _assert_round_trip(calls, "json")
 
 
+@pytest.mark.slow
 @settings(max_examples=100, deadline=None)
 @given(tool_calls(python_safe=True))
 def test_round_trip_python(calls):

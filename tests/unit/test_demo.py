@@ -24,6 +24,7 @@ def test_every_demo_step_is_a_command_the_cli_knows(tmp_path, runner):
         assert result.exit_code == 0, (step.args, result.output)
 
 
+@pytest.mark.slow
 def test_the_demo_makes_its_workspace_runs_each_step_and_stops_at_a_failure(tmp_path, monkeypatch, runner):
     ran: list[list[str]] = []
     real_run = subprocess.run

@@ -339,6 +339,7 @@ def seed_rows(ws: Path) -> dict:
         }
 
 
+@pytest.mark.slow
 def test_seed_over_three_servers_with_one_failing_midway(tmp_path, runner):
     servers = [FakeOpenAI() for _ in range(3)]
     reference = FakeOpenAI()

@@ -288,6 +288,7 @@ def test_cli_outputs_json_and_verdicts(tmp_path, runner):
     assert result.exit_code == 1 and "--limit" in result.output
 
 
+@pytest.mark.slow
 def test_cli_bfcl_then_show(policy_ws, fake_openai, runner):
     fake_openai.responder = oracle_responder()
     result = runner.invoke(app, ["eval", "bfcl", "-w", str(policy_ws), "--categories", "simple,irrelevance", "--limit", "2"])

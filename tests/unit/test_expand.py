@@ -111,6 +111,7 @@ def test_seeds_are_the_errors_and_the_corrected_samples(ws):
     assert seeds[LABEL_FIXED.id].wrong == answer_text(LABEL_FIXED.label.calls, None)
 
 
+@pytest.mark.slow
 def test_seeds_are_expanded_with_provenance_and_traced(ws, fake_openai):
     fake_openai.responder = judging(reject_every=3)
     counts = _expand(ws, fake_openai, concurrency=1)

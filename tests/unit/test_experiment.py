@@ -62,6 +62,7 @@ def test_a_run_makes_the_workspace_runs_every_step_then_reports(tmp_path, record
     assert report == ws / "experiment.md" and "Wall time per experiment step" in report.read_text()
 
 
+@pytest.mark.slow
 def test_acebench_is_asked_of_every_model_only_when_wanted(tmp_path, recorded):
     run_experiment(tmp_path / "off", seed=7, echo=lambda line: None)
     assert not [c for c in recorded.calls if c[:2] == ["eval", "acebench"]]

@@ -362,6 +362,7 @@ def smollm2_tokenizer():
     return AutoTokenizer.from_pretrained(str(materialise(log=lambda *a: None)))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("template, thinking", [("own", "off"), ("qwen3-style", "off"), ("qwen3-style", "on")])
 def test_the_exported_template_renders_what_the_renderer_renders(ws, smollm2_tokenizer, template, thinking):
     """For every sample of the workspace (calls, parallel calls, replies, a conversation with

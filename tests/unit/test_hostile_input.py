@@ -675,6 +675,7 @@ def test_eval_never_stores_a_broken_body_and_a_rerun_stores_the_answer(kind, wor
     assert outputs == ["[math.factorial(number=5)]"] * 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", [["tools", "synth", "--n", "2", "--concurrency", "1"],
                                      ["seed", "--n", "1", "--concurrency", "1"]])
 def test_synth_and_seed_say_the_endpoint_is_broken(command, workspace, runner, fake_openai, tmp_path):
@@ -820,6 +821,7 @@ def _own_outcome(result, elapsed: float) -> None:
         assert len(errors) == 1 and "Traceback" not in result.output, result.output
 
 
+@pytest.mark.slow
 @settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 @given(payload=_payloads, on_duplicate=st.sampled_from(["refuse", "skip", "replace"]))
 def test_property_every_importer_ends_in_its_own_one_line_error(payload, on_duplicate, property_ws, tmp_path_factory):

@@ -50,6 +50,7 @@ class StandInTraining:
                          {"steps": max_steps or -(-len(store.get_round(round).data_ids) // 4)})
 
 
+@pytest.mark.slow
 def test_two_rounds_end_to_end(workspace, fake_openai, tokenizer):
     ws = scripted_workspace(workspace, fake_openai, bfcl="simple", acebench="special_irrelevant,normal_atom_bool")
     fake_openai.responder = responder(tokenizer)
@@ -92,6 +93,7 @@ def test_two_rounds_end_to_end(workspace, fake_openai, tokenizer):
     assert len(fake_openai.requests) == asked and training.calls == [1, 2]
 
 
+@pytest.mark.slow
 def test_a_run_killed_mid_way_ends_like_an_uninterrupted_one(tmp_path, runner, fake_openai, tokenizer):
     from looptool.cli import app
 
@@ -118,6 +120,7 @@ def test_a_run_killed_mid_way_ends_like_an_uninterrupted_one(tmp_path, runner, f
         assert books[0][key] == books[1][key], (key, books[0][key], books[1][key])
 
 
+@pytest.mark.slow
 def test_a_run_killed_between_a_nodes_write_and_the_next_checkpoint_goes_on(workspace, fake_openai, tokenizer):
     """Killed after `advance` wrote round 2 but before the checkpoint that follows it: LangGraph
     then shows no next node (every task of the last checkpoint has its write), which is not the
@@ -152,6 +155,7 @@ class PausingTraining(StandInTraining):
         super().__call__(workspace, config, round, log, max_steps)
 
 
+@pytest.mark.slow
 def test_a_pause_stops_after_the_node_and_the_next_run_goes_on(tmp_path, runner, fake_openai, tokenizer):
     from looptool.cli import app
 
@@ -182,6 +186,7 @@ def test_a_pause_stops_after_the_node_and_the_next_run_goes_on(tmp_path, runner,
         assert books[0][key] == books[1][key], (key, books[0][key], books[1][key])
 
 
+@pytest.mark.slow
 def test_one_loop_at_a_time_runs_on_a_workspace(tmp_path):
     ws = tmp_path / "ws"
     ws.mkdir()
@@ -204,6 +209,7 @@ def test_one_loop_at_a_time_runs_on_a_workspace(tmp_path):
     assert running_loop_pid(ws) is None
 
 
+@pytest.mark.slow
 def test_review_pauses_the_loop_until_accepted(workspace, fake_openai, tokenizer, runner):
     from looptool.cli import app
 
@@ -227,6 +233,7 @@ def test_review_pauses_the_loop_until_accepted(workspace, fake_openai, tokenizer
         assert store.get_round(1).status == "done"
 
 
+@pytest.mark.slow
 def test_more_rounds_continue_a_finished_loop(workspace, fake_openai, tokenizer):
     ws = scripted_workspace(workspace, fake_openai)
     fake_openai.responder = responder(tokenizer)
@@ -245,6 +252,7 @@ def test_more_rounds_continue_a_finished_loop(workspace, fake_openai, tokenizer)
         assert not store.eval_runs("bfcl")
 
 
+@pytest.mark.slow
 def test_static_baseline_shares_round_one_and_trains_on_the_whole_seed_pool_at_the_loops_steps(
         workspace, fake_openai, tokenizer):
     from looptool.loop.arms import make_static_workspace
@@ -282,6 +290,7 @@ def test_static_baseline_shares_round_one_and_trains_on_the_whole_seed_pool_at_t
     assert bookkeeping(ws) == loop_before  # the loop's workspace is untouched
 
 
+@pytest.mark.slow
 def test_an_arm_waits_for_the_loop_to_train_a_round_first(workspace, fake_openai, tokenizer):
     from looptool.loop.arms import make_static_workspace
 
@@ -303,6 +312,7 @@ def test_an_arm_waits_for_the_loop_to_train_a_round_first(workspace, fake_openai
         assert set(store.get_round(1).metrics.stage_seconds) == {"prepare", "train", "assemble", "evaluate"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arm", ["no-jglv", "random-hppl", "no-edde", "repeat-errors"])
 def test_an_ablation_arm_runs_in_its_own_workspace_at_the_loops_steps(arm, workspace, fake_openai, tokenizer):
     from looptool.loop.arms import make_arm_workspace

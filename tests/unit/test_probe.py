@@ -94,6 +94,7 @@ def probe_ws(workspace: Path, fake_openai) -> Path:
     return workspace
 
 
+@pytest.mark.slow
 def test_probe_round_scores_measures_and_categorises(probe_ws, fake_openai, tokenizer):
     fake_openai.responder = scripted(tokenizer)
     summary = probe_round(probe_ws, load_config(probe_ws), 1, log=lambda line: None)
@@ -113,6 +114,7 @@ def test_probe_round_scores_measures_and_categorises(probe_ws, fake_openai, toke
     assert by_user["weather please"].category == "failed" and by_user["hello there"].correct
 
 
+@pytest.mark.slow
 def test_a_killed_probe_run_resumes_without_asking_twice(probe_ws, fake_openai, tokenizer):
     config = load_config(probe_ws).model_copy(deep=True)
     config.eval.concurrency = 1

@@ -80,6 +80,7 @@ def loop_report(tmp_path_factory) -> tuple[Path, str]:
     return ws, write_report(ws).read_text()
 
 
+@pytest.mark.slow
 def test_the_report_compares_the_loop_with_the_static_baseline(tmp_path, runner):
     loop_ws = _init(runner, tmp_path / "ws", "loopws")
     _fill_loop(loop_ws)
@@ -102,6 +103,7 @@ def test_the_report_compares_the_loop_with_the_static_baseline(tmp_path, runner)
     assert "| 2 | loop | 3 | 0.750 | 0.625 |" in signal and "| 2 | static | 3 | - | - |" in signal
 
 
+@pytest.mark.slow
 def test_arms_whose_steps_differ_from_the_loops_are_not_compared(tmp_path, runner):
     loop_ws = _init(runner, tmp_path / "ws", "loopws")
     _fill_loop(loop_ws)

@@ -588,6 +588,7 @@ def test_contexts_over_the_budget_drop_the_oldest_user_turns_or_are_skipped():
 # -- a seed run through the fake -----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_run_verifies_every_scenario_and_stores_samples_and_traces(seeded):
     ws, report, _, n_requests = seeded
     assert (report.n, report.already, report.done, report.dropped, report.in_flight) == (12, 0, 12, 0, 0)
@@ -824,6 +825,7 @@ def test_a_call_turn_the_judge_rejects_drops_the_dialogue_with_its_reason(fake, 
     assert judge.asked == 2
 
 
+@pytest.mark.slow
 def test_a_judge_that_accepts_every_call_turn_keeps_the_samples_of_a_run_without_it(fake, tmp_path):
     fake.responder = judge = ScriptedJudge([True])
     checked = sequential_workspace(tmp_path / "on", fake)

@@ -52,6 +52,7 @@ def test_mcnemar_exact_against_hand_computed_values(b, c, p):
     assert mcnemar_exact(b, c) == pytest.approx(p, abs=1e-12)
 
 
+@pytest.mark.slow
 def test_mcnemar_exact_stays_finite_for_many_discordant_items():
     p = mcnemar_exact(3000, 3300)
     assert 0.0 < p < 0.001

@@ -182,6 +182,7 @@ def _expand(ws: Path, endpoint=None) -> dict[str, int]:
         return asyncio.run(expand_round(ExpandContext(load_config(ws), store, endpoint, endpoint, "2026-11-23"), 1))
 
 
+@pytest.mark.slow
 def test_auto_expands_templated_seeds_without_any_model(workspace):
     seeds = _seeds()
     ws = _workspace(workspace, seeds, "auto")

@@ -83,6 +83,7 @@ def test_thinking_raises_the_eval_budget_to_the_training_budget(tmp_path):
 # -- rendering, training rows, reward ---------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_template_renders_the_generation_prompt_with_thinking_on_and_off(thinking_model):
     off = load_renderer(str(thinking_model))
     on = load_renderer(str(thinking_model), thinking="on")
@@ -126,6 +127,7 @@ def _completion(text: str, body: dict) -> dict:
             "usage": {"prompt_tokens": 3, "completion_tokens": 3, "total_tokens": 6}}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("thinking", ["on", "off"])
 def test_a_reasoned_answer_is_a_correct_probe_asked_with_the_training_budget(workspace, fake_openai, thinking_model,
                                                                                thinking):

@@ -226,6 +226,7 @@ def _fraction(ws: Path, value: float) -> None:
     save_config(ws, config.model_copy(update={"seed": config.seed.model_copy(update={"heldout_fraction": value})}))
 
 
+@pytest.mark.slow
 def test_seed_from_tools_command(workspace: Path, runner: CliRunner, tmp_path: Path):
     assert "--from-tools" in runner.invoke(app, ["seed", "--help"], env={"COLUMNS": "200"}).output
     result = runner.invoke(app, ["seed", "-w", str(workspace), "--templated", "--from-tools", "--n", "10"])

@@ -2,10 +2,12 @@
 
 import random
 
+import pytest
+
 from looptool.tools_sim.constraints import MAX_PARAMS, Fill, object_schema, sample_structure
+from looptool.tools_sim.semantic import curated_domains, curated_intents
 from looptool.tools_sim.stats import tool_stats
 from looptool.tools_sim.synth import build_spec, fill_schema, plan_intents, unique_sibling_names
-from looptool.tools_sim.semantic import curated_domains, curated_intents
 from looptool.tools_sim.validate import spec_problems
 
 
@@ -31,6 +33,7 @@ def test_same_seed_same_structures():
     assert a == b and a != c
 
 
+@pytest.mark.slow
 def test_structures_cover_every_type_enums_nesting_and_optional():
     specs = []
     for i in range(300):
@@ -46,6 +49,7 @@ def test_structures_cover_every_type_enums_nesting_and_optional():
     assert set(stats["params_per_tool"]) == set(range(MAX_PARAMS + 1))
 
 
+@pytest.mark.slow
 def test_every_built_spec_passes_strict_validation_and_fill_schema_matches():
     import jsonschema
 

@@ -44,6 +44,7 @@ def test_bfcl_types_are_mapped_to_json_schema():
     assert "optional" not in props["flag"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("category", ["simple", "multiple", "java", "javascript"])
 def test_bfcl_files_import_without_loss(category, workspace, runner):
     path = BENCH / f"BFCL_v3_{category}.json"
@@ -118,6 +119,7 @@ json_values = st.recursive(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(json_values)
 def test_random_json_only_ever_raises_the_documented_error(data):

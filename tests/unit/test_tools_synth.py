@@ -59,6 +59,7 @@ def synth_names(store: Store) -> list[str]:
     return sorted(r["name"] for r in store.tool_records() if r["source"] == "synth")
 
 
+@pytest.mark.slow
 def test_reaches_the_target_across_domains_and_resumes_without_duplicates(fake_openai, store):
     fake_openai.responder = SchemaAnswerer()
     report = synthesise(store, fake_openai.endpoint, 30, seed=3, concurrency=4)
@@ -90,6 +91,7 @@ def test_model_output_errors_are_counted_not_raised(fake_openai, store):
     assert reason.startswith("model output:")
 
 
+@pytest.mark.slow
 def test_result_does_not_depend_on_completion_order(fake_openai, tmp_path):
     """Same seed and same answers per request -> the same tools, however requests interleave."""
 

@@ -131,6 +131,7 @@ def test_tracking_env_points_the_trackers_into_the_workspace_and_puts_it_back(tm
     assert "TRACKIO_DIR" not in os.environ
 
 
+@pytest.mark.slow
 def test_only_the_first_process_writes_step_rows(tmp_path, monkeypatch):
     from transformers.trainer_callback import TrainerControl, TrainerState
 

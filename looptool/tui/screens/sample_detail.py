@@ -20,7 +20,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
-from looptool.display import calls_text, label_text, short
+from looptool.display import calls_text, label_shown, short
 from looptool.schema import Probe, Sample, Verdict
 from looptool.store import StoreError
 from looptool.tui.data import CallGroup, call_groups
@@ -73,7 +73,7 @@ def _records(r: SampleRecord) -> Group:
                          v.judge_model or "-", v.rationale or "-")
     history = Text.assemble(("label history (versions before the current one)\n", "bold underline"))
     for h in r.history:
-        history.append(f"  v{h['label_version']}  {label_text(h['label'])}", style="")
+        history.append(f"  v{h['label_version']}  {label_shown(h['label'])}", style="")
         history.append(f"   replaced {h['replaced_at'][:19].replace('T', ' ')}: {h['reason']}\n", style="dim")
     if not r.history:
         history.append("  (none: the label is as first made)\n", style="dim")

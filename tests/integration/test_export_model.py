@@ -21,6 +21,8 @@ from looptool.schema import Label, Message, Round, Sample, ToolCall, ToolSpec
 from looptool.store import Store
 from tests.tiny_model import build_tiny_model
 
+pytestmark = pytest.mark.slow  # every test loads or merges real (tiny) weights
+
 TOOL = ToolSpec(name="get_weather", description="Current weather in a city.", parameters={
     "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
 IDS = torch.tensor([[1, 50, 400, 7, 99, 3000]])
