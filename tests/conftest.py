@@ -57,10 +57,20 @@ typer.testing._get_command = _command_built_once
 INTEGRATION = Path(__file__).parent / "integration"
 
 
+# The modules that take longest in `make test` (its --durations on 2 cores), longest first. They
+# start first, so that at the end no worker runs one of them alone while the other waits.
+LONGEST_FIRST = ("test_eval_vllm", "test_seed_vllm", "test_export_vllm", "test_tools", "test_seed_resume",
+                 "test_loop_kill", "test_eval_multi_turn_vllm", "test_training_scale", "test_endpoint_pool_vllm",
+                 "test_training_trl", "test_serving")
+
+
 def pytest_collection_modifyitems(config, items):
     """A test under tests/integration without the slow mark would never run in the fast subset and
-    would look fast where it is not: refuse it."""
+    would look fast where it is not: refuse it. The longest modules go first (a stable sort: the
+    rest keep their order)."""
     unmarked = [item.nodeid for item in items
                 if INTEGRATION in item.path.parents and item.get_closest_marker("slow") is None]
     if unmarked:
         raise pytest.UsageError(f"tests under tests/integration must be marked slow: {', '.join(unmarked)}")
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))
