@@ -19,9 +19,10 @@ experiment: install  ## does the loop teach? loop vs static at equal GRPO steps 
 
 # `--dist loadscope`: a module's tests run in one worker, so that its vLLM server or model (module
 # fixtures) starts once. (pytest-xdist 3.8's `loadgroup` does not group under pytest 9: it renames
-# a node id pytest no longer reads.)
+# a node id pytest no longer reads.) `--no-loadscope-reorder`: modules start in the order
+# tests/conftest.py gives them, the longest first, not the ones with the most tests first.
 test: install  ## the whole suite: unit + integration (real vLLM on the CPU), 2 pytest-xdist workers
-	$(PY) -m pytest -q -ra -n 2 --dist loadscope --durations=25 $(PYTEST_ARGS)
+	$(PY) -m pytest -q -ra -n 2 --dist loadscope --no-loadscope-reorder --durations=25 $(PYTEST_ARGS)
 
 test-unit: install  ## the fast subset, under a minute on 2 cores (no model; 4 pytest-xdist workers, often waiting on sockets)
 	$(PY) -m pytest -q -ra -m "not slow" -n 4 $(PYTEST_ARGS) tests/unit tests/tui
