@@ -486,17 +486,28 @@ def check_endpoint(endpoint: Endpoint, timeout_s: float = 5.0) -> list[str]:
     return served or []
 
 
-def endpoint_states(spec: EndpointModel) -> list[tuple[str, Exception | None]]:
+def endpoint_states(spec: EndpointModel, timeout_s: float = 5.0) -> list[tuple[str, Exception | None]]:
     """The health of an endpoint role: each of its servers with what is wrong with it (None: it
     answers); a missing API key counts as wrong too."""
     states: list[tuple[str, Exception | None]] = []
     for url in spec.urls:
         try:
-            check_endpoint(Endpoint(url, spec.model, spec.api_key()))
+            check_endpoint(Endpoint(url, spec.model, spec.api_key()), timeout_s=timeout_s)
             states.append((url, None))
         except (ServingError, ConfigError) as exc:
             states.append((url, exc))
     return states
+
+
+def health_label(problem: Exception | None) -> str:
+    """A server's state from `endpoint_states` in a few words: 'reachable', 'HTTP 503', or
+    'unreachable (ConnectError)' (the class of what went wrong underneath)."""
+    if problem is None:
+        return "reachable"
+    underneath = problem.__context__ or problem  # check_endpoint's one-line error hides it from tracebacks only
+    if isinstance(underneath, httpx.HTTPStatusError):
+        return f"HTTP {underneath.response.status_code}"
+    return f"unreachable ({type(underneath).__name__})"
 
 
 # -- OpenAI clients -----------------------------------------------------------------------------

@@ -263,6 +263,27 @@ def test_the_terminal_ui_shows_the_health_of_every_server_of_a_role(fakes, tmp_p
     assert rows["generator"][4] == "all 2 reachable" and rows["user"][4] == "all 2 reachable"
 
 
+def test_the_health_of_a_server_names_its_http_status_or_what_went_wrong(monkeypatch):
+    """The terminal UI's words for `serve status`'s check: one check of a server, two readings."""
+    import httpx
+
+    from looptool.serving.client import endpoint_states, health_label
+
+    url = "http://127.0.0.1:9/v1"
+    answers = iter([httpx.Response(503, text="busy"), httpx.Response(200, text="<html>not json</html>")])
+
+    def get(address, **kwargs):
+        answer = next(answers)
+        answer.request = httpx.Request("GET", address)
+        return answer
+
+    monkeypatch.setattr(httpx, "get", get)
+    spec = EndpointModel(base_urls=[url], model="m")
+    assert [health_label(problem) for _, problem in endpoint_states(spec)] == ["HTTP 503"]
+    assert [health_label(problem) for _, problem in endpoint_states(spec)] == ["unreachable (JSONDecodeError)"]
+    assert health_label(None) == "reachable"
+
+
 # -- adapters ------------------------------------------------------------------------------------
 
 
@@ -386,7 +407,7 @@ def test_an_endpoint_is_printed_without_its_passwords():
 def test_endpoint_states_names_each_server_and_what_is_wrong(monkeypatch):
     from looptool.serving import client
 
-    def check(endpoint):
+    def check(endpoint, timeout_s=5.0):
         if "down" in endpoint.base_url:
             raise ServingError(f"endpoint {endpoint.base_url} is not usable: connection refused")
         return [endpoint.model]

@@ -1,12 +1,12 @@
 """Roles -> model -> endpoint -> health. Managed models: the state of the server this workspace
-started (from its state file; the TUI never starts one). Endpoint models: a GET of /models with a
-2 s timeout. Checked in a worker thread; the table fills in as answers come."""
+started (from its state file; the TUI never starts one). Endpoint models: the check `looptool
+serve status` makes (a GET of /models), with a 2 s timeout. Checked in a worker thread; the table
+fills in as answers come."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 from rich.text import Text
 from textual import work
 
@@ -18,6 +18,7 @@ HEALTH_TIMEOUT_S = 2.0
 
 def role_health(workspace: Path, config: WorkspaceConfig) -> list[tuple[str, str, str, str, str]]:
     """(role, kind, model, url, health) for every role."""
+    from looptool.serving.client import endpoint_states, health_label
     from looptool.serving.server import ServerManager, server_name
 
     manager = ServerManager(workspace, config.serving)
@@ -27,7 +28,7 @@ def role_health(workspace: Path, config: WorkspaceConfig) -> list[tuple[str, str
         spec = config.role(role)
         inherited = "" if getattr(config, role) is not None else " (generator's)"
         if isinstance(spec, EndpointModel):
-            states = [(url, _server_health(url, spec)) for url in spec.urls]
+            states = [(url, health_label(problem)) for url, problem in endpoint_states(spec, HEALTH_TIMEOUT_S)]
             bad = [(url, health) for url, health in states if health != "reachable"]
             if len(states) == 1:
                 health = states[0][1]
@@ -46,15 +47,6 @@ def role_health(workspace: Path, config: WorkspaceConfig) -> list[tuple[str, str
             rows.append((role, "managed" + inherited, spec.model, info.base_url,
                          "stopped (its server exited)" if state == "dead" else state))
     return rows
-
-
-def _server_health(url: str, spec: EndpointModel) -> str:
-    try:
-        answer = httpx.get(url.rstrip("/") + "/models", timeout=HEALTH_TIMEOUT_S,
-                           headers={"Authorization": f"Bearer {spec.api_key()}"})
-        return "reachable" if answer.status_code < 400 else f"HTTP {answer.status_code}"
-    except Exception as exc:  # noqa: BLE001 - any failure is a health state to show
-        return f"unreachable ({type(exc).__name__})"
 
 
 class EndpointHealth(ColumnTable):
