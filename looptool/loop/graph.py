@@ -68,7 +68,7 @@ from looptool.loop.evaluate import evaluate_round
 from looptool.loop.expand import ExpandContext, expand_round, needs_model
 from looptool.loop.probe import probe_round
 from looptool.loop.state import LoopContext, LoopState
-from looptool.loop.verify import VerifyContext, build_verify_graph
+from looptool.loop.verify import build_verify_graph
 from looptool.schema import ProbeCounts, Round, RoundMetrics, RoundStatus, Stage
 from looptool.serving.client import resolve_endpoint
 from looptool.store import Store, utc_now
@@ -211,11 +211,10 @@ def pausable(name: str, node: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
-def build_loop_graph(ctx: LoopContext) -> StateGraph:
-    """The loop's graph for the context's arm. Its nodes read the context from LangGraph's runtime
-    context, so every run of the compiled graph is given it (`context=ctx`); it is needed here
-    too, for what is fixed when the graph is built: the arm's shape and the verify subgraph's
-    context (a compiled subgraph of its own, which reads no runtime context)."""
+def build_loop_graph(arm: str) -> StateGraph:
+    """The loop's graph for an arm (the arm sets its shape). Its nodes, and the verify subgraph's,
+    read the run's LoopContext from LangGraph's runtime context: every run of the compiled graph
+    is given it (`context=ctx`)."""
     graph = StateGraph(LoopState, context_schema=LoopContext)
     graph.add_node("prepare", pausable("prepare", prepare))
     graph.add_node("train", pausable("train", train))
@@ -224,14 +223,12 @@ def build_loop_graph(ctx: LoopContext) -> StateGraph:
     graph.add_node("advance", advance)
     graph.add_edge(START, "prepare")
     graph.add_edge("prepare", "train")
-    if ctx.arm == STATIC:
+    if arm == STATIC:
         graph.add_edge("train", "assemble")
     else:
         # The verify subgraph takes a pause request at its end, as it finishes (not in between its
         # nodes: it shares the run control, and would stop itself half-way).
-        verify = build_verify_graph(VerifyContext(ctx.workspace, ctx.config, ctx.store, ctx.today, ctx.log,
-                                                  on_applied=lambda: ctx.pause_point("verify"),
-                                                  use_judge=ctx.arm != "no-jglv")).compile()
+        verify = build_verify_graph().compile()  # (its nodes make their context from the loop's)
         graph.add_node("probe", pausable("probe", probe))
         graph.add_node("verify_stage", verify_stage)
         graph.add_node("verify", verify)
@@ -310,7 +307,7 @@ def _run_loop(workspace: Path, config: WorkspaceConfig, *, rounds: int | None, a
             ctx = LoopContext(workspace, config, store, arm=arm, log=log)
             if train is not None:
                 ctx.train = train
-            graph = build_loop_graph(ctx).compile(checkpointer=saver)
+            graph = build_loop_graph(ctx.arm).compile(checkpointer=saver)
             # (The static arm's thread keeps the name it had before there were other arms.)
             thread = {"configurable": {"thread_id": "loop-static" if arm == STATIC else "loop"},
                       "recursion_limit": 200}

@@ -16,6 +16,7 @@ from typing import TypedDict
 
 from looptool.config import WorkspaceConfig
 from looptool.loop.arms import LOOP
+from looptool.loop.verify import VerifyContext
 from looptool.store import Store
 
 
@@ -53,3 +54,8 @@ class LoopContext:
     # Called with a node's name as the node ends (inside it, before its checkpoint): where a pause
     # request is taken (see graph.run_loop).
     pause_point: Callable[[str], None] = lambda node: None
+
+    def verify_context(self) -> VerifyContext:
+        """The context of the verify subgraph in this run: its pause point is the loop's, as it ends."""
+        return VerifyContext(self.workspace, self.config, self.store, self.today, self.log,
+                             on_applied=lambda: self.pause_point("verify"), use_judge=self.arm != "no-jglv")

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
 from langgraph.types import Command, interrupt
 
 from looptool.agents.base import AgentResult, trace_rows
@@ -126,102 +127,116 @@ def kept_decision(person: Verdict, round: int) -> Verdict:
                    f"{person.round}: the decision is kept, no judge asked")
 
 
-def build_verify_graph(ctx: VerifyContext) -> StateGraph:
-    store, loop = ctx.store, ctx.config.loop
+def verify_context(runtime: Runtime) -> VerifyContext:
+    """The run's context: the VerifyContext given to a run of verification alone, or one made from
+    the loop's context when the loop runs this graph as its subgraph (LangGraph passes the parent's
+    runtime context down)."""
+    context = runtime.context
+    return context if isinstance(context, VerifyContext) else context.verify_context()
 
-    async def judge(state: VerifyState) -> dict[str, Any]:
-        r = state["round"]
-        have = {v.sample_id for v in store.verdicts(r)}
-        todo = [p for p in store.probes(r, "failed") if p.sample_id not in have]
-        if not todo:
-            return {"judged": 0}
-        samples = await asyncio.to_thread(lambda: {p.sample_id: store.get_sample(p.sample_id) for p in todo})
-        decided = await asyncio.to_thread(lambda: {
-            p.sample_id: store.person_decision(p.sample_id, samples[p.sample_id].label_version, r) for p in todo})
-        ruled = {p.sample_id: rule_decision(samples[p.sample_id], p, ctx.use_judge) for p in todo}
+
+async def judge(state: VerifyState, runtime: Runtime) -> dict[str, Any]:
+    ctx = verify_context(runtime)
+    store, loop, r = ctx.store, ctx.config.loop, state["round"]
+    have = {v.sample_id for v in store.verdicts(r)}
+    todo = [p for p in store.probes(r, "failed") if p.sample_id not in have]
+    if not todo:
+        return {"judged": 0}
+    samples = await asyncio.to_thread(lambda: {p.sample_id: store.get_sample(p.sample_id) for p in todo})
+    decided = await asyncio.to_thread(lambda: {
+        p.sample_id: store.person_decision(p.sample_id, samples[p.sample_id].label_version, r) for p in todo})
+    ruled = {p.sample_id: rule_decision(samples[p.sample_id], p, ctx.use_judge) for p in todo}
+    with store.transaction():
+        for p in todo:
+            version = samples[p.sample_id].label_version
+            if decided[p.sample_id] is not None:
+                store.upsert_verdict(kept_decision(decided[p.sample_id], r))
+            elif ruled[p.sample_id] is not None:
+                kind, why = ruled[p.sample_id]
+                store.upsert_verdict(rule_verdict(p.sample_id, r, why, kind).model_copy(
+                    update={"label_version": version}))
+    to_judge = [p for p in todo if decided[p.sample_id] is None and ruled[p.sample_id] is None]
+    if not to_judge:
+        return {"judged": len(todo)}  # no judge needed: a managed judge server is not started
+    endpoint = ctx.judge_endpoint()
+    gate = asyncio.Semaphore(loop.concurrency)
+
+    def record(sample: Sample, verdict: Verdict, results: list[AgentResult[dict]]) -> None:
+        # The trace and the verdict land together: a verdict on record always has its calls.
         with store.transaction():
-            for p in todo:
-                version = samples[p.sample_id].label_version
-                if decided[p.sample_id] is not None:
-                    store.upsert_verdict(kept_decision(decided[p.sample_id], r))
-                elif ruled[p.sample_id] is not None:
-                    kind, why = ruled[p.sample_id]
-                    store.upsert_verdict(rule_verdict(p.sample_id, r, why, kind).model_copy(
-                        update={"label_version": version}))
-        to_judge = [p for p in todo if decided[p.sample_id] is None and ruled[p.sample_id] is None]
-        if not to_judge:
-            return {"judged": len(todo)}  # no judge needed: a managed judge server is not started
-        endpoint = ctx.judge_endpoint()
-        gate = asyncio.Semaphore(loop.concurrency)
+            for vote, result in enumerate(results):
+                store.record_agent_calls(f"verdict:{sample.id}:{r}", f"v{vote}", trace_rows(result),
+                                         sample_id=sample.id, round=r)
+            store.upsert_verdict(verdict)
 
-        def record(sample: Sample, verdict: Verdict, results: list[AgentResult[dict]]) -> None:
-            # The trace and the verdict land together: a verdict on record always has its calls.
-            with store.transaction():
-                for vote, result in enumerate(results):
-                    store.record_agent_calls(f"verdict:{sample.id}:{r}", f"v{vote}", trace_rows(result),
-                                             sample_id=sample.id, round=r)
-                store.upsert_verdict(verdict)
+    async def one(probe: Probe) -> None:
+        sample = samples[probe.sample_id]
+        async with gate:
+            verdict, results = await judge_sample(
+                endpoint, sample, probe, date=ctx.today, votes=loop.judge_votes,
+                temperature=loop.judge_temperature, max_attempts=loop.judge_attempts,
+                judge_model=endpoint.model,
+            )  # fmt: skip
+        verdict = verdict.model_copy(update={"label_version": sample.label_version})
+        await asyncio.to_thread(record, sample, verdict, results)
+        if verdict.basis == "no_answer":
+            ctx.log(f"round {r}: sample {sample.id}: {verdict.rationale}")
+            await asyncio.to_thread(store.log_event, "warning", "verify", f"round {r}: sample {sample.id}: "
+                                    f"{verdict.rationale}")
 
-        async def one(probe: Probe) -> None:
-            sample = samples[probe.sample_id]
-            async with gate:
-                verdict, results = await judge_sample(
-                    endpoint, sample, probe, date=ctx.today, votes=loop.judge_votes,
-                    temperature=loop.judge_temperature, max_attempts=loop.judge_attempts,
-                    judge_model=endpoint.model,
-                )  # fmt: skip
-            verdict = verdict.model_copy(update={"label_version": sample.label_version})
-            await asyncio.to_thread(record, sample, verdict, results)
-            if verdict.basis == "no_answer":
-                ctx.log(f"round {r}: sample {sample.id}: {verdict.rationale}")
-                await asyncio.to_thread(store.log_event, "warning", "verify", f"round {r}: sample {sample.id}: "
-                                        f"{verdict.rationale}")
+    await run_all(one(p) for p in to_judge)
+    return {"judged": len(todo)}
 
-        await run_all(one(p) for p in to_judge)
-        return {"judged": len(todo)}
 
-    def review(state: VerifyState) -> dict[str, Any]:
-        if loop.review:
-            counts = Counter(v.verdict for v in store.verdicts(state["round"]))
-            interrupt({"round": state["round"], "verdicts": dict(counts)})
-        return {}
+def review(state: VerifyState, runtime: Runtime) -> dict[str, Any]:
+    ctx = verify_context(runtime)
+    if ctx.config.loop.review:
+        counts = Counter(v.verdict for v in ctx.store.verdicts(state["round"]))
+        interrupt({"round": state["round"], "verdicts": dict(counts)})
+    return {}
 
-    def apply(state: VerifyState) -> dict[str, Any]:
-        r = state["round"]
-        probes = {p.sample_id: p for p in store.probes(r, "failed")}
-        applied: Counter = Counter()
 
-        def usable(v: Verdict, kind: str, answer: Label | None) -> bool:
-            why = not_language(answer)
-            if why is not None:  # (only a person's override gets here: the rule gave PRED_WRONG)
-                store.log_event("warning", "verify", f"round {r}: sample {v.sample_id}: {kind} not applied: the "
-                                f"prediction is a reply that is not language ({why}); the label is kept")
-            return why is None
+def apply(state: VerifyState, runtime: Runtime) -> dict[str, Any]:
+    ctx = verify_context(runtime)
+    store, r = ctx.store, state["round"]
+    probes = {p.sample_id: p for p in store.probes(r, "failed")}
+    applied: Counter = Counter()
 
-        with store.transaction():
-            for v in store.verdicts(r):
-                kind = v.effective
-                applied[kind] += 1
-                if kind == "LABEL_WRONG":
-                    label = v.corrected_label or (prediction_label(probes[v.sample_id]) if v.sample_id in probes else None)
-                    if (label is not None and not store.has_label_change(v.sample_id, correction_reason(r))
-                            and usable(v, kind, label)):
-                        store.set_sample_label(v.sample_id, label, reason=correction_reason(r))
-                elif kind == "BOTH_OK":
-                    answer = prediction_label(probes[v.sample_id]) if v.sample_id in probes else None
-                    if (answer is not None and not store.has_label_change(v.sample_id, alternative_reason(r))
-                            and usable(v, kind, answer)):
-                        label = store.get_sample(v.sample_id).label
-                        accepted = label.with_alternative(answer)
-                        if accepted != label:
-                            store.set_sample_label(v.sample_id, accepted, reason=alternative_reason(r))
-                elif kind == "BOTH_WRONG":
-                    store.set_sample_active(v.sample_id, False)
-        if ctx.on_applied is not None:
-            ctx.on_applied()
-        return {"applied": dict(applied)}
+    def usable(v: Verdict, kind: str, answer: Label | None) -> bool:
+        why = not_language(answer)
+        if why is not None:  # (only a person's override gets here: the rule gave PRED_WRONG)
+            store.log_event("warning", "verify", f"round {r}: sample {v.sample_id}: {kind} not applied: the "
+                            f"prediction is a reply that is not language ({why}); the label is kept")
+        return why is None
 
-    graph = StateGraph(VerifyState)
+    with store.transaction():
+        for v in store.verdicts(r):
+            kind = v.effective
+            applied[kind] += 1
+            if kind == "LABEL_WRONG":
+                label = v.corrected_label or (prediction_label(probes[v.sample_id]) if v.sample_id in probes else None)
+                if (label is not None and not store.has_label_change(v.sample_id, correction_reason(r))
+                        and usable(v, kind, label)):
+                    store.set_sample_label(v.sample_id, label, reason=correction_reason(r))
+            elif kind == "BOTH_OK":
+                answer = prediction_label(probes[v.sample_id]) if v.sample_id in probes else None
+                if (answer is not None and not store.has_label_change(v.sample_id, alternative_reason(r))
+                        and usable(v, kind, answer)):
+                    label = store.get_sample(v.sample_id).label
+                    accepted = label.with_alternative(answer)
+                    if accepted != label:
+                        store.set_sample_label(v.sample_id, accepted, reason=alternative_reason(r))
+            elif kind == "BOTH_WRONG":
+                store.set_sample_active(v.sample_id, False)
+    if ctx.on_applied is not None:
+        ctx.on_applied()
+    return {"applied": dict(applied)}
+
+
+def build_verify_graph() -> StateGraph:
+    """judge -> review -> apply. Every run is given its context (`context=`): a VerifyContext, or
+    the loop's context when it is the loop's subgraph."""
+    graph = StateGraph(VerifyState, context_schema=VerifyContext)
     graph.add_node("judge", judge)
     graph.add_node("review", review)
     graph.add_node("apply", apply)
@@ -251,7 +266,7 @@ def run_verify(workspace: Path, config: WorkspaceConfig, round: int, *, resume: 
     try:
         with Store.open(workspace / DB_FILE) as store:
             ctx = VerifyContext(workspace, config, store, date.today().isoformat(), log, use_judge=use_judge)
-            graph = build_verify_graph(ctx).compile(checkpointer=saver)
+            graph = build_verify_graph().compile(checkpointer=saver)
             thread = {"configurable": {"thread_id": f"verify-round-{round}"}}
             pending = graph.get_state(thread)
             if pending.next and pending.interrupts:
@@ -262,7 +277,7 @@ def run_verify(workspace: Path, config: WorkspaceConfig, round: int, *, resume: 
                 given = None  # killed mid-way: go on from the last checkpoint
             else:
                 given = {"round": round, "judged": 0, "applied": {}}
-            result = asyncio.run(graph.ainvoke(given, thread))
+            result = asyncio.run(graph.ainvoke(given, thread, context=ctx))
             paused = bool(result.get("__interrupt__"))
             return VerifyOutcome(round, paused, result.get("judged", 0), result.get("applied", {}))
     finally:

@@ -218,3 +218,53 @@ def test_without_the_judge_every_mismatch_is_the_models_error(verify_ws, fake_op
         verdicts = store.verdicts(1)
     assert all(v.verdict == "PRED_WRONG" and v.basis == "rule" and v.judge_model == "" and v.rationale == NO_JUDGE
                for v in verdicts)
+
+
+# -- the nodes alone ----------------------------------------------------------------------------
+
+
+def test_the_apply_node_alone_applies_the_verdicts_on_record_and_calls_the_pause_point(verify_ws):
+    """A node called alone, with a state and its context given as LangGraph's runtime: the verdicts
+    are written here by hand, no judge asked; applying them twice changes nothing."""
+    from datetime import date
+
+    from langgraph.runtime import Runtime
+
+    from looptool.loop.verify import VerifyContext, apply
+    from looptool.schema import Verdict
+
+    ended: list[str] = []
+    with Store.open(verify_ws / DB_FILE) as store:
+        for sample, _ in PLANTED:
+            store.upsert_verdict(Verdict(sample_id=sample.id, round=1, verdict="LABEL_WRONG", rationale="r"))
+        ctx = VerifyContext(verify_ws, load_config(verify_ws), store, date.today().isoformat(), lambda *_: None,
+                            on_applied=lambda: ended.append("applied"))
+        assert apply({"round": 1}, Runtime(context=ctx)) == {"applied": {"LABEL_WRONG": 4}}
+        assert apply({"round": 1}, Runtime(context=ctx)) == {"applied": {"LABEL_WRONG": 4}}
+    assert ended == ["applied", "applied"]
+    samples = _labels(verify_ws)
+    for sample, probe in PLANTED:
+        now = samples[sample.messages[-1].content]
+        assert now.label == Label(calls=probe.prediction) and now.label_version == 2
+
+
+def test_inside_the_loop_the_nodes_make_their_context_from_the_loops(verify_ws):
+    """The loop runs this graph as its subgraph with the loop's context: the arm without JGLV asks
+    no judge, and the end of apply is the loop's pause point named "verify"."""
+    from langgraph.runtime import Runtime
+
+    from looptool.loop.state import LoopContext
+    from looptool.loop.verify import VerifyContext, verify_context
+
+    paused: list[str] = []
+    with Store.open(verify_ws / DB_FILE) as store:
+        for arm, use_judge in (("loop", True), ("no-jglv", False)):
+            loop_ctx = LoopContext(verify_ws, load_config(verify_ws), store, arm=arm, log=lambda *_: None,
+                                   pause_point=paused.append)
+            ctx = verify_context(Runtime(context=loop_ctx))
+            assert isinstance(ctx, VerifyContext) and ctx.use_judge is use_judge
+            assert (ctx.workspace, ctx.store, ctx.today) == (verify_ws, store, loop_ctx.today)
+            ctx.on_applied()
+        alone = VerifyContext(verify_ws, load_config(verify_ws), store, "2026-01-01")
+        assert verify_context(Runtime(context=alone)) is alone
+    assert paused == ["verify", "verify"]
