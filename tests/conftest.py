@@ -7,6 +7,7 @@ tests/integration would import torch in every worker), so a test there must be m
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
@@ -39,19 +40,9 @@ def fake_openai():
     server.close()
 
 
-_build_command = typer.testing._get_command
-_commands: dict[int, tuple[typer.Typer, object]] = {}
-
-
-def _command_built_once(app: typer.Typer):
-    """Typer builds the whole click command tree (every command's signature) on each `invoke`:
-    70 ms of CPU, hundreds of times a run. The tree of an app is the same each time."""
-    if id(app) not in _commands:
-        _commands[id(app)] = (app, _build_command(app))  # the app is kept so that its id stays its own
-    return _commands[id(app)][1]
-
-
-typer.testing._get_command = _command_built_once
+# Typer builds the whole click command tree (every command's signature) on each `invoke`: 70 ms of
+# CPU, hundreds of times a run. The tree of an app is the same each time: built once per app.
+typer.testing._get_command = functools.cache(typer.testing._get_command)
 
 
 INTEGRATION = Path(__file__).parent / "integration"
