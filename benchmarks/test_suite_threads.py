@@ -10,8 +10,8 @@ model and, in parallel, runs a torch loop standing in for the other worker, unde
               thread is not bound to a core), as `make test` runs now
 
 For each, in alternating rounds, it prints the seconds the server took to answer the same prompts
-(greedy, `--concurrency` in flight) and the other process's torch steps per second over the same
-time, then each setting's median ratio to `pinned`.
+(greedy, `--concurrency` in flight) and the other process's torch steps per second while it ran
+beside the server (warm-up included), then each setting's median ratio to `pinned`.
 
 Usage: python benchmarks/test_suite_threads.py [--n 16] [--max-tokens 64] [--rounds 2]
 """
