@@ -137,6 +137,7 @@ class _Health:
     in_flight: int = 0
     last_taken: int = 0  # when it was last handed a request (a count of hand-outs; 0: never)
     down_until: float | None = None  # monotonic time after which it is tried again; None: up
+    down_at: int = 0  # the hand-out count when it last failed: older requests' answers are not news
     said_down: bool = False  # its leaving the pool was announced (once, until it answers again)
     lacks: set[str] = field(default_factory=set)  # adapters that could not be loaded into it
 
@@ -166,6 +167,7 @@ class EndpointPool:
     def __init__(self, endpoint: Endpoint):
         self.endpoint = endpoint
         self.urls = endpoint.base_urls
+        self.ticket = 0  # the hand-out count of this pool's last `take` (one request uses a pool)
         with _HEALTH_LOCK:
             self._health = [_HEALTH.setdefault(url, _Health()) for url in self.urls]
 
@@ -191,7 +193,7 @@ class EndpointPool:
             health = self._health[chosen]
             health.in_flight += 1
             _HANDED_OUT[0] += 1
-            health.last_taken = _HANDED_OUT[0]
+            health.last_taken = self.ticket = _HANDED_OUT[0]
             return self.urls[chosen]
 
     def give_back(self, url: str) -> None:
@@ -209,6 +211,7 @@ class EndpointPool:
         with _HEALTH_LOCK:
             health = self._of(url)
             health.down_until = time.monotonic() + self.endpoint.cooldown_s
+            health.down_at = _HANDED_OUT[0]
             announce = len(self.urls) > 1 and not health.said_down
             health.said_down = health.said_down or announce
         if announce:
@@ -217,9 +220,12 @@ class EndpointPool:
                  f"{self.endpoint.cooldown_s:g}s, its requests go to the other {others} server{'s' * (others > 1)}")
 
     def answered(self, url: str) -> None:
-        """The server answered (whatever it said): it is up."""
+        """The server answered (whatever it said): it is up, unless the request was handed out
+        before the server last failed (an answer that was on its way then says nothing of it now)."""
         with _HEALTH_LOCK:
             health = self._of(url)
+            if health.down_until is not None and self.ticket <= health.down_at:
+                return
             back = health.said_down
             health.down_until, health.said_down = None, False
         if back:

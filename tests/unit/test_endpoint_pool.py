@@ -103,6 +103,24 @@ def test_the_pool_hands_out_the_server_with_the_fewest_requests_in_flight():
     assert pool.take("m") == "http://b/v1"
 
 
+def test_an_answer_sent_before_a_server_failed_does_not_bring_it_back(capsys):
+    """Requests in flight on a server as it fails may still answer: that is old news, and the
+    server stays out (said once) until a request handed out after the failure answers."""
+    endpoint = Endpoint("http://a/v1", "m", replicas=("http://b/v1",), cooldown_s=0.0)
+    early, other, failing = EndpointPool(endpoint), EndpointPool(endpoint), EndpointPool(endpoint)
+    assert [early.take("m"), other.take("m"), failing.take("m")] == ["http://a/v1", "http://b/v1", "http://a/v1"]
+    failing.failed("http://a/v1", "HTTP 500")
+    failing.give_back("http://a/v1")
+    early.answered("http://a/v1")  # handed out before the failure
+    early.give_back("http://a/v1")
+    assert notes(capsys) == ["note: server http://a/v1 of m failed (HTTP 500); left out for 0s, its requests go "
+                             "to the other 1 server"]
+    later = EndpointPool(endpoint)
+    assert later.take("m") == "http://a/v1"  # on trial: its cool-down is over and nothing is in flight there
+    later.answered("http://a/v1")  # handed out after the failure: a is back
+    assert notes(capsys) == ["note: server http://a/v1 of m answers again; back in the pool"]
+
+
 def test_concurrent_requests_are_spread_evenly_over_equal_servers(fakes):
     for server in fakes:
         server.delay_s = 0.3  # every request is still in flight when the last one is handed out
