@@ -25,7 +25,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from unittest import mock
 
@@ -33,8 +32,9 @@ from looptool.config import save_config
 from looptool.policy.prompt import load_renderer, system_message
 from looptool.presets import preset_config
 from looptool.schema import Message, ToolSpec
-from looptool.serving.client import acomplete_prompt, managed_endpoint
+from looptool.serving.client import managed_endpoint
 from looptool.serving.server import ServerManager
+from serving_cpu_threads import ask_all  # this directory is on sys.path when the script runs
 
 SETTINGS = {
     "pinned": {},
@@ -67,18 +67,6 @@ def prompts(n: int) -> list[str]:
             for i in range(n)]
 
 
-async def ask_all(endpoint, model: str, texts: list[str], max_tokens: int, concurrency: int) -> float:
-    gate = asyncio.Semaphore(concurrency)
-
-    async def one(text: str) -> None:
-        async with gate:
-            await acomplete_prompt(endpoint, text, model=model, max_tokens=max_tokens, temperature=0.0)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(one(t) for t in texts))
-    return time.perf_counter() - started
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=16, help="prompts per round")
@@ -105,8 +93,8 @@ def main() -> None:
                                             env=os.environ.copy())
                 try:
                     endpoint = managed_endpoint(info.base_url, spec, config)
-                    asyncio.run(ask_all(endpoint, spec.model, texts[:2], args.max_tokens, 2))  # warm-up
-                    took = asyncio.run(ask_all(endpoint, spec.model, texts, args.max_tokens, args.concurrency))
+                    asyncio.run(ask_all(endpoint, spec.model, texts[:2], args.max_tokens, 0.0, 2))  # warm-up
+                    took = asyncio.run(ask_all(endpoint, spec.model, texts, args.max_tokens, 0.0, args.concurrency))
                 finally:
                     load.terminate()
                     steps, load_seconds = (float(x) for x in load.communicate()[0].split())
